@@ -1,0 +1,8 @@
+"""``python -m bulktag`` is the ``bulktag`` command."""
+
+from __future__ import annotations
+
+from bulktag.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

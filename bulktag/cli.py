@@ -1,0 +1,216 @@
+"""The ``bulktag`` command: parses arguments, runs one sub-command, maps errors to exit codes.
+
+``main`` never lets a traceback reach the user for a problem it knows: every
+:class:`~bulktag.errors.BulkTagError` becomes one line on stderr and its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from bulktag import __version__
+from bulktag.errors import BulkTagError, ExitCode, UsageError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_CODES_HELP = "exit codes (highest precedence first when several apply):\n" + "\n".join(
+    f"  {code.value:>3}  {code.meaning}" for code in ExitCode
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _float_pair(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition(":")
+    try:
+        return (float(low), float(high if sep else low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN:MAX") from None
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
+def _iso_time(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add Z for UTC)")
+    return parsed.timestamp()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bulktag",
+        description="Add tags to LeadLex CRM contacts in bulk, from CSV, Parquet or XLSX files.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bulktag {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    _add_emulator(commands)
+    _add_demo(commands)
+    return parser
+
+
+def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "emulator",
+        help="serve an emulator of the LeadLex API on loopback",
+        description=(
+            "Serve an emulator of the LeadLex API on a loopback address. Prints one JSON line "
+            '{"url": ..., "keys": {...}} once it accepts connections, then serves until '
+            "SIGINT or SIGTERM. Control API under /_emulator/ (see docs/emulator.md)."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="loopback address (default %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=8765, help="port; 0 picks a free one (default %(default)s)"
+    )
+    p.add_argument("--plan", choices=["starter", "pro", "org", "unmetered"], default="pro")
+    p.add_argument("--per-minute", type=int, help="override the plan's calls per minute")
+    p.add_argument("--per-day", type=int, help="override the plan's calls per day")
+    p.add_argument(
+        "--export-per-hour", type=int, default=10, help="export calls per hour (default 10)"
+    )
+    p.add_argument(
+        "--contacts", type=Path, metavar="FILE", help="CSV with id, full_name, email, tags"
+    )
+    p.add_argument("--generate", type=int, default=0, metavar="N", help="generate N contacts")
+    p.add_argument("--seed", type=int, default=0, help="seed for generated contacts and faults")
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="KEY:PERMS",
+        help="accepted key and its permissions, e.g. wbk_abc:read,write (repeatable; "
+        "append @WORKSPACE for another workspace). Default: one demo key with read,write",
+    )
+    p.add_argument(
+        "--auto-create", action="store_true", help="treat unknown UUIDs as existing contacts"
+    )
+    p.add_argument("--start-time", type=_iso_time, metavar="ISO", help="the emulated clock's start")
+    faults = p.add_argument_group("fault injection (off by default, reproducible with --seed)")
+    faults.add_argument(
+        "--fault-rate", type=_share, default=0.0, metavar="F", help="share answered 500/502/503"
+    )
+    faults.add_argument("--latency-ms", type=_float_pair, default=(0.0, 0.0), metavar="MIN:MAX")
+    faults.add_argument(
+        "--drop-rate", type=_share, default=0.0, metavar="F", help="share of dropped connections"
+    )
+    faults.add_argument(
+        "--malformed-rate", type=_share, default=0.0, metavar="F", help="share of cut 200 bodies"
+    )
+    faults.add_argument(
+        "--slow-rate", type=_share, default=0.0, metavar="F", help="share of slow bodies"
+    )
+    faults.add_argument(
+        "--slow-ms", type=float, default=2000.0, metavar="MS", help="delay of a slow body"
+    )
+    faults.add_argument(
+        "--storm-rate",
+        type=_share,
+        default=0.0,
+        metavar="F",
+        help="chance a request starts a 429 storm",
+    )
+    faults.add_argument(
+        "--storm-seconds", type=float, default=30.0, metavar="S", help="length of a 429 storm"
+    )
+    p.set_defaults(handler=_emulator)
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from bulktag.emulator import (  # noqa: PLC0415  (keeps `bulktag run` start-up light)
+        Emulator,
+        EmulatorClock,
+        Faults,
+        generate_contacts,
+        load_contacts,
+        parse_key_spec,
+        serve,
+    )
+    from bulktag.emulator.server import is_loopback  # noqa: PLC0415
+
+    if not is_loopback(args.host):
+        raise UsageError(f"--host {args.host}: the emulator only listens on loopback addresses")
+    try:
+        keys = [parse_key_spec(spec) for spec in args.key]
+        faults = Faults(
+            fault_rate=args.fault_rate,
+            latency_ms=args.latency_ms,
+            drop_rate=args.drop_rate,
+            malformed_rate=args.malformed_rate,
+            slow_rate=args.slow_rate,
+            slow_ms=args.slow_ms,
+            storm_rate=args.storm_rate,
+            storm_seconds=args.storm_seconds,
+        )
+        contacts = list(load_contacts(args.contacts)) if args.contacts else []
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    contacts.extend(generate_contacts(args.generate, args.seed))
+    emulator = Emulator(
+        plan=args.plan,
+        per_minute=args.per_minute,
+        per_day=args.per_day,
+        export_per_hour=args.export_per_hour,
+        keys=keys,
+        contacts=contacts,
+        clock=EmulatorClock(start=args.start_time),
+        faults=faults,
+        seed=args.seed,
+        auto_create=args.auto_create,
+    )
+    try:
+        serve(emulator, args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    return ExitCode.OK
+
+
+def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "demo",
+        help="start the emulator and show bulktag working end to end on sample_data/",
+        description="Start an emulator and show bulktag working end to end on sample_data/.",
+    )
+    p.add_argument("--data", type=Path, default=Path("sample_data"), help="sample data folder")
+    p.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bulktag.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(args.data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``bulktag`` command; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.handler(args))
+    except BulkTagError as exc:
+        print(f"bulktag: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("bulktag: interrupted", file=sys.stderr)
+        return int(ExitCode.WORK_LEFT)

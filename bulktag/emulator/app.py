@@ -1,0 +1,529 @@
+"""The emulator's ASGI application: LeadLex's API, its limits, and injected faults.
+
+Every ``/v1/`` request goes through one gateway, in this order (the order LeadLex's
+own gateway appears to follow, see docs/emulator.md)::
+
+    faults (latency, 429 storm, 5xx, drop before)
+      -> 401 invalid_key -> 429 daily quota -> 429 per-minute window
+      -> quota spent -> 403 insufficient_permissions -> Idempotency-Key replay
+      -> handler (200 / 400 / 404) -> faults (drop after, malformed or slow body)
+
+and every answer carries ``X-Request-ID`` and ``X-RateLimit-Limit/Remaining/Reset``
+(the DAILY quota). ``/_emulator/`` is the control API for tests and demos.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from bulktag.emulator.control import TAGS_ROUTE, control_routes
+from bulktag.emulator.faults import Decision, FaultInjector, Faults
+from bulktag.emulator.model import (
+    DEFAULT_KEY,
+    DEFAULT_WORKSPACE,
+    EXPORT_FIELDS,
+    PLANS,
+    Contact,
+    EmulatorClock,
+    Key,
+    StoredResponse,
+    Workspace,
+)
+
+__all__ = ["DROP_EXTENSION", "ConnectionDroppedError", "Emulator"]
+
+#: ASGI scope extension through which the server lets the app drop a connection.
+DROP_EXTENSION = "bulktag.drop_connection"
+IDEMPOTENCY_TTL = 24 * 3600.0
+MAX_TAGS = 100
+MAX_TAG_LENGTH = 100
+EXPORT_DEFAULT_LIMIT = 10_000
+EXPORT_MAX_LIMIT = 50_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BEARER = re.compile(r"Bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+Handler = Callable[[Request, Workspace, float], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """One LeadLex route: its name in statistics, the permission it needs, its handler."""
+
+    route: str
+    permission: str
+    handler: Handler
+    export: bool = False
+
+
+class ConnectionDroppedError(Exception):
+    """Raised in-process (no server to drop a connection) where a drop was injected."""
+
+
+def _json(status: int, payload: object) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
+    """LeadLex's error envelope."""
+    envelope: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        envelope["details"] = {"fields": fields}
+    return _json(status, {"error": envelope})
+
+
+def _rate_limited(message: str, retry_after: float | None) -> Response:
+    response = error(429, "rate_limited", message)
+    if retry_after is not None:
+        response.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+    return response
+
+
+class _DropConnection(Response):
+    """Closes the connection without a byte of answer."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=599)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        drop = scope.get("extensions", {}).get(DROP_EXTENSION)
+        if drop is None:
+            raise ConnectionDroppedError
+        drop()
+        # Let the server see the connection go before the app returns.
+        await anyio.lowlevel.checkpoint()
+
+
+class _SlowResponse(Response):
+    """Sends the headers at once and the body after ``delay`` seconds."""
+
+    def __init__(self, inner: Response, delay: float) -> None:
+        super().__init__(bytes(inner.body), status_code=inner.status_code)
+        self.raw_headers = list(inner.raw_headers)
+        self.delay = delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await anyio.sleep(self.delay)
+        await send({"type": "http.response.body", "body": self.body})
+
+
+_GATEWAY_BODIES = {
+    502: (
+        b"<html><head><title>502 Bad Gateway</title></head>"
+        b"<body><h1>502 Bad Gateway</h1></body></html>",
+        "text/html",
+    ),
+    503: (
+        b"upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        "text/plain",
+    ),
+}
+
+
+class Emulator:
+    """A LeadLex workspace set in memory, served as an ASGI app (``Emulator.app``)."""
+
+    def __init__(
+        self,
+        *,
+        plan: str = "pro",
+        per_minute: int | None = None,
+        per_day: int | None = None,
+        export_per_hour: int | None = 10,
+        keys: Iterable[Key] = (),
+        contacts: Iterable[Contact] = (),
+        clock: EmulatorClock | None = None,
+        faults: Faults | None = None,
+        seed: int = 0,
+        auto_create: bool = False,
+        log_size: int = 100_000,
+    ) -> None:
+        base = PLANS[plan]
+        self.plan = plan
+        self._limits = (
+            base.per_minute if per_minute is None else per_minute,
+            base.per_day if per_day is None else per_day,
+            export_per_hour,
+        )
+        self.clock = clock or EmulatorClock()
+        self.injector = FaultInjector(faults, seed)
+        self.auto_create = auto_create
+        self.keys: dict[str, Key] = {}
+        for key in keys:
+            self.keys[key.secret] = key
+        if not self.keys:
+            self.keys[DEFAULT_KEY] = Key(
+                DEFAULT_KEY, DEFAULT_WORKSPACE, frozenset({"read", "write"})
+            )
+        self.workspaces: dict[str, Workspace] = {}
+        self.contacts: dict[str, Contact] = {}
+        self._ordered: list[Contact] = []
+        for contact in contacts:
+            self.add_contact(contact)
+        self._ordered.sort(key=lambda c: (c.created_at, c.id))
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.handled: Counter[str] = Counter()
+        self.tag_calls: Counter[str] = Counter()  # add-tags calls that merged, per contact
+        self.replays = 0
+        self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self.storm_until = 0.0
+        self.app = Starlette(
+            routes=self._routes(),
+            exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    # -- state ------------------------------------------------------------------
+
+    def workspace(self, name: str) -> Workspace:
+        found = self.workspaces.get(name)
+        if found is None:
+            per_minute, per_day, per_hour = self._limits
+            found = self.workspaces[name] = Workspace(name, per_minute, per_day, per_hour)
+        return found
+
+    def add_contact(self, contact: Contact) -> None:
+        self.workspace(contact.workspace)
+        if contact.id not in self.contacts:
+            self._ordered.append(contact)
+        self.contacts[contact.id] = contact
+
+    def _contact(self, raw_id: str, workspace: Workspace, now: float) -> Contact | None:
+        try:
+            contact_id = str(uuid.UUID(raw_id)) if len(raw_id) == 36 else ""
+        except ValueError:
+            contact_id = ""
+        if not contact_id:
+            return None
+        contact = self.contacts.get(contact_id)
+        if contact is None and self.auto_create:
+            contact = Contact(contact_id, workspace.name, "", "", "", "", "", "", [], now)
+            self.add_contact(contact)
+        if contact is None or contact.workspace != workspace.name:
+            return None  # another workspace's contact is "not found", never 403
+        return contact
+
+    # -- the gateway ------------------------------------------------------------
+
+    async def _serve(self, request: Request, endpoint: _Endpoint) -> Response:
+        decision = self.injector.decide()
+        if decision.latency:
+            await anyio.sleep(decision.latency)
+        now = self.clock.now()
+        key = self._authenticate(request, now)
+        workspace = self.workspace(key.workspace if key else DEFAULT_WORKSPACE)
+        handled = False
+        response = await self._gateway_fault(request, decision, now) or self._refusal(
+            key, workspace, endpoint, now
+        )
+        if response is None:
+            assert key is not None  # _refusal answered 401 otherwise
+            handled = True
+            workspace.spend(now, export=endpoint.export)
+            self.handled[f"{request.method} {endpoint.route}"] += 1
+            response = self._handler_fault(
+                await self._handle(request, endpoint, key, workspace, now), decision
+            )
+        dropped = isinstance(response, _DropConnection)
+        status = "dropped" if dropped else str(response.status_code)
+        self.requests[(f"{request.method} {endpoint.route}", status)] += 1
+        self.log.append(
+            {
+                "t": now,
+                "method": request.method,
+                "route": endpoint.route,
+                "path": request.url.path,
+                "status": status,
+                "handled": handled,
+            }
+        )
+        if not dropped:
+            response.raw_headers.append((b"x-request-id", str(uuid.uuid4()).encode()))
+            response.raw_headers.extend(workspace.rate_headers(self.clock.now()))
+        return response
+
+    def _authenticate(self, request: Request, now: float) -> Key | None:
+        match = _BEARER.match(request.headers.get("authorization", ""))
+        key = self.keys.get(match.group(1)) if match else None
+        return key if key is not None and key.valid_at(now) else None
+
+    async def _gateway_fault(
+        self, request: Request, decision: Decision, now: float
+    ) -> Response | None:
+        """Faults that strike before the call reaches LeadLex: storms, 5xx, early drops."""
+        if decision.start_storm and now >= self.storm_until:
+            self.storm_until = now + self.injector.faults.storm_seconds
+        if now < self.storm_until:
+            return _rate_limited("Rate limit exceeded. Please slow down.", self.storm_until - now)
+        if decision.error_status == 500:
+            return error(500, "internal_error", "An unexpected error occurred")
+        if decision.error_status is not None:
+            body, media_type = _GATEWAY_BODIES[decision.error_status]
+            return Response(body, status_code=decision.error_status, media_type=media_type)
+        if decision.drop == "before":
+            await request.body()  # closing with unread bytes would reset (RST), not close
+            return _DropConnection()
+        return None
+
+    def _refusal(
+        self, key: Key | None, workspace: Workspace, endpoint: _Endpoint, now: float
+    ) -> Response | None:
+        """401 for a bad key, 429 for a spent limit; ``None`` lets the call through."""
+        if key is None:
+            return error(401, "invalid_key", "Invalid or missing API key")
+        refusal = workspace.refusal(now, export=endpoint.export)
+        if refusal is None:
+            return None
+        if refusal.limit == "day":
+            return error(429, "rate_limited", "Daily request quota exceeded. Resets at 00:00 UTC.")
+        if refusal.limit == "export_hour":
+            return _rate_limited("Export limit exceeded (10 per hour)", refusal.retry_after)
+        return _rate_limited("Rate limit exceeded. Please slow down.", refusal.retry_after)
+
+    def _handler_fault(self, response: Response, decision: Decision) -> Response:
+        """Faults that strike after the call was handled: late drops, cut or slow bodies."""
+        if decision.drop == "after":
+            return _DropConnection()
+        if decision.malformed and response.status_code < 300:
+            cut = bytes(response.body)[: max(1, len(response.body) // 2)]
+            response.body = cut
+            response.headers["content-length"] = str(len(cut))
+        if decision.slow:
+            return _SlowResponse(response, self.injector.faults.slow_ms / 1000.0)
+        return response
+
+    async def _handle(
+        self, request: Request, endpoint: _Endpoint, key: Key, workspace: Workspace, now: float
+    ) -> Response:
+        if endpoint.permission not in key.permissions:
+            scope = "contacts:write" if endpoint.permission == "write" else "contacts:read"
+            return error(403, "insufficient_permissions", f"Missing {scope} permission")
+        idempotency_key = request.headers.get("idempotency-key")
+        if request.method != "POST" or not idempotency_key:
+            return await endpoint.handler(request, workspace, now)
+        body = await request.body()
+        fingerprint = (request.method, request.url.path, body)
+        workspace.forget_expired_replays(now)
+        stored = workspace.idempotency.get(idempotency_key)
+        if stored is not None:
+            if stored.fingerprint != fingerprint:
+                return error(
+                    400,
+                    "validation_error",
+                    "Idempotency-Key was already used with a different request",
+                    {"Idempotency-Key": "reused with a different request"},
+                )
+            self.replays += 1
+            replay = Response(stored.body, status_code=stored.status, media_type="application/json")
+            replay.headers["idempotency-replayed"] = "true"
+            return replay
+        response = await endpoint.handler(request, workspace, now)
+        workspace.idempotency[idempotency_key] = StoredResponse(
+            fingerprint, now + IDEMPOTENCY_TTL, response.status_code, bytes(response.body)
+        )
+        return response
+
+    # -- LeadLex endpoints ------------------------------------------------------
+
+    async def add_tags(self, request: Request, workspace: Workspace, now: float) -> Response:
+        contact = self._contact(request.path_params["contact_id"], workspace, now)
+        if contact is None:
+            return error(404, "not_found", "Contact not found")
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            return error(400, "validation_error", "Content-Type must be application/json")
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "validation_error", "Request body is not valid JSON")
+        problem = _tags_problem(payload)
+        if problem is not None:
+            return error(
+                400, "validation_error", "Missing or invalid tags array", {"tags": problem}
+            )
+        known = set(contact.tags)
+        for tag in payload["tags"]:
+            if tag not in known:
+                known.add(tag)
+                contact.tags.append(tag)
+        self.tag_calls[contact.id] += 1
+        return _json(200, {"data": {"contact_id": contact.id, "tags": list(contact.tags)}})
+
+    async def get_contact(self, request: Request, workspace: Workspace, now: float) -> Response:
+        contact = self._contact(request.path_params["contact_id"], workspace, now)
+        if contact is None:
+            return error(404, "not_found", "Contact not found")
+        return _json(200, {"data": contact.as_json()})
+
+    async def list_contacts(self, request: Request, workspace: Workspace, now: float) -> Response:
+        params = request.query_params
+        fields: dict[str, str] = {}
+        page = _int_param(params.get("page"), 1, low=1, high=None, name="page", problems=fields)
+        per_page = _int_param(
+            params.get("per_page"), 25, low=1, high=100, name="per_page", problems=fields
+        )
+        if fields:
+            return error(400, "validation_error", "Invalid query parameters", fields)
+        mine = [c for c in self._ordered if c.workspace == workspace.name]
+        start = (page - 1) * per_page
+        return _json(
+            200,
+            {
+                "data": [c.as_json() for c in mine[start : start + per_page]],
+                "meta": {"page": page, "per_page": per_page, "total": len(mine)},
+            },
+        )
+
+    async def export(self, request: Request, workspace: Workspace, now: float) -> Response:
+        params = request.query_params
+        problems: dict[str, str] = {}
+        limit = _int_param(
+            params.get("limit"),
+            EXPORT_DEFAULT_LIMIT,
+            low=1,
+            high=EXPORT_MAX_LIMIT,
+            name="limit",
+            problems=problems,
+        )
+        wanted = [f.strip() for f in params.get("fields", "").split(",") if f.strip()] or list(
+            EXPORT_FIELDS
+        )
+        unknown = [f for f in wanted if f not in EXPORT_FIELDS]
+        if unknown:
+            problems["fields"] = f"unknown field(s): {', '.join(unknown)}"
+        after = _time_param(params.get("created_after"), "created_after", problems)
+        before = _time_param(params.get("created_before"), "created_before", problems)
+        if problems:
+            return error(400, "validation_error", "Invalid query parameters", problems)
+        required = set(params.getlist("tag"))
+        list_id = params.get("list_id")
+        out = io.StringIO()
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer.writerow(wanted)
+        written = 0
+        for contact in self._ordered:
+            if written >= limit:
+                break
+            if (
+                contact.workspace != workspace.name
+                or list_id is not None  # the emulator has no lists: a list is empty
+                or (after is not None and contact.created_at <= after)
+                or (before is not None and contact.created_at >= before)
+                or not required.issubset(contact.tags)
+            ):
+                continue
+            writer.writerow(contact.export_row(wanted))
+            written += 1
+        return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
+
+    # -- routing ----------------------------------------------------------------
+
+    def _routes(self) -> list[Route]:
+        def api(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
+            async def serve(request: Request) -> Response:
+                return await self._serve(request, endpoint)
+
+            return serve
+
+        contact, tags = "/v1/contacts/{contact_id}", "/v1/contacts/{contact_id}/tags"
+        return [
+            Route(
+                "/v1/contacts/export",
+                api(_Endpoint("/v1/contacts/export", "read", self.export, export=True)),
+                methods=["GET"],
+            ),
+            Route(tags, api(_Endpoint(TAGS_ROUTE, "write", self.add_tags)), methods=["POST"]),
+            Route(
+                contact,
+                api(_Endpoint("/v1/contacts/{id}", "read", self.get_contact)),
+                methods=["GET"],
+            ),
+            Route(
+                "/v1/contacts",
+                api(_Endpoint("/v1/contacts", "read", self.list_contacts)),
+                methods=["GET"],
+            ),
+            *control_routes(self),
+        ]
+
+    async def _http_exception(self, request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 405:
+            return error(405, "method_not_allowed", "Method not allowed")
+        return error(exc.status_code, "not_found", "Not found")
+
+
+def _tags_problem(payload: object) -> str | None:
+    if not isinstance(payload, dict) or "tags" not in payload:
+        return "is required"
+    tags = payload["tags"]
+    if not isinstance(tags, list) or not tags:
+        return "must be a non-empty array of strings"
+    if len(tags) > MAX_TAGS:
+        return f"at most {MAX_TAGS} tags per request"
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            return "every tag must be a non-empty string"
+        if len(tag) > MAX_TAG_LENGTH:
+            return f"every tag must be at most {MAX_TAG_LENGTH} characters"
+        if _CONTROL.search(tag):
+            return "tags cannot contain control characters"
+    return None
+
+
+def _int_param(
+    raw: str | None,
+    default: int,
+    *,
+    low: int,
+    high: int | None,
+    name: str,
+    problems: dict[str, str],
+) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems[name] = "must be an integer"
+        return default
+    if value < low or (high is not None and value > high):
+        problems[name] = f"must be between {low} and {high}" if high else f"must be at least {low}"
+        return default
+    return value
+
+
+def _time_param(raw: str | None, name: str, problems: dict[str, str]) -> float | None:
+    if not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        problems[name] = "must be an ISO 8601 date or timestamp"
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()

@@ -1,0 +1,345 @@
+"""The emulated service's state: its clock, plans, workspaces, keys and contacts.
+
+Nothing here knows about HTTP; :mod:`bulktag.emulator.app` turns requests into
+calls on these objects and their answers into LeadLex responses.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_KEY",
+    "DEFAULT_WORKSPACE",
+    "PERMISSIONS",
+    "PLANS",
+    "Contact",
+    "EmulatorClock",
+    "Key",
+    "Plan",
+    "Refusal",
+    "Workspace",
+    "generate_contacts",
+    "load_contacts",
+    "parse_key_spec",
+]
+
+DEFAULT_WORKSPACE = "default"
+DEFAULT_KEY = "wbk_demo_emulator_key"
+PERMISSIONS = frozenset({"read", "write", "lexi"})
+EXPORT_FIELDS = (
+    "id",
+    "full_name",
+    "email",
+    "phone",
+    "job_title",
+    "company_name",
+    "linkedin_url",
+    "tags",
+    "created_at",
+)
+MINUTE = 60.0
+HOUR = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Call limits of a workspace; ``None`` means unlimited."""
+
+    per_minute: int | None
+    per_day: int | None
+
+
+PLANS: dict[str, Plan] = {
+    "starter": Plan(per_minute=10, per_day=100),
+    "pro": Plan(per_minute=50, per_day=1_000),
+    "org": Plan(per_minute=200, per_day=10_000),
+    "unmetered": Plan(per_minute=None, per_day=None),
+}
+
+#: What ``X-RateLimit-Limit`` says on an unmetered workspace.
+UNMETERED_DAILY = 1_000_000_000
+
+
+class EmulatorClock:
+    """Wall time of the emulated service, in Unix seconds.
+
+    It starts at ``start`` (default: the real time), moves with ``source``
+    (default: ``time.monotonic``; tests pass the event loop's virtual clock), and
+    can be moved forward or frozen by the control API, so a test crosses a UTC
+    midnight in milliseconds.
+    """
+
+    def __init__(
+        self, start: float | None = None, source: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._start = time.time() if start is None else start
+        self._source = source
+        self._origin: float | None = None
+        self._advanced = 0.0
+        self._frozen_at: float | None = None
+
+    def now(self) -> float:
+        if self._frozen_at is not None:
+            return self._frozen_at
+        tick = self._source()
+        if self._origin is None:
+            self._origin = tick
+        return self._start + (tick - self._origin) + self._advanced
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        if self._frozen_at is not None:
+            self._frozen_at += seconds
+        else:
+            self._advanced += seconds
+
+    def freeze(self, frozen: bool) -> None:
+        if frozen and self._frozen_at is None:
+            self._frozen_at = self.now()
+        elif not frozen and self._frozen_at is not None:
+            thawed_at = self._frozen_at
+            self._frozen_at = None
+            self._advanced += thawed_at - self.now()
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_at is not None
+
+
+def utc_day(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).date().isoformat()
+
+
+def next_utc_midnight(unix: float) -> int:
+    day = datetime.fromtimestamp(unix, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((day + timedelta(days=1)).timestamp())
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a workspace turned a call away: which limit, and when to come back."""
+
+    limit: str  # "minute", "day" or "export_hour"
+    retry_after: int | None
+
+
+@dataclass(slots=True)
+class StoredResponse:
+    """An answer kept for ``Idempotency-Key`` replay."""
+
+    fingerprint: tuple[str, str, bytes]
+    expires: float
+    status: int
+    body: bytes
+
+
+@dataclass(slots=True)
+class Workspace:
+    """One tenant: its plan's limits and what it has used of them."""
+
+    name: str
+    per_minute: int | None
+    per_day: int | None
+    export_per_hour: int | None = 10
+    day: str = ""
+    used_today: int = 0
+    window: deque[float] = field(default_factory=deque)
+    export_window: deque[float] = field(default_factory=deque)
+    idempotency: dict[str, StoredResponse] = field(default_factory=dict)
+
+    def _roll(self, now: float) -> None:
+        today = utc_day(now)
+        if today != self.day:
+            self.day = today
+            self.used_today = 0
+        cutoff = now - MINUTE
+        while self.window and self.window[0] <= cutoff:
+            self.window.popleft()
+
+    def refusal(self, now: float, *, export: bool = False) -> Refusal | None:
+        """The limit this call would break, or ``None`` when it may proceed."""
+        self._roll(now)
+        if self.per_day is not None and self.used_today >= self.per_day:
+            return Refusal("day", None)
+        if self.per_minute is not None and len(self.window) >= self.per_minute:
+            return Refusal("minute", max(1, math.ceil(self.window[0] + MINUTE - now)))
+        if export and self.export_per_hour is not None:
+            cutoff = now - HOUR
+            while self.export_window and self.export_window[0] <= cutoff:
+                self.export_window.popleft()
+            if len(self.export_window) >= self.export_per_hour:
+                return Refusal("export_hour", max(1, math.ceil(self.export_window[0] + HOUR - now)))
+        return None
+
+    def spend(self, now: float, *, export: bool = False) -> None:
+        """Count one call that reached the handler."""
+        self._roll(now)
+        self.used_today += 1
+        if self.per_minute is not None:
+            self.window.append(now)
+        if export:
+            self.export_window.append(now)
+
+    def rate_headers(self, now: float) -> list[tuple[bytes, bytes]]:
+        self._roll(now)
+        limit = UNMETERED_DAILY if self.per_day is None else self.per_day
+        remaining = max(0, limit - self.used_today)
+        return [
+            (b"x-ratelimit-limit", str(limit).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
+            (b"x-ratelimit-reset", str(next_utc_midnight(now)).encode()),
+        ]
+
+    def forget_expired_replays(self, now: float) -> None:
+        expired = [key for key, stored in self.idempotency.items() if stored.expires <= now]
+        for key in expired:
+            del self.idempotency[key]
+
+
+@dataclass(slots=True)
+class Key:
+    """An API key of one workspace. Its repr never shows the secret."""
+
+    secret: str = field(repr=False)
+    workspace: str
+    permissions: frozenset[str]
+    expires_at: float | None = None
+    revoked: bool = False
+
+    def valid_at(self, now: float) -> bool:
+        return not self.revoked and (self.expires_at is None or now < self.expires_at)
+
+
+def parse_key_spec(spec: str) -> Key:
+    """``KEY:read,write[@workspace]`` -> :class:`Key` (permissions may be empty)."""
+    secret, sep, rest = spec.partition(":")
+    if not sep or not secret:
+        raise ValueError(f"key spec {spec!r} is not KEY:PERMISSIONS[@WORKSPACE]")
+    perms_text, _, workspace = rest.partition("@")
+    perms = frozenset(p.strip().lower() for p in perms_text.split(",") if p.strip())
+    unknown = perms - PERMISSIONS
+    if unknown:
+        raise ValueError(f"unknown permission(s) {sorted(unknown)}; use {sorted(PERMISSIONS)}")
+    return Key(secret=secret, workspace=workspace or DEFAULT_WORKSPACE, permissions=perms)
+
+
+@dataclass(slots=True)
+class Contact:
+    id: str
+    workspace: str
+    full_name: str
+    email: str
+    phone: str
+    job_title: str
+    company_name: str
+    linkedin_url: str
+    tags: list[str]
+    created_at: float
+
+    def as_json(self) -> dict[str, object]:
+        created = datetime.fromtimestamp(self.created_at, UTC).isoformat().replace("+00:00", "Z")
+        return {
+            "id": self.id,
+            "full_name": self.full_name,
+            "email": self.email,
+            "phone": self.phone or None,
+            "job_title": self.job_title or None,
+            "company_name": self.company_name or None,
+            "linkedin_url": self.linkedin_url or None,
+            "tags": list(self.tags),
+            "created_at": created,
+        }
+
+    def export_row(self, fields: Iterable[str]) -> list[str]:
+        values = self.as_json()
+        row = []
+        for name in fields:
+            value = values[name]
+            if name == "tags":
+                row.append(",".join(self.tags))
+            else:
+                row.append("" if value is None else str(value))
+        return row
+
+
+_FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia", "Guido")
+_LAST = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Hamilton", "Perlman")
+_TITLES = ("Partner", "Associate", "Paralegal", "General Counsel", "Office Manager", "")
+_COMPANIES = ("Lex & Co", "Brief LLP", "Dicta Legal", "Motion Partners", "Tort Group")
+#: Tags some generated contacts already carry, so merges are visible.
+EXISTING_TAGS = ("customer", "newsletter", "vip", "partner", "churn-risk", "lead")
+_GENERATED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+
+
+def generate_contacts(
+    count: int, seed: int, workspace: str = DEFAULT_WORKSPACE
+) -> Iterator[Contact]:
+    """``count`` deterministic contacts: same seed, same UUIDs, names and tags."""
+    rng = random.Random(seed)
+    for index in range(count):
+        contact_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        tags = rng.sample(EXISTING_TAGS, rng.choice((0, 0, 0, 1, 1, 2)))
+        yield Contact(
+            id=contact_id,
+            workspace=workspace,
+            full_name=f"{first} {last}",
+            email=f"{first.lower()}.{last.lower()}{index}@example.com",
+            phone=f"+1555{index % 10_000_000:07d}",
+            job_title=rng.choice(_TITLES),
+            company_name=rng.choice(_COMPANIES),
+            linkedin_url="",
+            tags=tags,
+            created_at=_GENERATED_EPOCH + index * 37,
+        )
+
+
+def load_contacts(path: Path, workspace: str = DEFAULT_WORKSPACE) -> Iterator[Contact]:
+    """Contacts from a CSV with at least ``id, full_name, email, tags``.
+
+    ``tags`` is one comma-joined cell, as the export writes it; optional columns
+    are the export's other fields and ``workspace``.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"id", "full_name", "email", "tags"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: contacts file lacks column(s) {sorted(missing)}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                contact_id = str(uuid.UUID(row["id"].strip()))
+            except ValueError:
+                raise ValueError(f"{path}:{line}: id {row['id']!r} is not a UUID") from None
+            created = row.get("created_at") or ""
+            created_at = (
+                datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+                if created
+                else _GENERATED_EPOCH + (line - 2) * 37
+            )
+            yield Contact(
+                id=contact_id,
+                workspace=(row.get("workspace") or "").strip() or workspace,
+                full_name=row["full_name"],
+                email=row["email"],
+                phone=row.get("phone") or "",
+                job_title=row.get("job_title") or "",
+                company_name=row.get("company_name") or "",
+                linkedin_url=row.get("linkedin_url") or "",
+                tags=_dedupe(t.strip() for t in row["tags"].split(",") if t.strip()),
+                created_at=created_at,
+            )
+
+
+def _dedupe(tags: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(tags))

@@ -1,0 +1,105 @@
+"""bulktag's job-level errors and its exit codes: a contract scripts rely on.
+
+Row-level problems never raise: they become reject or result rows and the job
+goes on. Job-level problems stop it with one line and one of these codes::
+
+    BulkTagError                 (root; exit code on the class)
+    ├── UsageError               2   bad command line
+    ├── InputError               65  input unusable: missing column, unreadable file
+    ├── WorkLeftError            75  another run holds the job's lock
+    ├── KeyRejectedError         77  key invalid or lacking permission
+    └── ConfigError              78  bad job file, URL, key file, output folder
+
+Precedence when a finished run has several outcomes (highest first):
+77 key rejected > 75 work left to re-run > 1 permanent failures or rejects > 0.
+65, 78 and 2 are raised before any request is made.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "BulkTagError",
+    "ConfigError",
+    "ExitCode",
+    "InputError",
+    "KeyRejectedError",
+    "UsageError",
+    "WorkLeftError",
+]
+
+
+class ExitCode(IntEnum):
+    """Exit codes (sysexits.h where one fits)."""
+
+    OK = 0  #: every contact ok (or skipped as already done)
+    FAILURES = 1  #: finished; permanent failures or rejected rows remain
+    USAGE = 2  #: bad command line
+    INPUT_UNUSABLE = 65  #: EX_DATAERR: input cannot be read at all
+    WORK_LEFT = 75  #: EX_TEMPFAIL: quota spent, interrupted, retryable failures, locked
+    KEY_REJECTED = 77  #: EX_NOPERM: key invalid, revoked, expired or lacking permission
+    CONFIG = 78  #: EX_CONFIG: configuration error
+
+    @property
+    def meaning(self) -> str:
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "all contacts ok",
+    ExitCode.FAILURES: "finished with permanent failures or rejected rows",
+    ExitCode.USAGE: "usage error",
+    ExitCode.INPUT_UNUSABLE: "input unusable (nothing was sent)",
+    ExitCode.WORK_LEFT: (
+        "work left to re-run: quota spent, interrupted, retryable failures, or job locked"
+    ),
+    ExitCode.KEY_REJECTED: "API key invalid or lacking permission",
+    ExitCode.CONFIG: "configuration error (nothing was sent)",
+}
+
+
+class BulkTagError(Exception):
+    """Root of bulktag's errors; ``cli`` prints the message and exits with ``exit_code``."""
+
+    exit_code: ExitCode = ExitCode.CONFIG
+
+
+class UsageError(BulkTagError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(BulkTagError):
+    exit_code = ExitCode.CONFIG
+
+
+class InputError(BulkTagError):
+    """Input that cannot be used at all; names the file and, when known, line and column."""
+
+    exit_code = ExitCode.INPUT_UNUSABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = source or ""
+        if source and line is not None:
+            where += f":{line}"
+        if column:
+            where += f" (column {column!r})"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.source = source
+        self.line = line
+        self.column = column
+
+
+class KeyRejectedError(BulkTagError):
+    exit_code = ExitCode.KEY_REJECTED
+
+
+class WorkLeftError(BulkTagError):
+    exit_code = ExitCode.WORK_LEFT

@@ -1,0 +1,55 @@
+"""The bulktag command itself: help, version, exit codes, the first demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bulktag import __version__
+from bulktag.cli import main
+from bulktag.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """bulktag --help documents each exit code with its meaning."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for code in ExitCode:
+        assert f"{code.value:>3}  {code.meaning}" in out
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    """python -m bulktag --version prints the version."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bulktag", "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == f"bulktag {__version__}"
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown sub-command exits 2 with one line, no traceback."""
+    assert main(["frobnicate"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("bulktag: error:")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_demo_shows_the_documentation_example() -> None:
+    """bulktag demo starts an emulator and gets the merged list of the seed example."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bulktag", "demo"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"tags": ["existing-tag", "vip", "legal"]' in result.stdout
