@@ -180,7 +180,11 @@ def _emulator(args: argparse.Namespace) -> int:
         auto_create=args.auto_create,
     )
     try:
-        serve(emulator, args.host, args.port)
+        announce = {
+            "keys": {secret: sorted(key.permissions) for secret, key in emulator.keys.items()},
+            "plan": emulator.plan,
+        }
+        serve(emulator, args.host, args.port, announce=announce)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return ExitCode.OK

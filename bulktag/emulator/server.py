@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx2
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bulktag.emulator.app import DROP_EXTENSION, ConnectionDroppedError, Emulator
@@ -83,9 +84,18 @@ class _Server(uvicorn.Server):
 
 
 def serve(
-    emulator: Emulator, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 4096
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    announce: dict[str, Any] | None = None,
+    backlog: int = 4096,
 ) -> None:
-    """Serve until SIGINT or SIGTERM; print one JSON line once connections are accepted."""
+    """Serve ``app`` until SIGINT or SIGTERM.
+
+    Once connections are accepted, prints one JSON line: ``{"url": ...}`` plus
+    ``announce`` (for the emulator: its keys and plan).
+    """
     if not is_loopback(host):
         raise ValueError(f"the emulator only listens on loopback, not {host!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -98,13 +108,11 @@ def serve(
     url = f"http://{shown_host}:{bound}"
 
     def ready() -> None:
-        keys = {secret: sorted(key.permissions) for secret, key in emulator.keys.items()}
-        line = {"url": url, "keys": keys, "plan": emulator.plan}
-        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.write(json.dumps({"url": url} | (announce or {})) + "\n")
         sys.stdout.flush()
 
     config = uvicorn.Config(
-        emulator,
+        app,
         http=_DroppingProtocol,
         loop=_loop(),
         lifespan="off",

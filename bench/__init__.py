@@ -1,0 +1,1 @@
+"""bulktag's benchmarks: ``python -m bench [--quick] [--only NAME ...]`` (``make bench``)."""

@@ -1,0 +1,39 @@
+"""Run the benchmarks and write docs/benchmarks.md and bench/results.json.
+
+python -m bench            # everything (make bench)
+python -m bench --quick    # small sizes, under 2 minutes (make bench-quick)
+python -m bench --only emulator
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+
+from bench.common import Section, write_report
+
+#: Benchmark modules, in report order; each has ``run(quick=...) -> Section``.
+BENCHMARKS = {
+    "emulator": "bench.emulator_throughput",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer runs")
+    parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")
+    args = parser.parse_args()
+    sections: list[Section] = []
+    for name in args.only or BENCHMARKS:
+        started = time.monotonic()
+        print(f"bench: {name} ...", flush=True)
+        section = importlib.import_module(BENCHMARKS[name]).run(quick=args.quick)
+        print(section.markdown(), flush=True)
+        print(f"bench: {name} took {time.monotonic() - started:.0f} s", flush=True)
+        sections.append(section)
+    write_report(sections, quick=args.quick or bool(args.only))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""What every benchmark shares: sections of results, medians, the machine, the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / ".work"
+
+
+@dataclass
+class Section:
+    """One benchmark's results: a table, how it was measured, and its targets."""
+
+    key: str
+    title: str
+    method: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        lines = [f"## {self.title}", "", self.method, ""]
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "---|" * len(self.columns))
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.rows]
+        if self.notes:
+            lines.append("")
+            lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def machine() -> dict[str, Any]:
+    versions = {}
+    for package in (
+        "polars",
+        "httpx2",
+        "anyio",
+        "uvicorn",
+        "starlette",
+        "httpx",
+        "aiohttp",
+        "pandas",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": versions,
+    }
+
+
+@contextmanager
+def emulator(*args: str, module: str = "bulktag") -> Iterator[dict[str, Any]]:
+    """A `bulktag emulator` on a free port (or ``module``'s server); yields its ready line."""
+    command = [sys.executable, "-m", module]
+    if module == "bulktag":
+        command += ["emulator", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def write_report(sections: list[Section], *, quick: bool) -> None:
+    info = machine()
+    results_path = ROOT / "bench" / ("results-quick.json" if quick else "results.json")
+    results_path.write_text(
+        json.dumps(
+            {"machine": info, "quick": quick, "sections": [asdict(s) for s in sections]}, indent=2
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    if quick:
+        return
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    head = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`); the same figures are in",
+        "`bench/results.json`. Machines here are shared and noisy: every figure is a median of",
+        "repeated runs, and each is set against a baseline measured in the same invocation.",
+        "",
+        f"- Measured: {info['date']}",
+        f"- Machine: {info['platform']}, {info['cpus']} CPUs, Python {info['python']}",
+        f"- Versions: {versions}",
+        "",
+    ]
+    body = "\n".join(section.markdown() for section in sections)
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(head) + "\n" + body, encoding="utf-8")
