@@ -7,13 +7,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bulktag import __version__
+from bulktag.config import API_KEY_ENV, API_URL_ENV, DispatchSettings, ReadOptions, RunConfig
 from bulktag.errors import BulkTagError, ExitCode, UsageError
+from bulktag.leadlex import DEFAULT_API_URL
+from bulktag.logs import setup_logging
+from bulktag.normalise import normalise_tag_text, tag_problem_text
+
+if TYPE_CHECKING:
+    from bulktag.runner import Runtime
 
 __all__ = ["build_parser", "main"]
 
@@ -65,9 +74,299 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bulktag {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+    _add_run(commands)
+    _add_validate(commands)
     _add_emulator(commands)
     _add_demo(commands)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="CSV/TSV, Parquet, XLSX or NDJSON files, globs ('exports/*.csv'), - for stdin",
+    )
+    read = p.add_argument_group("reading")
+    read.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+    read.add_argument("--encoding", help="CSV encoding (default: detected; e.g. cp1252, utf-16)")
+    read.add_argument("--sheet", help="XLSX sheet name or number (default: the first)")
+    read.add_argument(
+        "--id-column", metavar="NAME", help="the contact ID column (default: by alias)"
+    )
+    read.add_argument(
+        "--tags-column",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a tags column (repeatable; default: tags, tag, labels or tag1, tag2, ...)",
+    )
+    read.add_argument(
+        "--tag-separators",
+        default=",;|",
+        metavar="CHARS",
+        help="characters that split a tags cell (default ',;|'; '' keeps a cell as one tag)",
+    )
+    read.add_argument("--tag-case", choices=["preserve", "lower"], default="preserve")
+    read.add_argument(
+        "--tag-prefix", default="", metavar="TEXT", help="prepended to every input tag"
+    )
+    read.add_argument(
+        "--add-tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="a tag added to every contact, e.g. import-2026-11 (repeatable)",
+    )
+    limits = p.add_argument_group("limits")
+    limits.add_argument(
+        "--plan",
+        choices=["starter", "pro", "org", "unmetered"],
+        default="pro",
+        help="the workspace's LeadLex plan: sets the rate and the daily quota (default pro)",
+    )
+    limits.add_argument(
+        "--rate-per-minute",
+        type=_positive_float,
+        metavar="N",
+        help="calls a minute (default: the plan's)",
+    )
+    limits.add_argument(
+        "--quota-reserve",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="calls of the daily quota to leave unused (default 0)",
+    )
+
+
+def _read_options(args: argparse.Namespace) -> ReadOptions:
+    static = []
+    for tag in args.add_tag:
+        cleaned = normalise_tag_text(tag, lower=args.tag_case == "lower")
+        problem = tag_problem_text(cleaned)
+        if problem:
+            raise UsageError(f"--add-tag {tag!r}: {problem}")
+        static.append(cleaned)
+    if args.delimiter is not None and args.delimiter in ("\\t", "tab"):
+        args.delimiter = "\t"
+    return ReadOptions(
+        delimiter=args.delimiter,
+        encoding=args.encoding,
+        sheet=args.sheet,
+        id_column=args.id_column,
+        tags_columns=tuple(args.tags_column),
+        tag_separators=args.tag_separators,
+        tag_case=args.tag_case,
+        tag_prefix=args.tag_prefix,
+        static_tags=tuple(static),
+    )
+
+
+def _dispatch_settings(args: argparse.Namespace) -> DispatchSettings:
+    return DispatchSettings.for_plan(
+        args.plan,
+        rate_per_minute=args.rate_per_minute,
+        quota_reserve=args.quota_reserve,
+        concurrency=getattr(args, "concurrency", None),
+        timeout=getattr(args, "timeout", None),
+        max_attempts=getattr(args, "max_attempts", None),
+        retry_time=getattr(args, "retry_time", None),
+        max_wait=getattr(args, "max_wait", None),
+        grace=getattr(args, "grace", None),
+    )
+
+
+def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "run",
+        help="add the tags of INPUT files to LeadLex contacts",
+        description=(
+            "Read INPUT files, group tags per contact, add them through LeadLex's API within "
+            "the plan's limits, and write results, failures (re-runnable), rejects and "
+            "summary.json into the run folder. The API key comes from LEADLEX_API_KEY or "
+            "--api-key-file, never from the command line."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_options(p)
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--out", type=Path, metavar="DIR", help="run folder (default runs/<UTC time>/)"
+    )
+    out.add_argument(
+        "--format",
+        choices=["csv", "parquet", "xlsx", "ndjson"],
+        help="results and failures format (default: the input's)",
+    )
+    out.add_argument(
+        "--dry-run", action="store_true", help="read and plan, write the files, send nothing"
+    )
+    api = p.add_argument_group("API")
+    api.add_argument(
+        "--api-url",
+        default=None,
+        metavar="URL",
+        help=f"LeadLex base URL (default: ${API_URL_ENV} or {DEFAULT_API_URL})",
+    )
+    api.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"file holding the API key (else ${API_KEY_ENV})",
+    )
+    send = p.add_argument_group("sending")
+    send.add_argument(
+        "--concurrency", type=_positive_int, default=8, help="requests in flight (default 8)"
+    )
+    send.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="per request (default 30)",
+    )
+    send.add_argument(
+        "--max-attempts", type=_positive_int, default=6, metavar="N", help="per request (default 6)"
+    )
+    send.add_argument(
+        "--retry-time",
+        type=_positive_float,
+        default=600.0,
+        metavar="S",
+        help="retrying a request stops after S seconds (default 600)",
+    )
+    send.add_argument(
+        "--max-wait",
+        type=_positive_float,
+        default=900.0,
+        metavar="S",
+        help="a longer Retry-After stops sending; the rest is deferred (default 900)",
+    )
+    send.add_argument(
+        "--grace",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="after SIGINT/SIGTERM, time for requests in flight (default 10)",
+    )
+    send.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+    _add_verbosity(p)
+    p.set_defaults(handler=_run)
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    p.add_argument(
+        "--log-format",
+        choices=["auto", "text", "json"],
+        default="auto",
+        help="stderr lines: text on a terminal, JSON objects otherwise (default auto)",
+    )
+
+
+def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
+    from bulktag.runner import run  # noqa: PLC0415
+
+    setup_logging(
+        -1 if args.quiet else args.verbose,
+        json_lines=None if args.log_format == "auto" else args.log_format == "json",
+    )
+    environ = runtime.environ if runtime and runtime.environ is not None else os.environ
+    config = RunConfig(
+        inputs=tuple(args.inputs),
+        out_dir=args.out,
+        api_url=args.api_url or environ.get(API_URL_ENV) or DEFAULT_API_URL,
+        key_file=args.api_key_file,
+        plan_name=args.plan,
+        read=_read_options(args),
+        dispatch=_dispatch_settings(args),
+        output_format=args.format,
+        dry_run=args.dry_run,
+        progress=args.progress,
+    )
+    return int(run(config, runtime).exit_code)
+
+
+def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "validate",
+        help="read and plan INPUT files, print the plan; no request is made",
+        description=(
+            "Read INPUT files and print the plan: rows, rejects by reason, contacts, requests, "
+            "and the time and daily quota they need. Exit 0 when every row is usable, 1 when "
+            "some are rejected, 65 when an input cannot be used."
+        ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_options(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--rejects", type=Path, metavar="FILE", help="also write the reject rows to FILE (CSV)"
+    )
+    p.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from bulktag.report import describe_plan  # noqa: PLC0415
+    from bulktag.runner import prepare_plan  # noqa: PLC0415
+
+    setup_logging(0)
+    config = RunConfig(
+        inputs=tuple(args.inputs), read=_read_options(args), dispatch=_dispatch_settings(args)
+    )
+    work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
+    try:
+        _, plan = prepare_plan(config, work, work / "plan.parquet")
+        if args.rejects is not None:
+            import polars as pl  # noqa: PLC0415
+
+            from bulktag.publish import REJECT_COLUMNS, _write  # noqa: PLC0415
+
+            rejects = pl.scan_parquet(plan.rejects_path).with_columns(
+                error_type=pl.lit("invalid_input")
+            )
+            _write(rejects.select(REJECT_COLUMNS), args.rejects, "csv")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(plan.stats.as_json(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(describe_plan(plan.stats, config.dispatch, args.plan)))
+    return ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
 
 
 def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -137,7 +436,7 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(handler=_emulator)
 
 
-def _emulator(args: argparse.Namespace) -> int:
+def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.emulator import (  # noqa: PLC0415  (keeps `bulktag run` start-up light)
         Emulator,
         EmulatorClock,
@@ -197,21 +496,25 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
         description="Start an emulator and show bulktag working end to end on sample_data/.",
     )
     p.add_argument("--data", type=Path, default=Path("sample_data"), help="sample data folder")
+    p.add_argument("--out", type=Path, help="folder for the runs (default runs/demo-<time>/)")
     p.set_defaults(handler=_demo)
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(args.data)
+    return run_demo(args.data, args.out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``bulktag`` command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -> int:
+    """Run the ``bulktag`` command; returns the exit code.
+
+    ``runtime`` injects the transport, clock and event loop (tests only).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return int(args.handler(args))
+        return int(args.handler(args, runtime))
     except BulkTagError as exc:
         print(f"bulktag: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -1,4 +1,12 @@
-"""``bulktag demo``: an emulator and the documentation's example, end to end over loopback."""
+"""``bulktag demo``: the whole story on sample_data/, against an emulator with faults.
+
+1. start ``bulktag emulator`` on loopback: the sample CRM, Org plan, faults on
+   (5xx answers, dropped connections, latency);
+2. ``bulktag run`` on every sample file: some contacts are unknown to the CRM,
+   some rows are bad, some calls fail and are retried;
+3. turn the faults off and ``bulktag run`` the failures file, until only
+   permanent failures (contacts the CRM does not know) are left.
+"""
 
 from __future__ import annotations
 
@@ -7,52 +15,122 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx2
+import polars as pl
 
 from bulktag.errors import ConfigError, ExitCode
 
 __all__ = ["run_demo"]
 
 SEED_CONTACT = "123e4567-e89b-12d3-a456-426614174000"
+INPUTS = (
+    "contacts_long.csv",
+    "segment_excel_utf8.csv",
+    "segment_excel_ansi.csv",
+    "webinar.xlsx",
+    "scoring.parquet",
+)
+FAULTS = ("--fault-rate", "0.15", "--drop-rate", "0.05", "--latency-ms", "5:40", "--seed", "7")
 
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run_demo(data: Path) -> int:
-    """Start ``bulktag emulator`` on the sample CRM, add ["vip", "legal"] to the seed contact."""
-    contacts = data / "crm_contacts.csv"
-    if not contacts.is_file():
-        raise ConfigError(f"{contacts}: sample CRM contacts not found (run from the repository)")
-    command = [
-        sys.executable,
-        "-m",
-        "bulktag",
+def _bulktag(args: Sequence[str], env: dict[str, str]) -> int:
+    _say(f"\n$ bulktag {' '.join(args)}")
+    command = [sys.executable, "-m", "bulktag", *args]
+    return subprocess.run(command, env=env, check=False).returncode  # noqa: S603  (our own module)
+
+
+def _failures(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False)
+
+
+def run_demo(data: Path, out: Path | None = None) -> int:
+    """Run the demo; returns 0 when the story ended as expected."""
+    missing = [name for name in ("crm_contacts.csv", *INPUTS) if not (data / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{data}: sample files missing: {', '.join(missing)} (run from the repository)"
+        )
+    out = out or Path("runs") / f"demo-{time.strftime('%Y%m%dT%H%M%S')}"
+    started = time.monotonic()
+    emulator_args = [
         "emulator",
         "--port",
         "0",
         "--contacts",
-        str(contacts),
+        str(data / "crm_contacts.csv"),
+        "--plan",
+        "org",
+        *FAULTS,
     ]
-    _say(f"$ bulktag emulator --port 0 --contacts {contacts}")
-    emulator = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())  # noqa: S603  (our own interpreter and module)
+    _say(f"$ bulktag {' '.join(emulator_args)}")
+    emulator = subprocess.Popen(  # noqa: S603  (our own module)
+        [sys.executable, "-m", "bulktag", *emulator_args], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert emulator.stdout is not None
         ready = json.loads(emulator.stdout.readline())
         _say(json.dumps(ready))
-        key = next(iter(ready["keys"]))
-        with httpx2.Client(
-            base_url=ready["url"], headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            path = f"/v1/contacts/{SEED_CONTACT}/tags"
-            _say(f"\n$ POST {path}  {json.dumps({'tags': ['vip', 'legal']})}")
-            response = client.post(path, json={"tags": ["vip", "legal"]})
-            _say(f"{response.status_code} {json.dumps(response.json())}")
-            _say(f"X-RateLimit-Remaining: {response.headers['x-ratelimit-remaining']}")
+        url, key = ready["url"], next(iter(ready["keys"]))
+        env = os.environ | {"LEADLEX_API_KEY": key, "LEADLEX_API_URL": url}
+        common = [
+            "--plan",
+            "org",
+            "-v",
+            "--log-format",
+            "text",
+            "--no-progress",
+            "--retry-time",
+            "20",
+        ]
+        first = _bulktag(
+            [
+                "run",
+                *(str(data / name) for name in INPUTS),
+                "--out",
+                str(out / "1-first-run"),
+                *common,
+            ],
+            env,
+        )
+        failures = out / "1-first-run" / "failures.csv"
+        left = _failures(failures)
+        _say(f"\nfirst run: exit {first}; {left.height} contacts in {failures} to re-run:")
+        _say(str(left.group_by("error_type").len().sort("len", descending=True)))
+        _say('\n$ curl -X POST $URL/_emulator/faults -d \'{"fault_rate": 0, "drop_rate": 0}\'')
+        with httpx2.Client(base_url=url) as control:
+            control.post("/_emulator/faults", json={"fault_rate": 0, "drop_rate": 0})
+            rounds, code = 1, first
+            while code == ExitCode.WORK_LEFT and rounds < 4:
+                rounds += 1
+                run_dir = out / f"{rounds}-re-run"
+                code = _bulktag(["run", str(failures), "--out", str(run_dir), *common], env)
+                failures = run_dir / "failures.csv"
+            left = _failures(failures)
+            _say(f"\nafter {rounds} runs: exit {code}; left in {failures}:")
+            _say(str(left.select("contact_id", "tags", "error_type", "retryable")))
+            seed = control.get(f"/_emulator/contacts/{SEED_CONTACT}").json()["data"]
+            stats = control.get("/_emulator/stats").json()
+        _say(f"\nthe CRM's copy of {SEED_CONTACT}: tags {seed['tags']}")
+        _say(
+            f"calls the emulator handled: {stats['tag_calls_handled']}; requests by status: "
+            f"{stats['requests'].get('POST /v1/contacts/{id}/tags', {})}"
+        )
+        permanent_only = bool(left.height) and set(left["retryable"].to_list()) == {"false"}
+        converged = code == ExitCode.FAILURES and permanent_only
+        _say(
+            f"\n{'converged' if converged else 'did NOT converge'}: "
+            "only permanent failures are left "
+            f"({time.monotonic() - started:.0f} s). Files are in {out}/."
+        )
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
-    return ExitCode.OK
+    return ExitCode.OK if converged else ExitCode.FAILURES

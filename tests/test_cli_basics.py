@@ -41,15 +41,19 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert len(err.strip().splitlines()) == 1
 
 
-def test_demo_shows_the_documentation_example() -> None:
-    """bulktag demo starts an emulator and gets the merged list of the seed example."""
+@pytest.mark.slow
+def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
+    """bulktag demo: a run with faults, then re-runs of the failures down to permanent ones."""
     result = subprocess.run(
-        [sys.executable, "-m", "bulktag", "demo"],
+        [sys.executable, "-m", "bulktag", "demo", "--out", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=60,
+        timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
-    assert '"tags": ["existing-tag", "vip", "legal"]' in result.stdout
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "converged: only permanent failures are left" in result.stdout
+    assert "tags ['existing-tag', 'vip', 'legal']" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "demo" / "1-first-run" / "summary.json").is_file()

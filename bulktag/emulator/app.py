@@ -48,16 +48,15 @@ from bulktag.emulator.model import (
     StoredResponse,
     Workspace,
 )
+from bulktag.leadlex import EXPORT_MAX_LIMIT, MAX_TAG_LENGTH
+from bulktag.leadlex import MAX_TAGS_PER_REQUEST as MAX_TAGS
 
 __all__ = ["DROP_EXTENSION", "ConnectionDroppedError", "Emulator"]
 
 #: ASGI scope extension through which the server lets the app drop a connection.
 DROP_EXTENSION = "bulktag.drop_connection"
 IDEMPOTENCY_TTL = 24 * 3600.0
-MAX_TAGS = 100
-MAX_TAG_LENGTH = 100
 EXPORT_DEFAULT_LIMIT = 10_000
-EXPORT_MAX_LIMIT = 50_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BEARER = re.compile(r"Bearer\s+(\S+)\s*$", re.IGNORECASE)
 

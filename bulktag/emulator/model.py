@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bulktag.leadlex import PLANS, Plan
+
 __all__ = [
     "DEFAULT_KEY",
     "DEFAULT_WORKSPACE",
@@ -50,21 +52,6 @@ EXPORT_FIELDS = (
 MINUTE = 60.0
 HOUR = 3600.0
 
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """Call limits of a workspace; ``None`` means unlimited."""
-
-    per_minute: int | None
-    per_day: int | None
-
-
-PLANS: dict[str, Plan] = {
-    "starter": Plan(per_minute=10, per_day=100),
-    "pro": Plan(per_minute=50, per_day=1_000),
-    "org": Plan(per_minute=200, per_day=10_000),
-    "unmetered": Plan(per_minute=None, per_day=None),
-}
 
 #: What ``X-RateLimit-Limit`` says on an unmetered workspace.
 UNMETERED_DAILY = 1_000_000_000

@@ -1,0 +1,87 @@
+"""The LeadLex client: one method per endpoint, each returning an :class:`Attempt`.
+
+The ``httpx2.AsyncClient`` is injected (tests pass the emulator's transport or a
+``MockTransport``); :func:`make_http_client` builds the real one with explicit
+limits and timeouts. The key travels in an ``httpx2.Auth``, not in the client's
+default headers, and redirects are never followed, so the ``Authorization``
+header cannot reach another host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+
+import httpx2
+
+from bulktag import __version__
+from bulktag.clock import Clock
+from bulktag.config import ApiKey
+from bulktag.outcomes import Attempt, classify_exception, classify_response
+
+__all__ = ["LeadLexClient", "make_http_client"]
+
+
+class BearerAuth(httpx2.Auth):
+    """Adds ``Authorization: Bearer <key>`` to each request; its repr hides the key."""
+
+    def __init__(self, key: ApiKey) -> None:
+        self._key = key
+
+    def auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        yield request
+
+    def __repr__(self) -> str:
+        return f"BearerAuth({self._key!r})"
+
+
+def make_http_client(
+    api_url: str,
+    key: ApiKey,
+    *,
+    concurrency: int,
+    timeout: float,
+    transport: httpx2.AsyncBaseTransport | None = None,
+) -> httpx2.AsyncClient:
+    """The AsyncClient bulktag uses: one connection per worker, no redirects, TLS verified."""
+    return httpx2.AsyncClient(
+        base_url=api_url,
+        auth=BearerAuth(key),
+        transport=transport,
+        timeout=httpx2.Timeout(timeout, connect=min(timeout, 15.0)),
+        limits=httpx2.Limits(
+            max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=30
+        ),
+        follow_redirects=False,
+        headers={"User-Agent": f"bulktag/{__version__}", "Accept": "application/json"},
+    )
+
+
+class LeadLexClient:
+    """LeadLex's contact endpoints, as :class:`Attempt` values instead of exceptions."""
+
+    def __init__(self, http: httpx2.AsyncClient, clock: Clock) -> None:
+        self._http = http
+        self._clock = clock
+
+    async def add_tags(
+        self, contact_id: str, tags: Sequence[str], idempotency_key: str | None = None
+    ) -> Attempt:
+        """``POST /v1/contacts/{id}/tags``."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        try:
+            response = await self._http.post(
+                f"/v1/contacts/{contact_id}/tags", json={"tags": list(tags)}, headers=headers
+            )
+        except (httpx2.HTTPError, OSError) as exc:
+            return _transport_failure(exc)
+        return classify_response(response, tags, self._clock.wall())
+
+
+def _transport_failure(exc: httpx2.HTTPError | OSError) -> Attempt:
+    attempt = classify_exception(exc)
+    if attempt is None:  # pragma: no cover  (EXCEPTION_TYPES covers HTTPError and OSError)
+        raise exc
+    return attempt

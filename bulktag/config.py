@@ -1,0 +1,197 @@
+"""Configuration: frozen dataclasses, the API key (never shown), and the API URL rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NoReturn
+from urllib.parse import urlsplit
+
+from bulktag.errors import ConfigError
+from bulktag.leadlex import DEFAULT_API_URL, PLANS
+
+__all__ = [
+    "API_KEY_ENV",
+    "API_URL_ENV",
+    "ApiKey",
+    "DispatchSettings",
+    "ReadOptions",
+    "RunConfig",
+    "check_api_url",
+    "load_api_key",
+]
+
+API_KEY_ENV = "LEADLEX_API_KEY"
+API_URL_ENV = "LEADLEX_API_URL"
+
+log = logging.getLogger("bulktag")
+
+TagCase = Literal["preserve", "lower"]
+OutputFormat = Literal["csv", "parquet", "xlsx", "ndjson"]
+
+
+class ApiKey:
+    """A LeadLex API key. Its repr and str never show it; it cannot be pickled."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str) -> None:
+        if not secret or any(c.isspace() or ord(c) < 32 for c in secret):
+            raise ConfigError("the API key is empty or contains white space or control characters")
+        self._secret = secret
+
+    def reveal(self) -> str:
+        """The secret, for the Authorization header only."""
+        return self._secret
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash naming the key in state files and logs (the key itself never is)."""
+        return hashlib.sha256(self._secret.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"ApiKey(fingerprint={self.fingerprint!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiKey) and hmac.compare_digest(self._secret, other._secret)
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("an ApiKey cannot be pickled")
+
+
+def load_api_key(key_file: Path | None, environ: dict[str, str] | None = None) -> ApiKey:
+    """The key from ``key_file`` if given, else from ``LEADLEX_API_KEY``.
+
+    A key file readable by group or others is used, with a warning.
+    """
+    env = os.environ if environ is None else environ
+    if key_file is not None:
+        try:
+            mode = key_file.stat().st_mode
+            text = key_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"{key_file}: cannot read the API key file ({exc.strerror})"
+            ) from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{key_file}: the API key file is not UTF-8 text") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning(
+                "API key file %s is readable by others (mode %o); run: chmod 600 %s",
+                key_file,
+                stat.S_IMODE(mode),
+                key_file,
+            )
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(lines) != 1:
+            raise ConfigError(f"{key_file}: the API key file must hold exactly one non-empty line")
+        return ApiKey(lines[0])
+    secret = env.get(API_KEY_ENV, "").strip()
+    if not secret:
+        raise ConfigError(f"no API key: set {API_KEY_ENV} or pass --api-key-file FILE")
+    return ApiKey(secret)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_url(url: str) -> str:
+    """The base URL, without a trailing slash; ``https://`` unless the host is loopback."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"API URL {url!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ConfigError("the API URL must not carry credentials; use LEADLEX_API_KEY")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"API URL {url!r} must not have a query or fragment")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"API URL {url!r} is plain http to a non-loopback host; the key would travel "
+            "in clear text. Use https:// (http is only allowed for 127.0.0.1 / localhost)"
+        )
+    return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How input files are read and their tags normalised."""
+
+    delimiter: str | None = None  #: None: sniffed among , ; tab |
+    encoding: str | None = None  #: None: detected (BOM, UTF-8, UTF-16, else cp1252)
+    sheet: str | None = None  #: XLSX sheet name or 1-based number; None: the first
+    id_column: str | None = None
+    tags_columns: tuple[str, ...] = ()
+    tag_separators: str = ",;|"  #: "" keeps each cell as one tag
+    tag_case: TagCase = "preserve"
+    tag_prefix: str = ""
+    static_tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    """How fast and how stubbornly requests are sent."""
+
+    concurrency: int = 8
+    rate_per_minute: float | None = 50.0  #: None: unlimited
+    per_day: int | None = 1_000  #: the plan's daily quota, for estimates
+    quota_reserve: int = 0
+    timeout: float = 30.0
+    max_attempts: int = 6
+    retry_time: float = 600.0  #: seconds a contact may spend retrying
+    max_wait: float = 900.0  #: a longer Retry-After stops sending (the rest is deferred)
+    backoff_base: float = 0.5
+    backoff_cap: float = 60.0
+    grace: float = 10.0  #: seconds in-flight requests get after SIGINT / SIGTERM
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 256:
+            raise ConfigError(f"concurrency must be between 1 and 256, not {self.concurrency}")
+        if self.rate_per_minute is not None and self.rate_per_minute <= 0:
+            raise ConfigError("the rate per minute must be positive")
+        if self.quota_reserve < 0 or self.max_attempts < 1:
+            raise ConfigError("quota reserve must be >= 0 and max attempts >= 1")
+        if min(self.timeout, self.retry_time, self.max_wait, self.grace) < 0:
+            raise ConfigError("timeouts and waits cannot be negative")
+
+    @classmethod
+    def for_plan(cls, plan: str, **overrides: object) -> DispatchSettings:
+        figures = PLANS[plan]
+        values: dict[str, object] = {
+            "rate_per_minute": None if figures.per_minute is None else float(figures.per_minute),
+            "per_day": figures.per_day,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything one ``bulktag run`` needs."""
+
+    inputs: tuple[str, ...]
+    out_dir: Path | None = None
+    api_url: str = DEFAULT_API_URL
+    key_file: Path | None = None  #: else LEADLEX_API_KEY
+    plan_name: str | None = "pro"
+    read: ReadOptions = field(default_factory=ReadOptions)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    output_format: OutputFormat | None = None  #: None: the input's format
+    dry_run: bool = False
+    progress: bool | None = None  #: None: only on a terminal

@@ -1,0 +1,346 @@
+"""Dispatch: one task group, a bounded stream of contacts, N workers.
+
+::
+
+    plan slices ──► feeder ──► [bounded stream] ──► N workers ──► [stream] ──► recorder
+                                                     │
+                          rate limiter ◄── every attempt ──► daily budget
+
+Memory stays flat: the feeder only reads the plan as fast as the workers take
+contacts, and the streams hold at most ``concurrency`` items. Every attempt
+(retries included) takes a slot from the rate limiter and one call from the
+daily budget. A *halt* stops the sending at once: a rejected key (401/403), the
+daily quota spent, a ``Retry-After`` beyond ``max_wait``, or a signal. Waits are
+interrupted; requests in flight finish (after a signal, within the grace period).
+Contacts never sent are not recorded here: the publisher accounts for them from
+the plan, with the halt's status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from enum import StrEnum
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from bulktag.client import LeadLexClient
+from bulktag.clock import Clock
+from bulktag.config import DispatchSettings
+from bulktag.limiter import BudgetSpentError, DailyBudget, LimiterStatistics, RateLimiter
+from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Status
+from bulktag.plan import chunks
+from bulktag.retry import Backoff
+
+__all__ = [
+    "UNSENT",
+    "DispatchStatistics",
+    "Dispatcher",
+    "Halt",
+    "PlannedContact",
+    "idempotency_key",
+]
+
+
+Record = Callable[[ContactOutcome], Awaitable[None]]
+
+
+class Halt(StrEnum):
+    """Why a run stopped sending before the end of its plan."""
+
+    KEY_REJECTED = "key_rejected"
+    QUOTA = "quota_exhausted"
+    RATE = "rate_limited"
+    SIGNAL = "interrupted"
+
+
+#: Status and failure type of contacts a halt left unsent.
+UNSENT: dict[Halt, tuple[Status, FailureType]] = {
+    Halt.KEY_REJECTED: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
+    Halt.SIGNAL: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
+    Halt.QUOTA: (Status.DEFERRED, FailureType.QUOTA_EXHAUSTED),
+    Halt.RATE: (Status.DEFERRED, FailureType.RATE_LIMITED),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedContact:
+    seq: int
+    contact_id: str
+    tags: tuple[str, ...]
+    source: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchStatistics:
+    """A snapshot of the dispatcher, for the summary."""
+
+    calls: int  #: add-tags HTTP attempts made
+    halt: Halt | None
+    halt_message: str
+    quota_remaining: int | None
+    quota_limit: int | None
+    quota_reset: int | None
+    limiter: LimiterStatistics
+
+
+def idempotency_key(
+    run_id: str, contact_id: str, chunk: int, tags: tuple[str, ...] | list[str]
+) -> str:
+    """Stable per (run, contact, chunk): a retry, or a resumed run, is recognised."""
+    digest = hashlib.sha256("\x1f".join([run_id, contact_id, str(chunk), *tags]).encode())
+    return f"bulktag-{digest.hexdigest()[:40]}"
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """How one request of a contact ended."""
+
+    tags: list[str]
+    attempt: Attempt | None = None
+    attempts: int = 0
+    halt: Halt | None = None  #: set when the chunk stopped because of a halt
+
+
+class Dispatcher:
+    """Sends planned contacts under the limits; see the module docstring."""
+
+    def __init__(
+        self,
+        client: LeadLexClient,
+        settings: DispatchSettings,
+        clock: Clock,
+        *,
+        run_id: str,
+        seed: int | None = None,
+        quota_remaining: int | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._clock = clock
+        self._run_id = run_id
+        self._rng = random.Random(seed)  # noqa: S311  (backoff jitter, not a secret)
+        self._limiter = RateLimiter(settings.rate_per_minute, clock)
+        self._budget = DailyBudget(settings.quota_reserve, quota_remaining)
+        self._backoff = Backoff(
+            settings.backoff_base, settings.backoff_cap, settings.max_attempts, settings.retry_time
+        )
+        self.halt: Halt | None = None
+        self.halt_message = ""
+        self._waits: set[anyio.CancelScope] = set()
+        self._requests: set[anyio.CancelScope] = set()
+        self.calls = 0
+
+    # -- control ------------------------------------------------------------------
+
+    def stop(self, reason: Halt, message: str) -> None:
+        """Stop sending: interrupt every wait; requests in flight go on."""
+        if self.halt is None:
+            self.halt, self.halt_message = reason, message
+        for scope in list(self._waits):
+            scope.cancel()
+
+    def cancel_requests(self) -> None:
+        """Abandon the requests in flight (the grace period is over)."""
+        for scope in list(self._requests):
+            scope.cancel()
+
+    def statistics(self) -> DispatchStatistics:
+        return DispatchStatistics(
+            calls=self.calls,
+            halt=self.halt,
+            halt_message=self.halt_message,
+            quota_remaining=self._budget.remaining,
+            quota_limit=self._budget.limit,
+            quota_reset=self._budget.reset,
+            limiter=self._limiter.statistics(),
+        )
+
+    # -- the task group -------------------------------------------------------------
+
+    async def run(self, contacts: AsyncGenerator[PlannedContact, None], record: Record) -> None:
+        """Dispatch ``contacts``; each contact that was sent is passed to ``record``.
+
+        ``record`` returns once the outcome is durable, and a worker takes its next
+        contact only then: after a crash, at most ``concurrency`` calls (those in
+        flight) can have been made without being recorded.
+        """
+        work_send, work_receive = anyio.create_memory_object_stream[PlannedContact](
+            self._settings.concurrency
+        )
+        async with anyio.create_task_group() as group:
+            async with work_receive:
+                for _ in range(self._settings.concurrency):
+                    group.start_soon(self._worker, work_receive.clone(), record)
+            async with work_send, aclosing(contacts):
+                async for contact in contacts:
+                    if self.halt is not None:
+                        break
+                    await work_send.send(contact)
+
+    async def _worker(
+        self, work: MemoryObjectReceiveStream[PlannedContact], record: Record
+    ) -> None:
+        async with work:
+            async for contact in work:
+                if self.halt is not None:
+                    continue  # never sent: accounted for from the plan
+                outcome = await self._contact(contact)
+                if outcome is not None:
+                    await record(outcome)
+
+    # -- one contact ------------------------------------------------------------------
+
+    async def _contact(self, contact: PlannedContact) -> ContactOutcome | None:
+        done: list[_Chunk] = []
+        for index, tags in enumerate(chunks(contact.tags)):
+            if self.halt is not None or (done and _stops_contact(done[-1])):
+                done.append(_Chunk(tags, halt=self.halt))
+                continue
+            done.append(await self._chunk(contact, index, tags))
+        if all(c.attempts == 0 for c in done):
+            return None  # nothing was sent
+        return self._outcome(contact, done)
+
+    async def _chunk(self, contact: PlannedContact, index: int, tags: list[str]) -> _Chunk:
+        key = idempotency_key(self._run_id, contact.contact_id, index, tags)
+        result = _Chunk(tags)
+        started = self._clock.now()
+        while True:
+            sent_at = await self._slot()
+            if sent_at is None:
+                result.halt = self.halt
+                return result
+            result.attempts += 1
+            attempt = await self._send(contact.contact_id, tags, key)
+            result.attempt = attempt
+            if attempt.ok or not self._settle(attempt, sent_at):
+                return result
+            delay = self._backoff.delay(
+                result.attempts,
+                self._rng,
+                None if attempt.failure is FailureType.RATE_LIMITED else attempt.retry_after,
+            )
+            if self._backoff.gives_up(result.attempts, self._clock.now() - started, delay):
+                return result
+            await self._pause(delay)
+            if self.halt is not None:
+                result.halt = self.halt
+                return result
+
+    async def _slot(self) -> float | None:
+        """A rate-limiter slot and one call of the daily budget; ``None`` once halted."""
+        with anyio.CancelScope() as scope:
+            self._waits.add(scope)
+            try:
+                if self.halt is not None:
+                    return None
+                sent_at = await self._limiter.acquire()
+                try:
+                    await self._budget.acquire()
+                except BudgetSpentError:
+                    self._limiter.release()
+                    self.stop(Halt.QUOTA, "the daily quota (less the reserve) is spent")
+                    return None
+                except BaseException:
+                    self._limiter.release()
+                    raise
+                return sent_at
+            finally:
+                self._waits.discard(scope)
+        return None
+
+    async def _pause(self, seconds: float) -> None:
+        """A backoff sleep that a halt interrupts."""
+        with anyio.CancelScope() as scope:
+            self._waits.add(scope)
+            try:
+                if self.halt is None:
+                    await self._clock.sleep(seconds)
+            finally:
+                self._waits.discard(scope)
+
+    async def _send(self, contact_id: str, tags: list[str], key: str) -> Attempt:
+        attempt: Attempt | None = None
+        with anyio.CancelScope() as scope:
+            self._requests.add(scope)
+            try:
+                attempt = await self._client.add_tags(contact_id, tags, key)
+            finally:
+                self._requests.discard(scope)
+        if attempt is None:  # cancelled after the grace period
+            attempt = Attempt(
+                FailureType.TIMEOUT,
+                message="abandoned after the grace period; the call may have been applied",
+                ambiguous=True,
+            )
+        self.calls += 1
+        limited = attempt.failure is FailureType.RATE_LIMITED
+        self._limiter.release(rate_limited=limited)
+        key_rejected = attempt.failure is not None and attempt.failure.stops_run
+        self._budget.release(None if key_rejected else attempt.quota)
+        return attempt
+
+    def _settle(self, attempt: Attempt, sent_at: float) -> bool:
+        """Apply a failed attempt's consequences; True when it may be retried."""
+        failure = attempt.failure
+        assert failure is not None
+        if failure.stops_run:
+            self.stop(Halt.KEY_REJECTED, f"{failure}: {attempt.message}")
+            return False
+        if failure is FailureType.QUOTA_EXHAUSTED:
+            self._budget.exhaust()
+            self.stop(Halt.QUOTA, "LeadLex answered 429 with X-RateLimit-Remaining: 0")
+            return False
+        if failure is FailureType.RATE_LIMITED:
+            pause = self._limiter.rate_limited(attempt.retry_after, sent_at)
+            if pause > self._settings.max_wait:
+                self.stop(
+                    Halt.RATE,
+                    f"LeadLex asked to wait {pause:.0f} s (Retry-After), more than --max-wait "
+                    f"{self._settings.max_wait:.0f} s",
+                )
+                return False
+        return failure.retryable
+
+    def _outcome(self, contact: PlannedContact, done: list[_Chunk]) -> ContactOutcome:
+        pending = tuple(t for c in done if c.attempt is None or not c.attempt.ok for t in c.tags)
+        failed = next((c for c in done if c.halt is None and c.attempt and not c.attempt.ok), None)
+        halted = next((c for c in done if c.halt is not None), None)
+        last = next((c.attempt for c in reversed(done) if c.attempt is not None), None)
+        status, error_type = Status.OK, None
+        message = ""
+        if failed is not None:
+            assert failed.attempt is not None
+            status, error_type, last = Status.FAILED, failed.attempt.failure, failed.attempt
+            message = last.message
+        elif halted is not None:
+            assert halted.halt is not None
+            status, error_type = UNSENT[halted.halt]
+            message = self.halt_message
+        return ContactOutcome(
+            seq=contact.seq,
+            contact_id=contact.contact_id,
+            tags=contact.tags,
+            pending_tags=pending,
+            status=status,
+            error_type=error_type,
+            http_status=last.http_status if last else None,
+            error_code=last.error_code if last else None,
+            message=message,
+            attempts=sum(c.attempts for c in done),
+            request_id=last.request_id if last else None,
+            finished_at=self._clock.wall(),
+            source=contact.source,
+            line=contact.line,
+        )
+
+
+def _stops_contact(chunk: _Chunk) -> bool:
+    """After a 404 the contact's other chunks would fail the same way."""
+    return chunk.attempt is not None and chunk.attempt.failure is FailureType.NOT_FOUND

@@ -1,0 +1,42 @@
+"""What LeadLex documents, in one place: the client and the emulator both read it here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "EXPORT_MAX_LIMIT",
+    "EXPORT_PER_HOUR",
+    "MAX_TAGS_PER_REQUEST",
+    "MAX_TAG_LENGTH",
+    "PLANS",
+    "Plan",
+]
+
+#: The documented base URL; every path comes after it and starts with /v1/.
+DEFAULT_API_URL = "https://data.leadlex.com/functions/v1/api-gateway"
+#: At most this many tags in one add-tags request (emulator's choice, Part B).
+MAX_TAGS_PER_REQUEST = 100
+#: At most this many characters in one tag (emulator's choice, Part B).
+MAX_TAG_LENGTH = 100
+#: Rows one export call returns at most.
+EXPORT_MAX_LIMIT = 50_000
+#: Export calls per hour and workspace.
+EXPORT_PER_HOUR = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Call limits of a workspace plan; ``None`` means unlimited."""
+
+    per_minute: int | None
+    per_day: int | None
+
+
+PLANS: dict[str, Plan] = {
+    "starter": Plan(per_minute=10, per_day=100),
+    "pro": Plan(per_minute=50, per_day=1_000),
+    "org": Plan(per_minute=200, per_day=10_000),
+    "unmetered": Plan(per_minute=None, per_day=None),
+}

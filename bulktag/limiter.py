@@ -1,0 +1,216 @@
+"""Pacing every HTTP attempt: the per-minute rate limiter and the daily budget.
+
+:class:`RateLimiter` combines two rules, both on an injected clock:
+
+- *spacing*: attempts start at least ``60 / rate`` seconds apart (no bursts,
+  so a wrongly configured rate meets a 429 once, not ``concurrency`` times);
+- *exact sliding window*: at most ``rate`` attempts in any 60 s, where each
+  finished attempt counts until 60 s after its answer arrived (an upper bound of
+  when the server saw it) and an attempt in flight counts until it finishes.
+  The server's window can therefore never hold more of our calls than ours does,
+  whatever the network latency.
+
+A per-minute 429 pauses every worker for ``Retry-After`` (or an exponential
+backoff when it is absent) and lowers the rate to what the server accepted in
+the last minute (at most 90 % of the current rate, once per episode); after 5
+minutes without a 429 the rate grows back by 5 % steps, up to the configured rate.
+
+:class:`DailyBudget` follows ``X-RateLimit-Remaining``: it lets one probe go
+first, then never has more calls in flight than the quota left above the
+reserve, and reports the quota spent so the run stops sending.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import anyio
+
+from bulktag.clock import Clock
+from bulktag.outcomes import Quota
+
+__all__ = ["BudgetSpentError", "DailyBudget", "LimiterStatistics", "RateLimiter"]
+
+WINDOW = 60.0
+#: Waits are at least this long: float rounding must not make a wait of ~0 spin.
+TICK = 1e-3
+RECOVER_AFTER = 300.0
+RECOVER_STEP = 1.05
+CUT = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """A snapshot of the rate limiter."""
+
+    configured_rate: float | None
+    rate: float | None
+    rate_limited: int  #: per-minute 429s seen
+    paused_seconds: float  #: total pause asked for by the server
+    in_flight: int
+
+
+class RateLimiter:
+    """Paces attempts under a per-minute limit (``None``: unlimited)."""
+
+    def __init__(self, per_minute: float | None, clock: Clock) -> None:
+        self.configured = per_minute
+        self.rate = per_minute
+        self._clock = clock
+        self._next_start = -math.inf
+        self._paused_until = -math.inf
+        self._finished: deque[float] = deque()  # answer times within the window
+        self._in_flight = 0
+        self._changed = anyio.Event()
+        self._adapted_at = -math.inf
+        self._last_limited = -math.inf
+        self._consecutive = 0
+        self._limited = 0
+        self._paused_total = 0.0
+
+    def statistics(self) -> LimiterStatistics:
+        return LimiterStatistics(
+            self.configured, self.rate, self._limited, self._paused_total, self._in_flight
+        )
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def _capacity(self) -> int:
+        assert self.rate is not None
+        return max(1, math.floor(self.rate + 1e-9))
+
+    def _recover(self, now: float) -> None:
+        if self.rate is None or self.configured is None or self.rate >= self.configured:
+            return
+        if now - max(self._last_limited, self._adapted_at) >= RECOVER_AFTER:
+            self.rate = min(self.configured, self.rate * RECOVER_STEP)
+            self._adapted_at = now
+
+    async def acquire(self) -> float:
+        """Wait for a slot; returns the time the attempt may start (now)."""
+        while True:
+            now = self._clock.now()
+            if now < self._paused_until:
+                await self._clock.sleep(max(TICK, self._paused_until - now))
+                continue
+            if self.rate is None:
+                self._in_flight += 1
+                return now
+            self._recover(now)
+            while self._finished and self._finished[0] <= now - WINDOW + TICK / 2:
+                self._finished.popleft()
+            if now < self._next_start - TICK / 2:
+                await self._clock.sleep(max(TICK, self._next_start - now))
+                continue
+            if len(self._finished) + self._in_flight >= self._capacity():
+                if self._finished:
+                    await self._clock.sleep(max(TICK, self._finished[0] + WINDOW - now))
+                else:
+                    await self._changed.wait()
+                continue
+            self._next_start = now + WINDOW / self.rate
+            self._in_flight += 1
+            return now
+
+    def release(self, *, rate_limited: bool = False) -> None:
+        """An attempt got its answer (or failed); it counts in the window from now."""
+        self._in_flight -= 1
+        if self.rate is not None:
+            self._finished.append(self._clock.now())
+        if not rate_limited:
+            self._consecutive = 0
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def rate_limited(self, retry_after: float | None, sent_at: float) -> float:
+        """A per-minute 429 for an attempt sent at ``sent_at``; returns the pause chosen."""
+        now = self._clock.now()
+        self._limited += 1
+        self._last_limited = now
+        self._consecutive += 1
+        if self.rate is not None and sent_at >= self._adapted_at:
+            accepted = sum(1 for t in self._finished if t > now - WINDOW)
+            self.rate = max(1.0, min(self.rate * CUT, float(accepted)))
+            self._adapted_at = now
+        pause = (
+            retry_after
+            if retry_after is not None
+            else min(60.0, 5.0 * 2 ** (self._consecutive - 1))
+        )
+        if now + pause > self._paused_until:
+            self._paused_total += now + pause - max(now, self._paused_until)
+            self._paused_until = now + pause
+        return pause
+
+
+class BudgetSpentError(Exception):
+    """The daily quota, less the reserve, is spent."""
+
+
+class DailyBudget:
+    """Follows ``X-RateLimit-Remaining`` so the run never sends past the quota reserve."""
+
+    def __init__(self, reserve: int = 0, remaining: int | None = None) -> None:
+        self.reserve = reserve
+        self.remaining = remaining
+        self.limit: int | None = None
+        self.reset: int | None = None
+        self.spent = False
+        self._probing = remaining is None
+        self._in_flight = 0
+        self._changed = anyio.Event()
+
+    @property
+    def available(self) -> int | None:
+        """Calls that may still start (``None`` while unknown)."""
+        if self.remaining is None:
+            return None
+        return self.remaining - self._in_flight - self.reserve
+
+    async def acquire(self) -> None:
+        """Take one call from the quota, or raise :class:`BudgetSpentError`."""
+        while True:
+            if self.spent:
+                raise BudgetSpentError
+            if self.remaining is None and self._probing and self._in_flight:
+                await self._changed.wait()  # the first answer tells what is left
+                continue
+            available = self.available
+            if available is None or available > 0:
+                self._in_flight += 1
+                return
+            if self._in_flight == 0:
+                self.spent = True
+                raise BudgetSpentError
+            await self._changed.wait()
+
+    def release(self, quota: Quota | None) -> None:
+        """An attempt is over; ``quota`` is what its answer said."""
+        self._in_flight -= 1
+        self._probing = False
+        if quota is not None and quota.remaining is not None:
+            stale = quota.reset is not None and self.reset is not None and quota.reset < self.reset
+            new_day = (
+                quota.reset is not None and self.reset is not None and quota.reset > self.reset
+            )
+            if self.remaining is None or new_day:
+                self.remaining = quota.remaining
+            elif not stale:  # answers arrive out of order: the lowest count is the latest
+                self.remaining = min(self.remaining, quota.remaining)
+            if quota.reset is not None and not stale:
+                self.reset = quota.reset
+            if quota.limit is not None:
+                self.limit = quota.limit
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def exhaust(self) -> None:
+        """The server said the quota is spent (429 with ``X-RateLimit-Remaining: 0``)."""
+        self.remaining = 0
+        self.spent = True
+        self._changed.set()
+        self._changed = anyio.Event()

@@ -1,0 +1,321 @@
+"""Failure types, and the ONE place where HTTP answers and httpx2 errors become them.
+
+Every attempt ends as an :class:`Attempt`; :func:`classify_response` and
+:func:`classify_exception` are the only functions that look at a status code or
+an exception type. ``tests/test_outcomes.py`` checks that every status from 100
+to 599 and every ``httpx2`` request error maps to exactly one type.
+
+    status / exception                      failure type              retryable
+    2xx with the merged tags                (ok)
+    2xx with a body we cannot read          unexpected_response       yes (ambiguous)
+    400, 422                                validation_error          no
+    401                                     invalid_key               yes, after fixing the key
+    403                                     insufficient_permissions  yes, after fixing the key
+    404, 410 with LeadLex's envelope        not_found                 no
+    408; ReadTimeout, WriteTimeout          timeout                   yes (ambiguous when sent)
+    429, X-RateLimit-Remaining: 0           quota_exhausted           yes
+    429 otherwise                           rate_limited              yes
+    5xx                                     server_error              yes
+    ConnectError, ConnectTimeout, ...       network_error             yes (ambiguous once sent)
+    anything else                           unexpected_response       yes
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx2
+
+__all__ = [
+    "Attempt",
+    "ContactOutcome",
+    "FailureType",
+    "Quota",
+    "Status",
+    "classify_exception",
+    "classify_response",
+    "parse_quota",
+    "parse_retry_after",
+]
+
+
+class FailureType(StrEnum):
+    """Stable strings of the ``error_type`` column."""
+
+    INVALID_INPUT = "invalid_input"
+    VALIDATION_ERROR = "validation_error"
+    NOT_FOUND = "not_found"
+    INVALID_KEY = "invalid_key"
+    INSUFFICIENT_PERMISSIONS = "insufficient_permissions"
+    RATE_LIMITED = "rate_limited"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    SERVER_ERROR = "server_error"
+    NETWORK_ERROR = "network_error"
+    TIMEOUT = "timeout"
+    UNEXPECTED_RESPONSE = "unexpected_response"
+    NOT_ATTEMPTED = "not_attempted"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether re-running the same contact with the same tags can succeed."""
+        return self not in _PERMANENT
+
+    @property
+    def stops_run(self) -> bool:
+        """401 and 403: every further call would fail the same way."""
+        return self in (FailureType.INVALID_KEY, FailureType.INSUFFICIENT_PERMISSIONS)
+
+
+_PERMANENT = frozenset(
+    {FailureType.INVALID_INPUT, FailureType.VALIDATION_ERROR, FailureType.NOT_FOUND}
+)
+
+
+class Status(StrEnum):
+    """How a contact ended (the ``status`` column)."""
+
+    OK = "ok"  #: every tag applied
+    FAILED = "failed"  #: sent, and did not end ok
+    DEFERRED = "deferred"  #: not sent: the quota or the rate limit ran out; carried over
+    NOT_ATTEMPTED = "not_attempted"  #: not sent: the run stopped first
+    SKIPPED = "skipped"  #: not sent: already done
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """What ``X-RateLimit-*`` said about the daily quota (each part may be missing)."""
+
+    limit: int | None
+    remaining: int | None
+    reset: int | None  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one HTTP attempt."""
+
+    failure: FailureType | None  #: ``None``: the tags were applied
+    http_status: int | None = None
+    error_code: str | None = None
+    message: str = ""
+    request_id: str | None = None
+    retry_after: float | None = None  #: seconds
+    quota: Quota | None = None
+    ambiguous: bool = False  #: the call may have been applied although it failed
+    replayed: bool = False  #: the server replayed an earlier answer (Idempotency-Key)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+_DIGITS = re.compile(r"\s*(\d{1,12})\s*$")
+_NUMBER = re.compile(r"\s*(\d{1,12}(?:\.\d+)?)\s*$")
+
+
+def _header_int(headers: httpx2.Headers, name: str) -> int | None:
+    match = _DIGITS.match(headers.get(name, ""))
+    return int(match.group(1)) if match else None
+
+
+def parse_quota(headers: httpx2.Headers) -> Quota | None:
+    """The X-RateLimit-* headers, read defensively: garbage is treated as absent."""
+    quota = Quota(
+        limit=_header_int(headers, "x-ratelimit-limit"),
+        remaining=_header_int(headers, "x-ratelimit-remaining"),
+        reset=_header_int(headers, "x-ratelimit-reset"),
+    )
+    return None if quota == Quota(None, None, None) else quota
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds or as an HTTP date (relative to ``now``, Unix seconds).
+
+    A date in the past means "now" (0); anything unreadable is ``None``.
+    """
+    if value is None:
+        return None
+    match = _NUMBER.match(value)
+    if match:
+        return float(match.group(1))
+    try:
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _envelope(response: httpx2.Response) -> tuple[str | None, str | None]:
+    """``(code, message)`` of LeadLex's error envelope, or ``(None, None)``."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None, None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return None, None
+    message = error.get("message")
+    fields = (
+        (error.get("details") or {}).get("fields")
+        if isinstance(error.get("details"), dict)
+        else None
+    )
+    text = message if isinstance(message, str) else ""
+    if isinstance(fields, dict) and fields:
+        text += " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
+    return error["code"], text
+
+
+def _describe(response: httpx2.Response) -> str:
+    kind = response.headers.get("content-type", "no content type").split(";")[0]
+    return f"HTTP {response.status_code} with a {kind} body of {len(response.content)} bytes"
+
+
+def _merged_tags(response: httpx2.Response) -> list[str] | None:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    tags = data.get("tags") if isinstance(data, dict) else None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        return None
+    return tags
+
+
+def classify_response(response: httpx2.Response, sent_tags: Sequence[str], now: float) -> Attempt:
+    """Turn an answer into an :class:`Attempt`; ``now`` is the wall clock (Unix seconds)."""
+    status = response.status_code
+
+    def attempt(
+        failure: FailureType | None,
+        message: str = "",
+        *,
+        error_code: str | None = None,
+        retry_after: float | None = None,
+        ambiguous: bool = False,
+    ) -> Attempt:
+        return Attempt(
+            failure,
+            http_status=status,
+            error_code=error_code,
+            message=message,
+            request_id=response.headers.get("x-request-id"),
+            retry_after=retry_after,
+            quota=parse_quota(response.headers),
+            ambiguous=ambiguous,
+            replayed=response.headers.get("idempotency-replayed", "").lower() == "true",
+        )
+
+    if 200 <= status < 300:
+        merged = _merged_tags(response)
+        if merged is None:
+            problem = f"{_describe(response)} that is not the merged tag list"
+            return attempt(FailureType.UNEXPECTED_RESPONSE, problem, ambiguous=True)
+        present = set(merged)
+        missing = sum(t not in present for t in sent_tags)
+        if missing:
+            problem = f"success answer lacks {missing} of the {len(sent_tags)} tags sent"
+            return attempt(FailureType.UNEXPECTED_RESPONSE, problem, ambiguous=True)
+        return attempt(None)
+    code, message = _envelope(response)
+    failure, ambiguous = _status_failure(status, code, response)
+    return attempt(
+        failure,
+        message if message is not None else _describe(response),
+        error_code=code,
+        retry_after=parse_retry_after(response.headers.get("retry-after"), now),
+        ambiguous=ambiguous,
+    )
+
+
+def _status_failure(
+    status: int, code: str | None, response: httpx2.Response
+) -> tuple[FailureType, bool]:
+    if status in (400, 422):
+        return FailureType.VALIDATION_ERROR, False
+    if status == 401:
+        return FailureType.INVALID_KEY, False
+    if status == 403:
+        return FailureType.INSUFFICIENT_PERMISSIONS, False
+    if status in (404, 410):
+        # A 404 without LeadLex's envelope is a wrong URL or a proxy, not a missing contact.
+        return (FailureType.NOT_FOUND if code else FailureType.UNEXPECTED_RESPONSE), False
+    if status == 408:
+        return FailureType.TIMEOUT, False
+    if status == 429:
+        quota = parse_quota(response.headers)
+        spent = quota is not None and quota.remaining == 0
+        return (FailureType.QUOTA_EXHAUSTED if spent else FailureType.RATE_LIMITED), False
+    if 500 <= status < 600:
+        return FailureType.SERVER_ERROR, status == 504
+    return FailureType.UNEXPECTED_RESPONSE, False
+
+
+#: httpx2's request errors, most specific first; classification walks the MRO.
+#: ``(failure type, ambiguous)``: ambiguous when the request may have reached LeadLex.
+EXCEPTION_TYPES: dict[type[BaseException], tuple[FailureType, bool]] = {
+    httpx2.ConnectTimeout: (FailureType.NETWORK_ERROR, False),
+    httpx2.PoolTimeout: (FailureType.NETWORK_ERROR, False),
+    httpx2.ReadTimeout: (FailureType.TIMEOUT, True),
+    httpx2.WriteTimeout: (FailureType.TIMEOUT, True),
+    httpx2.TimeoutException: (FailureType.TIMEOUT, True),
+    httpx2.ConnectError: (FailureType.NETWORK_ERROR, False),
+    httpx2.ProxyError: (FailureType.NETWORK_ERROR, False),
+    httpx2.UnsupportedProtocol: (FailureType.UNEXPECTED_RESPONSE, False),
+    httpx2.LocalProtocolError: (FailureType.UNEXPECTED_RESPONSE, False),
+    httpx2.RemoteProtocolError: (FailureType.NETWORK_ERROR, True),
+    httpx2.ProtocolError: (FailureType.NETWORK_ERROR, True),
+    httpx2.ReadError: (FailureType.NETWORK_ERROR, True),
+    httpx2.WriteError: (FailureType.NETWORK_ERROR, True),
+    httpx2.CloseError: (FailureType.NETWORK_ERROR, True),
+    httpx2.NetworkError: (FailureType.NETWORK_ERROR, True),
+    httpx2.TransportError: (FailureType.NETWORK_ERROR, True),
+    httpx2.DecodingError: (FailureType.UNEXPECTED_RESPONSE, True),
+    httpx2.TooManyRedirects: (FailureType.UNEXPECTED_RESPONSE, False),
+    httpx2.RequestError: (FailureType.NETWORK_ERROR, True),
+    OSError: (FailureType.NETWORK_ERROR, True),
+}
+
+
+def classify_exception(exc: BaseException) -> Attempt | None:
+    """The :class:`Attempt` for a transport error, or ``None`` if it is not one (a bug)."""
+    for cls in type(exc).__mro__:
+        found = EXCEPTION_TYPES.get(cls)
+        if found is not None:
+            failure, ambiguous = found
+            text = str(exc).replace("\n", " ")[:200] or type(exc).__name__
+            return Attempt(failure, message=f"{type(exc).__name__}: {text}", ambiguous=ambiguous)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactOutcome:
+    """How one planned contact ended: one row of the results file."""
+
+    seq: int  #: position in the plan
+    contact_id: str
+    tags: tuple[str, ...]  #: every tag planned for the contact
+    pending_tags: tuple[str, ...]  #: tags not known to be applied (the failures file's tags)
+    status: Status
+    error_type: FailureType | None = None
+    http_status: int | None = None
+    error_code: str | None = None
+    message: str = ""
+    attempts: int = 0
+    request_id: str | None = None
+    verified: bool = False
+    finished_at: float = 0.0  #: Unix seconds
+    source: str = ""
+    line: int = 0
+
+    @property
+    def retryable(self) -> bool | None:
+        return None if self.error_type is None else self.error_type.retryable

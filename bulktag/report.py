@@ -1,0 +1,159 @@
+"""What a run tells its user: the plan before sending, the summary after, the exit code."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bulktag.config import DispatchSettings
+from bulktag.dispatch import DispatchStatistics, Halt
+from bulktag.errors import ExitCode
+from bulktag.outcomes import FailureType, Status
+from bulktag.plan import PlanStats
+
+__all__ = ["describe_plan", "duration", "exit_code", "summary_lines"]
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _counts(items: Mapping[str, int]) -> str:
+    return ", ".join(f"{n:,} {name}" for name, n in items.items() if n)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEstimate:
+    minutes: float | None  #: at the configured rate; None when unlimited
+    days: int  #: days of the plan's daily quota
+    exceeds_today: bool
+
+
+def estimate(stats: PlanStats, settings: DispatchSettings, quota_left: int | None) -> PlanEstimate:
+    rate = settings.rate_per_minute
+    minutes = None if rate is None else stats.requests / rate
+    per_day = settings.per_day
+    days = 1 if not per_day else max(1, math.ceil(stats.requests / per_day))
+    today = quota_left if quota_left is not None else per_day
+    exceeds = today is not None and stats.requests > max(0, today - settings.quota_reserve)
+    return PlanEstimate(minutes, days, exceeds)
+
+
+def describe_plan(
+    stats: PlanStats,
+    settings: DispatchSettings,
+    plan_name: str | None,
+    quota_left: int | None = None,
+) -> list[str]:
+    """The plan, as lines for a person."""
+    lines = []
+    for item in stats.inputs:
+        encoding = (
+            f", {item.encoding}{' (detected)' if item.encoding_detected else ''}"
+            if item.encoding
+            else ""
+        )
+        lines.append(
+            f"input {item.source}: {item.format}{encoding}, {item.rows:,} rows, "
+            f"ID column {item.id_column!r}, tags from "
+            + ", ".join(repr(t) for t in item.tag_columns)
+        )
+    blank = f" ({stats.blank_rows:,} blank rows skipped)" if stats.blank_rows else ""
+    lines.append(
+        f"rows: {stats.rows_read:,} read, {stats.rows_grouped:,} grouped, "
+        f"{stats.rows_rejected:,} rejected{blank}"
+    )
+    if stats.rejects:
+        lines.append(f"rejects ({stats.rejects:,}): {_counts(stats.rejects_by_reason)}")
+    lines.append(
+        f"contacts: {stats.contacts:,} ({stats.pairs - stats.duplicate_pairs:,} tags to add, "
+        f"{stats.duplicate_pairs:,} repeated pairs merged); requests: {stats.requests:,}"
+    )
+    plan_estimate = estimate(stats, settings, quota_left)
+    if plan_estimate.minutes is not None:
+        lines.append(
+            f"time: about {duration(plan_estimate.minutes * 60)} at {settings.rate_per_minute:g} "
+            "calls a minute"
+        )
+    if settings.per_day:
+        plan_label = f"the {plan_name} plan's" if plan_name else "a daily quota of"
+        lines.append(
+            f"quota: {stats.requests:,} calls of {plan_label} {settings.per_day:,} a day "
+            f"({plan_estimate.days} day{'s' if plan_estimate.days > 1 else ''} of quota)"
+        )
+    return lines
+
+
+def exit_code(
+    halt: Halt | None, counts: Mapping[str, int], types: Mapping[str, int], rejects: int
+) -> ExitCode:
+    """The exit code, by precedence: 77 > 75 > 1 > 0."""
+    if halt is Halt.KEY_REJECTED:
+        return ExitCode.KEY_REJECTED
+    left = counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0)
+    retryable_failures = sum(
+        n
+        for name, n in types.items()
+        if FailureType(name).retryable and name != FailureType.INVALID_INPUT
+    )
+    if halt is not None or left or retryable_failures:
+        return ExitCode.WORK_LEFT
+    permanent = sum(n for name, n in types.items() if not FailureType(name).retryable)
+    if permanent or rejects:
+        return ExitCode.FAILURES
+    return ExitCode.OK
+
+
+def _reset_text(reset: int | None) -> str:
+    if reset is None:
+        return ""
+    return f" (resets {datetime.fromtimestamp(reset, UTC):%Y-%m-%d %H:%M} UTC)"
+
+
+def summary_lines(
+    *,
+    planned: int,
+    counts: Mapping[str, int],
+    types: Mapping[str, int],
+    rejects: int,
+    stats: DispatchStatistics | None,
+    seconds: float,
+    files: Mapping[str, str],
+    code: ExitCode,
+) -> list[str]:
+    """The human summary printed after a run."""
+    status_text = _counts({s: counts.get(s, 0) for s in Status})
+    lines = [f"{planned:,} contacts: {status_text or 'none'}"]
+    if types:
+        lines.append(
+            f"failure types: {_counts(dict(sorted(types.items(), key=lambda kv: -kv[1])))}"
+        )
+    if rejects:
+        lines.append(f"{rejects:,} input problems rejected (see {files.get('rejects', 'rejects')})")
+    if stats is not None:
+        quota = ""
+        if stats.quota_remaining is not None:
+            of = f" of {stats.quota_limit:,}" if stats.quota_limit else ""
+            quota = (
+                f"; quota left today: {stats.quota_remaining:,}{of}{_reset_text(stats.quota_reset)}"
+            )
+        lines.append(f"{stats.calls:,} calls to LeadLex in {duration(seconds)}{quota}")
+        if stats.limiter.rate_limited:
+            lines.append(
+                f"{stats.limiter.rate_limited:,} per-minute 429s; "
+                f"rate now {stats.limiter.rate or 0:g}/min"
+            )
+        if stats.halt is not None:
+            lines.append(f"stopped sending: {stats.halt} ({stats.halt_message})")
+    folder = files.get("folder", "")
+    names = ", ".join(v for k, v in files.items() if k != "folder")
+    lines.append(f"files in {folder}: {names}")
+    lines.append(f"exit {int(code)}: {code.meaning}")
+    return lines
