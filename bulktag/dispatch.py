@@ -219,7 +219,11 @@ class Dispatcher:
             result.attempts += 1
             attempt = await self._send(contact.contact_id, tags, key)
             result.attempt = attempt
-            if attempt.ok or not self._settle(attempt, sent_at):
+            if attempt.ok:
+                return result
+            if not self._settle(attempt, sent_at):
+                if attempt.failure in _UNAPPLIED_HALTS and self.halt is not None:
+                    result.halt = self.halt  # a 429 applied nothing: deferred like the rest
                 return result
             delay = self._backoff.delay(
                 result.attempts,
@@ -339,6 +343,9 @@ class Dispatcher:
             source=contact.source,
             line=contact.line,
         )
+
+
+_UNAPPLIED_HALTS = (FailureType.QUOTA_EXHAUSTED, FailureType.RATE_LIMITED)
 
 
 def _stops_contact(chunk: _Chunk) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,10 @@ import anyio
 
 from bulktag.outcomes import ContactOutcome
 
-__all__ = ["OUTCOME_COLUMNS", "Journal", "Recorder"]
+__all__ = ["OUTCOME_COLUMNS", "Journal", "Offload", "Recorder"]
+
+#: Runs a blocking call away from the event loop (``anyio.to_thread.run_sync``).
+Offload = Callable[..., Awaitable[Any]]
 
 OUTCOME_COLUMNS = (
     "seq",
@@ -141,10 +144,14 @@ class Recorder:
     """The one task that writes the journal; workers ``await recorder.record(outcome)``."""
 
     def __init__(
-        self, journal: Journal, on_commit: Callable[[Sequence[ContactOutcome]], None]
+        self,
+        journal: Journal,
+        on_commit: Callable[[Sequence[ContactOutcome]], None],
+        offload: Offload = anyio.to_thread.run_sync,
     ) -> None:
         self._journal = journal
         self._on_commit = on_commit
+        self._offload = offload
         self._pending: list[tuple[ContactOutcome, anyio.Event]] = []
         self._wake = anyio.Event()
         self._closing = False
@@ -169,7 +176,7 @@ class Recorder:
             if batch:
                 outcomes = [outcome for outcome, _ in batch]
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._journal.record, outcomes)
+                    await self._offload(self._journal.record, outcomes)
                 self._on_commit(outcomes)
                 for _, committed in batch:
                     committed.set()

@@ -62,6 +62,7 @@ class RateLimiter:
         self._next_start = -math.inf
         self._paused_until = -math.inf
         self._finished: deque[float] = deque()  # answer times within the window
+        self._limited_at: deque[float] = deque()  # answer times of the 429s among them
         self._in_flight = 0
         self._changed = anyio.Event()
         self._adapted_at = -math.inf
@@ -121,6 +122,8 @@ class RateLimiter:
         self._in_flight -= 1
         if self.rate is not None:
             self._finished.append(self._clock.now())
+            if rate_limited:
+                self._limited_at.append(self._finished[-1])
         if not rate_limited:
             self._consecutive = 0
         self._changed.set()
@@ -133,8 +136,14 @@ class RateLimiter:
         self._last_limited = now
         self._consecutive += 1
         if self.rate is not None and sent_at >= self._adapted_at:
-            accepted = sum(1 for t in self._finished if t > now - WINDOW)
-            self.rate = max(1.0, min(self.rate * CUT, float(accepted)))
+            since = now - WINDOW
+            while self._limited_at and self._limited_at[0] <= since:
+                self._limited_at.popleft()
+            accepted = sum(1 for t in self._finished if t > since) - len(self._limited_at)
+            # When our own calls filled the server's window, its limit is what it accepted;
+            # when they did not (another client, a storm), only slow down a little.
+            ceiling = accepted if accepted >= self.rate / 2 else self.rate * CUT
+            self.rate = max(1.0, min(self.rate * CUT, float(ceiling)))
             self._adapted_at = now
         pause = (
             retry_after

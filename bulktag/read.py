@@ -384,7 +384,7 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
         path = workdir / "stdin.csv"
         with path.open("wb") as handle:
             shutil.copyfileobj(sys.stdin.buffer, handle)
-        return _read_csv(path, "-", options, workdir)
+        return _read_csv(path, "<stdin>", options, workdir)
     path = Path(name)
     fmt = detect_format(path)
     if fmt == "csv":

@@ -29,7 +29,7 @@ from bulktag.clock import Clock, LoopClock
 from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url, load_api_key
 from bulktag.dispatch import Dispatcher, DispatchStatistics, Halt, PlannedContact
 from bulktag.errors import ConfigError, ExitCode
-from bulktag.journal import Journal, Recorder
+from bulktag.journal import Journal, Offload, Recorder
 from bulktag.outcomes import ContactOutcome, Status
 from bulktag.plan import Plan, build_plan
 from bulktag.publish import Published, publish, write_json
@@ -52,6 +52,9 @@ class Runtime:
     environ: Mapping[str, str] | None = None
     handle_signals: bool = True
     seed: int | None = None
+    #: Runs blocking calls (SQLite commits, plan reads) off the event loop. Tests on
+    #: a virtual clock run them inline: a thread would let virtual time jump ahead.
+    offload: Offload = anyio.to_thread.run_sync
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +132,7 @@ class _Job:
     async def _contacts(self) -> AsyncGenerator[PlannedContact, None]:
         batches = self.plan.batches()
         while True:
-            batch = await anyio.to_thread.run_sync(next, batches, None)
+            batch = await self.runtime.offload(next, batches, None)
             if batch is None:
                 return
             for seq, contact_id, tags, source, line in batch.select(
@@ -191,7 +194,7 @@ class _Job:
                 run_id=self.run_id,
                 seed=self.runtime.seed,
             )
-            recorder = Recorder(self.journal, committed)
+            recorder = Recorder(self.journal, committed, self.runtime.offload)
             try:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(recorder.run)

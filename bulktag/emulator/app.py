@@ -57,6 +57,8 @@ __all__ = ["DROP_EXTENSION", "ConnectionDroppedError", "Emulator"]
 DROP_EXTENSION = "bulktag.drop_connection"
 IDEMPOTENCY_TTL = 24 * 3600.0
 EXPORT_DEFAULT_LIMIT = 10_000
+#: The path of LeadLex's documented base URL; the emulator answers with and without it.
+GATEWAY_PREFIX = "/functions/v1/api-gateway"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BEARER = re.compile(r"Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
@@ -194,6 +196,11 @@ class Emulator:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if path.startswith(GATEWAY_PREFIX + "/"):
+            # Served under LeadLex's own base path too, so a base URL with a path is exercised.
+            scope = dict(scope, path=path[len(GATEWAY_PREFIX) :], root_path=GATEWAY_PREFIX)
+            scope["raw_path"] = scope["path"].encode()
         await self.app(scope, receive, send)
 
     # -- state ------------------------------------------------------------------

@@ -1,0 +1,172 @@
+"""A world for end-to-end job tests: an in-process emulator and bulktag on one virtual clock.
+
+``world.run(args)`` calls the real ``bulktag run`` command in-process under trio
+with ``MockClock(autojump_threshold=0)``: the emulator and bulktag share one
+virtual time, so a run that takes five minutes of rate limiting takes
+milliseconds, and tests can assert exact schedules.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import polars as pl
+import pytest
+import trio.testing
+
+from bulktag.cli import main
+from bulktag.clock import LoopClock
+from bulktag.emulator import (
+    Contact,
+    Emulator,
+    EmulatorClock,
+    EmulatorTransport,
+    Key,
+    generate_contacts,
+)
+from bulktag.runner import Runtime
+from tests.conftest import KEY, T0
+
+URL = "https://leadlex.test/functions/v1/api-gateway"
+
+
+async def inline(function: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking call on the loop: a thread would let virtual time jump ahead."""
+    return function(*args)
+
+
+class _Hooked(httpx2.AsyncBaseTransport):
+    """The emulator's transport, with a hook that may act before each request."""
+
+    def __init__(
+        self, inner: httpx2.AsyncBaseTransport, hook: Callable[[httpx2.Request], None]
+    ) -> None:
+        self._inner = inner
+        self._hook = hook
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._hook(request)
+        return await self._inner.handle_async_request(request)
+
+
+@dataclass
+class World:
+    """An emulator, a virtual clock, and a folder; ``run`` is the real command."""
+
+    emulator: Emulator
+    clock: trio.testing.MockClock
+    folder: Path
+    environ: dict[str, str] = field(default_factory=lambda: {"LEADLEX_API_KEY": KEY})
+    hook: Callable[[httpx2.Request], None] | None = None
+    runs: int = 0
+
+    @property
+    def contact_ids(self) -> list[str]:
+        return [c.id for c in self.emulator._ordered]
+
+    def runtime(self) -> Runtime:
+        transport: httpx2.AsyncBaseTransport = EmulatorTransport(self.emulator)
+        if self.hook is not None:
+            transport = _Hooked(transport, self.hook)
+        return Runtime(
+            transport=transport,
+            clock=LoopClock(epoch=T0),
+            backend="trio",
+            backend_options={"clock": self.clock},
+            environ=self.environ,
+            handle_signals=False,
+            seed=1,
+            offload=inline,
+        )
+
+    def run(self, *args: str, out: str | None = None) -> tuple[int, Path]:
+        """``bulktag run ARGS --out DIR --api-url URL``; returns (exit code, run folder)."""
+        self.runs += 1
+        run_dir = self.folder / (out or f"run{self.runs}")
+        argv = ["run", *args, "--out", str(run_dir)]
+        if "--api-url" not in args:
+            argv += ["--api-url", URL]
+        return main(argv, runtime=self.runtime()), run_dir
+
+    def write_csv(
+        self,
+        name: str,
+        rows: Iterable[Sequence[str]],
+        header: Sequence[str] = ("contact_id", "tags"),
+    ) -> Path:
+        path = self.folder / name
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return path
+
+    def tags_of(self, contact_id: str) -> list[str]:
+        return list(self.emulator.contacts[contact_id].tags)
+
+    def handled_tag_calls(self) -> int:
+        return self.emulator.handled["POST /v1/contacts/{id}/tags"]
+
+    def statuses(self) -> dict[str, int]:
+        return {
+            status: n
+            for (route, status), n in self.emulator.requests.items()
+            if route.endswith("/tags")
+        }
+
+
+def read_results(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False) if path.suffix == ".csv" else pl.read_parquet(path)
+
+
+def new_world(folder: Path, contacts: int = 60, **options: Any) -> World:
+    """An emulator with ``contacts`` untagged contacts on a fresh virtual clock."""
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    emulator_clock = EmulatorClock(start=T0, source=clock.current_time)
+    emulator_clock.now()  # pin the emulator's origin to virtual time 0
+    listed: list[Contact] = list(generate_contacts(contacts, seed=3))
+    for contact in listed:
+        contact.tags.clear()
+    settings: dict[str, Any] = {
+        "plan": "pro",
+        "keys": [Key(KEY, "default", frozenset({"read", "write"}))],
+        "contacts": listed,
+        "clock": emulator_clock,
+    }
+    settings.update(options)
+    folder.mkdir(parents=True, exist_ok=True)
+    return World(Emulator(**settings), clock, folder)
+
+
+@pytest.fixture
+def make_world(tmp_path: Path) -> Callable[..., World]:
+    """A world on a fresh virtual clock; emulator options as keyword arguments."""
+
+    def make(contacts: int = 60, **options: Any) -> World:
+        return new_world(tmp_path, contacts, **options)
+
+    return make
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()
+
+
+def sliding_window_max(times: Sequence[float], window: float = 60.0) -> int:
+    """The most calls in any (t - window, t] interval, as the server counts them."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window + 1e-9:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+__all__ = ["URL", "World", "read_results", "sliding_window_max"]
