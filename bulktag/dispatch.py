@@ -216,6 +216,10 @@ class Dispatcher:
             if sent_at is None:
                 result.halt = self.halt
                 return result
+            if result.attempts and sent_at - started > self._backoff.max_time:
+                self._limiter.cancel()  # the limiter's pause outlasted --retry-time
+                self._budget.release(None)
+                return result
             result.attempts += 1
             attempt = await self._send(contact.contact_id, tags, key)
             result.attempt = attempt
@@ -238,23 +242,26 @@ class Dispatcher:
                 return result
 
     async def _slot(self) -> float | None:
-        """A rate-limiter slot and one call of the daily budget; ``None`` once halted."""
+        """One call of the daily budget, then a rate-limiter slot; ``None`` once halted.
+
+        The budget comes first: a worker waiting for the probe's answer has not
+        taken a limiter slot, so when the answer comes the spacing still holds.
+        """
         with anyio.CancelScope() as scope:
             self._waits.add(scope)
             try:
                 if self.halt is not None:
                     return None
-                sent_at = await self._limiter.acquire()
                 try:
                     await self._budget.acquire()
                 except BudgetSpentError:
-                    self._limiter.release()
                     self.stop(Halt.QUOTA, "the daily quota (less the reserve) is spent")
                     return None
+                try:
+                    return await self._limiter.acquire()
                 except BaseException:
-                    self._limiter.release()
+                    self._budget.release(None)  # interrupted before sending
                     raise
-                return sent_at
             finally:
                 self._waits.discard(scope)
         return None

@@ -36,6 +36,10 @@ __all__ = ["BudgetSpentError", "DailyBudget", "LimiterStatistics", "RateLimiter"
 WINDOW = 60.0
 #: Waits are at least this long: float rounding must not make a wait of ~0 spin.
 TICK = 1e-3
+#: Float rounding forgiven when comparing times (a virtual clock lands on a deadline give
+#: or take an ulp). Half a TICK was too much: an attempt could start up to 0.5 ms before
+#: its slot was free, one call too many in the server's window when answers come that fast.
+SLACK = 1e-9
 RECOVER_AFTER = 300.0
 RECOVER_STEP = 1.05
 CUT = 0.9
@@ -102,9 +106,9 @@ class RateLimiter:
                 self._in_flight += 1
                 return now
             self._recover(now)
-            while self._finished and self._finished[0] <= now - WINDOW + TICK / 2:
+            while self._finished and self._finished[0] <= now - WINDOW + SLACK:
                 self._finished.popleft()
-            if now < self._next_start - TICK / 2:
+            if now < self._next_start - SLACK:
                 await self._clock.sleep(max(TICK, self._next_start - now))
                 continue
             if len(self._finished) + self._in_flight >= self._capacity():
@@ -126,6 +130,12 @@ class RateLimiter:
                 self._limited_at.append(self._finished[-1])
         if not rate_limited:
             self._consecutive = 0
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def cancel(self) -> None:
+        """A slot was taken but no call was sent: it does not count."""
+        self._in_flight -= 1
         self._changed.set()
         self._changed = anyio.Event()
 

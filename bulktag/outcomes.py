@@ -2,7 +2,7 @@
 
 Every attempt ends as an :class:`Attempt`; :func:`classify_response` and
 :func:`classify_exception` are the only functions that look at a status code or
-an exception type. ``tests/test_outcomes.py`` checks that every status from 100
+an exception type. ``tests/limits/test_outcomes.py`` checks that every status from 100
 to 599 and every ``httpx2`` request error maps to exactly one type.
 
     status / exception                      failure type              retryable
@@ -115,7 +115,8 @@ class Attempt:
 
 
 _DIGITS = re.compile(r"\s*(\d{1,12})\s*$")
-_NUMBER = re.compile(r"\s*(\d{1,12}(?:\.\d+)?)\s*$")
+# No length limit: a huge Retry-After is kept as given (the dispatcher caps it), not ignored.
+_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*$")
 
 
 def _header_int(headers: httpx2.Headers, name: str) -> int | None:
@@ -156,7 +157,7 @@ def _envelope(response: httpx2.Response) -> tuple[str | None, str | None]:
     """``(code, message)`` of LeadLex's error envelope, or ``(None, None)``."""
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested garbage makes the parser recurse
         return None, None
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("code"), str):
@@ -181,7 +182,7 @@ def _describe(response: httpx2.Response) -> str:
 def _merged_tags(response: httpx2.Response) -> list[str] | None:
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested garbage makes the parser recurse
         return None
     data = body.get("data") if isinstance(body, dict) else None
     tags = data.get("tags") if isinstance(data, dict) else None
@@ -291,9 +292,27 @@ def classify_exception(exc: BaseException) -> Attempt | None:
         found = EXCEPTION_TYPES.get(cls)
         if found is not None:
             failure, ambiguous = found
-            text = str(exc).replace("\n", " ")[:200] or type(exc).__name__
+            text = str(exc).replace("\n", " ")
+            for secret in _credentials(exc):
+                text = text.replace(secret, "***")
+            text = text[:200] or type(exc).__name__
             return Attempt(failure, message=f"{type(exc).__name__}: {text}", ambiguous=ambiguous)
     return None
+
+
+def _credentials(exc: BaseException) -> list[str]:
+    """The credentials of the request an httpx2 error belongs to, to keep out of its message.
+
+    Transport errors may quote header values (h11: "Illegal header value b'Bearer ...'").
+    """
+    if not isinstance(exc, httpx2.HTTPError):
+        return []
+    try:
+        request = exc.request
+    except RuntimeError:  # no request attached
+        return []
+    values = [request.headers.get(name, "") for name in ("authorization", "proxy-authorization")]
+    return [part for value in values for part in (value, value.partition(" ")[2]) if part]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ class Backoff:
     max_time: float = 600.0
 
     def delay(self, attempts: int, rng: random.Random, retry_after: float | None = None) -> float:
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        # 2**1024 does not fit a float (OverflowError); 2**64 already exceeds any cap.
+        ceiling = min(self.cap, self.base * 2.0 ** min(max(0, attempts - 1), 64))
         jitter = rng.uniform(0.0, ceiling) if ceiling > 0 else 0.0
         return max(jitter, retry_after or 0.0)
 

@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 
 import polars as pl
+import pytest
 
 from bulktag.errors import ExitCode
 from tests.job.conftest import World, read_results, sliding_window_max
@@ -181,3 +182,27 @@ def test_xlsx_in_xlsx_out(world: World) -> None:
     results = pl.read_excel(run_dir / "results.xlsx")
     assert results["contact_id"].to_list() == [world.contact_ids[0]]
     assert results["tags"].to_list() == ["=HYPERLINK(1)"]
+
+
+def test_progress_bar_when_asked(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """--progress shows tqdm's bar (contacts done, rate) on stderr; --no-progress does not."""
+    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids[:5]])
+    world.run(str(source), "--progress")
+    assert "5/5" in capsys.readouterr().err
+    world.run(str(source), "--no-progress")
+    assert "5/5" not in capsys.readouterr().err
+
+
+def test_plan_is_logged_first_and_warns_beyond_the_quota(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-v logs the plan before any call; a plan beyond a day of quota is a warning."""
+    world = make_world(contacts=120, plan="starter")
+    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
+    world.run(str(source), "--plan", "starter", "-v", "--log-format", "text", "--dry-run")
+    err = capsys.readouterr().err
+    assert err.index("plan:") < err.index("summary:")
+    assert "requests: 120" in err
+    assert "120 calls of the starter plan's 100 a day (2 days of quota)" in err
+    world.run(str(source), "--plan", "starter", "--log-format", "text")
+    assert "more than a day of quota" in capsys.readouterr().err
