@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bulktag import __version__
-from bulktag.config import API_KEY_ENV, API_URL_ENV, DispatchSettings, ReadOptions, RunConfig
 from bulktag.errors import BulkTagError, ExitCode, UsageError
-from bulktag.leadlex import DEFAULT_API_URL
+from bulktag.jobfile import load_job
 from bulktag.logs import setup_logging
-from bulktag.normalise import normalise_tag_text, tag_problem_text
+from bulktag.options import add_input_options, add_run_options, resolve
 
 if TYPE_CHECKING:
     from bulktag.runner import Runtime
@@ -76,126 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_run(commands)
     _add_validate(commands)
+    _add_check_job(commands)
     _add_emulator(commands)
     _add_demo(commands)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
-    return value
-
-
-def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help="CSV/TSV, Parquet, XLSX or NDJSON files, globs ('exports/*.csv'), - for stdin",
-    )
-    read = p.add_argument_group("reading")
-    read.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
-    read.add_argument("--encoding", help="CSV encoding (default: detected; e.g. cp1252, utf-16)")
-    read.add_argument("--sheet", help="XLSX sheet name or number (default: the first)")
-    read.add_argument(
-        "--id-column", metavar="NAME", help="the contact ID column (default: by alias)"
-    )
-    read.add_argument(
-        "--tags-column",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a tags column (repeatable; default: tags, tag, labels or tag1, tag2, ...)",
-    )
-    read.add_argument(
-        "--tag-separators",
-        default=",;|",
-        metavar="CHARS",
-        help="characters that split a tags cell (default ',;|'; '' keeps a cell as one tag)",
-    )
-    read.add_argument("--tag-case", choices=["preserve", "lower"], default="preserve")
-    read.add_argument(
-        "--tag-prefix", default="", metavar="TEXT", help="prepended to every input tag"
-    )
-    read.add_argument(
-        "--add-tag",
-        action="append",
-        default=[],
-        metavar="TAG",
-        help="a tag added to every contact, e.g. import-2026-11 (repeatable)",
-    )
-    limits = p.add_argument_group("limits")
-    limits.add_argument(
-        "--plan",
-        choices=["starter", "pro", "org", "unmetered"],
-        default="pro",
-        help="the workspace's LeadLex plan: sets the rate and the daily quota (default pro)",
-    )
-    limits.add_argument(
-        "--rate-per-minute",
-        type=_positive_float,
-        metavar="N",
-        help="calls a minute (default: the plan's)",
-    )
-    limits.add_argument(
-        "--quota-reserve",
-        type=_positive_int,
-        default=0,
-        metavar="N",
-        help="calls of the daily quota to leave unused (default 0)",
-    )
-
-
-def _read_options(args: argparse.Namespace) -> ReadOptions:
-    static = []
-    for tag in args.add_tag:
-        cleaned = normalise_tag_text(tag, lower=args.tag_case == "lower")
-        problem = tag_problem_text(cleaned)
-        if problem:
-            raise UsageError(f"--add-tag {tag!r}: {problem}")
-        static.append(cleaned)
-    if args.delimiter is not None and args.delimiter in ("\\t", "tab"):
-        args.delimiter = "\t"
-    return ReadOptions(
-        delimiter=args.delimiter,
-        encoding=args.encoding,
-        sheet=args.sheet,
-        id_column=args.id_column,
-        tags_columns=tuple(args.tags_column),
-        tag_separators=args.tag_separators,
-        tag_case=args.tag_case,
-        tag_prefix=args.tag_prefix,
-        static_tags=tuple(static),
-    )
-
-
-def _dispatch_settings(args: argparse.Namespace) -> DispatchSettings:
-    return DispatchSettings.for_plan(
-        args.plan,
-        rate_per_minute=args.rate_per_minute,
-        quota_reserve=args.quota_reserve,
-        concurrency=getattr(args, "concurrency", None),
-        timeout=getattr(args, "timeout", None),
-        max_attempts=getattr(args, "max_attempts", None),
-        retry_time=getattr(args, "retry_time", None),
-        max_wait=getattr(args, "max_wait", None),
-        grace=getattr(args, "grace", None),
-    )
 
 
 def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -205,79 +88,16 @@ def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
         description=(
             "Read INPUT files, group tags per contact, add them through LeadLex's API within "
             "the plan's limits, and write results, failures (re-runnable), rejects and "
-            "summary.json into the run folder. The API key comes from LEADLEX_API_KEY or "
-            "--api-key-file, never from the command line."
+            "summary.json into the run folder. With --job, the inputs and settings come from "
+            "a job file (flags override it), and the run resumes what an earlier run left. "
+            "The API key comes from LEADLEX_API_KEY or --api-key-file, never from the "
+            "command line."
         ),
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_input_options(p)
-    out = p.add_argument_group("output")
-    out.add_argument(
-        "--out", type=Path, metavar="DIR", help="run folder (default runs/<UTC time>/)"
-    )
-    out.add_argument(
-        "--format",
-        choices=["csv", "parquet", "xlsx", "ndjson"],
-        help="results and failures format (default: the input's)",
-    )
-    out.add_argument(
-        "--dry-run", action="store_true", help="read and plan, write the files, send nothing"
-    )
-    api = p.add_argument_group("API")
-    api.add_argument(
-        "--api-url",
-        default=None,
-        metavar="URL",
-        help=f"LeadLex base URL (default: ${API_URL_ENV} or {DEFAULT_API_URL})",
-    )
-    api.add_argument(
-        "--api-key-file",
-        type=Path,
-        metavar="FILE",
-        help=f"file holding the API key (else ${API_KEY_ENV})",
-    )
-    send = p.add_argument_group("sending")
-    send.add_argument(
-        "--concurrency", type=_positive_int, default=8, help="requests in flight (default 8)"
-    )
-    send.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=30.0,
-        metavar="S",
-        help="per request (default 30)",
-    )
-    send.add_argument(
-        "--max-attempts", type=_positive_int, default=6, metavar="N", help="per request (default 6)"
-    )
-    send.add_argument(
-        "--retry-time",
-        type=_positive_float,
-        default=600.0,
-        metavar="S",
-        help="retrying a request stops after S seconds (default 600)",
-    )
-    send.add_argument(
-        "--max-wait",
-        type=_positive_float,
-        default=900.0,
-        metavar="S",
-        help="a longer Retry-After stops sending; the rest is deferred (default 900)",
-    )
-    send.add_argument(
-        "--grace",
-        type=_positive_float,
-        default=10.0,
-        metavar="S",
-        help="after SIGINT/SIGTERM, time for requests in flight (default 10)",
-    )
-    send.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar (default: on a terminal)",
-    )
+    add_input_options(p, inputs="*")
+    add_run_options(p)
     _add_verbosity(p)
     p.set_defaults(handler=_run)
 
@@ -301,19 +121,58 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
         json_lines=None if args.log_format == "auto" else args.log_format == "json",
     )
     environ = runtime.environ if runtime and runtime.environ is not None else os.environ
-    config = RunConfig(
-        inputs=tuple(args.inputs),
-        out_dir=args.out,
-        api_url=args.api_url or environ.get(API_URL_ENV) or DEFAULT_API_URL,
-        key_file=args.api_key_file,
-        plan_name=args.plan,
-        read=_read_options(args),
-        dispatch=_dispatch_settings(args),
-        output_format=args.format,
-        dry_run=args.dry_run,
-        progress=args.progress,
-    )
+    job = load_job(args.job) if args.job else None
+    if sum(bool(x) for x in (args.job, args.resume)) > 1:
+        raise UsageError("bulktag run: --job and --resume cannot be combined")
+    if not args.inputs and not args.job and not args.resume:
+        raise UsageError("bulktag run: give INPUT files, --job FILE or --resume RUN_DIR")
+    if args.resume and args.inputs:
+        raise UsageError("bulktag run: --resume continues a run's own inputs; give no INPUT")
+    config = resolve(args, environ, job)
     return int(run(config, runtime).exit_code)
+
+
+def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
+    p = commands.add_parser(
+        "check-job",
+        help="check a job file; exit 0 when it is usable, 78 otherwise",
+        description="Check a job file (jobs/*.toml) and print what a run of it would use.",
+    )
+    p.add_argument("job", type=Path, metavar="FILE")
+    p.set_defaults(handler=_check_job)
+
+
+def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
+    from bulktag.config import check_api_url  # noqa: PLC0415
+    from bulktag.read import expand_inputs  # noqa: PLC0415
+
+    job = load_job(args.job)
+    blank = argparse.Namespace(inputs=[])
+    config = resolve(
+        blank, runtime.environ if runtime and runtime.environ is not None else os.environ, job
+    )
+    check_api_url(config.api_url)
+    matched = []
+    for pattern in config.inputs:
+        try:
+            matched.extend(expand_inputs([pattern]))
+        except BulkTagError as exc:
+            matched.append(f"(none yet: {exc})")
+    assert config.job is not None
+    lines = [
+        f"job {config.job.name}: {args.job}",
+        f"  folder: {config.job.folder}",
+        f"  inputs: {', '.join(config.inputs)}",
+        f"  matching now: {', '.join(matched) if matched else 'nothing'}",
+        f"  API: {config.api_url}, key from "
+        + (str(config.key_file) if config.key_file else f"${config.key_env}"),
+        f"  plan {config.plan_name}: {config.dispatch.rate_per_minute or 'unlimited'} calls a minute, "
+        f"{config.dispatch.per_day or 'unlimited'} a day, reserve {config.dispatch.quota_reserve}",
+        f"  ledger: {'on' if config.job.ledger else 'off'}"
+        + (f", {config.job.ledger_days:g} days" if config.job.ledger_days else ""),
+    ]
+    print("\n".join(lines))
+    return ExitCode.OK
 
 
 def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -328,7 +187,7 @@ def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_input_options(p)
+    add_input_options(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument(
         "--rejects", type=Path, metavar="FILE", help="also write the reject rows to FILE (CSV)"
@@ -345,9 +204,7 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.runner import prepare_plan  # noqa: PLC0415
 
     setup_logging(0)
-    config = RunConfig(
-        inputs=tuple(args.inputs), read=_read_options(args), dispatch=_dispatch_settings(args)
-    )
+    config = resolve(args, os.environ)
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
         _, plan = prepare_plan(config, work, work / "plan.parquet")
@@ -365,7 +222,7 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     if args.json:
         print(json.dumps(plan.stats.as_json(), indent=2, ensure_ascii=False))
     else:
-        print("\n".join(describe_plan(plan.stats, config.dispatch, args.plan)))
+        print("\n".join(describe_plan(plan.stats, config.dispatch, config.plan_name)))
     return ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
 
 

@@ -18,6 +18,7 @@ from bulktag.leadlex import DEFAULT_API_URL, PLANS
 
 __all__ = [
     "API_KEY_ENV",
+    "JobSettings",
     "API_URL_ENV",
     "ApiKey",
     "DispatchSettings",
@@ -70,8 +71,10 @@ class ApiKey:
         raise TypeError("an ApiKey cannot be pickled")
 
 
-def load_api_key(key_file: Path | None, environ: dict[str, str] | None = None) -> ApiKey:
-    """The key from ``key_file`` if given, else from ``LEADLEX_API_KEY``.
+def load_api_key(
+    key_file: Path | None, environ: dict[str, str] | None = None, variable: str = API_KEY_ENV
+) -> ApiKey:
+    """The key from ``key_file`` if given, else from the variable (``LEADLEX_API_KEY``).
 
     A key file readable by group or others is used, with a warning.
     """
@@ -97,9 +100,9 @@ def load_api_key(key_file: Path | None, environ: dict[str, str] | None = None) -
         if len(lines) != 1:
             raise ConfigError(f"{key_file}: the API key file must hold exactly one non-empty line")
         return ApiKey(lines[0])
-    secret = env.get(API_KEY_ENV, "").strip()
+    secret = env.get(variable, "").strip()
     if not secret:
-        raise ConfigError(f"no API key: set {API_KEY_ENV} or pass --api-key-file FILE")
+        raise ConfigError(f"no API key: set {variable} or pass --api-key-file FILE")
     return ApiKey(secret)
 
 
@@ -182,16 +185,32 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSettings:
+    """What makes a run part of a recurring job (``--job FILE``)."""
+
+    name: str
+    folder: Path  #: the job's state, lock, carry-over and runs
+    keep_runs: int | None = None  #: None: keep every run folder
+    ledger: bool = True
+    ledger_days: float | None = None  #: None: applied pairs are skipped forever
+
+
+@dataclass(frozen=True, slots=True)
 class RunConfig:
     """Everything one ``bulktag run`` needs."""
 
     inputs: tuple[str, ...]
     out_dir: Path | None = None
     api_url: str = DEFAULT_API_URL
-    key_file: Path | None = None  #: else LEADLEX_API_KEY
+    key_file: Path | None = None  #: else the environment variable ``key_env``
+    key_env: str = API_KEY_ENV
     plan_name: str | None = "pro"
     read: ReadOptions = field(default_factory=ReadOptions)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     output_format: OutputFormat | None = None  #: None: the input's format
     dry_run: bool = False
     progress: bool | None = None  #: None: only on a terminal
+    job: JobSettings | None = None
+    resume: Path | None = None  #: continue this interrupted run folder
+    force: bool = False  #: ignore the ledger: send pairs already applied
+    metrics_file: Path | None = None

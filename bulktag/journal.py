@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import polars as pl
 
 from bulktag.outcomes import ContactOutcome
 
@@ -130,6 +131,14 @@ class Journal:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+
+    def frame(self) -> pl.DataFrame:
+        """``seq, status, pending`` of every recorded outcome (what a resumed run needs)."""
+        rows = self._db.execute("SELECT seq, status, pending_tags FROM outcomes").fetchall()
+        frame = pl.DataFrame(
+            rows, schema={"seq": pl.Int64, "status": pl.String, "pending": pl.String}, orient="row"
+        )
+        return frame.with_columns(pl.col("pending").str.json_decode(pl.List(pl.String)))
 
     def rows(self, batch: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
         """All outcomes in plan order, in batches of raw rows (JSON-encoded tag lists)."""

@@ -179,7 +179,9 @@ class DailyBudget:
         self.limit: int | None = None
         self.reset: int | None = None
         self.spent = False
-        self._probing = remaining is None
+        # The first call goes alone, even when the state store remembers what was
+        # left: its answer says what is left now.
+        self._probing = True
         self._in_flight = 0
         self._changed = anyio.Event()
 
@@ -195,7 +197,7 @@ class DailyBudget:
         while True:
             if self.spent:
                 raise BudgetSpentError
-            if self.remaining is None and self._probing and self._in_flight:
+            if self._probing and self._in_flight:
                 await self._changed.wait()  # the first answer tells what is left
                 continue
             available = self.available

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from bulktag.errors import InputError
 from bulktag.leadlex import MAX_TAGS_PER_REQUEST
 from bulktag.normalise import NO_TAGS, RAGGED, canonical_id, id_problem, normalise_tag, tag_problem
 from bulktag.read import InputFrame
+from bulktag.sniff import SniffedCsv
 
 __all__ = ["InputSummary", "Plan", "PlanStats", "build_plan", "chunks"]
 
@@ -220,7 +220,7 @@ def build_plan(
         grouped=(pl.col("row_problem").is_null() & (pl.col("good") > 0)).sum(),
     )
     pair_count = pairs.select(pl.len())
-    rejects = pl.concat([row_rejects, tag_rejects]).sort("source", "line")
+    rejects = pl.concat([row_rejects, tag_rejects]).sort("source", "line", maintain_order=True)
     try:
         _, _, counts, pair_total = pl.collect_all(
             [
@@ -232,8 +232,8 @@ def build_plan(
         )
     except pl.exceptions.PolarsError as exc:
         raise _input_error(inputs, exc) from None
+    _fix_csv_lines(inputs, plan_path, rejects_path)
     reject_frame = pl.read_parquet(rejects_path)
-    reject_frame = _fix_csv_lines(inputs, reject_frame, rejects_path)
     planned = (
         pl.scan_parquet(plan_path)
         .select(
@@ -275,65 +275,126 @@ def build_plan(
     return Plan(plan_path, rejects_path, stats)
 
 
-_OFFSET = re.compile(r"offset in the file is (\d+) bytes")
+_UNCLOSED = 'a quoted cell is not closed: its quote (") runs to the end of the file'
+_STRAY = (
+    'a quote (") inside a cell that does not start with one: '
+    'quote the whole cell and double the quote ("")'
+)
+_AFTER = 'text after the closing quote (") of a cell: quote the whole cell, double inner quotes'
 
 
 def _input_error(inputs: Sequence[InputFrame], exc: pl.exceptions.PolarsError) -> InputError:
     """Name the input that polars could not read, with the line when it can be told."""
     for item in inputs:
         try:
-            item.frame.select(pl.len()).collect()
+            # Every column, so that the rows are really split and decoded (a count is not).
+            item.frame.select(pl.all().null_count()).collect()
         except pl.exceptions.PolarsError as own:
             message = str(own).strip().splitlines()[0]
             line = None
-            offset = _OFFSET.search(str(own))
-            if offset and item.csv is not None:
-                with item.csv.path.open("rb") as handle:
-                    line = handle.read(int(offset.group(1))).count(b"\n") + 1
             if "invalid utf-8" in message:
                 message += " (pass --encoding, e.g. --encoding cp1252)"
-            elif "could not parse" in message and item.csv is not None:
-                message = 'cannot split this row into fields: an unbalanced quote (") ' + (
-                    "runs to the end of the file"
-                )
+            elif item.csv is not None and (problem := _quote_problem(item.csv)) is not None:
+                line, message = problem[0], f"cannot split this row into fields: {problem[1]}"
             return InputError(message, source=item.source, line=line)
-    return InputError(str(exc).strip().splitlines()[0])
+    source = inputs[0].source if len(inputs) == 1 else None
+    return InputError(str(exc).strip().splitlines()[0], source=source)
 
 
-def _fix_csv_lines(inputs: Sequence[InputFrame], rejects: pl.DataFrame, path: Path) -> pl.DataFrame:
-    """Record numbers are line numbers unless quoted cells hold line breaks: map those."""
-    if rejects.height == 0:
-        return rejects
-    fixed = []
-    changed = False
-    for item in inputs:
-        mine = rejects.filter(pl.col("source") == item.source)
-        sniffed = item.csv
-        if sniffed is None or mine.height == 0:
-            fixed.append(mine)
-            continue
-        with sniffed.path.open("rb") as handle:
-            newlines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-        records = item.frame.select(pl.len()).collect().item() + sniffed.skip_rows
-        if newlines <= records:
-            fixed.append(mine)
-            continue
-        changed = True
-        wanted = set(mine["line"].to_list())
-        mapping: dict[int, int] = {}
-        with sniffed.path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle, delimiter=sniffed.delimiter)
-            start = 1
-            for record, _ in enumerate(reader, start=1):
-                if record in wanted:
-                    mapping[record] = start
-                start = reader.line_num + 1
-        fixed.append(mine.with_columns(pl.col("line").replace(mapping)))
-    if not changed:
-        return rejects
-    result = pl.concat(fixed).sort("source", "line")
-    result.write_parquet(path)
-    return result
+def _quote_problem(sniffed: SniffedCsv) -> tuple[int, str] | None:
+    """The first line whose quoting polars cannot split, and what is wrong with it."""
+    start, quoted = 1, False
+    with sniffed.path.open(encoding="utf-8-sig", errors="replace", newline="\n") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not quoted:
+                start = number
+                if '"' not in text:
+                    continue
+            quoted, problem = _scan_quotes(text.rstrip("\r\n"), sniffed.delimiter, quoted)
+            if problem:
+                return start, problem
+    return (start, _UNCLOSED) if quoted else None
+
+
+def _scan_quotes(text: str, delimiter: str, quoted: bool) -> tuple[bool, str | None]:
+    """RFC 4180 quoting of one line: (still inside a quoted cell, the problem found)."""
+    at, size = 0, len(text)
+    while True:
+        if quoted:  # find the closing quote; a doubled quote is a quote in the cell
+            end = text.find('"', at)
+            while end != -1 and text.startswith('""', end):
+                end = text.find('"', end + 2)
+            if end == -1:
+                return True, None
+            at = end + 1
+            if at < size and text[at] != delimiter:
+                return False, _AFTER
+            quoted, at = False, at + 1
+            if at > size:
+                return False, None
+        elif at < size and text[at] == '"':
+            quoted, at = True, at + 1
+        else:  # an unquoted cell: an odd number of quotes opens a cell polars never closes
+            end = text.find(delimiter, at)
+            if text[at : size if end == -1 else end].count('"') % 2:
+                return False, _STRAY
+            if end == -1:
+                return False, None
+            at = end + 1
+
+
+def _line_shifts(item: InputFrame) -> pl.DataFrame | None:
+    """A CSV whose quoted cells hold line breaks: from which record line on, by how much its
+    physical line is further down; ``None`` when record numbers are line numbers."""
+    sniffed = item.csv
+    if sniffed is None:
+        return None
+    newlines, last = 0, b"\n"
+    with sniffed.path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            newlines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines = newlines + (last != b"\n")  # a last line without a line break is a line too
+    records = item.frame.select(pl.len()).collect().item() + sniffed.skip_rows
+    if lines <= records:
+        return None
+    starts: list[int] = []
+    shifts: list[int] = []
+    with sniffed.path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle, delimiter=sniffed.delimiter)
+        start, shift = 1, 0
+        for record, _ in enumerate(reader, start=1):
+            if start - record != shift:
+                shift = start - record
+                starts.append(record)
+                shifts.append(shift)
+            start = reader.line_num + 1
+    return pl.DataFrame(
+        {"source": item.source, "line": starts, "__shift": shifts},
+        schema={"source": pl.String, "line": pl.Int64, "__shift": pl.Int64},
+    )
+
+
+def _fix_csv_lines(inputs: Sequence[InputFrame], plan_path: Path, rejects_path: Path) -> None:
+    """Record numbers are line numbers unless quoted cells hold line breaks: map those, in the
+    plan and in the rejects."""
+    found = [shifts for item in inputs if (shifts := _line_shifts(item)) is not None]
+    if not found:
+        return
+    by_line = pl.concat(found).unique().sort("line").lazy()
+    for path in (plan_path, rejects_path):
+        fixed = (
+            pl.scan_parquet(path)
+            .with_row_index("__order")
+            .sort("line")
+            .join_asof(by_line, on="line", by="source", strategy="backward", check_sortedness=False)
+            .with_columns(pl.col("line") + pl.col("__shift").fill_null(0))
+            .sort("__order")
+            .drop("__order", "__shift")
+        )
+        temporary = path.with_name(path.name + ".lines")
+        fixed.sink_parquet(temporary)
+        temporary.replace(path)
 
 
 def estimate_days(requests: int, per_day: int | None) -> int:

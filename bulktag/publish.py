@@ -99,8 +99,8 @@ def neutralise(column: pl.Expr) -> pl.Expr:
     return pl.when(column.str.contains(_FORMULA_START)).then(pl.lit("'") + column).otherwise(column)
 
 
-def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
-    """Write through a 0600 temporary file beside ``target``, fsync, rename."""
+def atomic_write(target: Path, write: Callable[[Path], object], *, mode: int = 0o600) -> None:
+    """Write through a temporary file beside ``target`` (``mode``, 0600 by default), fsync, rename."""
     if target.is_symlink():
         raise ConfigError(f"{target}: refusing to write through a symbolic link")
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -108,7 +108,7 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     try:
         write(temporary)
-        temporary.chmod(0o600)
+        temporary.chmod(mode)
         descriptor = os.open(temporary, os.O_RDONLY)
         try:
             os.fsync(descriptor)
@@ -158,6 +158,8 @@ class Published:
     rejects: Path
     counts: dict[str, int]  #: contacts by status
     failures_by_type: dict[str, int]
+    skipped_by_reason: dict[str, int]
+    applied: pl.DataFrame | None  #: ``contact_id, tag`` pairs this run applied
 
 
 def _recorded(journal: Journal, work: Path) -> pl.LazyFrame:
@@ -182,34 +184,48 @@ def results_frame(
     recorded = _recorded(journal, work).drop("contact_id", "tags", "source", "line")
     tag_list = pl.List(pl.String)
     sent = pl.col("status").is_not_null()
+    skipped = ~sent & (pl.col("send").list.len() == 0)
+    unsent_message = halt_message or "run ended before this contact was sent"
     return (
         pl.scan_parquet(plan.path)
-        .select("seq", "contact_id", "tags", "source", "line")
+        .select("seq", "contact_id", "tags", "send", "skip_reason", "source", "line")
         .join(recorded, on="seq", how="left", maintain_order="left")
         .select(
             "contact_id",
             "tags",
-            status=pl.when(sent).then(pl.col("status")).otherwise(pl.lit(str(unsent_status))),
-            error_type=pl.when(sent).then(pl.col("error_type")).otherwise(pl.lit(str(unsent_type))),
+            status=pl.when(sent)
+            .then(pl.col("status"))
+            .when(skipped)
+            .then(pl.lit(str(Status.SKIPPED)))
+            .otherwise(pl.lit(str(unsent_status))),
+            error_type=pl.when(sent)
+            .then(pl.col("error_type"))
+            .when(~skipped)
+            .then(pl.lit(str(unsent_type))),
             retryable=pl.when(sent)
             .then(pl.col("retryable").cast(pl.Boolean))
-            .otherwise(pl.lit(unsent_type.retryable)),
+            .when(~skipped)
+            .then(pl.lit(unsent_type.retryable)),
             http_status=pl.col("http_status"),
             error_code=pl.col("error_code"),
             message=pl.when(sent)
             .then(pl.col("message"))
-            .otherwise(pl.lit(halt_message or "run ended before this contact was sent")),
+            .when(skipped)
+            .then(pl.col("skip_reason"))
+            .otherwise(pl.lit(unsent_message)),
             attempts=pl.col("attempts").fill_null(0),
             request_id=pl.col("request_id"),
             verified=pl.col("verified").fill_null(0).cast(pl.Boolean),
             pending_tags=pl.when(sent)
             .then(pl.col("pending_tags").str.json_decode(tag_list))
-            .otherwise(pl.col("tags")),
+            .otherwise(pl.col("send")),
             finished_at=pl.from_epoch((pl.col("finished_at") * 1000).cast(pl.Int64), time_unit="ms")
             .dt.replace_time_zone("UTC")
             .dt.to_string("%Y-%m-%dT%H:%M:%S%.3fZ"),
             source="source",
             line="line",
+            send="send",
+            skip_reason="skip_reason",
         )
     )
 
@@ -223,40 +239,60 @@ def publish(
     halt_message: str,
     fmt: OutputFormat,
     work: Path,
+    carry_over: Path | None = None,
 ) -> Published:
-    """Write results, failures and rejects into ``run_dir``; summary.json is the caller's."""
+    """Write results, failures and rejects into ``run_dir``; summary.json is the caller's.
+
+    With ``carry_over``, the contacts a re-run could finish (every failure that is
+    retryable) are written there for the job's next run, or the file is removed.
+    """
     extension = EXTENSIONS[fmt]
-    results = results_frame(plan, journal, work, halt, halt_message)
     cached = work / "results.parquet"
-    results.sink_parquet(cached)
+    results_frame(plan, journal, work, halt, halt_message).sink_parquet(cached)
     final = pl.scan_parquet(cached)
-    paths = Published(
-        results=run_dir / f"results.{extension}",
-        failures=run_dir / f"failures.{extension}",
-        rejects=run_dir / f"rejects.{extension}",
-        counts={},
-        failures_by_type={},
-    )
-    _write(final.select(RESULT_COLUMNS), paths.results, fmt)
+    results_path = run_dir / f"results.{extension}"
+    failures_path = run_dir / f"failures.{extension}"
+    rejects_path = run_dir / f"rejects.{extension}"
+    _write(final.select(RESULT_COLUMNS), results_path, fmt)
     failures = final.filter(~pl.col("status").is_in([str(Status.OK), str(Status.SKIPPED)])).select(
-        pl.col("contact_id"),
-        pl.col("pending_tags").alias("tags"),
-        *FAILURE_COLUMNS[2:],
+        pl.col("contact_id"), pl.col("pending_tags").alias("tags"), *FAILURE_COLUMNS[2:]
     )
-    _write(failures, paths.failures, fmt)
+    _write(failures, failures_path, fmt)
+    if carry_over is not None:
+        carried = failures.filter(pl.col("retryable")).select("contact_id", "tags")
+        if carried.select(pl.len()).collect().item():
+            atomic_write(carry_over, carried.sink_parquet)
+        else:
+            carry_over.unlink(missing_ok=True)
     rejects = pl.scan_parquet(plan.rejects_path).with_columns(
         error_type=pl.lit(str(FailureType.INVALID_INPUT))
     )
-    _write(rejects.select(REJECT_COLUMNS), paths.rejects, fmt)
-    by_status = final.group_by("status").len().collect()
-    by_type = (
-        final.filter(pl.col("error_type").is_not_null()).group_by("error_type").len().collect()
+    _write(rejects.select(REJECT_COLUMNS), rejects_path, fmt)
+    by_status, by_type, by_skip, applied = pl.collect_all(
+        [
+            final.group_by("status").len(),
+            final.filter(pl.col("error_type").is_not_null()).group_by("error_type").len(),
+            final.filter(pl.col("skip_reason").is_not_null()).group_by("skip_reason").len(),
+            final.filter(pl.col("attempts") > 0)
+            .select("contact_id", "pending_tags", tag="send")
+            .explode("tag")
+            .filter(~pl.col("tag").is_in(pl.col("pending_tags")))
+            .select("contact_id", "tag"),
+        ]
     )
-    counts = {str(s): 0 for s in Status} | dict(
-        zip(by_status["status"], by_status["len"], strict=True)
+    return Published(
+        results_path,
+        failures_path,
+        rejects_path,
+        counts={str(s): 0 for s in Status} | _counts(by_status, "status"),
+        failures_by_type=_counts(by_type, "error_type"),
+        skipped_by_reason=_counts(by_skip, "skip_reason"),
+        applied=applied,
     )
-    types = dict(zip(by_type["error_type"], by_type["len"], strict=True))
-    return Published(paths.results, paths.failures, paths.rejects, counts, types)
+
+
+def _counts(frame: pl.DataFrame, key: str) -> dict[str, int]:
+    return dict(zip(frame[key].to_list(), frame["len"].to_list(), strict=True))
 
 
 def write_json(target: Path, payload: dict[str, Any]) -> None:

@@ -247,6 +247,7 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         separator=sniffed.delimiter,
         schema=dict.fromkeys(names, pl.String),
         truncate_ragged_lines=True,
+        extra_columns="ignore",  # else a first data row two fields too long fails the whole file
         missing_columns="insert",
         row_index_name="__record",
         quote_char='"',
@@ -325,7 +326,10 @@ def _read_columnar(
 
 def _read_excel(path: Path, source: str, options: ReadOptions) -> InputFrame:
     sheet = options.sheet or "1"
-    read_options = {"dtypes": "string", "header_row": None}
+    if sheet.isdigit() and int(sheet) < 1:
+        raise InputError(f"sheet {sheet}: sheets are numbered from 1", source=source)
+    # skip_rows=0: keep leading empty rows, so that a row's index is its sheet row number - 1.
+    read_options = {"dtypes": "string", "header_row": None, "skip_rows": 0}
     try:
         if sheet.isdigit():
             table = pl.read_excel(
@@ -351,16 +355,19 @@ def _read_excel(path: Path, source: str, options: ReadOptions) -> InputFrame:
         raise InputError(
             f"cannot read this spreadsheet: {_first_line(exc)}", source=source
         ) from None
-    if table.height == 0:
+    first = next(
+        (i for i, row in enumerate(table.iter_rows()) if any(v and v.strip() for v in row)), None
+    )
+    if first is None:
         raise InputError("the sheet is empty: expected a header row and data", source=source)
-    header = ["" if v is None else str(v) for v in table.row(0)]
+    header = ["" if v is None else str(v) for v in table.row(first)]
     columns = map_columns(header, source, options)
     names = table.columns
     cells = [_unquote(pl.col(names[i])) for i in columns.tag_indexes]
     frame = (
         table.lazy()
         .with_row_index("__record")
-        .slice(1)
+        .slice(first + 1)
         .select(
             line=pl.col("__record").cast(pl.Int64) + 1,
             raw_id=_unquote(pl.col(names[columns.id_index])),

@@ -1,11 +1,21 @@
-"""One run, start to end: read, plan, dispatch, record, publish.
+"""One run, start to end: read, plan, subtract what is done, dispatch, record, publish.
 
-:class:`Runtime` is what tests inject (the transport, the clock, the event loop
-backend); everything else comes from :class:`~bulktag.config.RunConfig`.
+A run folder holds the published files and, under ``.bulktag/``, what a resumed
+run needs: ``config.json`` (written first), ``plan.parquet`` and
+``rejects.parquet`` (written atomically once the inputs are read), and
+``journal.sqlite`` (each outcome, committed as it finishes). ``kill -9`` at any
+point leaves a folder that ``--resume`` (or the job's next run) completes as if
+the run had never stopped.
+
+A job (``--job``) adds a folder of its own: a lock (one run at a time),
+``state.sqlite`` (the ledger of applied tags, the list of runs),
+``carry-over.parquet`` (what the last run could not finish, sent first next
+time) and ``runs/``. :class:`Runtime` is what tests inject.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,31 +24,46 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
+import polars as pl
 from tqdm import tqdm
 
 from bulktag import __version__
 from bulktag.client import LeadLexClient, make_http_client
 from bulktag.clock import Clock, LoopClock
-from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url, load_api_key
+from bulktag.config import (
+    ApiKey,
+    DispatchSettings,
+    OutputFormat,
+    ReadOptions,
+    RunConfig,
+    check_api_url,
+    load_api_key,
+)
 from bulktag.dispatch import Dispatcher, DispatchStatistics, Halt, PlannedContact
-from bulktag.errors import ConfigError, ExitCode
+from bulktag.errors import ConfigError, ExitCode, InputError
 from bulktag.journal import Journal, Offload, Recorder
+from bulktag.lock import FolderLock
+from bulktag.metrics import write_metrics
 from bulktag.outcomes import ContactOutcome, Status
-from bulktag.plan import Plan, build_plan
+from bulktag.plan import InputSummary, Plan, PlanStats, build_plan
 from bulktag.publish import Published, publish, write_json
 from bulktag.read import InputFrame, expand_inputs, read_input
 from bulktag.report import describe_plan, estimate, exit_code, summary_lines
+from bulktag.skip import finalise_plan
+from bulktag.state import StateStore, default_state_dir
 
 __all__ = ["RunReport", "Runtime", "prepare_plan", "run"]
 
 log = logging.getLogger("bulktag")
+INTERNAL = ".bulktag"
+CARRY_OVER = "carry-over.parquet"
 
 
 @dataclass(frozen=True)
@@ -56,29 +81,16 @@ class Runtime:
     #: a virtual clock run them inline: a thread would let virtual time jump ahead.
     offload: Offload = anyio.to_thread.run_sync
 
+    @property
+    def env(self) -> Mapping[str, str]:
+        return os.environ if self.environ is None else self.environ
+
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
     run_dir: Path
     exit_code: ExitCode
     summary: dict[str, Any]
-
-
-def _new_run_dir(base: Path | None, clock: Clock) -> Path:
-    if base is None:
-        stamp = datetime.fromtimestamp(clock.wall(), UTC).strftime("%Y%m%dT%H%M%SZ")
-        base = Path("runs") / stamp
-        suffix = 1
-        while base.exists():
-            suffix += 1
-            base = base.with_name(f"{stamp}-{suffix}")
-    if (base / "journal.sqlite").exists():
-        raise ConfigError(f"{base} already holds a run; choose another --out folder")
-    try:
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise ConfigError(f"{base}: cannot create the output folder ({exc.strerror})") from None
-    return base
 
 
 def prepare_plan(config: RunConfig, work: Path, plan_path: Path) -> tuple[list[InputFrame], Plan]:
@@ -88,56 +100,176 @@ def prepare_plan(config: RunConfig, work: Path, plan_path: Path) -> tuple[list[I
     return frames, build_plan(frames, config.read, plan_path, work / "rejects.parquet")
 
 
-def _output_format(config: RunConfig, frames: Sequence[InputFrame]) -> OutputFormat:
-    """The input's format (CSV in, CSV out...); CSV when inputs mix formats."""
-    if config.output_format:
-        return config.output_format
-    formats = {f.format for f in frames}
-    return formats.pop() if len(formats) == 1 else "csv"
+# -- run folders and their config ------------------------------------------------------
 
 
-def _refuse_overwriting_inputs(run_dir: Path, frames: Sequence[InputFrame]) -> None:
-    ours = {
-        (run_dir / f"{stem}.{ext}").resolve()
-        for stem in ("results", "failures", "rejects")
-        for ext in ("csv", "parquet", "xlsx", "ndjson")
+def _new_run_dir(base: Path, clock: Clock) -> Path:
+    stamp = datetime.fromtimestamp(clock.wall(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder, suffix = base / stamp, 1
+    while folder.exists():
+        suffix += 1
+        folder = base / f"{stamp}-{suffix}"
+    return _make_run_dir(folder)
+
+
+def _make_run_dir(folder: Path) -> Path:
+    if (folder / INTERNAL / "config.json").exists():
+        raise ConfigError(f"{folder} already holds a run: --resume {folder} continues it")
+    try:
+        (folder / INTERNAL).mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot create the run folder ({exc.strerror})") from None
+    return folder
+
+
+def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "started_at": started,
+        "bulktag": __version__,
+        "inputs": list(config.inputs),
+        "api_url": config.api_url,
+        "key_file": None if config.key_file is None else str(config.key_file),
+        "key_env": config.key_env,
+        "plan_name": config.plan_name,
+        "read": asdict(config.read),
+        "dispatch": asdict(config.dispatch),
+        "output_format": config.output_format,
+        "dry_run": config.dry_run,
+        "force": config.force,
+        "job": None if config.job is None else config.job.name,
     }
-    for frame in frames:
-        if frame.source != "-" and Path(frame.source).resolve() in ours:
-            raise ConfigError(
-                f"{frame.source}: the output would overwrite this input; choose another --out"
-            )
 
 
-class _Job:
+def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
+    read = data["read"]
+    read = ReadOptions(
+        **{
+            **read,
+            "tags_columns": tuple(read["tags_columns"]),
+            "static_tags": tuple(read["static_tags"]),
+        }
+    )
+    return replace(
+        base,
+        inputs=tuple(data["inputs"]),
+        api_url=data["api_url"],
+        key_file=Path(data["key_file"]) if data["key_file"] else None,
+        key_env=data["key_env"],
+        plan_name=data["plan_name"],
+        read=read,
+        dispatch=DispatchSettings(**data["dispatch"]),
+        output_format=data["output_format"],
+        dry_run=data["dry_run"],
+        force=data["force"],
+    )
+
+
+def _stats_json(stats: PlanStats) -> dict[str, Any]:
+    return asdict(stats)
+
+
+def _stats_from_json(data: dict[str, Any]) -> PlanStats:
+    inputs = tuple(
+        InputSummary(**{**i, "tag_columns": tuple(i["tag_columns"])}) for i in data.pop("inputs")
+    )
+    return PlanStats(**data, inputs=inputs)
+
+
+# -- one run ---------------------------------------------------------------------------
+
+
+class _Run:
+    """One run folder, new or resumed."""
+
     def __init__(
         self,
-        *,
         config: RunConfig,
+        run_dir: Path,
         runtime: Runtime,
-        key: ApiKey | None,
-        plan: Plan,
-        journal: Journal,
-        run_id: str,
+        *,
+        state: StateStore | None = None,
+        carry_over: Path | None = None,
     ) -> None:
         self.config = config
+        self.run_dir = run_dir
         self.runtime = runtime
-        self.key = key
-        self.plan = plan
-        self.journal = journal
-        self.run_id = run_id
+        self.state = state
+        self.carry_over = carry_over
+        self.internal = run_dir / INTERNAL
+        self.work = self.internal / "work"
         self.statistics: DispatchStatistics | None = None
         self.failed_so_far = 0
+        meta_path = self.internal / "config.json"
+        self.resumed = meta_path.exists()
+        if self.resumed:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            self.config = _config_from_json(meta, config)
+            self.run_id, self.started = meta["run_id"], float(meta["started_at"])
+        else:
+            self.run_id, self.started = str(uuid.uuid4()), runtime.clock.wall()
+            write_json(meta_path, _config_json(config, self.run_id, self.started))
 
-    async def _contacts(self) -> AsyncGenerator[PlannedContact, None]:
-        batches = self.plan.batches()
+    # -- plan -------------------------------------------------------------------
+
+    def _plan(self) -> tuple[Plan, OutputFormat]:
+        plan_path = self.internal / "plan.parquet"
+        rejects_path = self.internal / "rejects.parquet"
+        stats_path = self.internal / "plan.json"
+        if stats_path.exists():
+            stored = json.loads(stats_path.read_text(encoding="utf-8"))
+            fmt: OutputFormat = stored.pop("output_format")
+            return Plan(plan_path, rejects_path, _stats_from_json(stored)), fmt
+        config = self.config
+        frames, raw = prepare_plan(config, self.work, self.work / "plan-raw.parquet")
+        _refuse_overwriting_inputs(self.run_dir, frames)
+        applied: list[pl.DataFrame] = []
+        job = config.job
+        if self.state is not None and job is not None and job.ledger and not config.force:
+            since = (
+                None
+                if not job.ledger_days
+                else self.runtime.clock.wall() - job.ledger_days * 86_400
+            )
+            applied = list(self.state.applied(since))
+        finalise_plan(raw.path, self.work / "plan-final.parquet", applied)
+        (self.work / "plan-final.parquet").replace(plan_path)
+        raw.rejects_path.replace(rejects_path)
+        fmt = _output_format(config, frames)
+        write_json(stats_path, {**_stats_json(raw.stats), "output_format": fmt})
+        return Plan(plan_path, rejects_path, raw.stats), fmt
+
+    def _todo(self, plan: Plan, journal: Journal) -> Path:
+        """The contacts still to send: the plan less what the journal holds as final."""
+        recorded = journal.frame()
+        todo = (
+            pl.scan_parquet(plan.path)
+            .join(recorded.lazy(), on="seq", how="left", maintain_order="left")
+            .filter(
+                pl.col("status").is_null()
+                | pl.col("status").is_in([Status.DEFERRED, Status.NOT_ATTEMPTED])
+            )
+            .with_columns(
+                send=pl.when(pl.col("status").is_null())
+                .then(pl.col("send"))
+                .otherwise(pl.col("pending"))
+            )
+            .filter(pl.col("send").list.len() > 0)
+            .select("seq", "contact_id", "send", "source", "line")
+        )
+        path = self.work / "todo.parquet"
+        todo.sink_parquet(path)
+        return path
+
+    # -- dispatch -----------------------------------------------------------------
+
+    async def _contacts(self, todo: Path) -> AsyncGenerator[PlannedContact, None]:
+        batches = pl.scan_parquet(todo).collect_batches(chunk_size=10_000)
         while True:
             batch = await self.runtime.offload(next, batches, None)
             if batch is None:
                 return
-            for seq, contact_id, tags, source, line in batch.select(
-                "seq", "contact_id", "tags", "source", "line"
-            ).iter_rows():
+            for seq, contact_id, tags, source, line in batch.iter_rows():
                 yield PlannedContact(seq, contact_id, tuple(tags), source, line)
 
     async def _watch_signals(self, dispatcher: Dispatcher) -> None:
@@ -161,16 +293,13 @@ class _Job:
         await self.runtime.clock.sleep(grace)
         dispatcher.cancel_requests()
 
-    async def dispatch(self, show_progress: bool) -> None:
+    async def _dispatch(
+        self, todo: Path, total: int, journal: Journal, key: ApiKey, quota_left: int | None
+    ) -> None:
         settings = self.config.dispatch
-        assert self.key is not None
+        show = sys.stderr.isatty() if self.config.progress is None else self.config.progress
         bar = tqdm(
-            total=self.plan.stats.contacts,
-            unit="contact",
-            file=sys.stderr,
-            disable=not show_progress,
-            dynamic_ncols=True,
-            smoothing=0.05,
+            total=total, unit="contact", file=sys.stderr, disable=not show, dynamic_ncols=True
         )
 
         def committed(outcomes: Sequence[ContactOutcome]) -> None:
@@ -181,7 +310,7 @@ class _Job:
 
         http = make_http_client(
             self.config.api_url,
-            self.key,
+            key,
             concurrency=settings.concurrency,
             timeout=settings.timeout,
             transport=self.runtime.transport,
@@ -193,155 +322,296 @@ class _Job:
                 self.runtime.clock,
                 run_id=self.run_id,
                 seed=self.runtime.seed,
+                quota_remaining=quota_left,
             )
-            recorder = Recorder(self.journal, committed, self.runtime.offload)
+            recorder = Recorder(journal, committed, self.runtime.offload)
             try:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(recorder.run)
                     async with anyio.create_task_group() as watch:
                         if self.runtime.handle_signals:
                             watch.start_soon(self._watch_signals, dispatcher)
-                        await dispatcher.run(self._contacts(), recorder.record)
+                        await dispatcher.run(self._contacts(todo), recorder.record)
                         watch.cancel_scope.cancel()
                     recorder.close()
             finally:
                 bar.close()
                 self.statistics = dispatcher.statistics()
 
+    # -- the whole run ----------------------------------------------------------------
+
+    def execute(self) -> RunReport:
+        config = self.config
+        session_start = time.monotonic()
+        api_url = check_api_url(config.api_url)
+        self.config = config = replace(config, api_url=api_url)
+        key = (
+            None
+            if config.dry_run
+            else load_api_key(config.key_file, dict(self.runtime.env), config.key_env)
+        )
+        self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        plan, fmt = self._plan()
+        quota_store = (
+            None
+            if key is None
+            else StateStore(default_state_dir(self.runtime.env) / "quota.sqlite")
+        )
+        fingerprint = "" if key is None else _fingerprint(key, api_url)
+        known = quota_store.quota(fingerprint, self.runtime.clock.wall()) if quota_store else None
+        quota_left = known.remaining if known else None
+        settings = config.dispatch
+        log.info(
+            "%s:\n%s",
+            "resuming the plan" if self.resumed else "plan",
+            "\n".join(describe_plan(plan.stats, settings, config.plan_name, quota_left)),
+            extra={"block": True, "plan": plan.stats.as_json()},
+        )
+        if estimate(plan.stats, settings, quota_left).exceeds_today and not config.dry_run:
+            log.warning(
+                "the plan needs %s calls, more than today's quota allows: the rest will be deferred",
+                f"{plan.stats.requests:,}",
+            )
+        if self.state is not None:
+            self.state.start_run(self.run_id, self.run_dir, self.started)
+        journal = Journal(self.internal / "journal.sqlite")
+        try:
+            journal.set_meta(run_id=self.run_id)
+            todo = self._todo(plan, journal)
+            total = pl.scan_parquet(todo).select(pl.len()).collect().item()
+            if key is not None and total:
+                anyio.run(
+                    self._dispatch,
+                    todo,
+                    total,
+                    journal,
+                    key,
+                    quota_left,
+                    backend=self.runtime.backend,
+                    backend_options=dict(self.runtime.backend_options or {}),
+                )
+            stats = self.statistics
+            halt = stats.halt if stats else None
+            message = (
+                "dry run: nothing was sent"
+                if config.dry_run
+                else (stats.halt_message if stats else "")
+            )
+            calls_before = int(journal.meta().get("calls", 0))
+            calls = calls_before + (stats.calls if stats else 0)
+            journal.set_meta(calls=calls)
+            published = publish(
+                self.run_dir,
+                plan,
+                journal,
+                halt=halt,
+                halt_message=message,
+                fmt=fmt,
+                work=self.work,
+                carry_over=self.carry_over,
+            )
+        finally:
+            journal.close()
+        if quota_store is not None:
+            if stats is not None:
+                quota_store.spend(
+                    fingerprint,
+                    self.runtime.clock.wall(),
+                    calls=stats.calls,
+                    remaining=stats.quota_remaining,
+                    limit=stats.quota_limit,
+                    reset=stats.quota_reset,
+                )
+            quota_store.close()
+        if self.state is not None and published.applied is not None:
+            self.state.record_applied(
+                published.applied.iter_rows(), self.runtime.clock.wall(), self.run_id
+            )
+        code = exit_code(halt, published.counts, published.failures_by_type, plan.stats.rejects)
+        if config.dry_run and code is ExitCode.WORK_LEFT:
+            code = ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
+        finished = self.runtime.clock.wall()
+        summary = self._summary(
+            plan, published, stats, code, calls, finished, time.monotonic() - session_start
+        )
+        write_json(self.run_dir / "summary.json", summary)
+        if self.state is not None:
+            self.state.finish_run(self.run_id, finished, int(code))
+        if config.metrics_file is not None:
+            write_metrics(
+                config.metrics_file, config.job.name if config.job else "manual", summary, finished
+            )
+        shutil.rmtree(self.work, ignore_errors=True)
+        self._log_summary(plan, published, stats, code, time.monotonic() - session_start, summary)
+        return RunReport(self.run_dir, code, summary)
+
+    def _log_summary(
+        self,
+        plan: Plan,
+        published: Published,
+        stats: DispatchStatistics | None,
+        code: ExitCode,
+        seconds: float,
+        summary: dict[str, Any],
+    ) -> None:
+        files = {
+            "folder": str(self.run_dir),
+            **{k: Path(v).name for k, v in summary["files"].items()},
+        }
+        lines = summary_lines(
+            planned=plan.stats.contacts,
+            counts=published.counts,
+            types=published.failures_by_type,
+            rejects=plan.stats.rejects,
+            stats=stats,
+            seconds=seconds,
+            files=files,
+            code=code,
+        )
+        level = logging.INFO if code is ExitCode.OK else logging.WARNING
+        log.log(level, "summary:\n%s", "\n".join(lines), extra={"block": True, "summary": summary})
+
+    def _summary(
+        self,
+        plan: Plan,
+        published: Published,
+        stats: DispatchStatistics | None,
+        code: ExitCode,
+        calls: int,
+        finished: float,
+        seconds: float,
+    ) -> dict[str, Any]:
+        config = self.config
+
+        def iso(unix: float) -> str:
+            return (
+                datetime.fromtimestamp(unix, UTC)
+                .isoformat(timespec="seconds")
+                .replace("+00:00", "Z")
+            )
+
+        return {
+            "bulktag": __version__,
+            "run_id": self.run_id,
+            "job": config.job.name if config.job else None,
+            "resumed": self.resumed,
+            "started_at": iso(self.started),
+            "finished_at": iso(finished),
+            "duration_seconds": round(seconds, 3),
+            "exit_code": int(code),
+            "exit_meaning": code.meaning,
+            "dry_run": config.dry_run,
+            "api_url": config.api_url,
+            "plan": plan.stats.as_json(),
+            "contacts": {"planned": plan.stats.contacts, **published.counts},
+            "skipped_by_reason": published.skipped_by_reason,
+            "failures_by_type": published.failures_by_type,
+            "rejects": {"total": plan.stats.rejects, "by_reason": plan.stats.rejects_by_reason},
+            "calls": {"add_tags": calls, "total": calls},
+            "quota": {
+                "limit": stats.quota_limit if stats else None,
+                "remaining": stats.quota_remaining if stats else None,
+                "reset": stats.quota_reset if stats else None,
+            },
+            "halt": None if stats is None or stats.halt is None else str(stats.halt),
+            "halt_message": stats.halt_message if stats else "",
+            "rate": {
+                "configured_per_minute": config.dispatch.rate_per_minute,
+                "final_per_minute": stats.limiter.rate if stats else None,
+                "rate_limited_429s": stats.limiter.rate_limited if stats else 0,
+            },
+            "files": {
+                "results": str(published.results),
+                "failures": str(published.failures),
+                "rejects": str(published.rejects),
+                "summary": str(self.run_dir / "summary.json"),
+            },
+        }
+
+
+def _fingerprint(key: ApiKey, api_url: str) -> str:
+    """Names a workspace's quota in the state store: a hash of the key and the URL."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(f"{api_url}\x1f{key.reveal()}".encode()).hexdigest()[:24]
+
+
+def _output_format(config: RunConfig, frames: Sequence[InputFrame]) -> OutputFormat:
+    """The input's format (CSV in, CSV out...); CSV when inputs mix formats."""
+    if config.output_format:
+        return config.output_format
+    formats = {f.format for f in frames if Path(f.source).name != CARRY_OVER} or {"csv"}
+    return formats.pop() if len(formats) == 1 else "csv"
+
+
+def _refuse_overwriting_inputs(run_dir: Path, frames: Sequence[InputFrame]) -> None:
+    ours = {
+        (run_dir / f"{stem}.{ext}").resolve()
+        for stem in ("results", "failures", "rejects")
+        for ext in ("csv", "parquet", "xlsx", "ndjson")
+    }
+    for frame in frames:
+        if frame.source not in ("<stdin>",) and Path(frame.source).resolve() in ours:
+            raise ConfigError(
+                f"{frame.source}: the output would overwrite this input; choose another --out"
+            )
+
+
+# -- entry points -------------------------------------------------------------------------
+
 
 def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
-    """Run one job: plan, send, publish; returns the exit code and the summary."""
+    """Run (or resume, or run a job): plan, send, publish; returns the exit code and the summary."""
     runtime = runtime or Runtime()
-    started_wall, started = runtime.clock.wall(), time.monotonic()
-    api_url = check_api_url(config.api_url)
-    key = (
-        None
-        if config.dry_run
-        else load_api_key(config.key_file, dict(runtime.environ or os.environ))
+    if config.job is not None:
+        return _run_job(config, runtime)
+    if config.resume is not None:
+        folder = config.resume
+        if not (folder / INTERNAL / "config.json").exists():
+            raise ConfigError(f"{folder} is not a bulktag run folder (no {INTERNAL}/config.json)")
+        with FolderLock(folder / INTERNAL):
+            return _Run(config, folder, runtime).execute()
+    folder = (
+        _make_run_dir(config.out_dir)
+        if config.out_dir
+        else _new_run_dir(Path("runs"), runtime.clock)
     )
-    run_dir = _new_run_dir(config.out_dir, runtime.clock)
-    work = run_dir / ".work"
-    frames, plan = prepare_plan(config, work, run_dir / "plan.parquet")
-    _refuse_overwriting_inputs(run_dir, frames)
-    settings = config.dispatch
-    plan_lines = describe_plan(plan.stats, settings, config.plan_name)
-    log.info(
-        "plan:\n%s", "\n".join(plan_lines), extra={"block": True, "plan": plan.stats.as_json()}
-    )
-    if estimate(plan.stats, settings, None).exceeds_today and not config.dry_run:
-        log.warning(
-            "the plan needs %s calls, more than a day of quota (%s): the rest will be deferred",
-            f"{plan.stats.requests:,}",
-            f"{settings.per_day:,}",
-        )
-    run_id = str(uuid.uuid4())
-    journal = Journal(run_dir / "journal.sqlite")
-    config = replace(config, api_url=api_url)
-    job = _Job(config=config, runtime=runtime, key=key, plan=plan, journal=journal, run_id=run_id)
-    try:
-        journal.set_meta(run_id=run_id, started_at=started_wall, version=__version__)
-        if not config.dry_run and plan.stats.contacts:
-            show = sys.stderr.isatty() if config.progress is None else config.progress
-            anyio.run(
-                job.dispatch,
-                show,
-                backend=runtime.backend,
-                backend_options=dict(runtime.backend_options or {}),
-            )
-        stats = job.statistics
-        halt = stats.halt if stats else None
-        message = (
-            "dry run: nothing was sent" if config.dry_run else (stats.halt_message if stats else "")
-        )
-        fmt = _output_format(config, frames)
-        published = publish(
-            run_dir, plan, journal, halt=halt, halt_message=message, fmt=fmt, work=work
-        )
-    finally:
-        journal.close()
-    code = exit_code(halt, published.counts, published.failures_by_type, plan.stats.rejects)
-    if config.dry_run and code is ExitCode.WORK_LEFT:
-        code = ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
-    seconds = time.monotonic() - started
-    summary = _summary(
-        config=config,
-        run_id=run_id,
-        plan=plan,
-        published=published,
-        stats=stats,
-        code=code,
-        started=started_wall,
-        finished=runtime.clock.wall(),
-        seconds=seconds,
-        run_dir=run_dir,
-    )
-    write_json(run_dir / "summary.json", summary)
-    shutil.rmtree(work, ignore_errors=True)
-    files = {"folder": str(run_dir), **{k: Path(v).name for k, v in summary["files"].items()}}
-    lines = summary_lines(
-        planned=plan.stats.contacts,
-        counts=published.counts,
-        types=published.failures_by_type,
-        rejects=plan.stats.rejects,
-        stats=stats,
-        seconds=seconds,
-        files=files,
-        code=code,
-    )
-    level = logging.INFO if code is ExitCode.OK else logging.WARNING
-    log.log(level, "summary:\n%s", "\n".join(lines), extra={"block": True, "summary": summary})
-    return RunReport(run_dir, code, summary)
+    with FolderLock(folder / INTERNAL):
+        return _Run(config, folder, runtime).execute()
 
 
-def _summary(
-    *,
-    config: RunConfig,
-    run_id: str,
-    plan: Plan,
-    published: Published,
-    stats: DispatchStatistics | None,
-    code: ExitCode,
-    started: float,
-    finished: float,
-    seconds: float,
-    run_dir: Path,
-) -> dict[str, Any]:
-    def iso(unix: float) -> str:
-        return (
-            datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        )
+def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
+    """The carried-over contacts first, then the job's inputs (a glob that matches nothing warns)."""
+    found: list[str] = [str(carry)] if carry.exists() else []
+    for pattern in config.inputs:
+        try:
+            found.extend(expand_inputs([pattern]))
+        except InputError as exc:
+            log.warning("%s", exc)
+    if not found:
+        raise InputError("no input: the job's inputs match no file and nothing was carried over")
+    return tuple(found)
 
-    return {
-        "bulktag": __version__,
-        "run_id": run_id,
-        "started_at": iso(started),
-        "finished_at": iso(finished),
-        "duration_seconds": round(seconds, 3),
-        "exit_code": int(code),
-        "exit_meaning": code.meaning,
-        "dry_run": config.dry_run,
-        "api_url": config.api_url,
-        "plan": plan.stats.as_json(),
-        "contacts": {"planned": plan.stats.contacts, **published.counts},
-        "failures_by_type": published.failures_by_type,
-        "rejects": {"total": plan.stats.rejects, "by_reason": plan.stats.rejects_by_reason},
-        "calls": {"add_tags": stats.calls if stats else 0, "total": stats.calls if stats else 0},
-        "quota": {
-            "limit": stats.quota_limit if stats else None,
-            "remaining": stats.quota_remaining if stats else None,
-            "reset": stats.quota_reset if stats else None,
-        },
-        "halt": None if stats is None or stats.halt is None else str(stats.halt),
-        "halt_message": stats.halt_message if stats else "",
-        "rate": {
-            "configured_per_minute": config.dispatch.rate_per_minute,
-            "final_per_minute": stats.limiter.rate if stats else None,
-            "rate_limited_429s": stats.limiter.rate_limited if stats else 0,
-        },
-        "files": {
-            "results": str(published.results),
-            "failures": str(published.failures),
-            "rejects": str(published.rejects),
-            "summary": str(run_dir / "summary.json"),
-        },
-    }
+
+def _run_job(config: RunConfig, runtime: Runtime) -> RunReport:
+    job = config.job
+    assert job is not None
+    job.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with FolderLock(job.folder), StateStore(job.folder / "state.sqlite") as state:
+        carry = job.folder / CARRY_OVER
+        for unfinished in state.unfinished_runs():
+            if (unfinished / INTERNAL / "config.json").exists():
+                log.warning("resuming the interrupted run %s", unfinished)
+                _Run(config, unfinished, runtime, state=state, carry_over=carry).execute()
+            else:
+                state.forget_run(unfinished)
+        inputs = _job_inputs(config, carry)
+        folder = _new_run_dir(job.folder / "runs", runtime.clock)
+        report = _Run(
+            replace(config, inputs=inputs), folder, runtime, state=state, carry_over=carry
+        ).execute()
+        if job.keep_runs:
+            for old in state.run_dirs()[: -job.keep_runs]:
+                shutil.rmtree(old, ignore_errors=True)
+                state.forget_run(old)
+    return report

@@ -3,49 +3,43 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 
 from bulktag.emulator import (
-    Contact,
     Emulator,
     EmulatorClock,
     EmulatorTransport,
     Key,
     generate_contacts,
 )
+from tests.constants import (
+    KEY,
+    READ_ONLY_KEY,
+    SEED_CONTACT,
+    T0,
+    WRITE_ONLY_KEY,
+    seed_contact,
+)
+from tests.world import World, new_world
 
-#: The emulated clock's start in the suite: noon UTC, so midnight is 12 h away.
-T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()
-#: The contact of LeadLex's own documentation example.
-SEED_CONTACT = "123e4567-e89b-12d3-a456-426614174000"
-#: A canary: if this string shows up in any output, a key leaked.
-KEY = "wbk_canary_9f2c1e7d5b3a"
-READ_ONLY_KEY = "wbk_readonly_canary_4d1e"
-WRITE_ONLY_KEY = "wbk_writeonly_canary_8a2b"
-
-
-def seed_contact() -> Contact:
-    return Contact(
-        id=SEED_CONTACT,
-        workspace="default",
-        full_name="Example Person",
-        email="person@example.com",
-        phone="",
-        job_title="",
-        company_name="",
-        linkedin_url="",
-        tags=["existing-tag"],
-        created_at=T0 - 86_400,
-    )
+__all__ = ["KEY", "READ_ONLY_KEY", "SEED_CONTACT", "T0", "WRITE_ONLY_KEY", "EmulatorFactory"]
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the user's quota store (child processes inherit this)."""
+    monkeypatch.setenv("BULKTAG_STATE_DIR", str(tmp_path_factory.mktemp("state")))
 
 
 EmulatorFactory = Callable[..., Emulator]
@@ -89,3 +83,18 @@ async def api(emulator: Emulator) -> AsyncIterator[httpx2.AsyncClient]:
         headers={"Authorization": f"Bearer {KEY}"},
     ) as client:
         yield client
+
+
+@pytest.fixture
+def make_world(tmp_path: Path) -> Callable[..., World]:
+    """A world on a fresh virtual clock; emulator options as keyword arguments."""
+
+    def make(contacts: int = 60, **options: Any) -> World:
+        return new_world(tmp_path, contacts, **options)
+
+    return make
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World]) -> World:
+    return make_world()

@@ -30,7 +30,7 @@ import anyio
 import anyio.lowlevel
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -451,7 +451,12 @@ class Emulator:
     def _routes(self) -> list[Route]:
         def api(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
             async def serve(request: Request) -> Response:
-                return await self._serve(request, endpoint)
+                try:
+                    return await self._serve(request, endpoint)
+                except ClientDisconnect:
+                    # The client went away mid-request (killed, timed out): nobody to
+                    # answer. 499 is nginx's "client closed request"; it is never sent.
+                    return Response(status_code=499)
 
             return serve
 

@@ -10,7 +10,7 @@ import pytest
 
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
-from tests.job.conftest import World, read_results
+from tests.world import World, read_results
 
 UNKNOWN = "00000000-0000-4000-8000-000000000001"
 

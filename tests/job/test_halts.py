@@ -11,7 +11,7 @@ import pytest
 
 from bulktag.errors import ExitCode
 from tests.conftest import KEY
-from tests.job.conftest import World, read_results, sliding_window_max
+from tests.world import World, read_results, sliding_window_max
 
 
 def _all(world: World, tags: str = "x") -> Path:
@@ -175,7 +175,7 @@ def test_configuration_errors_are_78_before_any_request(
     message: str,
 ) -> None:
     """Missing key, plain http to a remote host, a bad URL: exit 78, one line, nothing sent."""
-    world.environ = environ
+    world.environ = environ | {"BULKTAG_STATE_DIR": str(world.folder / "state")}
     code, _ = world.run(str(_all(world)), *args)
     assert code == ExitCode.CONFIG
     err = capsys.readouterr().err
@@ -191,7 +191,7 @@ def test_api_key_file_is_read_and_a_loose_one_is_warned_about(
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
     key_file.chmod(0o644)
-    world.environ = {}
+    world.environ = {"BULKTAG_STATE_DIR": str(world.folder / "state")}
     code, _ = world.run(str(_all(world)), "--api-key-file", str(key_file))
     assert code == ExitCode.OK
     assert "chmod 600" in capsys.readouterr().err

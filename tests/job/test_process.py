@@ -22,7 +22,9 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 def bulktag(
     args: list[str], ready: dict[str, Any], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")
+    }  # BULKTAG_STATE_DIR: per test
     env |= {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
     return subprocess.run(
         [sys.executable, "-m", "bulktag", *args],

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulktag.emulator import Faults
-from tests.job.conftest import new_world, read_results
+from tests.world import new_world, read_results
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000{}"
 ID_KINDS = st.one_of(

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from bulktag.errors import ExitCode
-from tests.job.conftest import World, read_results, sliding_window_max
+from tests.world import World, read_results, sliding_window_max
 
 
 def test_every_contact_gets_its_tags(world: World) -> None:
@@ -33,7 +33,13 @@ def test_outputs_and_summary(world: World) -> None:
     source = world.write_csv("in.csv", [(ids[0], "a"), (ids[1], "b"), ("nope", "c")])
     code, run_dir = world.run(str(source))
     assert code == ExitCode.FAILURES  # a rejected row
-    for name in ("results.csv", "failures.csv", "rejects.csv", "summary.json", "journal.sqlite"):
+    for name in (
+        "results.csv",
+        "failures.csv",
+        "rejects.csv",
+        "summary.json",
+        ".bulktag/journal.sqlite",
+    ):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["exit_code"] == 1
@@ -205,4 +211,4 @@ def test_plan_is_logged_first_and_warns_beyond_the_quota(
     assert "requests: 120" in err
     assert "120 calls of the starter plan's 100 a day (2 days of quota)" in err
     world.run(str(source), "--plan", "starter", "--log-format", "text")
-    assert "more than a day of quota" in capsys.readouterr().err
+    assert "more than today's quota allows" in capsys.readouterr().err

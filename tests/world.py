@@ -1,4 +1,4 @@
-"""A world for end-to-end job tests: an in-process emulator and bulktag on one virtual clock.
+"""A world for end-to-end tests: an in-process emulator and bulktag on one virtual clock.
 
 ``world.run(args)`` calls the real ``bulktag run`` command in-process under trio
 with ``MockClock(autojump_threshold=0)``: the emulator and bulktag share one
@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx2
 import polars as pl
-import pytest
 import trio.testing
 
 from bulktag.cli import main
@@ -30,7 +29,7 @@ from bulktag.emulator import (
     generate_contacts,
 )
 from bulktag.runner import Runtime
-from tests.conftest import KEY, T0
+from tests.constants import KEY, T0
 
 URL = "https://leadlex.test/functions/v1/api-gateway"
 
@@ -61,9 +60,13 @@ class World:
     emulator: Emulator
     clock: trio.testing.MockClock
     folder: Path
-    environ: dict[str, str] = field(default_factory=lambda: {"LEADLEX_API_KEY": KEY})
+    environ: dict[str, str] = field(default_factory=dict)
     hook: Callable[[httpx2.Request], None] | None = None
     runs: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.environ:
+            self.environ = {"LEADLEX_API_KEY": KEY, "BULKTAG_STATE_DIR": str(self.folder / "state")}
 
     @property
     def contact_ids(self) -> list[str]:
@@ -92,6 +95,28 @@ class World:
         if "--api-url" not in args:
             argv += ["--api-url", URL]
         return main(argv, runtime=self.runtime()), run_dir
+
+    def run_job(self, job: Path, *args: str) -> tuple[int, Path | None]:
+        """``bulktag run --job JOB ARGS --api-url URL``; returns (exit code, newest run folder)."""
+        code = main(["run", "--job", str(job), *args, "--api-url", URL], runtime=self.runtime())
+        runs = (
+            sorted((self.folder / "job" / "runs").glob("*"))
+            if (self.folder / "job").exists()
+            else []
+        )
+        return code, (runs[-1] if runs else None)
+
+    def write_job(self, text: str, name: str = "job.toml") -> Path:
+        """A job file whose ``out`` is ``<folder>/job``; TEXT adds keys and sections."""
+        path = self.folder / name
+        path.write_text(f'out = "job"\n{text}', encoding="utf-8")
+        return path
+
+    def next_night(self, hour: float = 2.5) -> None:
+        """Move the virtual clock to HOUR o'clock UTC of the next day."""
+        now = T0 + self.clock.current_time()
+        midnight = (now // 86_400 + 1) * 86_400
+        self.clock.jump(midnight + hour * 3600 - now)
 
     def write_csv(
         self,
@@ -143,21 +168,6 @@ def new_world(folder: Path, contacts: int = 60, **options: Any) -> World:
     return World(Emulator(**settings), clock, folder)
 
 
-@pytest.fixture
-def make_world(tmp_path: Path) -> Callable[..., World]:
-    """A world on a fresh virtual clock; emulator options as keyword arguments."""
-
-    def make(contacts: int = 60, **options: Any) -> World:
-        return new_world(tmp_path, contacts, **options)
-
-    return make
-
-
-@pytest.fixture
-def world(make_world: Callable[..., World]) -> World:
-    return make_world()
-
-
 def sliding_window_max(times: Sequence[float], window: float = 60.0) -> int:
     """The most calls in any (t - window, t] interval, as the server counts them."""
     ordered = sorted(times)
@@ -167,6 +177,3 @@ def sliding_window_max(times: Sequence[float], window: float = 60.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
-
-
-__all__ = ["URL", "World", "read_results", "sliding_window_max"]

@@ -1,0 +1,167 @@
+"""Job files (``jobs/*.toml``): everything a recurring run needs, checked strictly.
+
+Relative paths in a job file are relative to the job file's folder, so a cron
+entry works from any working directory. Unknown keys are errors: a typo must
+not silently fall back to a default. See ``jobs/nightly-export.toml`` for every
+key with its meaning.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bulktag.errors import ConfigError
+from bulktag.leadlex import PLANS
+
+__all__ = ["JobFile", "load_job"]
+
+_SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "": {
+        "name": str,
+        "inputs": list,
+        "out": str,
+        "keep_runs": int,
+        "format": str,
+        "metrics_file": str,
+        "dry_run": bool,
+    },
+    "read": {
+        "delimiter": str,
+        "encoding": str,
+        "sheet": (str, int),
+        "id_column": str,
+        "tags_columns": list,
+        "tag_separators": str,
+    },
+    "tags": {"case": str, "prefix": str, "add": list},
+    "api": {"url": str, "key_env": str, "key_file": str},
+    "limits": {
+        "plan": str,
+        "rate_per_minute": (int, float),
+        "quota_reserve": int,
+        "concurrency": int,
+        "timeout": (int, float),
+        "max_attempts": int,
+        "retry_time": (int, float),
+        "max_wait": (int, float),
+        "grace": (int, float),
+    },
+    "ledger": {"enabled": bool, "days": (int, float)},
+}
+_CHOICES = {
+    ("", "format"): ("csv", "parquet", "xlsx", "ndjson"),
+    ("tags", "case"): ("preserve", "lower"),
+    ("limits", "plan"): tuple(PLANS),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    """A parsed job file; ``values[(section, key)]`` holds what it set."""
+
+    path: Path
+    name: str
+    values: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def get(self, section: str, key: str, default: Any = None) -> Any:
+        return self.values.get((section, key), default)
+
+    def path_value(self, section: str, key: str) -> Path | None:
+        raw = self.get(section, key)
+        if raw is None:
+            return None
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else self.path.parent / path
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        base = self.path.parent
+        return tuple(
+            item if item == "-" or Path(item).expanduser().is_absolute() else str(base / item)
+            for item in self.get("", "inputs", [])
+        )
+
+    @property
+    def out(self) -> Path:
+        out = self.path_value("", "out")
+        assert out is not None  # required by load_job
+        return out
+
+
+def _fail(path: Path, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}")
+
+
+def load_job(path: Path) -> JobFile:
+    """Parse and check a job file; raises ConfigError (exit 78) with one clear line."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _fail(path, f"cannot read the job file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise _fail(path, "the job file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(path, f"not valid TOML: {exc}") from None
+    values: dict[tuple[str, str], Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if key not in _SECTIONS or not key:
+                raise _fail(
+                    path, f"unknown section [{key}]; known: {', '.join(s for s in _SECTIONS if s)}"
+                )
+            for inner, inner_value in value.items():
+                values[(key, inner)] = _check(path, key, inner, inner_value)
+        else:
+            values[("", key)] = _check(path, "", key, value)
+    if not values.get(("", "inputs")):
+        raise _fail(path, "'inputs' is required: a list of files or globs")
+    if not values.get(("", "out")):
+        raise _fail(path, "'out' is required: the job's folder (state, runs)")
+    for item in values[("", "inputs")]:
+        if not isinstance(item, str) or not item:
+            raise _fail(path, "'inputs' must be a list of non-empty strings")
+    for section, key in (("read", "tags_columns"), ("tags", "add")):
+        if any(not isinstance(i, str) for i in values.get((section, key), [])):
+            raise _fail(path, f"[{section}] {key} must be a list of strings")
+    keep = values.get(("", "keep_runs"))
+    if keep is not None and keep < 1:
+        raise _fail(path, "keep_runs must be at least 1")
+    name = values.get(("", "name")) or path.stem
+    return JobFile(path=path, name=name, values=values)
+
+
+def _check(path: Path, section: str, key: str, value: Any) -> Any:
+    known = _SECTIONS[section]
+    where = f"[{section}] {key}" if section else key
+    if key not in known:
+        raise _fail(path, f"unknown key {where!r}; known here: {', '.join(known)}")
+    expected = known[key]
+    if (
+        isinstance(value, bool)
+        and expected is not bool
+        and bool not in (expected if isinstance(expected, tuple) else (expected,))
+    ):
+        raise _fail(path, f"{where} must be {_type_name(expected)}, not true/false")
+    if not isinstance(value, expected):
+        raise _fail(path, f"{where} must be {_type_name(expected)}, not {type(value).__name__}")
+    choices = _CHOICES.get((section, key))
+    if choices and value not in choices:
+        raise _fail(path, f"{where} must be one of {', '.join(choices)}, not {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise _fail(path, f"{where} cannot be negative")
+    return str(value) if key == "sheet" else value
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    names = {
+        "str": "a string",
+        "int": "a whole number",
+        "float": "a number",
+        "list": "a list",
+        "bool": "true or false",
+    }
+    return " or ".join(names.get(t.__name__, t.__name__) for t in types)

@@ -1,0 +1,71 @@
+"""One run per job at a time: an exclusive ``flock`` on the job's folder.
+
+The kernel releases the lock when its process dies, even by ``kill -9``, so a
+stale lock is simply taken over; the lock file only records who held it last,
+for the message a second instance prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from bulktag.errors import WorkLeftError
+
+__all__ = ["FolderLock"]
+
+log = logging.getLogger("bulktag")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class FolderLock:
+    """``with FolderLock(folder):`` holds ``folder/.lock`` or raises WorkLeftError (exit 75)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> FolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise WorkLeftError(
+                f"{self.path.parent} is in use by another bulktag run ({holder}); nothing was sent"
+            ) from None
+        previous = os.read(fd, 200).decode(errors="replace").split()
+        if previous and previous[0].isdigit() and int(previous[0]) != os.getpid():
+            if not _alive(int(previous[0])):
+                log.info("took over the lock of pid %s, which is no longer running", previous[0])
+        os.ftruncate(fd, 0)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        os.pwrite(fd, f"{os.getpid()} pid since {stamp}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

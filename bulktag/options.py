@@ -1,0 +1,266 @@
+"""The options of ``run`` and ``validate``, and how they layer into a RunConfig.
+
+Precedence: a command-line flag, then the job file (``--job``), then the default.
+So every option here defaults to ``None`` on the command line, and ``resolve``
+fills in the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bulktag.config import (
+    API_KEY_ENV,
+    API_URL_ENV,
+    DispatchSettings,
+    JobSettings,
+    ReadOptions,
+    RunConfig,
+)
+from bulktag.errors import UsageError
+from bulktag.jobfile import JobFile
+from bulktag.leadlex import DEFAULT_API_URL, PLANS
+from bulktag.normalise import normalise_tag_text, tag_problem_text
+
+__all__ = ["add_input_options", "add_run_options", "resolve"]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def add_input_options(p: argparse.ArgumentParser, *, inputs: str = "+") -> None:
+    """INPUT..., reading, tag and limit options (run and validate)."""
+    p.add_argument(
+        "inputs",
+        nargs=inputs,
+        metavar="INPUT",
+        help="CSV/TSV, Parquet, XLSX or NDJSON files, globs ('exports/*.csv'), - for stdin",
+    )
+    read = p.add_argument_group("reading")
+    read.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
+    read.add_argument("--encoding", help="CSV encoding (default: detected; e.g. cp1252, utf-16)")
+    read.add_argument("--sheet", help="XLSX sheet name or number (default: the first)")
+    read.add_argument(
+        "--id-column", metavar="NAME", help="the contact ID column (default: by alias)"
+    )
+    read.add_argument(
+        "--tags-column",
+        action="append",
+        metavar="NAME",
+        help="a tags column (repeatable; default: tags, tag, labels or tag1, tag2, ...)",
+    )
+    read.add_argument(
+        "--tag-separators",
+        metavar="CHARS",
+        help="characters that split a tags cell (default ',;|'; '' keeps a cell as one tag)",
+    )
+    read.add_argument("--tag-case", choices=["preserve", "lower"], help="default preserve")
+    read.add_argument("--tag-prefix", metavar="TEXT", help="prepended to every input tag")
+    read.add_argument(
+        "--add-tag",
+        action="append",
+        metavar="TAG",
+        help="a tag added to every contact, e.g. import-2026-11 (repeatable)",
+    )
+    limits = p.add_argument_group("limits")
+    limits.add_argument(
+        "--plan",
+        choices=list(PLANS),
+        help="the workspace's LeadLex plan: sets the rate and the daily quota (default pro)",
+    )
+    limits.add_argument(
+        "--rate-per-minute", type=_seconds, metavar="N", help="calls a minute (default: the plan's)"
+    )
+    limits.add_argument(
+        "--quota-reserve",
+        type=_count,
+        metavar="N",
+        help="calls of the daily quota to leave unused (default 0)",
+    )
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """What only ``run`` has: jobs, output, API, sending, logging."""
+    job = p.add_argument_group("jobs and resuming")
+    job.add_argument("--job", type=Path, metavar="FILE", help="run the job file FILE (jobs/*.toml)")
+    job.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    job.add_argument(
+        "--force", action="store_true", help="send pairs the job's ledger says were applied"
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--out", type=Path, metavar="DIR", help="run folder (default runs/<UTC time>/)"
+    )
+    out.add_argument(
+        "--format",
+        choices=["csv", "parquet", "xlsx", "ndjson"],
+        help="results and failures format (default: the input's)",
+    )
+    out.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="read and plan, write the files, send nothing",
+    )
+    out.add_argument(
+        "--metrics-file",
+        type=Path,
+        metavar="PATH",
+        help="node_exporter textfile metrics of the run",
+    )
+    api = p.add_argument_group("API")
+    api.add_argument(
+        "--api-url",
+        metavar="URL",
+        help=f"LeadLex base URL (default: ${API_URL_ENV} or {DEFAULT_API_URL})",
+    )
+    api.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"file holding the API key (else ${API_KEY_ENV})",
+    )
+    send = p.add_argument_group("sending")
+    send.add_argument("--concurrency", type=_count, help="requests in flight (default 8)")
+    send.add_argument("--timeout", type=_seconds, metavar="S", help="per request (default 30)")
+    send.add_argument("--max-attempts", type=_count, metavar="N", help="per request (default 6)")
+    send.add_argument(
+        "--retry-time",
+        type=_seconds,
+        metavar="S",
+        help="retrying a request stops after S seconds (default 600)",
+    )
+    send.add_argument(
+        "--max-wait",
+        type=_seconds,
+        metavar="S",
+        help="a longer Retry-After stops sending; the rest is deferred (default 900)",
+    )
+    send.add_argument(
+        "--grace",
+        type=_seconds,
+        metavar="S",
+        help="after SIGINT/SIGTERM, time for requests in flight (default 10)",
+    )
+    send.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+
+
+def _pick(
+    args: argparse.Namespace, flag: str, job: JobFile | None, section: str, key: str, default: Any
+) -> Any:
+    value = getattr(args, flag, None)
+    if value is not None:
+        return value
+    if job is not None and (section, key) in job.values:
+        return job.values[(section, key)]
+    return default
+
+
+def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
+    case = _pick(args, "tag_case", job, "tags", "case", "preserve")
+    static = []
+    for tag in _pick(args, "add_tag", job, "tags", "add", []):
+        cleaned = normalise_tag_text(tag, lower=case == "lower")
+        problem = tag_problem_text(cleaned)
+        if problem:
+            raise UsageError(f"--add-tag (or the job's [tags] add) {tag!r}: {problem}")
+        static.append(cleaned)
+    delimiter = _pick(args, "delimiter", job, "read", "delimiter", None)
+    if delimiter in ("\\t", "tab"):
+        delimiter = "\t"
+    return ReadOptions(
+        delimiter=delimiter,
+        encoding=_pick(args, "encoding", job, "read", "encoding", None),
+        sheet=_pick(args, "sheet", job, "read", "sheet", None),
+        id_column=_pick(args, "id_column", job, "read", "id_column", None),
+        tags_columns=tuple(_pick(args, "tags_column", job, "read", "tags_columns", ())),
+        tag_separators=_pick(args, "tag_separators", job, "read", "tag_separators", ",;|"),
+        tag_case=case,
+        tag_prefix=_pick(args, "tag_prefix", job, "tags", "prefix", ""),
+        static_tags=tuple(static),
+    )
+
+
+def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> DispatchSettings:
+    names = (
+        "rate_per_minute",
+        "quota_reserve",
+        "concurrency",
+        "timeout",
+        "max_attempts",
+        "retry_time",
+        "max_wait",
+        "grace",
+    )
+    return DispatchSettings.for_plan(
+        plan, **{n: _pick(args, n, job, "limits", n, None) for n in names}
+    )
+
+
+def resolve(
+    args: argparse.Namespace, environ: Mapping[str, str], job: JobFile | None = None
+) -> RunConfig:
+    """Flags over the job file over defaults."""
+    plan = _pick(args, "plan", job, "limits", "plan", "pro")
+    key_file = getattr(args, "api_key_file", None) or (
+        job.path_value("api", "key_file") if job else None
+    )
+    inputs = tuple(args.inputs) or (job.inputs if job else ())
+    settings = None
+    if job is not None:
+        days = job.get("ledger", "days")
+        settings = JobSettings(
+            name=job.name,
+            folder=job.out,
+            keep_runs=job.get("", "keep_runs"),
+            ledger=job.get("ledger", "enabled", True),
+            ledger_days=days or None,
+        )
+    metrics = getattr(args, "metrics_file", None) or (
+        job.path_value("", "metrics_file") if job else None
+    )
+    return RunConfig(
+        inputs=inputs,
+        out_dir=getattr(args, "out", None),
+        api_url=getattr(args, "api_url", None)
+        or (job.get("api", "url") if job else None)
+        or environ.get(API_URL_ENV)
+        or DEFAULT_API_URL,
+        key_file=key_file,
+        key_env=job.get("api", "key_env", API_KEY_ENV) if job else API_KEY_ENV,
+        plan_name=plan,
+        read=_read_options(args, job),
+        dispatch=_dispatch(args, job, plan),
+        output_format=_pick(args, "format", job, "", "format", None),
+        dry_run=bool(_pick(args, "dry_run", job, "", "dry_run", False)),
+        progress=getattr(args, "progress", None),
+        job=settings,
+        resume=getattr(args, "resume", None),
+        force=bool(getattr(args, "force", False)),
+        metrics_file=metrics,
+    )
