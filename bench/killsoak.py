@@ -15,6 +15,7 @@ A final resume runs each run folder to its end. Then, per run folder:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import random
@@ -80,10 +81,10 @@ def soak(
     kills_per_run: int = 10,
     seed: int = 7,
 ) -> SoakReport:
-    rng = random.Random(seed)  # noqa: S311  (reproducible kill points)
+    rng = random.Random(seed)
     report = SoakReport()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
-    emulator = subprocess.Popen(  # noqa: S603
+    emulator = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -142,7 +143,7 @@ def soak(
                         if (run_dir / ".bulktag" / "config.json").exists()
                         else [str(source), "--out", str(run_dir)]
                     )
-                    process = subprocess.Popen(  # noqa: S603
+                    process = subprocess.Popen(
                         [
                             sys.executable,
                             "-m",
@@ -159,16 +160,13 @@ def soak(
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
-                    time.sleep(rng.uniform(0.3, 2.5))
+                    time.sleep(rng.uniform(0.5, 2.0))
                     process.send_signal(signal.SIGKILL)
                     process.wait()
                     handled_now = len(_handled(control))
                     report.points += 1
-                    if (
-                        snapshots
-                        and handled_now > snapshots[-1][0]
-                        or not snapshots
-                        and handled_now > before
+                    if (snapshots and handled_now > snapshots[-1][0]) or (
+                        not snapshots and handled_now > before
                     ):
                         report.kills_mid_sending += 1
                     snapshots.append((handled_now, _recorded(run_dir)))
@@ -177,7 +175,7 @@ def soak(
                     if (run_dir / ".bulktag" / "config.json").exists()
                     else [str(source), "--out", str(run_dir)]
                 )
-                done = subprocess.run(  # noqa: S603
+                done = subprocess.run(
                     [
                         sys.executable,
                         "-m",
@@ -198,33 +196,33 @@ def soak(
                 )
                 if done.returncode != 0:
                     report.problems.append(
-                        f"run {run_number}: final resume exit {done.returncode}: {done.stderr[-300:]}"
+                        f"run {run_number}: final resume exit {done.returncode}: "
+                        + done.stderr[-300:]
                     )
                 _check(
                     report,
-                    run_dir,
-                    ids,
-                    _handled(control)[before:],
-                    [(n - before, rec) for n, rec in snapshots],
-                    concurrency,
+                    run_dir=run_dir,
+                    ids=ids,
+                    handled=_handled(control)[before:],
+                    snapshots=[(n - before, rec) for n, rec in snapshots],
+                    concurrency=concurrency,
                 )
                 report.runs += 1
     finally:
         emulator.send_signal(signal.SIGTERM)
-        emulator.wait(timeout=30)
+        emulator.communicate(timeout=30)
     return report
 
 
 def _check(
     report: SoakReport,
+    *,
     run_dir: Path,
     ids: list[str],
     handled: list[str],
     snapshots: list[tuple[int, set[str]]],
     concurrency: int,
 ) -> None:
-    import csv  # noqa: PLC0415
-
     with (run_dir / "results.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     seen = Counter(r["contact_id"] for r in rows)

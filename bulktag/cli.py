@@ -166,7 +166,8 @@ def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
         f"  matching now: {', '.join(matched) if matched else 'nothing'}",
         f"  API: {config.api_url}, key from "
         + (str(config.key_file) if config.key_file else f"${config.key_env}"),
-        f"  plan {config.plan_name}: {config.dispatch.rate_per_minute or 'unlimited'} calls a minute, "
+        f"  plan {config.plan_name}: "
+        f"{config.dispatch.rate_per_minute or 'unlimited'} calls a minute, "
         f"{config.dispatch.per_day or 'unlimited'} a day, reserve {config.dispatch.quota_reserve}",
         f"  ledger: {'on' if config.job.ledger else 'off'}"
         + (f", {config.job.ledger_days:g} days" if config.job.ledger_days else ""),

@@ -18,10 +18,10 @@ from bulktag.leadlex import DEFAULT_API_URL, PLANS
 
 __all__ = [
     "API_KEY_ENV",
-    "JobSettings",
     "API_URL_ENV",
     "ApiKey",
     "DispatchSettings",
+    "JobSettings",
     "ReadOptions",
     "RunConfig",
     "check_api_url",

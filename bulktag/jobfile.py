@@ -105,17 +105,29 @@ def load_job(path: Path) -> JobFile:
         raise _fail(path, "the job file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, f"not valid TOML: {exc}") from None
+    values = _flatten(path, data)
+    _check_whole(path, values)
+    name = values.get(("", "name")) or path.stem
+    return JobFile(path=path, name=name, values=values)
+
+
+def _flatten(path: Path, data: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    """``{(section, key): value}``, each value checked on its own."""
     values: dict[tuple[str, str], Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
             if key not in _SECTIONS or not key:
-                raise _fail(
-                    path, f"unknown section [{key}]; known: {', '.join(s for s in _SECTIONS if s)}"
-                )
+                known = ", ".join(s for s in _SECTIONS if s)
+                raise _fail(path, f"unknown section [{key}]; known: {known}")
             for inner, inner_value in value.items():
                 values[(key, inner)] = _check(path, key, inner, inner_value)
         else:
             values[("", key)] = _check(path, "", key, value)
+    return values
+
+
+def _check_whole(path: Path, values: dict[tuple[str, str], Any]) -> None:
+    """What one value cannot tell: required keys, list items, ranges."""
     if not values.get(("", "inputs")):
         raise _fail(path, "'inputs' is required: a list of files or globs")
     if not values.get(("", "out")):
@@ -129,8 +141,6 @@ def load_job(path: Path) -> JobFile:
     keep = values.get(("", "keep_runs"))
     if keep is not None and keep < 1:
         raise _fail(path, "keep_runs must be at least 1")
-    name = values.get(("", "name")) or path.stem
-    return JobFile(path=path, name=name, values=values)
 
 
 def _check(path: Path, section: str, key: str, value: Any) -> Any:

@@ -129,6 +129,12 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
+    def calls(self) -> int:
+        """Add-tags calls the recorded outcomes took (attempts, retries included)."""
+        return int(
+            self._db.execute("SELECT coalesce(sum(attempts), 0) FROM outcomes").fetchone()[0]
+        )
+
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
 

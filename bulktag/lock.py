@@ -50,9 +50,9 @@ class FolderLock:
                 f"{self.path.parent} is in use by another bulktag run ({holder}); nothing was sent"
             ) from None
         previous = os.read(fd, 200).decode(errors="replace").split()
-        if previous and previous[0].isdigit() and int(previous[0]) != os.getpid():
-            if not _alive(int(previous[0])):
-                log.info("took over the lock of pid %s, which is no longer running", previous[0])
+        stale = previous and previous[0].isdigit() and int(previous[0]) != os.getpid()
+        if stale and not _alive(int(previous[0])):
+            log.info("took over the lock of pid %s, which is no longer running", previous[0])
         os.ftruncate(fd, 0)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         os.pwrite(fd, f"{os.getpid()} pid since {stamp}\n".encode(), 0)

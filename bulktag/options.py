@@ -171,37 +171,37 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _pick(
-    args: argparse.Namespace, flag: str, job: JobFile | None, section: str, key: str, default: Any
+    args: argparse.Namespace, flag: str, job: JobFile | None, where: tuple[str, str], default: Any
 ) -> Any:
     value = getattr(args, flag, None)
     if value is not None:
         return value
-    if job is not None and (section, key) in job.values:
-        return job.values[(section, key)]
+    if job is not None and where in job.values:
+        return job.values[where]
     return default
 
 
 def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
-    case = _pick(args, "tag_case", job, "tags", "case", "preserve")
+    case = _pick(args, "tag_case", job, ("tags", "case"), "preserve")
     static = []
-    for tag in _pick(args, "add_tag", job, "tags", "add", []):
+    for tag in _pick(args, "add_tag", job, ("tags", "add"), []):
         cleaned = normalise_tag_text(tag, lower=case == "lower")
         problem = tag_problem_text(cleaned)
         if problem:
             raise UsageError(f"--add-tag (or the job's [tags] add) {tag!r}: {problem}")
         static.append(cleaned)
-    delimiter = _pick(args, "delimiter", job, "read", "delimiter", None)
+    delimiter = _pick(args, "delimiter", job, ("read", "delimiter"), None)
     if delimiter in ("\\t", "tab"):
         delimiter = "\t"
     return ReadOptions(
         delimiter=delimiter,
-        encoding=_pick(args, "encoding", job, "read", "encoding", None),
-        sheet=_pick(args, "sheet", job, "read", "sheet", None),
-        id_column=_pick(args, "id_column", job, "read", "id_column", None),
-        tags_columns=tuple(_pick(args, "tags_column", job, "read", "tags_columns", ())),
-        tag_separators=_pick(args, "tag_separators", job, "read", "tag_separators", ",;|"),
+        encoding=_pick(args, "encoding", job, ("read", "encoding"), None),
+        sheet=_pick(args, "sheet", job, ("read", "sheet"), None),
+        id_column=_pick(args, "id_column", job, ("read", "id_column"), None),
+        tags_columns=tuple(_pick(args, "tags_column", job, ("read", "tags_columns"), ())),
+        tag_separators=_pick(args, "tag_separators", job, ("read", "tag_separators"), ",;|"),
         tag_case=case,
-        tag_prefix=_pick(args, "tag_prefix", job, "tags", "prefix", ""),
+        tag_prefix=_pick(args, "tag_prefix", job, ("tags", "prefix"), ""),
         static_tags=tuple(static),
     )
 
@@ -218,7 +218,7 @@ def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> Dispa
         "grace",
     )
     return DispatchSettings.for_plan(
-        plan, **{n: _pick(args, n, job, "limits", n, None) for n in names}
+        plan, **{n: _pick(args, n, job, ("limits", n), None) for n in names}
     )
 
 
@@ -226,7 +226,7 @@ def resolve(
     args: argparse.Namespace, environ: Mapping[str, str], job: JobFile | None = None
 ) -> RunConfig:
     """Flags over the job file over defaults."""
-    plan = _pick(args, "plan", job, "limits", "plan", "pro")
+    plan = _pick(args, "plan", job, ("limits", "plan"), "pro")
     key_file = getattr(args, "api_key_file", None) or (
         job.path_value("api", "key_file") if job else None
     )
@@ -256,8 +256,8 @@ def resolve(
         plan_name=plan,
         read=_read_options(args, job),
         dispatch=_dispatch(args, job, plan),
-        output_format=_pick(args, "format", job, "", "format", None),
-        dry_run=bool(_pick(args, "dry_run", job, "", "dry_run", False)),
+        output_format=_pick(args, "format", job, ("", "format"), None),
+        dry_run=bool(_pick(args, "dry_run", job, ("", "dry_run"), False)),
         progress=getattr(args, "progress", None),
         job=settings,
         resume=getattr(args, "resume", None),

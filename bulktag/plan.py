@@ -10,7 +10,6 @@ in slices by the dispatcher, so no stage holds all contacts as Python objects.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -360,15 +359,19 @@ def _line_shifts(item: InputFrame) -> pl.DataFrame | None:
         return None
     starts: list[int] = []
     shifts: list[int] = []
-    with sniffed.path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        reader = csv.reader(handle, delimiter=sniffed.delimiter)
-        start, shift = 1, 0
-        for record, _ in enumerate(reader, start=1):
-            if start - record != shift:
-                shift = start - record
-                starts.append(record)
-                shifts.append(shift)
-            start = reader.line_num + 1
+    record, shift, quoted = 0, 0, False
+    # Not the csv module: it refuses cells over 128 KiB, which polars reads (and rejects).
+    with sniffed.path.open(encoding="utf-8-sig", errors="replace", newline="\n") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not quoted:  # a record starts on this line
+                record += 1
+                if number - record != shift:
+                    shift = number - record
+                    starts.append(record)
+                    shifts.append(shift)
+                if '"' not in text:
+                    continue
+            quoted = _scan_quotes(text.rstrip("\r\n"), sniffed.delimiter, quoted)[0]
     return pl.DataFrame(
         {"source": item.source, "line": starts, "__shift": shifts},
         schema={"source": pl.String, "line": pl.Int64, "__shift": pl.Int64},

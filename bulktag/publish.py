@@ -100,7 +100,7 @@ def neutralise(column: pl.Expr) -> pl.Expr:
 
 
 def atomic_write(target: Path, write: Callable[[Path], object], *, mode: int = 0o600) -> None:
-    """Write through a temporary file beside ``target`` (``mode``, 0600 by default), fsync, rename."""
+    """Write a temporary file beside ``target`` (``mode``, default 0600), fsync, rename."""
     if target.is_symlink():
         raise ConfigError(f"{target}: refusing to write through a symbolic link")
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -341,37 +341,15 @@ class _Run:
     # -- the whole run ----------------------------------------------------------------
 
     def execute(self) -> RunReport:
-        config = self.config
         session_start = time.monotonic()
-        api_url = check_api_url(config.api_url)
-        self.config = config = replace(config, api_url=api_url)
-        key = (
-            None
-            if config.dry_run
-            else load_api_key(config.key_file, dict(self.runtime.env), config.key_env)
-        )
+        self.config = config = replace(self.config, api_url=check_api_url(self.config.api_url))
+        env = dict(self.runtime.env)
+        key = None if config.dry_run else load_api_key(config.key_file, env, config.key_env)
         self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
         plan, fmt = self._plan()
-        quota_store = (
-            None
-            if key is None
-            else StateStore(default_state_dir(self.runtime.env) / "quota.sqlite")
-        )
-        fingerprint = "" if key is None else _fingerprint(key, api_url)
-        known = quota_store.quota(fingerprint, self.runtime.clock.wall()) if quota_store else None
-        quota_left = known.remaining if known else None
-        settings = config.dispatch
-        log.info(
-            "%s:\n%s",
-            "resuming the plan" if self.resumed else "plan",
-            "\n".join(describe_plan(plan.stats, settings, config.plan_name, quota_left)),
-            extra={"block": True, "plan": plan.stats.as_json()},
-        )
-        if estimate(plan.stats, settings, quota_left).exceeds_today and not config.dry_run:
-            log.warning(
-                "the plan needs %s calls, more than today's quota allows: the rest will be deferred",
-                f"{plan.stats.requests:,}",
-            )
+        book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
+        quota_left = book.remaining(self.runtime.clock.wall()) if book else None
+        self._log_plan(plan, quota_left)
         if self.state is not None:
             self.state.start_run(self.run_id, self.run_dir, self.started)
         journal = Journal(self.internal / "journal.sqlite")
@@ -391,97 +369,93 @@ class _Run:
                     backend_options=dict(self.runtime.backend_options or {}),
                 )
             stats = self.statistics
-            halt = stats.halt if stats else None
-            message = (
-                "dry run: nothing was sent"
-                if config.dry_run
-                else (stats.halt_message if stats else "")
-            )
-            calls_before = int(journal.meta().get("calls", 0))
-            calls = calls_before + (stats.calls if stats else 0)
-            journal.set_meta(calls=calls)
+            message = stats.halt_message if stats else ""
             published = publish(
                 self.run_dir,
                 plan,
                 journal,
-                halt=halt,
-                halt_message=message,
+                halt=stats.halt if stats else None,
+                halt_message="dry run: nothing was sent" if config.dry_run else message,
                 fmt=fmt,
                 work=self.work,
                 carry_over=self.carry_over,
             )
+            calls = journal.calls()  # every session's, a resumed run included
         finally:
             journal.close()
-        if quota_store is not None:
-            if stats is not None:
-                quota_store.spend(
-                    fingerprint,
-                    self.runtime.clock.wall(),
-                    calls=stats.calls,
-                    remaining=stats.quota_remaining,
-                    limit=stats.quota_limit,
-                    reset=stats.quota_reset,
-                )
-            quota_store.close()
+        if book is not None:
+            book.spend(self.runtime.clock.wall(), stats)
         if self.state is not None and published.applied is not None:
             self.state.record_applied(
                 published.applied.iter_rows(), self.runtime.clock.wall(), self.run_id
             )
-        code = exit_code(halt, published.counts, published.failures_by_type, plan.stats.rejects)
+        code = exit_code(
+            stats.halt if stats else None,
+            published.counts,
+            published.failures_by_type,
+            plan.stats.rejects,
+        )
         if config.dry_run and code is ExitCode.WORK_LEFT:
             code = ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
-        finished = self.runtime.clock.wall()
-        summary = self._summary(
-            plan, published, stats, code, calls, finished, time.monotonic() - session_start
+        ended = _Ended(
+            plan=plan,
+            published=published,
+            stats=stats,
+            code=code,
+            calls=calls,
+            finished=self.runtime.clock.wall(),
+            seconds=time.monotonic() - session_start,
         )
+        return self._finish(ended)
+
+    def _log_plan(self, plan: Plan, quota_left: int | None) -> None:
+        settings = self.config.dispatch
+        log.info(
+            "%s:\n%s",
+            "resuming the plan" if self.resumed else "plan",
+            "\n".join(describe_plan(plan.stats, settings, self.config.plan_name, quota_left)),
+            extra={"block": True, "plan": plan.stats.as_json()},
+        )
+        if estimate(plan.stats, settings, quota_left).exceeds_today and not self.config.dry_run:
+            log.warning(
+                "the plan needs %s calls, more than today's quota allows: the rest is deferred",
+                f"{plan.stats.requests:,}",
+            )
+
+    def _finish(self, ended: _Ended) -> RunReport:
+        config = self.config
+        summary = self._summary(ended)
         write_json(self.run_dir / "summary.json", summary)
         if self.state is not None:
-            self.state.finish_run(self.run_id, finished, int(code))
+            self.state.finish_run(self.run_id, ended.finished, int(ended.code))
         if config.metrics_file is not None:
-            write_metrics(
-                config.metrics_file, config.job.name if config.job else "manual", summary, finished
-            )
+            job_name = config.job.name if config.job else "manual"
+            try:
+                config.metrics_file.parent.mkdir(parents=True, exist_ok=True)
+                write_metrics(config.metrics_file, job_name, summary, ended.finished)
+            except OSError as exc:  # the run is done; its exit code matters more
+                log.error("cannot write the metrics file %s: %s", config.metrics_file, exc.strerror)  # noqa: TRY400  (one line, no traceback)
         shutil.rmtree(self.work, ignore_errors=True)
-        self._log_summary(plan, published, stats, code, time.monotonic() - session_start, summary)
-        return RunReport(self.run_dir, code, summary)
-
-    def _log_summary(
-        self,
-        plan: Plan,
-        published: Published,
-        stats: DispatchStatistics | None,
-        code: ExitCode,
-        seconds: float,
-        summary: dict[str, Any],
-    ) -> None:
         files = {
             "folder": str(self.run_dir),
             **{k: Path(v).name for k, v in summary["files"].items()},
         }
         lines = summary_lines(
-            planned=plan.stats.contacts,
-            counts=published.counts,
-            types=published.failures_by_type,
-            rejects=plan.stats.rejects,
-            stats=stats,
-            seconds=seconds,
+            planned=ended.plan.stats.contacts,
+            counts=ended.published.counts,
+            types=ended.published.failures_by_type,
+            rejects=ended.plan.stats.rejects,
+            stats=ended.stats,
+            seconds=ended.seconds,
             files=files,
-            code=code,
+            code=ended.code,
         )
-        level = logging.INFO if code is ExitCode.OK else logging.WARNING
+        level = logging.INFO if ended.code is ExitCode.OK else logging.WARNING
         log.log(level, "summary:\n%s", "\n".join(lines), extra={"block": True, "summary": summary})
+        return RunReport(self.run_dir, ended.code, summary)
 
-    def _summary(
-        self,
-        plan: Plan,
-        published: Published,
-        stats: DispatchStatistics | None,
-        code: ExitCode,
-        calls: int,
-        finished: float,
-        seconds: float,
-    ) -> dict[str, Any]:
-        config = self.config
+    def _summary(self, ended: _Ended) -> dict[str, Any]:
+        config, stats, published = self.config, ended.stats, ended.published
 
         def iso(unix: float) -> str:
             return (
@@ -496,18 +470,21 @@ class _Run:
             "job": config.job.name if config.job else None,
             "resumed": self.resumed,
             "started_at": iso(self.started),
-            "finished_at": iso(finished),
-            "duration_seconds": round(seconds, 3),
-            "exit_code": int(code),
-            "exit_meaning": code.meaning,
+            "finished_at": iso(ended.finished),
+            "duration_seconds": round(ended.seconds, 3),
+            "exit_code": int(ended.code),
+            "exit_meaning": ended.code.meaning,
             "dry_run": config.dry_run,
             "api_url": config.api_url,
-            "plan": plan.stats.as_json(),
-            "contacts": {"planned": plan.stats.contacts, **published.counts},
+            "plan": ended.plan.stats.as_json(),
+            "contacts": {"planned": ended.plan.stats.contacts, **published.counts},
             "skipped_by_reason": published.skipped_by_reason,
             "failures_by_type": published.failures_by_type,
-            "rejects": {"total": plan.stats.rejects, "by_reason": plan.stats.rejects_by_reason},
-            "calls": {"add_tags": calls, "total": calls},
+            "rejects": {
+                "total": ended.plan.stats.rejects,
+                "by_reason": ended.plan.stats.rejects_by_reason,
+            },
+            "calls": {"add_tags": ended.calls, "total": ended.calls},
             "quota": {
                 "limit": stats.quota_limit if stats else None,
                 "remaining": stats.quota_remaining if stats else None,
@@ -527,6 +504,45 @@ class _Run:
                 "summary": str(self.run_dir / "summary.json"),
             },
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """What a finished session knows, for the summary."""
+
+    plan: Plan
+    published: Published
+    stats: DispatchStatistics | None
+    code: ExitCode
+    calls: int
+    finished: float
+    seconds: float
+
+
+class QuotaBook:
+    """A key's daily quota in the user's store: read before a run, written after it."""
+
+    def __init__(self, state_dir: Path, key: ApiKey, api_url: str) -> None:
+        self._store = state_dir / "quota.sqlite"
+        self._fingerprint = _fingerprint(key, api_url)
+
+    def remaining(self, now: float) -> int | None:
+        with StateStore(self._store) as store:
+            known = store.quota(self._fingerprint, now)
+        return known.remaining if known else None
+
+    def spend(self, now: float, stats: DispatchStatistics | None) -> None:
+        if stats is None:
+            return
+        with StateStore(self._store) as store:
+            store.spend(
+                self._fingerprint,
+                now,
+                calls=stats.calls,
+                remaining=stats.quota_remaining,
+                limit=stats.quota_limit,
+                reset=stats.quota_reset,
+            )
 
 
 def _fingerprint(key: ApiKey, api_url: str) -> str:
@@ -581,7 +597,7 @@ def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
 
 
 def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
-    """The carried-over contacts first, then the job's inputs (a glob that matches nothing warns)."""
+    """Carried-over contacts first, then the job's inputs (a glob matching nothing warns)."""
     found: list[str] = [str(carry)] if carry.exists() else []
     for pattern in config.inputs:
         try:

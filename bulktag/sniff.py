@@ -10,6 +10,7 @@ except that transcoding and the strict UTF-8 check of files up to
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import os
@@ -142,10 +143,18 @@ def _transcode(path: Path, encoding: str, target: Path, source: str) -> None:
         ) from None
 
 
+def _rows(lines: list[str], delimiter: str) -> list[list[str]]:
+    rows: list[list[str]] = []
+    # A cell over the csv module's 128 KiB limit: judge by the rows before it.
+    with contextlib.suppress(csv.Error):
+        rows.extend(r for r in csv.reader(lines, delimiter=delimiter) if r)
+    return rows
+
+
 def _sniff_delimiter(lines: list[str]) -> str:
     best, best_score = ",", (0.0, 0)
     for candidate in CANDIDATES:
-        rows = [r for r in csv.reader(lines, delimiter=candidate) if r]
+        rows = _rows(lines, candidate)
         if not rows or len(rows[0]) < 2:
             continue
         width = len(rows[0])

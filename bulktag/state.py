@@ -105,13 +105,14 @@ class StateStore:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT OR REPLACE INTO ledger (contact_id, tag, applied_at, run_id) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO ledger (contact_id, tag, applied_at, run_id) "
+                "VALUES (?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
 
     def applied(self, since: float | None = None, batch: int = 200_000) -> Iterator[pl.DataFrame]:
-        """Ledger pairs applied at or after ``since``, as frames of ``contact_id, tag, applied_at``."""
+        """Pairs applied at or after ``since``: frames of ``contact_id, tag, applied_at``."""
         cursor = self._db.execute(
             "SELECT contact_id, tag, applied_at FROM ledger WHERE applied_at >= ?",
             (since if since is not None else float("-inf"),),
@@ -128,7 +129,8 @@ class StateStore:
     def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
         """Today's record for a key, or None (nothing known, or the day has reset)."""
         row = self._db.execute(
-            "SELECT day, calls, remaining, quota_limit, reset FROM quota WHERE fingerprint = ? AND day = ?",
+            "SELECT day, calls, remaining, quota_limit, reset FROM quota "
+            "WHERE fingerprint = ? AND day = ?",
             (fingerprint, utc_day(now)),
         ).fetchone()
         if row is None:

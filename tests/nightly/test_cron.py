@@ -1,0 +1,238 @@
+"""What cron needs: one instance at a time, a clean stop on SIGTERM, metrics, quiet success."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from bulktag.errors import ExitCode
+from bulktag.metrics import write_metrics
+from tests.helpers import running_emulator
+
+
+def _env(ready: dict[str, Any]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
+    return env | {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+
+
+def _ids(url: str, n: int) -> list[str]:
+    ids: list[str] = []
+    with httpx2.Client(
+        base_url=url, headers={"Authorization": "Bearer wbk_demo_emulator_key"}
+    ) as client:
+        page = 1
+        while len(ids) < n:
+            ids += [
+                c["id"]
+                for c in client.get("/v1/contacts", params={"page": page, "per_page": 100}).json()[
+                    "data"
+                ]
+            ]
+            page += 1
+    return ids[:n]
+
+
+def _job(folder: Path, ids: list[str], extra: str = "") -> Path:
+    (folder / "in.csv").write_text("contact_id,tags\n" + "".join(f"{i},cron\n" for i in ids))
+    job = folder / "job.toml"
+    job.write_text(f'inputs = ["in.csv"]\nout = "job"\n{extra}\n[limits]\nplan = "unmetered"\n')
+    return job
+
+
+def _stats(url: str) -> dict[str, Any]:
+    with httpx2.Client(base_url=url) as client:
+        stats: dict[str, Any] = client.get("/_emulator/stats").json()
+        return stats
+
+
+def test_a_second_instance_exits_75_at_once_and_sends_nothing(tmp_path: Path) -> None:
+    """While a job runs, starting it again exits 75 within a second; no call, no run folder."""
+    with running_emulator(
+        "--generate", "200", "--plan", "unmetered", "--latency-ms", "100:200"
+    ) as ready:
+        job = _job(tmp_path, _ids(ready["url"], 200))
+        command = [sys.executable, "-m", "bulktag", "run", "--job", str(job), "--concurrency", "2"]
+        first = subprocess.Popen(command, env=_env(ready), stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while _stats(ready["url"])["tag_calls_handled"] < 5 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            runs_before = set((tmp_path / "job" / "runs").iterdir())
+            started = time.monotonic()
+            second = subprocess.run(
+                command, env=_env(ready), capture_output=True, text=True, timeout=30, check=False
+            )
+            elapsed = time.monotonic() - started
+            runs_after = set((tmp_path / "job" / "runs").iterdir())
+        finally:
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=60)
+    assert second.returncode == ExitCode.WORK_LEFT
+    assert "in use by another bulktag run" in second.stderr
+    assert elapsed < 3  # the interpreter's start included; the lock itself fails at once
+    assert runs_after == runs_before
+
+
+def test_a_stale_lock_is_taken_over(tmp_path: Path) -> None:
+    """A lock held by a process killed with SIGKILL does not block the next run."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from bulktag.lock import FolderLock\n"
+            "with FolderLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)",
+            str(tmp_path / "job"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate()
+    with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
+        job = _job(tmp_path, _ids(ready["url"], 3))
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bulktag",
+                "run",
+                "--job",
+                str(job),
+                "-v",
+                "--log-format",
+                "text",
+            ],
+            env=_env(ready),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert f"took over the lock of pid {holder.pid}" in result.stderr
+
+
+def test_sigterm_drains_publishes_and_exits_75(tmp_path: Path) -> None:
+    """SIGTERM mid-run: in-flight calls finish, every contact is in the results, none lost."""
+    with running_emulator(
+        "--generate", "300", "--plan", "unmetered", "--latency-ms", "200:400"
+    ) as ready:
+        ids = _ids(ready["url"], 300)
+        source = tmp_path / "in.csv"
+        source.write_text("contact_id,tags\n" + "".join(f"{i},drain\n" for i in ids))
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bulktag",
+                "run",
+                str(source),
+                "--out",
+                str(tmp_path / "run"),
+                "--plan",
+                "unmetered",
+                "--grace",
+                "10",
+                "--log-format",
+                "text",
+            ],
+            env=_env(ready),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while _stats(ready["url"])["tag_calls_handled"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+        handled = _stats(ready["url"])["tag_calls_handled"]
+    assert run.returncode == ExitCode.WORK_LEFT, err
+    assert "SIGTERM: finishing requests in flight" in err
+    with (tmp_path / "run" / "results.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["contact_id"] for r in rows] == ids  # every contact, once
+    statuses = {r["status"] for r in rows}
+    assert statuses <= {"ok", "not_attempted"}
+    ok = sum(r["status"] == "ok" for r in rows)
+    assert ok == handled  # every call LeadLex handled is recorded: nothing lost
+    assert 20 <= ok < 300
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["halt"] == "interrupted"
+
+
+def test_metrics_file_content(tmp_path: Path) -> None:
+    """Textfile-collector metrics: last success kept across a failed run, counts by status."""
+    path = tmp_path / "bulktag.prom"
+    summary: dict[str, Any] = {
+        "exit_code": 0,
+        "duration_seconds": 12.5,
+        "contacts": {
+            "planned": 3,
+            "ok": 2,
+            "failed": 1,
+            "deferred": 0,
+            "not_attempted": 0,
+            "skipped": 0,
+        },
+        "failures_by_type": {"not_found": 1},
+        "rejects": {"total": 4},
+        "calls": {"add_tags": 3, "total": 3},
+        "quota": {"remaining": 997},
+    }
+    write_metrics(path, 'night"ly', summary, 1_800_000_000.0)
+    text = path.read_text()
+    assert 'bulktag_last_success_timestamp_seconds{job="night\\"ly"} 1800000000.0' in text
+    assert 'bulktag_last_run_contacts{job="night\\"ly",status="failed"} 1' in text
+    assert 'bulktag_last_run_failures{job="night\\"ly",error_type="not_found"} 1' in text
+    assert 'bulktag_last_run_calls{job="night\\"ly",endpoint="add_tags"} 3' in text
+    assert 'bulktag_quota_remaining{job="night\\"ly"} 997' in text
+    assert "# TYPE bulktag_last_run_exit_code gauge" in text
+    assert oct(path.stat().st_mode & 0o777) == "0o644"  # the collector must read it
+    write_metrics(path, 'night"ly', summary | {"exit_code": 75}, 1_800_086_400.0)
+    later = path.read_text()
+    assert 'bulktag_last_success_timestamp_seconds{job="night\\"ly"} 1800000000.0' in later
+    assert 'bulktag_last_run_exit_code{job="night\\"ly"} 75' in later
+    assert 'bulktag_last_run_timestamp_seconds{job="night\\"ly"} 1800086400.0' in later
+
+
+def test_metrics_through_the_real_command(tmp_path: Path) -> None:
+    """--metrics-file on a run writes the metrics of that run."""
+    with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
+        ids = _ids(ready["url"], 3)
+        source = tmp_path / "in.csv"
+        source.write_text("contact_id,tags\n" + "".join(f"{i},m\n" for i in ids))
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bulktag",
+                "run",
+                str(source),
+                "--out",
+                str(tmp_path / "run"),
+                "--plan",
+                "unmetered",
+                "--metrics-file",
+                str(tmp_path / "prom" / "bulktag.prom"),
+            ],
+            env=_env(ready),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "prom" / "bulktag.prom").read_text()
+    assert 'bulktag_last_run_contacts{job="manual",status="ok"} 3' in text
+    assert 'bulktag_last_run_exit_code{job="manual"} 0' in text

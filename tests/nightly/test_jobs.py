@@ -1,0 +1,171 @@
+"""Job files: every option used by a real run; a bad file is one line and exit 78."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from bulktag.cli import main
+from bulktag.errors import ExitCode
+from tests.constants import KEY
+from tests.world import World, read_results
+
+EVERY_OPTION = """
+name = "everything"
+inputs = ["exports/*.csv", "missing-*.csv"]
+keep_runs = 2
+format = "parquet"
+metrics_file = "metrics/bulktag.prom"
+dry_run = false
+
+[read]
+delimiter = ";"
+encoding = "cp1252"
+id_column = "Kontakt"
+tags_columns = ["Seg A", "Seg B"]
+tag_separators = "|"
+
+[tags]
+case = "lower"
+prefix = "seg-"
+add = ["Nightly"]
+
+[api]
+key_env = "MY_LEADLEX_KEY"
+
+[limits]
+plan = "org"
+rate_per_minute = 120
+quota_reserve = 5
+concurrency = 4
+timeout = 20
+max_attempts = 3
+retry_time = 60
+max_wait = 300
+grace = 5
+
+[ledger]
+enabled = true
+days = 30
+"""
+
+
+def test_a_job_file_with_every_option(world: World) -> None:
+    """Every key of a job file takes effect in a real run of the job."""
+    ids = world.contact_ids
+    exports = world.folder / "exports"
+    exports.mkdir()
+    (exports / "a.csv").write_bytes(
+        "Kontakt;Seg A;Seg B;Other\r\n".encode("cp1252")
+        + f"{ids[0]};VIP|Région;Gold;x\r\n{ids[1]};Silver;;y\r\n".encode("cp1252")
+    )
+    job = world.write_job(EVERY_OPTION)
+    world.environ["MY_LEADLEX_KEY"] = world.environ.pop("LEADLEX_API_KEY")
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert world.tags_of(ids[0]) == ["seg-vip", "seg-région", "seg-gold", "nightly"]
+    assert world.tags_of(ids[1]) == ["seg-silver", "nightly"]
+    results = pl.read_parquet(run_dir / "results.parquet")  # format = "parquet"
+    assert results.height == 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["job"] == "everything"
+    assert summary["rate"]["configured_per_minute"] == 120
+    assert summary["plan"]["inputs"][0]["encoding"] == "cp1252"
+    assert (world.folder / "metrics" / "bulktag.prom").read_text().count('job="everything"') > 5
+    for _ in range(3):  # keep_runs = 2
+        world.run_job(job)
+    assert len(list((world.folder / "job" / "runs").iterdir())) == 2
+
+
+def test_flags_override_the_job_file(world: World) -> None:
+    """--dry-run and --plan on the command line win over the job file."""
+    world.write_csv("in.csv", [(world.contact_ids[0], "a")])
+    job = world.write_job('inputs = ["in.csv"]\n[limits]\nplan = "org"\n')
+    code, run_dir = world.run_job(job, "--dry-run", "--plan", "starter")
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["dry_run"] is True
+    assert summary["rate"]["configured_per_minute"] == 10
+    assert world.emulator.requests == {}
+
+
+def test_inputs_matching_nothing_with_nothing_carried_over_is_65(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job whose export did not land, and nothing left from before: exit 65, nothing sent."""
+    job = world.write_job('inputs = ["exports/*.csv"]\n')
+    code, _ = world.run_job(job)
+    assert code == ExitCode.INPUT_UNUSABLE
+    assert "no file matches" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('inputs = ["a.csv"]\nconcurency = 3\n', "unknown key 'concurency'"),
+        (
+            'inputs = ["a.csv"]\n[limits]\nplan = "gold"\n',
+            "must be one of starter, pro, org, unmetered",
+        ),
+        ('inputs = ["a.csv"]\n[limits]\nconcurrency = "8"\n', "must be a whole number, not str"),
+        ('inputs = ["a.csv"]\n[limits]\nquota_reserve = -1\n', "cannot be negative"),
+        ('inputs = ["a.csv"]\n[limit]\nplan = "pro"\n', "unknown section [limit]"),
+        ("inputs = [\n", "not valid TOML"),
+        ("[read]\ndelimiter = ';'\n", "'inputs' is required"),
+        ('inputs = ["a.csv"]\n[ledger]\nenabled = "yes"\n', "must be true or false"),
+        ('inputs = ["a.csv"]\nkeep_runs = 0\n', "keep_runs must be at least 1"),
+        ('inputs = "a.csv"\n', "inputs must be a list"),
+    ],
+)
+def test_a_bad_job_file_is_one_line_and_78(
+    world: World, capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    """Typos, wrong types, bad values, broken TOML: exit 78 with the file and the problem."""
+    job = world.write_job(text)
+    code, _ = world.run_job(job)
+    err = capsys.readouterr().err
+    assert code == ExitCode.CONFIG
+    assert message in err
+    assert str(job) in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["check-job", str(job)]) == ExitCode.CONFIG
+    assert world.emulator.requests == {}
+
+
+def test_check_job_describes_a_good_file(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """check-job: exit 0 and what a run would use."""
+    world.write_csv("in.csv", [(world.contact_ids[0], "a")])
+    job = world.write_job('inputs = ["in.csv"]\n[limits]\nplan = "starter"\nquota_reserve = 5\n')
+    assert main(["check-job", str(job)]) == ExitCode.OK
+    out = capsys.readouterr().out
+    assert "plan starter: 10.0 calls a minute, 100 a day, reserve 5" in out
+    assert str(world.folder / "in.csv") in out
+
+
+def test_shipped_job_files_are_valid() -> None:
+    """jobs/*.toml parse and check (their inputs need not exist on this machine)."""
+    jobs = sorted((Path(__file__).resolve().parents[2] / "jobs").glob("*.toml"))
+    assert len(jobs) >= 2
+    for job in jobs:
+        assert main(["check-job", str(job)]) == ExitCode.OK, job
+
+
+def test_job_key_comes_from_the_named_variable_only(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """key_env names the variable; without it set, exit 78 naming that variable."""
+    world.write_csv("in.csv", [(world.contact_ids[0], "a")])
+    job = world.write_job('inputs = ["in.csv"]\n[api]\nkey_env = "OTHER_KEY"\n')
+    code, _ = world.run_job(job)
+    assert code == ExitCode.CONFIG
+    assert "set OTHER_KEY" in capsys.readouterr().err
+    world.environ["OTHER_KEY"] = KEY
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert read_results(run_dir / "results.csv")["status"].to_list() == ["ok"]
