@@ -201,7 +201,8 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from bulktag.report import describe_plan  # noqa: PLC0415
+    from bulktag.precheck import tag_demand  # noqa: PLC0415
+    from bulktag.report import describe_plan, describe_precheck  # noqa: PLC0415
     from bulktag.runner import prepare_plan  # noqa: PLC0415
 
     setup_logging(0)
@@ -209,6 +210,7 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
         _, plan = prepare_plan(config, work, work / "plan.parquet")
+        demand = tag_demand(plan.path, "tags")
         if args.rejects is not None:
             import polars as pl  # noqa: PLC0415
 
@@ -223,7 +225,8 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     if args.json:
         print(json.dumps(plan.stats.as_json(), indent=2, ensure_ascii=False))
     else:
-        print("\n".join(describe_plan(plan.stats, config.dispatch, config.plan_name)))
+        lines = describe_plan(plan.stats, config.dispatch, config.plan_name)
+        print("\n".join([*lines, *describe_precheck(demand, plan.stats, config.dispatch)]))
     return ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
 
 

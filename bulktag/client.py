@@ -79,6 +79,48 @@ class LeadLexClient:
             return _transport_failure(exc)
         return classify_response(response, tags, self._clock.wall())
 
+    async def get_contact(self, contact_id: str) -> tuple[Attempt, list[str] | None]:
+        """``GET /v1/contacts/{id}``: the attempt, and the contact's tags when it is ok."""
+        try:
+            response = await self._http.get(f"/v1/contacts/{contact_id}")
+        except (httpx2.HTTPError, OSError) as exc:
+            return _transport_failure(exc), None
+        attempt = classify_response(response, (), self._clock.wall())
+        return attempt, (response.json()["data"]["tags"] if attempt.ok else None)
+
+    async def count_contacts(self) -> tuple[Attempt, int | None]:
+        """``GET /v1/contacts?per_page=1``: how many contacts the workspace holds."""
+        try:
+            response = await self._http.get("/v1/contacts", params={"per_page": 1})
+        except (httpx2.HTTPError, OSError) as exc:
+            return _transport_failure(exc), None
+        attempt = classify_response(response, (), self._clock.wall(), check=_has_total)
+        return attempt, (int(response.json()["meta"]["total"]) if attempt.ok else None)
+
+    async def export(self, params: Sequence[tuple[str, str]]) -> tuple[Attempt, str | None]:
+        """``GET /v1/contacts/export``: the attempt, and the CSV text when it is ok."""
+        try:
+            response = await self._http.get("/v1/contacts/export", params=list(params))
+        except (httpx2.HTTPError, OSError) as exc:
+            return _transport_failure(exc), None
+        attempt = classify_response(response, (), self._clock.wall(), check=_is_csv)
+        return attempt, (response.text if attempt.ok else None)
+
+
+def _is_csv(response: httpx2.Response) -> str | None:
+    kind = response.headers.get("content-type", "")
+    if not kind.startswith("text/csv"):
+        return f"an export answered {kind or 'no content type'}, not text/csv"
+    return None
+
+
+def _has_total(response: httpx2.Response) -> str | None:
+    try:
+        total = response.json()["meta"]["total"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return "a contact list without meta.total"
+    return None if isinstance(total, int) else "a contact list without meta.total"
+
 
 def _transport_failure(exc: httpx2.HTTPError | OSError) -> Attempt:
     attempt = classify_exception(exc)

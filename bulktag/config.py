@@ -162,6 +162,7 @@ class DispatchSettings:
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
     grace: float = 10.0  #: seconds in-flight requests get after SIGINT / SIGTERM
+    verify_ambiguous: bool = False  #: read a contact before retrying an ambiguous failure
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 256:
@@ -213,4 +214,5 @@ class RunConfig:
     job: JobSettings | None = None
     resume: Path | None = None  #: continue this interrupted run folder
     force: bool = False  #: ignore the ledger: send pairs already applied
+    skip_existing: bool = False  #: ask the CRM (export) what contacts carry before sending
     metrics_file: Path | None = None

@@ -19,11 +19,14 @@ the plan, with the halt's status.
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
+from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -47,6 +50,8 @@ __all__ = [
 
 
 Record = Callable[[ContactOutcome], Awaitable[None]]
+T = TypeVar("T")
+log = logging.getLogger("bulktag")
 
 
 class Halt(StrEnum):
@@ -81,6 +86,7 @@ class DispatchStatistics:
     """A snapshot of the dispatcher, for the summary."""
 
     calls: int  #: add-tags HTTP attempts made
+    other_calls: dict[str, int]  #: other calls by endpoint (export, get_contact, list_contacts)
     halt: Halt | None
     halt_message: str
     quota_remaining: int | None
@@ -105,6 +111,7 @@ class _Chunk:
     attempt: Attempt | None = None
     attempts: int = 0
     halt: Halt | None = None  #: set when the chunk stopped because of a halt
+    verified: bool = False  #: ok because a read showed the tags after an ambiguous failure
 
 
 class Dispatcher:
@@ -135,6 +142,9 @@ class Dispatcher:
         self._waits: set[anyio.CancelScope] = set()
         self._requests: set[anyio.CancelScope] = set()
         self.calls = 0
+        self.other_calls: Counter[str] = Counter()
+        self.verified = 0
+        self._can_verify = settings.verify_ambiguous
 
     # -- control ------------------------------------------------------------------
 
@@ -153,6 +163,7 @@ class Dispatcher:
     def statistics(self) -> DispatchStatistics:
         return DispatchStatistics(
             calls=self.calls,
+            other_calls=dict(self.other_calls),
             halt=self.halt,
             halt_message=self.halt_message,
             quota_remaining=self._budget.remaining,
@@ -225,6 +236,19 @@ class Dispatcher:
             result.attempt = attempt
             if attempt.ok:
                 return result
+            if (
+                attempt.ambiguous
+                and self._can_verify
+                and await self._verify(contact.contact_id, tags)
+            ):
+                result.attempt = Attempt(
+                    None,
+                    http_status=attempt.http_status,
+                    message=f"verified by reading the contact after: {attempt.message}",
+                    request_id=attempt.request_id,
+                )
+                result.verified = True
+                return result
             if not self._settle(attempt, sent_at):
                 if attempt.failure in _UNAPPLIED_HALTS and self.halt is not None:
                     result.halt = self.halt  # a 429 applied nothing: deferred like the rest
@@ -265,6 +289,46 @@ class Dispatcher:
             finally:
                 self._waits.discard(scope)
         return None
+
+    async def call(
+        self, endpoint: str, send: Callable[[], Awaitable[tuple[Attempt, T]]]
+    ) -> tuple[Attempt, T] | None:
+        """A call other than add-tags, under the same limiter and budget; None once halted.
+
+        A 429 pauses everyone and a spent quota halts the run, as for add-tags;
+        a 401 halts it too. A 403 does not: a key without Read can still tag.
+        """
+        sent_at = await self._slot()
+        if sent_at is None:
+            return None
+        result = await send()
+        attempt = result[0]
+        self.other_calls[endpoint] += 1
+        self._limiter.release(rate_limited=attempt.failure is FailureType.RATE_LIMITED)
+        self._budget.release(None if attempt.failure is FailureType.INVALID_KEY else attempt.quota)
+        if attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
+            return result  # the caller decides (a pre-check gives up, tagging goes on)
+        if _export_limit(endpoint, attempt):
+            return result  # the hourly export limit: not a reason to pause the tagging
+        if attempt.failure is not None:
+            self._settle(attempt, sent_at)
+        return result
+
+    async def _verify(self, contact_id: str, tags: list[str]) -> bool:
+        """Read the contact once: does it carry ``tags`` (the ambiguous call was applied)?"""
+        answer = await self.call("get_contact", lambda: self._client.get_contact(contact_id))
+        if answer is None:
+            return False
+        attempt, current = answer
+        if attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
+            if self._can_verify:  # reads in flight together: warn once
+                log.warning("the key cannot read contacts: ambiguous outcomes are retried")
+            self._can_verify = False
+            return False
+        if current is None or not set(tags) <= set(current):
+            return False
+        self.verified += 1
+        return True
 
     async def _pause(self, seconds: float) -> None:
         """A backoff sleep that a halt interrupts."""
@@ -346,6 +410,7 @@ class Dispatcher:
             message=message,
             attempts=sum(c.attempts for c in done),
             request_id=last.request_id if last else None,
+            verified=any(c.verified for c in done),
             finished_at=self._clock.wall(),
             source=contact.source,
             line=contact.line,
@@ -353,6 +418,15 @@ class Dispatcher:
 
 
 _UNAPPLIED_HALTS = (FailureType.QUOTA_EXHAUSTED, FailureType.RATE_LIMITED)
+
+
+def _export_limit(endpoint: str, attempt: Attempt) -> bool:
+    """A 429 on an export asking to wait more than a minute is the hourly export limit."""
+    return (
+        endpoint == "export"
+        and attempt.failure is FailureType.RATE_LIMITED
+        and (attempt.retry_after or 0) > 60
+    )
 
 
 def _stops_contact(chunk: _Chunk) -> bool:

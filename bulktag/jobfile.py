@@ -27,6 +27,8 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "format": str,
         "metrics_file": str,
         "dry_run": bool,
+        "skip_existing": bool,
+        "verify_ambiguous": bool,
     },
     "read": {
         "delimiter": str,

@@ -88,6 +88,16 @@ def write_metrics(path: Path, job: str, summary: Mapping[str, Any], finished_at:
         [(f',endpoint="{e}"', n) for e, n in sorted(summary["calls"].items()) if e != "total"],
     )
     gauge(
+        "bulktag_last_run_naive_calls",
+        "Calls the last run's plan needed before skipping what was done (one per request).",
+        [("", summary.get("naive_calls"))],
+    )
+    gauge(
+        "bulktag_last_run_calls_saved",
+        "Naive calls less the calls made: what the ledger and the pre-check saved.",
+        [("", summary.get("calls_saved"))],
+    )
+    gauge(
         "bulktag_quota_remaining",
         "LeadLex's daily quota left, as last reported.",
         [("", summary["quota"]["remaining"])],

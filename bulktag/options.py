@@ -107,6 +107,22 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     job.add_argument(
         "--force", action="store_true", help="send pairs the job's ledger says were applied"
     )
+    saving = p.add_argument_group("saving quota")
+    saving.add_argument(
+        "--skip-existing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="first ask the CRM (exports) which contacts already carry their tags, and skip "
+        "those; used only when it costs fewer calls than it can save (default off; job files: "
+        "skip_existing)",
+    )
+    saving.add_argument(
+        "--verify-ambiguous",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="after a timeout or a lost connection, read the contact before sending again "
+        "(default off; on in job files)",
+    )
     out = p.add_argument_group("output")
     out.add_argument(
         "--out", type=Path, metavar="DIR", help="run folder (default runs/<UTC time>/)"
@@ -217,9 +233,11 @@ def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> Dispa
         "max_wait",
         "grace",
     )
-    return DispatchSettings.for_plan(
-        plan, **{n: _pick(args, n, job, ("limits", n), None) for n in names}
+    values = {n: _pick(args, n, job, ("limits", n), None) for n in names}
+    values["verify_ambiguous"] = _pick(
+        args, "verify_ambiguous", job, ("", "verify_ambiguous"), job is not None
     )
+    return DispatchSettings.for_plan(plan, **values)
 
 
 def resolve(
@@ -262,5 +280,6 @@ def resolve(
         job=settings,
         resume=getattr(args, "resume", None),
         force=bool(getattr(args, "force", False)),
+        skip_existing=bool(_pick(args, "skip_existing", job, ("", "skip_existing"), False)),
         metrics_file=metrics,
     )

@@ -25,7 +25,7 @@ from __future__ import annotations
 import email.utils
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -191,8 +191,18 @@ def _merged_tags(response: httpx2.Response) -> list[str] | None:
     return tags
 
 
-def classify_response(response: httpx2.Response, sent_tags: Sequence[str], now: float) -> Attempt:
-    """Turn an answer into an :class:`Attempt`; ``now`` is the wall clock (Unix seconds)."""
+def classify_response(
+    response: httpx2.Response,
+    sent_tags: Sequence[str],
+    now: float,
+    *,
+    check: Callable[[httpx2.Response], str | None] | None = None,
+) -> Attempt:
+    """Turn an answer into an :class:`Attempt`; ``now`` is the wall clock (Unix seconds).
+
+    A 2xx must carry the contact's tags (``data.tags``, every one of ``sent_tags``
+    among them), or pass ``check`` (which returns what is wrong, or None).
+    """
     status = response.status_code
 
     def attempt(
@@ -215,6 +225,11 @@ def classify_response(response: httpx2.Response, sent_tags: Sequence[str], now: 
             replayed=response.headers.get("idempotency-replayed", "").lower() == "true",
         )
 
+    if 200 <= status < 300 and check is not None:
+        problem = check(response)
+        return (
+            attempt(None) if problem is None else attempt(FailureType.UNEXPECTED_RESPONSE, problem)
+        )
     if 200 <= status < 300:
         merged = _merged_tags(response)
         if merged is None:

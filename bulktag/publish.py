@@ -160,6 +160,7 @@ class Published:
     failures_by_type: dict[str, int]
     skipped_by_reason: dict[str, int]
     applied: pl.DataFrame | None  #: ``contact_id, tag`` pairs this run applied
+    verified: int = 0  #: outcomes found ok by reading the contact after an ambiguous failure
 
 
 def _recorded(journal: Journal, work: Path) -> pl.LazyFrame:
@@ -268,7 +269,7 @@ def publish(
         error_type=pl.lit(str(FailureType.INVALID_INPUT))
     )
     _write(rejects.select(REJECT_COLUMNS), rejects_path, fmt)
-    by_status, by_type, by_skip, applied = pl.collect_all(
+    by_status, by_type, by_skip, applied, verified = pl.collect_all(
         [
             final.group_by("status").len(),
             final.filter(pl.col("error_type").is_not_null()).group_by("error_type").len(),
@@ -278,6 +279,7 @@ def publish(
             .explode("tag")
             .filter(~pl.col("tag").is_in(pl.col("pending_tags")))
             .select("contact_id", "tag"),
+            final.select(pl.col("verified").sum()),
         ]
     )
     return Published(
@@ -288,6 +290,7 @@ def publish(
         failures_by_type=_counts(by_type, "error_type"),
         skipped_by_reason=_counts(by_skip, "skip_reason"),
         applied=applied,
+        verified=int(verified.item() or 0),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +12,7 @@ from bulktag.dispatch import DispatchStatistics, Halt
 from bulktag.errors import ExitCode
 from bulktag.outcomes import FailureType, Status
 from bulktag.plan import PlanStats
+from bulktag.precheck import TagDemand, choose
 
 __all__ = ["describe_plan", "duration", "exit_code", "summary_lines"]
 
@@ -91,6 +92,26 @@ def describe_plan(
     return lines
 
 
+def describe_precheck(
+    demand: Sequence[TagDemand], stats: PlanStats, settings: DispatchSettings
+) -> list[str]:
+    """What ``--skip-existing`` would cost and could save, before any call."""
+    strategy = choose(demand, contacts=stats.contacts, requests=stats.requests)
+    if strategy.kind == "none":
+        return [f"with --skip-existing: no pre-check ({strategy.reason}); {stats.requests:,} calls"]
+    best = strategy.estimated_calls
+    worst = best + stats.requests
+    days = ""
+    if settings.per_day:
+        low, high = (max(1, math.ceil(n / settings.per_day)) for n in (best, worst))
+        days = f"; {low} to {high} day(s) of quota"
+    return [
+        f"with --skip-existing: {strategy.reason}, about {best:,} export call(s), then 0 to "
+        f"{stats.requests:,} add-tag calls: {best:,} to {worst:,} calls in all{days}",
+        f"without it: {stats.requests:,} calls",
+    ]
+
+
 def exit_code(
     halt: Halt | None, counts: Mapping[str, int], types: Mapping[str, int], rejects: int
 ) -> ExitCode:
@@ -144,7 +165,10 @@ def summary_lines(
             quota = (
                 f"; quota left today: {stats.quota_remaining:,}{of}{_reset_text(stats.quota_reset)}"
             )
-        lines.append(f"{stats.calls:,} calls to LeadLex in {duration(seconds)}{quota}")
+        calls = stats.calls + sum(stats.other_calls.values())
+        by_endpoint = ", ".join(f"{n:,} {e}" for e, n in sorted(stats.other_calls.items()))
+        extra = f" ({stats.calls:,} add-tags, {by_endpoint})" if by_endpoint else ""
+        lines.append(f"{calls:,} calls to LeadLex{extra} in {duration(seconds)}{quota}")
         if stats.limiter.rate_limited:
             lines.append(
                 f"{stats.limiter.rate_limited:,} per-minute 429s; "

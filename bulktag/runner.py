@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -51,12 +52,19 @@ from bulktag.errors import ConfigError, ExitCode, InputError
 from bulktag.journal import Journal, Offload, Recorder
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
-from bulktag.outcomes import ContactOutcome, Status
+from bulktag.outcomes import Attempt, ContactOutcome, Status
 from bulktag.plan import InputSummary, Plan, PlanStats, build_plan
+from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.publish import Published, publish, write_json
 from bulktag.read import InputFrame, expand_inputs, read_input
 from bulktag.report import describe_plan, estimate, exit_code, summary_lines
-from bulktag.skip import finalise_plan
+from bulktag.skip import (
+    ALREADY_APPLIED,
+    ALREADY_TAGGED,
+    requests_to_send,
+    skip_pairs,
+    start_plan,
+)
 from bulktag.state import StateStore, default_state_dir
 
 __all__ = ["RunReport", "Runtime", "prepare_plan", "run"]
@@ -137,6 +145,7 @@ def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, An
         "output_format": config.output_format,
         "dry_run": config.dry_run,
         "force": config.force,
+        "skip_existing": config.skip_existing,
         "job": None if config.job is None else config.job.name,
     }
 
@@ -162,6 +171,7 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         output_format=data["output_format"],
         dry_run=data["dry_run"],
         force=data["force"],
+        skip_existing=data["skip_existing"],
     )
 
 
@@ -223,23 +233,27 @@ class _Run:
         config = self.config
         frames, raw = prepare_plan(config, self.work, self.work / "plan-raw.parquet")
         _refuse_overwriting_inputs(self.run_dir, frames)
-        applied: list[pl.DataFrame] = []
+        start_plan(raw.path, self.work / "plan-start.parquet")
         job = config.job
         if self.state is not None and job is not None and job.ledger and not config.force:
-            since = (
-                None
-                if not job.ledger_days
-                else self.runtime.clock.wall() - job.ledger_days * 86_400
-            )
+            days = job.ledger_days
+            since = None if not days else self.runtime.clock.wall() - days * 86_400
             applied = list(self.state.applied(since))
-        finalise_plan(raw.path, self.work / "plan-final.parquet", applied)
-        (self.work / "plan-final.parquet").replace(plan_path)
+            if applied:
+                skip_pairs(
+                    self.work / "plan-start.parquet",
+                    self.work / "plan-ledger.parquet",
+                    pl.concat(applied),
+                    ALREADY_APPLIED,
+                )
+                (self.work / "plan-ledger.parquet").replace(self.work / "plan-start.parquet")
+        (self.work / "plan-start.parquet").replace(plan_path)
         raw.rejects_path.replace(rejects_path)
         fmt = _output_format(config, frames)
         write_json(stats_path, {**_stats_json(raw.stats), "output_format": fmt})
         return Plan(plan_path, rejects_path, raw.stats), fmt
 
-    def _todo(self, plan: Plan, journal: Journal) -> Path:
+    def _todo(self, plan: Plan, journal: Journal) -> tuple[Path, int]:
         """The contacts still to send: the plan less what the journal holds as final."""
         recorded = journal.frame()
         todo = (
@@ -259,7 +273,7 @@ class _Run:
         )
         path = self.work / "todo.parquet"
         todo.sink_parquet(path)
-        return path
+        return path, pl.scan_parquet(path).select(pl.len()).collect().item()
 
     # -- dispatch -----------------------------------------------------------------
 
@@ -293,14 +307,13 @@ class _Run:
         await self.runtime.clock.sleep(grace)
         dispatcher.cancel_requests()
 
-    async def _dispatch(
-        self, todo: Path, total: int, journal: Journal, key: ApiKey, quota_left: int | None
+    async def _session(
+        self, plan: Plan, journal: Journal, key: ApiKey, quota_left: int | None
     ) -> None:
+        """One event loop: the pre-check (``--skip-existing``), then the dispatch."""
         settings = self.config.dispatch
         show = sys.stderr.isatty() if self.config.progress is None else self.config.progress
-        bar = tqdm(
-            total=total, unit="contact", file=sys.stderr, disable=not show, dynamic_ncols=True
-        )
+        bar = tqdm(unit="contact", file=sys.stderr, disable=not show, dynamic_ncols=True)
 
         def committed(outcomes: Sequence[ContactOutcome]) -> None:
             self.failed_so_far += sum(o.status is not Status.OK for o in outcomes)
@@ -316,8 +329,9 @@ class _Run:
             transport=self.runtime.transport,
         )
         async with http:
+            client = LeadLexClient(http, self.runtime.clock)
             dispatcher = Dispatcher(
-                LeadLexClient(http, self.runtime.clock),
+                client,
                 settings,
                 self.runtime.clock,
                 run_id=self.run_id,
@@ -331,12 +345,62 @@ class _Run:
                     async with anyio.create_task_group() as watch:
                         if self.runtime.handle_signals:
                             watch.start_soon(self._watch_signals, dispatcher)
+                        if self.config.skip_existing and not self._precheck_path.exists():
+                            await self._precheck(plan, _GatedReads(dispatcher, client))
+                        todo, total = await self.runtime.offload(self._todo, plan, journal)
+                        bar.reset(total=total)
                         await dispatcher.run(self._contacts(todo), recorder.record)
                         watch.cancel_scope.cancel()
                     recorder.close()
             finally:
                 bar.close()
                 self.statistics = dispatcher.statistics()
+
+    @property
+    def _precheck_path(self) -> Path:
+        return self.internal / "precheck.json"
+
+    async def _precheck(self, plan: Plan, reads: _GatedReads) -> None:
+        """Ask the CRM what the plan's contacts carry; take it out of the plan."""
+        demand = tag_demand(plan.path)
+        contacts = pl.scan_parquet(plan.path).filter(pl.col("send").list.len() > 0).select(pl.len())
+        before = requests_to_send(plan.path)
+        history = self.state.precheck_history() if self.state is not None else {}
+        result: Precheck = await run_precheck(
+            reads,
+            demand,
+            contacts=contacts.collect().item(),
+            requests=before,
+            never_found=history_never_found(history, self.runtime.clock.wall()),
+        )
+        skipped = 0
+        if result.present.height:
+            checked = self.work / "plan-checked.parquet"
+            skipped = skip_pairs(plan.path, checked, result.present, ALREADY_TAGGED)
+            checked.replace(plan.path)
+        if self.state is not None and result.checked:
+            self.state.record_precheck(result.checked, self.runtime.clock.wall())
+        after = requests_to_send(plan.path)
+        report = {
+            "strategy": result.strategy.kind,
+            "reason": result.strategy.reason,
+            "tags_checked": result.checked,
+            "calls": result.calls,
+            "pairs_already_tagged": skipped,
+            "requests_before": before,
+            "requests_after": after,
+            "warning": result.warning,
+        }
+        write_json(self._precheck_path, report)
+        log.info(
+            "pre-check (%s): %s calls; %s pairs already tagged; requests %s -> %s",
+            result.strategy.reason,
+            result.cost,
+            f"{skipped:,}",
+            f"{before:,}",
+            f"{after:,}",
+            extra={"precheck": report},
+        )
 
     # -- the whole run ----------------------------------------------------------------
 
@@ -355,13 +419,11 @@ class _Run:
         journal = Journal(self.internal / "journal.sqlite")
         try:
             journal.set_meta(run_id=self.run_id)
-            todo = self._todo(plan, journal)
-            total = pl.scan_parquet(todo).select(pl.len()).collect().item()
+            _, total = self._todo(plan, journal)
             if key is not None and total:
                 anyio.run(
-                    self._dispatch,
-                    todo,
-                    total,
+                    self._session,
+                    plan,
                     journal,
                     key,
                     quota_left,
@@ -380,7 +442,11 @@ class _Run:
                 work=self.work,
                 carry_over=self.carry_over,
             )
-            calls = journal.calls()  # every session's, a resumed run included
+            # every session's calls, a resumed run's included
+            other = Counter(journal.meta().get("other_calls", {}))
+            other.update(stats.other_calls if stats else {})
+            journal.set_meta(other_calls=dict(other))
+            calls = {"add_tags": journal.calls(), **dict(sorted(other.items()))}
         finally:
             journal.close()
         if book is not None:
@@ -456,6 +522,12 @@ class _Run:
 
     def _summary(self, ended: _Ended) -> dict[str, Any]:
         config, stats, published = self.config, ended.stats, ended.published
+        total_calls = sum(ended.calls.values())
+        precheck = (
+            json.loads(self._precheck_path.read_text(encoding="utf-8"))
+            if self._precheck_path.exists()
+            else None
+        )
 
         def iso(unix: float) -> str:
             return (
@@ -484,7 +556,11 @@ class _Run:
                 "total": ended.plan.stats.rejects,
                 "by_reason": ended.plan.stats.rejects_by_reason,
             },
-            "calls": {"add_tags": ended.calls, "total": ended.calls},
+            "calls": {**ended.calls, "total": total_calls},
+            "naive_calls": ended.plan.stats.requests,
+            "calls_saved": ended.plan.stats.requests - total_calls,
+            "precheck": precheck,
+            "verified": published.verified,
             "quota": {
                 "limit": stats.quota_limit if stats else None,
                 "remaining": stats.quota_remaining if stats else None,
@@ -506,6 +582,20 @@ class _Run:
         }
 
 
+class _GatedReads:
+    """The pre-check's reads, through the dispatcher's limiter and budget."""
+
+    def __init__(self, dispatcher: Dispatcher, client: LeadLexClient) -> None:
+        self._dispatcher = dispatcher
+        self._client = client
+
+    async def export(self, params: Sequence[tuple[str, str]]) -> tuple[Attempt, str | None] | None:
+        return await self._dispatcher.call("export", lambda: self._client.export(params))
+
+    async def count_contacts(self) -> tuple[Attempt, int | None] | None:
+        return await self._dispatcher.call("list_contacts", self._client.count_contacts)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ended:
     """What a finished session knows, for the summary."""
@@ -514,7 +604,7 @@ class _Ended:
     published: Published
     stats: DispatchStatistics | None
     code: ExitCode
-    calls: int
+    calls: dict[str, int]  #: by endpoint
     finished: float
     seconds: float
 
@@ -538,7 +628,7 @@ class QuotaBook:
             store.spend(
                 self._fingerprint,
                 now,
-                calls=stats.calls,
+                calls=stats.calls + sum(stats.other_calls.values()),
                 remaining=stats.quota_remaining,
                 limit=stats.quota_limit,
                 reset=stats.quota_reset,

@@ -1,60 +1,65 @@
 """Subtracting what is already done from a plan, before a single call is made.
 
-The plan file gains two columns: ``send`` (the tags still to send, in order) and
-``skip_reason`` (why tags were left out: ``already_applied`` from the job's
-ledger). A contact whose ``send`` is empty is reported ``skipped`` and costs no
-call.
+The plan file carries ``send`` (the tags still to send, in order) and
+``skip_reason`` (why some were left out): ``already_applied`` from the job's
+ledger, ``already_tagged`` when the CRM itself said so (``--skip-existing``). A
+contact whose ``send`` is empty is reported ``skipped`` and costs no call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
 
-__all__ = ["ALREADY_APPLIED", "finalise_plan"]
+from bulktag.leadlex import MAX_TAGS_PER_REQUEST
+
+__all__ = ["ALREADY_APPLIED", "ALREADY_TAGGED", "requests_to_send", "skip_pairs", "start_plan"]
 
 ALREADY_APPLIED = "already_applied"
-_PAIRS = {"contact_id": pl.String, "tag": pl.String}
+ALREADY_TAGGED = "already_tagged"
 
 
-def finalise_plan(
-    plan_path: Path,
-    target: Path,
-    applied: Iterable[pl.DataFrame] = (),
-    reason: str = ALREADY_APPLIED,
-) -> int:
-    """Write the plan with ``send`` and ``skip_reason`` to ``target``; returns pairs skipped.
+def start_plan(raw: Path, target: Path) -> None:
+    """The grouped plan with ``send`` = every tag and no skip reason."""
+    pl.scan_parquet(raw).with_columns(
+        send=pl.col("tags"), skip_reason=pl.lit(None, dtype=pl.String)
+    ).sink_parquet(target)
 
-    ``applied`` holds frames with ``contact_id, tag`` columns: pairs not to send.
-    """
-    done = [frame.select(_PAIRS.keys()) for frame in applied]
-    plan = pl.scan_parquet(plan_path)
-    if not done:
-        plan.with_columns(
-            send=pl.col("tags"), skip_reason=pl.lit(None, dtype=pl.String)
-        ).sink_parquet(target)
-        return 0
-    skipped = pl.concat(done).lazy().unique().with_columns(applied=pl.lit(True))
-    pairs = (
-        plan.select("seq", "contact_id", pl.col("tags").alias("tag"))
+
+def skip_pairs(plan: Path, target: Path, pairs: pl.DataFrame, reason: str) -> int:
+    """Write ``plan`` less ``pairs`` (``contact_id, tag``) to ``target``; returns pairs removed."""
+    done = pairs.lazy().select("contact_id", "tag").unique().with_columns(done=pl.lit(True))
+    current = pl.scan_parquet(plan)
+    remaining = (
+        current.select("seq", "contact_id", pl.col("send").alias("tag"))
         .explode("tag")
-        .join(skipped, on=["contact_id", "tag"], how="left", maintain_order="left")
+        .filter(pl.col("tag").is_not_null())
+        .join(done, on=["contact_id", "tag"], how="left", maintain_order="left")
         .group_by("seq", maintain_order=True)
         .agg(
-            send=pl.col("tag").filter(pl.col("applied").is_null()),
-            skipped=pl.col("applied").is_not_null().sum(),
+            kept=pl.col("tag").filter(pl.col("done").is_null()),
+            removed=pl.col("done").is_not_null().sum(),
         )
     )
-    final = plan.join(pairs, on="seq", how="left", maintain_order="left").with_columns(
-        skip_reason=pl.when(pl.col("skipped") > 0).then(pl.lit(reason))
-    )
-    final.drop("skipped").sink_parquet(target)
-    return int(
-        pl.scan_parquet(target)
-        .select((pl.col("tags").list.len() - pl.col("send").list.len()).sum())
+    current.join(remaining, on="seq", how="left", maintain_order="left").select(
+        pl.exclude("kept", "removed", "send", "skip_reason"),
+        send=pl.col("kept").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+        skip_reason=pl.when(pl.col("removed").fill_null(0) > 0)
+        .then(pl.coalesce("skip_reason", pl.lit(reason)))
+        .otherwise(pl.col("skip_reason")),
+    ).sink_parquet(target)
+    removed = pl.scan_parquet(target).select(pl.col("send").list.len().sum()).collect().item()
+    before = pl.scan_parquet(plan).select(pl.col("send").list.len().sum()).collect().item()
+    return int((before or 0) - (removed or 0))
+
+
+def requests_to_send(plan: Path) -> int:
+    """Add-tags requests the plan still needs (more than 100 tags: several requests)."""
+    total = (
+        pl.scan_parquet(plan)
+        .select((pl.col("send").list.len() / MAX_TAGS_PER_REQUEST).ceil().sum())
         .collect()
         .item()
-        or 0
     )
+    return int(total or 0)

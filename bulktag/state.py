@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS quota (
     updated_at REAL NOT NULL,
     PRIMARY KEY (fingerprint, day)
 );
+CREATE TABLE IF NOT EXISTS precheck (
+    tag TEXT PRIMARY KEY,
+    checked_at REAL NOT NULL,
+    found INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run_dir TEXT NOT NULL,
@@ -123,6 +128,20 @@ class StateStore:
 
     def ledger_size(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM ledger").fetchone()[0])
+
+    # -- pre-check history -------------------------------------------------------
+
+    def record_precheck(self, found: Mapping[str, int], at: float) -> None:
+        """How many contacts carried each tag when the CRM was last asked."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO precheck (tag, checked_at, found) VALUES (?, ?, ?)",
+                [(tag, at, n) for tag, n in found.items()],
+            )
+
+    def precheck_history(self) -> dict[str, tuple[float, int]]:
+        rows = self._db.execute("SELECT tag, checked_at, found FROM precheck").fetchall()
+        return {tag: (at, found) for tag, at, found in rows}
 
     # -- quota ------------------------------------------------------------------
 
