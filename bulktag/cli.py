@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from bulktag import __version__
 from bulktag.errors import BulkTagError, ExitCode, UsageError
 from bulktag.jobfile import load_job
-from bulktag.logs import setup_logging
+from bulktag.logs import escape, setup_logging
 from bulktag.options import add_input_options, add_run_options, resolve
 
 if TYPE_CHECKING:
@@ -205,7 +206,7 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.report import describe_plan, describe_precheck  # noqa: PLC0415
     from bulktag.runner import prepare_plan  # noqa: PLC0415
 
-    setup_logging(0)
+    setup_logging(0, json_lines=False)  # validate is for people at a terminal
     config = resolve(args, os.environ)
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
@@ -373,11 +374,17 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
     ``runtime`` injects the transport, clock and event loop (tests only).
     """
     parser = build_parser()
+    for handler in list(logging.getLogger("bulktag").handlers):  # each call sets its own up
+        logging.getLogger("bulktag").removeHandler(handler)
     try:
         args = parser.parse_args(argv)
         return int(args.handler(args, runtime))
     except BulkTagError as exc:
-        print(f"bulktag: error: {exc}", file=sys.stderr)
+        logger = logging.getLogger("bulktag")
+        if logger.handlers:  # the command set up its logging: one record in its format
+            logger.error("%s", exc, extra={"exit_code": int(exc.exit_code)})  # noqa: TRY400  (no traceback: one line)
+        else:  # one plain line; input text in it cannot break it
+            print(f"bulktag: error: {escape(str(exc))}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("bulktag: interrupted", file=sys.stderr)

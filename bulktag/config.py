@@ -156,7 +156,7 @@ class DispatchSettings:
     per_day: int | None = 1_000  #: the plan's daily quota, for estimates
     quota_reserve: int = 0
     timeout: float = 30.0
-    max_attempts: int = 6
+    max_attempts: int = 10
     retry_time: float = 600.0  #: seconds a contact may spend retrying
     max_wait: float = 900.0  #: a longer Retry-After stops sending (the rest is deferred)
     backoff_base: float = 0.5

@@ -19,13 +19,14 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-__all__ = ["JsonFormatter", "TextFormatter", "setup_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "escape", "setup_logging"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
+    """Control characters (CR, LF, ESC, ...) as visible escapes: one line stays one line."""
     text = text.replace("\r", "\\r").replace("\n", "\\n")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
@@ -45,7 +46,7 @@ class TextFormatter(logging.Formatter):
             if record.levelno < logging.WARNING
             else f"bulktag: {record.levelname.lower()}: "
         )
-        lines = [_escape(line) for line in record.getMessage().split("\n")]
+        lines = [escape(line) for line in record.getMessage().split("\n")]
         text = prefix + ("\n  ".join(lines) if record.__dict__.get("block") else " ".join(lines))
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)

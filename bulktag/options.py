@@ -159,7 +159,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     send = p.add_argument_group("sending")
     send.add_argument("--concurrency", type=_count, help="requests in flight (default 8)")
     send.add_argument("--timeout", type=_seconds, metavar="S", help="per request (default 30)")
-    send.add_argument("--max-attempts", type=_count, metavar="N", help="per request (default 6)")
+    send.add_argument("--max-attempts", type=_count, metavar="N", help="per request (default 10)")
     send.add_argument(
         "--retry-time",
         type=_seconds,

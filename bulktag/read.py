@@ -192,7 +192,7 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
         if pattern == "-":
             files.append(pattern)
             continue
-        if _GLOB.search(pattern):
+        if _GLOB.search(pattern) and not Path(pattern).expanduser().exists():
             base = Path(pattern).expanduser()
             anchor = Path(base.anchor) if base.is_absolute() else Path()
             relative = str(base.relative_to(anchor)) if base.is_absolute() else pattern

@@ -172,7 +172,11 @@ def summary_lines(
         if stats.limiter.rate_limited:
             lines.append(
                 f"{stats.limiter.rate_limited:,} per-minute 429s; "
-                f"rate now {stats.limiter.rate or 0:g}/min"
+                + (
+                    f"rate now {stats.limiter.rate:g}/min"
+                    if stats.limiter.rate
+                    else "rate unlimited"
+                )
             )
         if stats.halt is not None:
             lines.append(f"stopped sending: {stats.halt} ({stats.halt_message})")

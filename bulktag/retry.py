@@ -25,7 +25,7 @@ class Backoff:
 
     base: float = 0.5
     cap: float = 60.0
-    max_attempts: int = 6
+    max_attempts: int = 10
     max_time: float = 600.0
 
     def delay(self, attempts: int, rng: random.Random, retry_after: float | None = None) -> float:

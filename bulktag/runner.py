@@ -55,7 +55,7 @@ from bulktag.metrics import write_metrics
 from bulktag.outcomes import Attempt, ContactOutcome, Status
 from bulktag.plan import InputSummary, Plan, PlanStats, build_plan
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
-from bulktag.publish import Published, publish, write_json
+from bulktag.publish import EXTENSIONS, Published, publish, write_json
 from bulktag.read import InputFrame, expand_inputs, read_input
 from bulktag.report import describe_plan, estimate, exit_code, summary_lines
 from bulktag.skip import (
@@ -82,7 +82,7 @@ class Runtime:
     clock: Clock = field(default_factory=LoopClock)
     backend: str = "asyncio"
     backend_options: Mapping[str, Any] | None = None
-    environ: Mapping[str, str] | None = None
+    environ: Mapping[str, str] | None = field(default=None, repr=False)  # may hold the key
     handle_signals: bool = True
     seed: int | None = None
     #: Runs blocking calls (SQLite commits, plan reads) off the event loop. Tests on
@@ -411,6 +411,7 @@ class _Run:
         key = None if config.dry_run else load_api_key(config.key_file, env, config.key_env)
         self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
         plan, fmt = self._plan()
+        _refuse_symlinked_outputs(self.run_dir, config.metrics_file)
         book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
         quota_left = book.remaining(self.runtime.clock.wall()) if book else None
         self._log_plan(plan, quota_left)
@@ -650,6 +651,17 @@ def _output_format(config: RunConfig, frames: Sequence[InputFrame]) -> OutputFor
     return formats.pop() if len(formats) == 1 else "csv"
 
 
+def _refuse_symlinked_outputs(run_dir: Path, metrics: Path | None) -> None:
+    """Outputs are never written through a symbolic link (checked before any call)."""
+    names = [f"{stem}.{ext}" for stem in ("results", "failures", "rejects") for ext in EXTENSIONS]
+    for path in [
+        *(run_dir / name for name in (*names, "summary.json")),
+        *([metrics] if metrics else []),
+    ]:
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link: bulktag does not write through links")
+
+
 def _refuse_overwriting_inputs(run_dir: Path, frames: Sequence[InputFrame]) -> None:
     ours = {
         (run_dir / f"{stem}.{ext}").resolve()
@@ -669,6 +681,7 @@ def _refuse_overwriting_inputs(run_dir: Path, frames: Sequence[InputFrame]) -> N
 def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
     """Run (or resume, or run a job): plan, send, publish; returns the exit code and the summary."""
     runtime = runtime or Runtime()
+    os.umask(0o077)  # what a run writes (plans, journals, temporary files) is the user's only
     if config.job is not None:
         return _run_job(config, runtime)
     if config.resume is not None:

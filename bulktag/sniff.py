@@ -214,7 +214,14 @@ def sniff_csv(
         raise InputError(
             f"delimiter {delimiter!r} must be one character, not a quote", source=source
         )
-    header = next(csv.reader(io.StringIO("\n".join(lines[:50])), delimiter=delimiter), [])
+    try:
+        header = next(csv.reader(io.StringIO("\n".join(lines[:50])), delimiter=delimiter), [])
+    except csv.Error as exc:
+        raise InputError(
+            f"the header row cannot be read ({exc}): an unbalanced quote?",
+            source=source,
+            line=1 + skip,
+        ) from None
     if not any(h.strip() for h in header):
         raise InputError(
             "the first row is empty: expected a header row", source=source, line=1 + skip

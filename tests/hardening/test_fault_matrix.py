@@ -1,0 +1,404 @@
+"""The fault matrix: one test per fault, each bounded in attempts and (virtual) time.
+
+Every case runs the real command against the in-process emulator on the virtual
+clock, through a transport that injects exactly one kind of fault, and checks
+the final failure type, the attempts, that the run ends within a bounded time,
+and that every contact is accounted for in the results.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from bulktag.cli import main
+from bulktag.emulator import Faults
+from bulktag.errors import ExitCode
+from tests.constants import KEY, T0
+from tests.world import URL, World, read_results
+
+CONTACTS = 12
+MAX_ATTEMPTS = 4
+Inject = Callable[[httpx2.Request, "Faulty"], Awaitable[httpx2.Response]]
+
+
+class Faulty(httpx2.AsyncBaseTransport):
+    """Sends add-tags calls through ``inject``; everything else goes straight through."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, inject: Inject) -> None:
+        self.inner = inner
+        self.inject = inject
+        self.calls = 0
+
+    async def forward(self, request: httpx2.Request) -> httpx2.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method != "POST":
+            return await self.forward(request)
+        self.calls += 1
+        return await self.inject(request, self)
+
+
+@dataclass
+class Outcome:
+    code: int
+    results: Any
+    summary: dict[str, Any]
+    seconds: float  # virtual
+    calls: int
+
+
+def run_with(world: World, inject: Inject, *args: str) -> Outcome:
+    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids[:CONTACTS]])
+    runtime = world.runtime()
+    assert runtime.transport is not None
+    faulty = Faulty(runtime.transport, inject)
+    start = world.clock.current_time()
+    run_dir = world.folder / "run"
+    code = main(
+        [
+            "run",
+            str(source),
+            "--out",
+            str(run_dir),
+            "--api-url",
+            URL,
+            "--plan",
+            "unmetered",
+            "--max-attempts",
+            str(MAX_ATTEMPTS),
+            *args,
+        ],
+        runtime=replace(runtime, transport=faulty),
+    )
+    results = read_results(run_dir / "results.csv")
+    assert results.height == CONTACTS  # conservation: every contact, once
+    assert results["contact_id"].n_unique() == CONTACTS
+    summary = json.loads((run_dir / "summary.json").read_text())
+    counts = summary["contacts"]
+    assert counts["planned"] == sum(
+        counts[s] for s in ("ok", "failed", "deferred", "not_attempted", "skipped")
+    )
+    return Outcome(code, results, summary, world.clock.current_time() - start, faulty.calls)
+
+
+def always(status: int, body: bytes, kind: str) -> Inject:
+    async def inject(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        return httpx2.Response(
+            status, content=body, headers={"content-type": kind}, request=request
+        )
+
+    return inject
+
+
+ENVELOPE_500 = b'{"error":{"code":"internal_error","message":"An unexpected error occurred"}}'
+HTML_502 = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("inject", "failure"),
+    [
+        (always(500, ENVELOPE_500, "application/json"), "server_error"),
+        (always(502, HTML_502, "text/html"), "server_error"),
+        (always(503, b"upstream connect error", "text/plain"), "server_error"),
+        (always(200, b'{"data":{"contact_id":', "application/json"), "unexpected_response"),
+    ],
+    ids=["500-json", "502-html", "503-text", "200-malformed-json"],
+)
+def test_an_answer_that_never_gets_better(world: World, inject: Inject, failure: str) -> None:
+    """A fault on every call: each contact fails with its type after exactly --max-attempts."""
+    outcome = run_with(world, inject)
+    assert outcome.code == ExitCode.WORK_LEFT
+    assert set(outcome.results["error_type"]) == {failure}
+    assert set(outcome.results["attempts"]) == {str(MAX_ATTEMPTS)}
+    assert outcome.calls == CONTACTS * MAX_ATTEMPTS
+    assert outcome.seconds < 600  # backoff is bounded by --retry-time
+
+
+def raise_always(error: type[httpx2.TransportError], *, applied: bool) -> Inject:
+    async def inject(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        if applied:
+            await transport.forward(request)
+        raise error("injected", request=request)
+
+    return inject
+
+
+@pytest.mark.parametrize(
+    ("inject", "failure", "applied"),
+    [
+        (raise_always(httpx2.ConnectError, applied=False), "network_error", False),
+        (raise_always(httpx2.RemoteProtocolError, applied=False), "network_error", False),
+        (raise_always(httpx2.RemoteProtocolError, applied=True), "network_error", True),
+        (raise_always(httpx2.ReadTimeout, applied=True), "timeout", True),
+    ],
+    ids=["connect-refused", "dropped-before", "dropped-after", "read-timeout"],
+)
+def test_a_transport_error_on_every_call(
+    world: World, inject: Inject, failure: str, applied: bool
+) -> None:
+    """Connections that fail or drop: typed, retried --max-attempts times, never hanging."""
+    outcome = run_with(world, inject)
+    assert outcome.code == ExitCode.WORK_LEFT
+    assert set(outcome.results["error_type"]) == {failure}
+    assert set(outcome.results["retryable"]) == {"true"}
+    assert set(outcome.results["attempts"]) == {str(MAX_ATTEMPTS)}
+    assert outcome.seconds < 600
+    tagged = all(world.tags_of(cid) == ["x"] for cid in world.contact_ids[:CONTACTS])
+    assert tagged is applied  # after a drop-after the tags are there; the client cannot know
+
+
+def once_per_contact(inject: Inject) -> Inject:
+    """``inject`` for the first call of each contact, then the real answer."""
+    seen: set[str] = set()
+
+    async def wrapped(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        if request.url.path in seen:
+            return await transport.forward(request)
+        seen.add(request.url.path)
+        return await inject(request, transport)
+
+    return wrapped
+
+
+@pytest.mark.parametrize(
+    "inject",
+    [
+        always(500, ENVELOPE_500, "application/json"),
+        always(502, HTML_502, "text/html"),
+        always(200, b"{", "application/json"),
+        raise_always(httpx2.RemoteProtocolError, applied=True),
+        raise_always(httpx2.ReadTimeout, applied=False),
+    ],
+    ids=["500", "502", "malformed", "dropped-after", "timeout"],
+)
+def test_a_fault_that_passes_is_retried_to_ok(world: World, inject: Inject) -> None:
+    """The same faults once per contact: every contact ends ok in exactly two attempts."""
+    outcome = run_with(world, once_per_contact(inject))
+    assert outcome.code == ExitCode.OK
+    assert set(outcome.results["status"]) == {"ok"}
+    assert set(outcome.results["attempts"]) == {"2"}
+
+
+def test_a_two_minute_429_storm(world: World) -> None:
+    """Every call 429 for 120 s with Retry-After: everyone waits once, then all ok."""
+    world.emulator.storm_until = world.emulator.clock.now() + 120
+
+    async def through(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        return await transport.forward(request)
+
+    outcome = run_with(world, through)
+    assert outcome.code == ExitCode.OK
+    assert 120 <= outcome.seconds < 200
+    assert outcome.calls <= CONTACTS + 8  # at most one 429 per worker
+    assert max(outcome.results["attempts"].cast(int).to_list()) <= 2
+
+
+def _rate_limited(retry_after: str | None) -> Inject:
+    headers = {"content-type": "application/json", "x-ratelimit-remaining": "500"}
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
+    body = b'{"error":{"code":"rate_limited","message":"Rate limit exceeded"}}'
+
+    async def inject(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        return httpx2.Response(429, content=body, headers=headers, request=request)
+
+    return inject
+
+
+def first_calls(n: int, inject: Inject) -> Inject:
+    """``inject`` for the first ``n`` calls of the run (one episode), then the real answers."""
+
+    async def wrapped(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        if transport.calls <= n:
+            return await inject(request, transport)
+        return await transport.forward(request)
+
+    return wrapped
+
+
+def _http_date(offset: float) -> str:
+    return email.utils.formatdate(T0 + offset, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "least", "most"),
+    [
+        ("30", 30, 90),  # three 429s, at most three pauses
+        (None, 5, 60),  # no Retry-After: a backoff
+        ("HTTP-DATE+45", 44, 135),
+        ("HTTP-DATE-600", 0, 30),  # a date in the past: go again soon
+    ],
+    ids=["seconds", "absent", "http-date", "date-in-the-past"],
+)
+def test_retry_after_forms(
+    world: World, retry_after: str | None, least: float, most: float
+) -> None:
+    """A 429 episode (3 calls) with Retry-After in each form: honoured once, then all ok."""
+    value = retry_after
+    if retry_after is not None and retry_after.startswith("HTTP-DATE"):
+        value = _http_date(float(retry_after.removeprefix("HTTP-DATE")))
+    outcome = run_with(world, first_calls(3, _rate_limited(value)))
+    assert outcome.code == ExitCode.OK
+    assert least <= outcome.seconds <= most
+    assert max(outcome.results["attempts"].cast(int).to_list()) <= 3
+
+
+def test_an_absurd_retry_after_defers_instead_of_hanging(world: World) -> None:
+    """Retry-After: 10^12 seconds: the run stops sending at once (deferred), exit 75."""
+    outcome = run_with(world, _rate_limited("1000000000000"))
+    assert outcome.code == ExitCode.WORK_LEFT
+    assert set(outcome.results["status"]) == {"deferred"}
+    assert set(outcome.results["error_type"]) == {"rate_limited"}
+    assert outcome.seconds < 1
+    assert outcome.calls <= 8
+
+
+def _headers(mangle: Callable[[httpx2.Headers], None]) -> Inject:
+    async def inject(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        response = await transport.forward(request)
+        await response.aread()
+        headers = httpx2.Headers(response.headers)
+        mangle(headers)
+        return httpx2.Response(
+            response.status_code, headers=headers, content=response.content, request=request
+        )
+
+    return inject
+
+
+def _drop_rate_headers(headers: httpx2.Headers) -> None:
+    for name in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"):
+        del headers[name]
+
+
+def _garbage_rate_headers(headers: httpx2.Headers) -> None:
+    headers["x-ratelimit-limit"] = "lots"
+    headers["x-ratelimit-remaining"] = "-3e2"
+    headers["x-ratelimit-reset"] = "tomorrow"
+
+
+@pytest.mark.parametrize(
+    "mangle", [_drop_rate_headers, _garbage_rate_headers], ids=["missing", "garbage"]
+)
+def test_rate_limit_headers_missing_or_garbage(
+    world: World, mangle: Callable[[httpx2.Headers], None]
+) -> None:
+    """Without readable X-RateLimit-* headers the run still goes through: quota unknown."""
+    outcome = run_with(world, _headers(mangle))
+    assert outcome.code == ExitCode.OK
+    assert outcome.summary["quota"]["remaining"] is None
+    assert outcome.calls == CONTACTS
+
+
+def _after(n: int, action: Callable[[World], None], world: World) -> Inject:
+    async def inject(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        if transport.calls == n:
+            action(world)
+        return await transport.forward(request)
+
+    return inject
+
+
+@pytest.mark.parametrize(
+    ("action", "failure"),
+    [
+        (lambda w: setattr(w.emulator.keys[KEY], "revoked", True), "invalid_key"),
+        (
+            lambda w: setattr(w.emulator.keys[KEY], "permissions", frozenset({"read"})),
+            "insufficient_permissions",
+        ),
+    ],
+    ids=["key-revoked-401", "permission-removed-403"],
+)
+def test_the_key_turns_bad_mid_run(
+    world: World, action: Callable[[World], None], failure: str
+) -> None:
+    """After 5 calls the key is revoked or loses Write: exit 77, the rest not_attempted."""
+    outcome = run_with(world, _after(5, action, world), "--concurrency", "1")
+    assert outcome.code == ExitCode.KEY_REJECTED
+    counts = dict(outcome.results["status"].value_counts().rows())
+    assert counts == {"ok": 4, "failed": 1, "not_attempted": CONTACTS - 5}
+    assert outcome.results.filter(outcome.results["status"] == "failed")[
+        "error_type"
+    ].to_list() == [failure]
+    assert outcome.calls == 5
+
+
+def test_thirty_percent_503s_cost_at_most_1_5_calls_a_contact(
+    make_world: Callable[..., World],
+) -> None:
+    """Random 503s on 30 % of calls: every contact ends ok, 1.5 calls a contact at most."""
+    world = make_world(contacts=400, faults=Faults(fault_rate=0.3), seed=21, plan="unmetered")
+    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
+    code, run_dir = world.run(str(source), "--plan", "unmetered")
+    assert code == ExitCode.OK
+    calls = sum(world.statuses().values())
+    assert calls / 400 <= 1.5
+    assert set(read_results(run_dir / "results.csv")["status"]) == {"ok"}
+
+
+def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
+    """Over a real socket, a body slower than --timeout is a timeout, and a retry ends ok."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import running_emulator
+
+    with running_emulator(
+        "--generate",
+        "4",
+        "--plan",
+        "unmetered",
+        "--slow-rate",
+        "0.5",
+        "--slow-ms",
+        "3000",
+        "--seed",
+        "2",
+    ) as ready:
+        with httpx2.Client(
+            base_url=ready["url"], headers={"Authorization": "Bearer wbk_demo_emulator_key"}
+        ) as client:
+            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]]
+        source = tmp_path / "in.csv"
+        source.write_text("contact_id,tags\n" + "".join(f"{i},slow\n" for i in ids))
+        env = os.environ | {
+            "LEADLEX_API_KEY": next(iter(ready["keys"])),
+            "LEADLEX_API_URL": ready["url"],
+        }
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bulktag",
+                "run",
+                str(source),
+                "--out",
+                str(tmp_path / "run"),
+                "--plan",
+                "unmetered",
+                "--timeout",
+                "0.5",
+                "--max-attempts",
+                "10",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    results = read_results(tmp_path / "run" / "results.csv")
+    assert set(results["status"]) == {"ok"}
+    assert max(results["attempts"].cast(int).to_list()) >= 2  # some call timed out and went again
