@@ -16,6 +16,11 @@ from bench.common import Section, write_report
 #: Benchmark modules, in report order; each has ``run(quick=...) -> Section``.
 BENCHMARKS = {
     "emulator": "bench.emulator_throughput",
+    "prep": "bench.prep",
+    "dispatch": "bench.dispatch",
+    "overhead": "bench.overhead",
+    "limiter": "bench.limiter_fidelity",
+    "memory": "bench.memory",
 }
 
 

@@ -8,11 +8,12 @@ a whole run's waits take no real time and tests can assert exact schedules.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
 
-__all__ = ["Clock", "LoopClock"]
+__all__ = ["Clock", "LoopClock", "SourceClock"]
 
 
 class Clock(Protocol):
@@ -55,3 +56,24 @@ class LoopClock:
 
     def __repr__(self) -> str:
         return f"LoopClock(epoch={self._epoch!r})"
+
+
+class SourceClock:
+    """Time read from ``source`` (e.g. trio's ``MockClock.current_time``), in and out of a loop.
+
+    For tests and benchmarks on virtual time: ``now`` is the source, ``wall`` is
+    ``epoch`` plus it, and ``sleep`` is the event loop's (virtual under MockClock).
+    """
+
+    def __init__(self, source: Callable[[], float], epoch: float) -> None:
+        self._source = source
+        self._epoch = epoch
+
+    def now(self) -> float:
+        return float(self._source())
+
+    def wall(self) -> float:
+        return self._epoch + self.now()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(max(0.0, seconds))

@@ -70,6 +70,7 @@ class RateLimiter:
         self._in_flight = 0
         self._changed = anyio.Event()
         self._adapted_at = -math.inf
+        self._learned: float | None = None  # the per-minute limit a 429 revealed
         self._last_limited = -math.inf
         self._consecutive = 0
         self._limited = 0
@@ -89,10 +90,15 @@ class RateLimiter:
         return max(1, math.floor(self.rate + 1e-9))
 
     def _recover(self, now: float) -> None:
-        if self.rate is None or self.configured is None or self.rate >= self.configured:
+        """Grow back after RECOVER_AFTER without a 429, up to the configured rate or, when a
+        429 showed what the server accepts from us, up to that."""
+        if self.rate is None or self.configured is None:
+            return
+        top = self.configured if self._learned is None else min(self.configured, self._learned)
+        if self.rate >= top:
             return
         if now - max(self._last_limited, self._adapted_at) >= RECOVER_AFTER:
-            self.rate = min(self.configured, self.rate * RECOVER_STEP)
+            self.rate = min(top, self.rate * RECOVER_STEP)
             self._adapted_at = now
 
     async def acquire(self) -> float:
@@ -152,8 +158,11 @@ class RateLimiter:
             accepted = sum(1 for t in self._finished if t > since) - len(self._limited_at)
             # When our own calls filled the server's window, its limit is what it accepted;
             # when they did not (another client, a storm), only slow down a little.
-            ceiling = accepted if accepted >= self.rate / 2 else self.rate * CUT
-            self.rate = max(1.0, min(self.rate * CUT, float(ceiling)))
+            ours = accepted >= self.rate / 2  # our own calls filled the server's window
+            ceiling = float(accepted) if ours else self.rate * CUT
+            if ours:
+                self._learned = ceiling
+            self.rate = max(1.0, min(self.rate * CUT, ceiling))
             self._adapted_at = now
         pause = (
             retry_after

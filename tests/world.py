@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import polars as pl
 import trio.testing
 
 from bulktag.cli import main
+from bulktag.clock import SourceClock
 from bulktag.emulator import (
     Contact,
     Emulator,
@@ -37,22 +37,6 @@ URL = "https://leadlex.test/functions/v1/api-gateway"
 async def inline(function: Callable[..., Any], *args: Any) -> Any:
     """Run a blocking call on the loop: a thread would let virtual time jump ahead."""
     return function(*args)
-
-
-class VirtualClock:
-    """bulktag's clock in tests: trio's MockClock, read inside and outside the event loop."""
-
-    def __init__(self, mock: trio.testing.MockClock) -> None:
-        self._mock = mock
-
-    def now(self) -> float:
-        return float(self._mock.current_time())
-
-    def wall(self) -> float:
-        return T0 + self.now()
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(max(0.0, seconds))
 
 
 class _Hooked(httpx2.AsyncBaseTransport):
@@ -94,7 +78,7 @@ class World:
             transport = _Hooked(transport, self.hook)
         return Runtime(
             transport=transport,
-            clock=VirtualClock(self.clock),
+            clock=SourceClock(self.clock.current_time, T0),
             backend="trio",
             backend_options={"clock": self.clock},
             environ=self.environ,

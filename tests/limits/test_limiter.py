@@ -315,8 +315,8 @@ async def test_retry_after_is_the_pause_and_a_shorter_one_does_not_shorten_it() 
     assert limiter.statistics().paused_seconds == 100.0
 
 
-async def test_the_rate_recovers_by_5_percent_every_5_minutes_up_to_the_configured_rate() -> None:
-    """Cut from 50 to 45, then 5 quiet minutes each: 47.25, 49.6125, then 50 and no more."""
+async def test_the_rate_recovers_by_5_percent_every_5_minutes_up_to_what_was_accepted() -> None:
+    """49 accepted, cut to 45; 5 quiet minutes each: 47.25, then 49 (what LeadLex took), no more."""
     clock = LoopClock()
     limiter = RateLimiter(50, clock)
     for _ in range(49):
@@ -335,32 +335,48 @@ async def test_the_rate_recovers_by_5_percent_every_5_minutes_up_to_the_configur
         since = await attempt(limiter, clock)
         rates += [before, limiter.rate]
     assert rates == pytest.approx(
-        [45.0, 47.25, 47.25, 49.6125, 49.6125, 50.0, 50.0, 50.0, 50.0, 50.0]
+        [45.0, 47.25, 47.25, 49.0, 49.0, 49.0, 49.0, 49.0, 49.0, 49.0]
     )
+
+
+async def test_a_cut_not_caused_by_us_recovers_to_the_configured_rate() -> None:
+    """10 accepted of 50 (another client filled the window): cut to 45, back to 50 in steps."""
+    clock = LoopClock()
+    limiter = RateLimiter(50, clock)
+    for _ in range(10):
+        await attempt(limiter, clock)
+    sent_at = await limiter.acquire()
+    limiter.release(rate_limited=True)
+    limiter.rate_limited(1.0, sent_at)
+    assert limiter.rate == pytest.approx(45.0)
+    for minute in (301, 602, 903, 1204):
+        await sleep_until(clock, minute)
+        await attempt(limiter, clock)
+    assert limiter.rate == pytest.approx(50.0)
 
 
 async def test_a_429_postpones_recovery() -> None:
     """A 429 during the five quiet minutes (even one that does not cut) restarts them."""
     clock = LoopClock()
     limiter = RateLimiter(50, clock)
-    for _ in range(30):
+    for _ in range(20):
         await attempt(limiter, clock)
     first = await limiter.acquire()
     second = await limiter.acquire()
     await sleep_until(clock, 40.0)
     limiter.release(rate_limited=True)
     limiter.rate_limited(1.0, first)
-    assert limiter.rate == 30.0
+    assert limiter.rate == 45.0  # 20 accepted: not our calls alone, a 10 % cut
     await sleep_until(clock, 240.0)
     limiter.release(rate_limited=True)
     limiter.rate_limited(1.0, second)  # a slow answer: the same episode, no cut
-    assert limiter.rate == 30.0
+    assert limiter.rate == 45.0
     await sleep_until(clock, 340.0)  # 300 s after the cut, 100 s after the last 429
     await attempt(limiter, clock)
-    assert limiter.rate == 30.0
+    assert limiter.rate == 45.0
     await sleep_until(clock, 540.0)
     await attempt(limiter, clock)
-    assert limiter.rate == pytest.approx(31.5)
+    assert limiter.rate == pytest.approx(47.25)
 
 
 async def test_statistics_is_a_snapshot() -> None:
