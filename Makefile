@@ -7,7 +7,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The interpreter itself, not a pyenv shim, so uv sees the one the venv was made from.
+PYTHON ?= $(shell for p in python3.11 python3; do $$p -c 'import sys; print(sys.executable)' 2>/dev/null && break; done)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 export UV_PROJECT_ENVIRONMENT := .venv

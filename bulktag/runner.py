@@ -74,6 +74,15 @@ INTERNAL = ".bulktag"
 CARRY_OVER = "carry-over.parquet"
 
 
+def _fast_loop() -> dict[str, Any]:
+    """uvloop when it is installed (it is a dependency, except on Windows)."""
+    try:
+        import uvloop  # noqa: F401, PLC0415
+    except ImportError:  # pragma: no cover
+        return {}
+    return {"use_uvloop": True}
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What the environment provides; tests replace it."""
@@ -81,7 +90,7 @@ class Runtime:
     transport: httpx2.AsyncBaseTransport | None = None
     clock: Clock = field(default_factory=LoopClock)
     backend: str = "asyncio"
-    backend_options: Mapping[str, Any] | None = field(default_factory=lambda: _fast_loop())
+    backend_options: Mapping[str, Any] | None = field(default_factory=_fast_loop)
     environ: Mapping[str, str] | None = field(default=None, repr=False)  # may hold the key
     handle_signals: bool = True
     seed: int | None = None
@@ -92,15 +101,6 @@ class Runtime:
     @property
     def env(self) -> Mapping[str, str]:
         return os.environ if self.environ is None else self.environ
-
-
-def _fast_loop() -> dict[str, Any]:
-    """uvloop when it is installed (it is a dependency, except on Windows)."""
-    try:
-        import uvloop  # noqa: F401, PLC0415
-    except ImportError:  # pragma: no cover
-        return {}
-    return {"use_uvloop": True}
 
 
 @dataclass(frozen=True, slots=True)

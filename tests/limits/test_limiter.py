@@ -334,9 +334,7 @@ async def test_the_rate_recovers_by_5_percent_every_5_minutes_up_to_what_was_acc
         await sleep_until(clock, since + 300.001)
         since = await attempt(limiter, clock)
         rates += [before, limiter.rate]
-    assert rates == pytest.approx(
-        [45.0, 47.25, 47.25, 49.0, 49.0, 49.0, 49.0, 49.0, 49.0, 49.0]
-    )
+    assert rates == pytest.approx([45.0, 47.25, 47.25, 49.0, 49.0, 49.0, 49.0, 49.0, 49.0, 49.0])
 
 
 async def test_a_cut_not_caused_by_us_recovers_to_the_configured_rate() -> None:
