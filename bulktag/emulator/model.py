@@ -189,8 +189,15 @@ class Workspace:
         ]
 
     def forget_expired_replays(self, now: float) -> None:
-        expired = [key for key, stored in self.idempotency.items() if stored.expires <= now]
-        for key in expired:
+        """Drop stored answers past their 24 h; the oldest first, so each check is O(expired).
+
+        Answers are stored in the order they expire (dicts keep insertion order, and
+        every answer lives the same 24 h), so the scan stops at the first one alive.
+        """
+        while self.idempotency:
+            key, stored = next(iter(self.idempotency.items()))
+            if stored.expires > now:
+                return
             del self.idempotency[key]
 
 
