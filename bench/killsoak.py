@@ -2,8 +2,10 @@
 
 ``python -m bench.killsoak --points 200`` (the soak); ``tests/nightly/test_kill.py``
 runs 50 points. Each round starts ``bulktag run`` (or ``--resume``) as a process
-against ``bulktag emulator`` (latency on), kills it with SIGKILL after a random
-delay, and records what the journal held and what the emulator had handled.
+against ``bulktag emulator`` (latency on) and kills it with SIGKILL: a quarter of
+the kills at a random moment of start-up (reading, planning, opening the journal),
+the rest within 0.4 s after its first add-tags call lands, so most hit requests in
+flight. Each kill records what the journal held and what the emulator had handled.
 A final resume runs each run folder to its end. Then, per run folder:
 
 - every contact appears exactly once in the results, and ends ok;
@@ -64,6 +66,22 @@ def _recorded(run_dir: Path) -> set[str]:
             return {r[0] for r in db.execute("SELECT contact_id FROM outcomes")}
         except sqlite3.OperationalError:
             return set()
+
+
+def _tag_calls(control: httpx2.Client) -> int:
+    return int(control.get("/_emulator/stats").json()["tag_calls_handled"])
+
+
+def _wait_for_sending(
+    control: httpx2.Client, process: subprocess.Popen[bytes], limit: float = 10.0
+) -> None:
+    """Until the run's first add-tags call lands (or it ends): kills then hit mid-sending."""
+    start = _tag_calls(control)
+    deadline = time.monotonic() + limit
+    while process.poll() is None and time.monotonic() < deadline:
+        if _tag_calls(control) > start:
+            return
+        time.sleep(0.01)
 
 
 def _handled(control: httpx2.Client) -> list[str]:
@@ -160,7 +178,12 @@ def soak(
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
-                    time.sleep(rng.uniform(0.5, 2.0))
+                    if rng.random() < 0.25:
+                        # start-up: reading, planning, opening the journal
+                        time.sleep(rng.uniform(0.05, 1.0))
+                    else:
+                        _wait_for_sending(control, process)
+                        time.sleep(rng.uniform(0.0, 0.4))
                     process.send_signal(signal.SIGKILL)
                     process.wait()
                     handled_now = len(_handled(control))

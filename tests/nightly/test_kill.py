@@ -19,5 +19,7 @@ def test_kill_9_at_50_points_loses_nothing_and_repeats_little(tmp_path: Path) ->
     assert report.not_ok == 0
     assert report.resent_after_recorded == 0
     assert report.worst_repeats_per_kill <= 8
-    assert report.kills_mid_sending >= 25  # most kills hit while requests were going out
+    # a quarter of the kills aim at start-up, the rest just after sending starts (a run
+    # can end before its tenth kill): 30-40 of 50 land while requests go out
+    assert report.kills_mid_sending >= 20
     assert report.handled_calls - report.contacts == report.repeated_calls
