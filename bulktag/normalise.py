@@ -19,15 +19,25 @@ from bulktag.leadlex import MAX_TAG_LENGTH
 
 __all__ = [
     "ID_REASONS",
+    "UUID_PATTERN",
     "canonical_id",
+    "clean_tag_pattern",
+    "finish_tag",
+    "has_control",
     "id_problem",
+    "id_reason",
     "normalise_tag",
     "normalise_tag_text",
     "tag_problem",
     "tag_problem_text",
+    "trim_tag",
+    "uuid_key",
+    "uuid_text",
 ]
 
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+#: An ID already in canonical form (what nearly every row holds): nothing to change.
+UUID_PATTERN = _UUID
 _HEX32 = r"^[0-9a-f]{32}$"
 ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]"
 CONTROL = "[\x00-\x1f\x7f-\x9f]"
@@ -64,11 +74,18 @@ def canonical_id(raw: pl.Expr) -> pl.Expr:
 
 def id_problem(raw: pl.Expr) -> pl.Expr:
     """Why ``raw`` is not a usable ID (null when it is one)."""
-    stripped = raw.str.strip_chars()
     return (
         pl.when(canonical_id(raw).is_not_null())
         .then(pl.lit(None, dtype=pl.String))
-        .when(raw.is_null() | (stripped == ""))
+        .otherwise(id_reason(raw))
+    )
+
+
+def id_reason(raw: pl.Expr) -> pl.Expr:
+    """Why ``raw``, known not to be a usable ID, is not one."""
+    stripped = raw.str.strip_chars()
+    return (
+        pl.when(raw.is_null() | (stripped == ""))
         .then(pl.lit(MISSING_ID))
         .when(stripped.str.contains(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$"))
         .then(pl.lit(SCIENTIFIC_ID))
@@ -78,24 +95,80 @@ def id_problem(raw: pl.Expr) -> pl.Expr:
     )
 
 
+def uuid_key(canonical: pl.Expr) -> pl.Expr:
+    """A canonical ID as its 128-bit number: cheaper to group and join than its text."""
+    return canonical.str.replace("-", "", literal=True, n=4).str.to_integer(
+        base=16, dtype=pl.UInt128, strict=False
+    )
+
+
+_HEX4 = pl.Series("hex", [f"{i:04x}" for i in range(1 << 16)], dtype=pl.String)
+
+
+def uuid_text(key: pl.Expr) -> pl.Expr:
+    """:func:`uuid_key` back to the canonical 8-4-4-4-12 text."""
+    high = (key // pl.lit(1 << 64, dtype=pl.UInt128)).cast(pl.UInt64)
+    low = (key % pl.lit(1 << 64, dtype=pl.UInt128)).cast(pl.UInt64)
+
+    def group(half: pl.Expr, index: int) -> pl.Expr:  # 16 bits: 4 hex digits
+        bits = (half // pl.lit(1 << (48 - 16 * index), dtype=pl.UInt64)) % (1 << 16)
+        return pl.lit(_HEX4).gather(bits.cast(pl.UInt32))
+
+    dash = pl.lit("-")
+    h = [group(high, i) for i in range(4)] + [group(low, i) for i in range(4)]
+    return pl.concat_str([h[0], h[1], dash, h[2], dash, h[3], dash, h[4], dash, h[5], h[6], h[7]])
+
+
 def normalise_tag(tag: pl.Expr, *, lower: bool = False, prefix: str = "") -> pl.Expr:
     """Trimmed, inner white space collapsed, zero-width characters removed."""
-    text = tag.str.replace_all(ZERO_WIDTH, "").str.replace_all(r"\s+", " ").str.strip_chars()
+    return finish_tag(trim_tag(tag), lower=lower, prefix=prefix, empty=True)
+
+
+def trim_tag(tag: pl.Expr) -> pl.Expr:
+    """:func:`normalise_tag` without the case and prefix options."""
+    return tag.str.replace_all(ZERO_WIDTH, "").str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -> pl.Expr:
+    """The case and prefix options on a trimmed tag (``empty``: it may be empty, and stays so)."""
+    text = tag
     if lower:
         text = text.str.to_lowercase()
     if prefix:
-        text = pl.when(text != "").then(pl.lit(prefix) + text).otherwise(text)
+        prefixed = pl.lit(prefix) + text
+        text = pl.when(text != "").then(prefixed).otherwise(text) if empty else prefixed
     return text
 
 
-def tag_problem(tag: pl.Expr) -> pl.Expr:
-    """Why a normalised, non-empty tag cannot be sent (null when it can)."""
+def clean_tag_pattern(separators: str) -> str | None:
+    """A regex matching a tags cell that trimming and splitting leave as it is, one tag.
+
+    No separator, no zero-width or control character, white space only as single spaces
+    between other characters, no leading apostrophe; ``None`` when a separator is a space
+    (then a single space splits).
+    """
+    if " " in separators:
+        return None
+    excluded = "\\s" + re.escape(separators) + ZERO_WIDTH[1:-1] + CONTROL[1:-1]
+    return f"^[^'{excluded}](?:[^{excluded}]| [^{excluded}])*$"
+
+
+def tag_problem(tag: pl.Expr, *, control: bool = True) -> pl.Expr:
+    """Why a normalised, non-empty tag cannot be sent (null when it can); ``control=False``
+    when the tag is known to hold no control character."""
+    too_long = pl.when(tag.str.len_chars() > MAX_TAG_LENGTH).then(pl.lit(TAG_TOO_LONG))
+    if not control:
+        return too_long.otherwise(pl.lit(None, dtype=pl.String))
     return (
-        pl.when(tag.str.len_chars() > MAX_TAG_LENGTH)
-        .then(pl.lit(TAG_TOO_LONG))
-        .when(tag.str.contains(CONTROL))
+        too_long.when(tag.str.contains(CONTROL))
         .then(pl.lit(TAG_CONTROL))
+        .otherwise(pl.lit(None, dtype=pl.String))
     )
+
+
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds a control character (as :func:`tag_problem` finds them)."""
+    return _CONTROL.search(text) is not None
 
 
 _WHITE = re.compile(r"\s+")

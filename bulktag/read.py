@@ -1,4 +1,4 @@
-"""Read input files into one shape: polars lazy frames of ``line, raw_id, raw_tags, pieces, extra``.
+"""Read input files into one shape: polars lazy frames of ``line, id, extra, tag0, tag1...``.
 
 Whatever the format (CSV/TSV, Parquet, XLSX, NDJSON) and the shape (long: one
 tag per row; wide: a tags cell split on ``,`` ``;`` ``|``; several tag columns),
@@ -6,10 +6,13 @@ each input row becomes one row here:
 
 - ``line``: where a human finds the row (CSV: the line number, header = line 1;
   XLSX: the sheet's row number; Parquet / NDJSON: the record number from 1)
-- ``raw_id``: the ID cell as text, never inferred as a number
-- ``raw_tags``: the tag cell(s) as written, for reject rows
-- ``pieces``: the tags, split but not yet normalised
+- ``id``: the ID cell as text, never inferred as a number (as written: CSV and XLSX
+  cells may still carry Excel's leading apostrophe, see :meth:`InputFrame.raw_id`)
 - ``extra``: CSV only, text found beyond the header's last column (a ragged row)
+- ``tag0``, ``tag1``...: the tag cells, as text or lists of text (as written)
+
+:class:`InputFrame` turns these into the raw ID and tags (for reject rows) and the
+tags, split but not yet normalised (``pieces``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from bulktag.config import ReadOptions
 from bulktag.errors import InputError
 from bulktag.sniff import Format, SniffedCsv, detect_format, sniff_csv
 
-__all__ = ["ColumnMap", "InputFrame", "expand_inputs", "map_columns", "read_input"]
+__all__ = ["ColumnMap", "InputFrame", "expand_inputs", "map_columns", "read_input", "tag_name"]
 
 ID_ALIASES = (
     "contact_id",
@@ -172,6 +175,11 @@ def _tag_columns(
     return [i for _, i in sorted(numbered)]
 
 
+def tag_name(index: int) -> str:
+    """The frame's column for the ``index``-th tag cell."""
+    return f"tag{index}"
+
+
 @dataclass(frozen=True, slots=True)
 class InputFrame:
     """One input, read lazily into the common shape."""
@@ -183,6 +191,46 @@ class InputFrame:
     encoding: str | None = None
     encoding_detected: bool = False
     csv: SniffedCsv | None = None
+    #: Cells may start with Excel's text marker, an apostrophe, dropped once (CSV, XLSX).
+    quoted: bool = False
+    #: Per tag cell: True when it is a list of text (Parquet, NDJSON), False for text.
+    tag_lists: tuple[bool, ...] = (False,)
+
+    @property
+    def single_text_tags(self) -> bool:
+        """One text tag cell: its trimmed text may already be the row's one tag."""
+        return self.tag_lists == (False,)
+
+    def unquote(self, cell: pl.Expr) -> pl.Expr:
+        """``cell`` less Excel's apostrophe, where the format may carry one."""
+        return _unquote(cell) if self.quoted else cell
+
+    def raw_id(self) -> pl.Expr:
+        """The ID cell as the user wrote it (less Excel's apostrophe)."""
+        return self.unquote(pl.col("id"))
+
+    def raw_tags(self, only: pl.Expr | None = None) -> pl.Expr:
+        """The tag cells as written, joined with ", "; null where not ``only``."""
+        raws = []
+        for i, is_list in enumerate(self.tag_lists):
+            cell = _only(pl.col(tag_name(i)), only)
+            raws.append(cell.list.join(", ") if is_list else self.unquote(cell))
+        return _raw_tags(raws)
+
+    def pieces(self, separators: str) -> pl.Expr:
+        """The tags, split but not normalised."""
+        parts = []
+        for i, is_list in enumerate(self.tag_lists):
+            cell = pl.col(tag_name(i))
+            if is_list:
+                parts.append(cell.fill_null(pl.lit([], dtype=pl.List(pl.String))))
+            else:
+                parts.append(_split([self.unquote(cell)], separators))
+        return parts[0] if len(parts) == 1 else pl.concat_list(parts)
+
+
+def _only(expr: pl.Expr, only: pl.Expr | None) -> pl.Expr:
+    return expr if only is None else pl.when(only).then(expr)
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[str]:
@@ -252,16 +300,22 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         row_index_name="__record",
         quote_char='"',
     )
-    cells = [_unquote(pl.col(names[i])) for i in columns.tag_indexes]
     frame = scan.select(
         line=(pl.col("__record").cast(pl.Int64) + sniffed.skip_rows + 1),
-        raw_id=_unquote(pl.col(names[columns.id_index])),
-        raw_tags=_raw_tags(cells),
-        pieces=_split(cells, options.tag_separators),
+        id=pl.col(names[columns.id_index]),
         extra=pl.col(names[width]),
+        **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
     )
     return InputFrame(
-        source, "csv", frame, columns, sniffed.encoding, sniffed.encoding_detected, sniffed
+        source,
+        "csv",
+        frame,
+        columns,
+        sniffed.encoding,
+        sniffed.encoding_detected,
+        sniffed,
+        quoted=True,
+        tag_lists=(False,) * len(columns.tag_indexes),
     )
 
 
@@ -287,22 +341,6 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     return column.cast(pl.String)
 
 
-def _tags_expr(names: list[str], schema: pl.Schema, separators: str) -> tuple[pl.Expr, pl.Expr]:
-    """``(raw_tags, pieces)`` for columns that may be text or lists of text."""
-    raws, pieces = [], []
-    for name in names:
-        dtype = schema[name]
-        if isinstance(dtype, pl.List | pl.Array):
-            items = pl.col(name).cast(pl.List(pl.String)).list.drop_nulls()
-            pieces.append(items.fill_null(pl.lit([], dtype=pl.List(pl.String))))
-            raws.append(items.list.join(", "))
-        else:
-            text = _as_text(name, dtype)
-            raws.append(text)
-            pieces.append(_split([text], separators))
-    return _raw_tags(raws), pl.concat_list(pieces)
-
-
 def _read_columnar(
     scan: pl.LazyFrame, source: str, fmt: Format, options: ReadOptions
 ) -> InputFrame:
@@ -313,15 +351,22 @@ def _read_columnar(
             f"cannot read this {fmt} file: {_first_line(exc)}", source=source
         ) from None
     columns = map_columns(list(schema.names()), source, options)
-    raw_tags, pieces = _tags_expr(list(columns.tag_names), schema, options.tag_separators)
+    lists = tuple(isinstance(schema[name], pl.List | pl.Array) for name in columns.tag_names)
+    cells = {
+        tag_name(j): (
+            pl.col(name).cast(pl.List(pl.String)).list.drop_nulls()
+            if is_list
+            else _as_text(name, schema[name])
+        )
+        for j, (name, is_list) in enumerate(zip(columns.tag_names, lists, strict=True))
+    }
     frame = scan.with_row_index("__record").select(
         line=pl.col("__record").cast(pl.Int64) + 1,
-        raw_id=_as_text(columns.id_name, schema[columns.id_name]),
-        raw_tags=raw_tags,
-        pieces=pieces,
+        id=_as_text(columns.id_name, schema[columns.id_name]),
         extra=pl.lit(None, dtype=pl.String),
+        **cells,
     )
-    return InputFrame(source, fmt, frame, columns)
+    return InputFrame(source, fmt, frame, columns, tag_lists=lists)
 
 
 def _read_excel(path: Path, source: str, options: ReadOptions) -> InputFrame:
@@ -363,20 +408,25 @@ def _read_excel(path: Path, source: str, options: ReadOptions) -> InputFrame:
     header = ["" if v is None else str(v) for v in table.row(first)]
     columns = map_columns(header, source, options)
     names = table.columns
-    cells = [_unquote(pl.col(names[i])) for i in columns.tag_indexes]
     frame = (
         table.lazy()
         .with_row_index("__record")
         .slice(first + 1)
         .select(
             line=pl.col("__record").cast(pl.Int64) + 1,
-            raw_id=_unquote(pl.col(names[columns.id_index])),
-            raw_tags=_raw_tags(cells),
-            pieces=_split(cells, options.tag_separators),
+            id=pl.col(names[columns.id_index]),
             extra=pl.lit(None, dtype=pl.String),
+            **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
         )
     )
-    return InputFrame(source, "xlsx", frame, columns)
+    return InputFrame(
+        source,
+        "xlsx",
+        frame,
+        columns,
+        quoted=True,
+        tag_lists=(False,) * len(columns.tag_indexes),
+    )
 
 
 def _first_line(exc: BaseException) -> str:

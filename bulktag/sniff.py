@@ -104,7 +104,9 @@ def _is_utf8(path: Path, sample: bytes, size: int) -> bool:
         if size <= FULL_CHECK_BYTES:
             with path.open("rb") as handle:
                 while chunk := handle.read(1 << 20):
-                    decoder.decode(chunk)
+                    # ASCII is UTF-8: only decode (slower) what is not, or ends a sequence
+                    if not (chunk.isascii() and not decoder.getstate()[0]):
+                        decoder.decode(chunk)
             decoder.decode(b"", final=True)
         else:
             decoder.decode(sample, final=False)
