@@ -192,7 +192,12 @@ class Dispatcher:
                 async for contact in contacts:
                     if self.halt is not None:
                         break
-                    await work_send.send(contact)
+                    # send() yields to the loop first: one contact per loop turn, which
+                    # starved the workers (4 of 32 busy). Fill the buffer without yielding.
+                    try:
+                        work_send.send_nowait(contact)
+                    except anyio.WouldBlock:
+                        await work_send.send(contact)
 
     async def _worker(
         self, work: MemoryObjectReceiveStream[PlannedContact], record: Record

@@ -6,6 +6,13 @@ together share one transaction), so an outcome that was counted is on disk, and
 ``kill -9`` at any moment loses no recorded outcome. WAL with
 ``synchronous=NORMAL`` survives the death of the process; only a crash of the
 machine itself can lose the last transactions.
+
+The commit runs on the event loop, not in a worker thread: in WAL mode with
+``synchronous=NORMAL`` it is a write to the page cache (tens of microseconds for a
+batch), while the hop to a thread and back, and the GIL handed to and fro, kept
+the waiting workers (and their connections) idle longer: dispatch measured 5-12 %
+slower that way (``docs/benchmarks.md``). Only a checkpoint, every ~1,000 pages of
+WAL, waits for the disk.
 """
 
 from __future__ import annotations
@@ -159,14 +166,10 @@ class Recorder:
     """The one task that writes the journal; workers ``await recorder.record(outcome)``."""
 
     def __init__(
-        self,
-        journal: Journal,
-        on_commit: Callable[[Sequence[ContactOutcome]], None],
-        offload: Offload = anyio.to_thread.run_sync,
+        self, journal: Journal, on_commit: Callable[[Sequence[ContactOutcome]], None]
     ) -> None:
         self._journal = journal
         self._on_commit = on_commit
-        self._offload = offload
         self._pending: list[tuple[ContactOutcome, anyio.Event]] = []
         self._wake = anyio.Event()
         self._closing = False
@@ -190,8 +193,7 @@ class Recorder:
             batch, self._pending = self._pending, []
             if batch:
                 outcomes = [outcome for outcome, _ in batch]
-                with anyio.CancelScope(shield=True):
-                    await self._offload(self._journal.record, outcomes)
+                self._journal.record(outcomes)  # on the loop: see the module's docstring
                 self._on_commit(outcomes)
                 for _, committed in batch:
                     committed.set()

@@ -347,7 +347,7 @@ class _Run:
                 seed=self.runtime.seed,
                 quota_remaining=quota_left,
             )
-            recorder = Recorder(journal, committed, self.runtime.offload)
+            recorder = Recorder(journal, committed)
             try:
                 async with anyio.create_task_group() as outer:
                     outer.start_soon(recorder.run)
