@@ -9,11 +9,13 @@ and aiohttp, with the same connection limit and no bookkeeping.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -67,6 +69,52 @@ def _bare(client: str, url: str, key: str, n: int, c: int, *flags: str) -> None:
         capture_output=True,
         text=True,
     )
+
+
+def _poolstats(folder: Path, program: list[str], env: dict[str, str] | None = None) -> Any:
+    out = folder / "poolstats.json"
+    subprocess.run(
+        [sys.executable, "-m", "bench.poolstats", str(out), *program],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def _where_time_goes(
+    control: httpx2.Client, url: str, key: str, n: int, folder: Path, *, c: int = 32
+) -> list[str]:
+    """One probed run of each (bench/poolstats.py): the pool's idle connections, and
+    where bulktag's workers wait."""
+    control.delete("/_emulator/stats")
+    bare = _poolstats(folder, ["bareloop", "httpx2", url, key, str(n), str(c), "--uvloop"])
+    control.delete("/_emulator/stats")
+    source = folder / f"in-{n}.csv"
+    env = os.environ | {
+        "LEADLEX_API_KEY": key,
+        "LEADLEX_API_URL": url,
+        "BULKTAG_STATE_DIR": str(folder / "state"),
+    }
+    out = Path(tempfile.mkdtemp(dir=folder)) / "run"
+    ours = _poolstats(
+        folder,
+        [
+            *("bulktag", "run", str(source), "--plan", "unmetered"),
+            *("--concurrency", str(c), "--out", str(out), "-q"),
+        ],
+        env,
+    )
+    busy = ours["worker_seconds"]
+    total = sum(busy.values()) or 1.0
+    shares = ", ".join(f"{label} {100 * s / total:.0f} %" for label, s in busy.items())
+    return [
+        f"where the time goes, concurrency {c} (one probed run each, bench/poolstats.py): "
+        f"at each pool event (two per request) the pool held {ours['idle_per_event']:.1f} "
+        f"idle connections for bulktag and {bare['idle_per_event']:.1f} for the bare loop; "
+        "httpcore2 polls the socket of every idle connection at every event. bulktag's "
+        f"workers' time: {shares}. See docs/performance.md.",
+    ]
 
 
 def run(*, quick: bool) -> Section:
@@ -124,6 +172,7 @@ def run(*, quick: bool) -> Section:
                 section.notes.append(
                     f"concurrency {c}: bulktag / bare httpx2 = {ratio:.2f}x ({verdict})"
                 )
+            section.notes += _where_time_goes(control, url, key, n, folder)
             # sniffio: does httpx2 need it declared? The same bare loop with its import blocked.
             sniff: dict[str, list[float]] = {"with": [], "without": []}
             for _ in range(runs):

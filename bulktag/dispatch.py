@@ -2,7 +2,7 @@
 
 ::
 
-    plan slices ──► feeder ──► [bounded stream] ──► N workers ──► [stream] ──► recorder
+    plan slices ──► feeder ──► [bounded stream] ──► N workers ──► journal (each outcome)
                                                      │
                           rate limiter ◄── every attempt ──► daily budget
 

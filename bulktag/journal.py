@@ -1,18 +1,19 @@
 """The run's journal: each contact's outcome in SQLite (WAL), committed as it finishes.
 
-One writer task (:class:`Recorder`) owns the connection. Workers hand it their
-outcome and wait until it is committed ("group commit": outcomes that finish
-together share one transaction), so an outcome that was counted is on disk, and
-``kill -9`` at any moment loses no recorded outcome. WAL with
-``synchronous=NORMAL`` survives the death of the process; only a crash of the
-machine itself can lose the last transactions.
+Each outcome is committed the moment its worker has it, in its own transaction,
+before the worker takes its next contact: an outcome that was counted is on disk,
+``kill -9`` at any moment loses no recorded outcome, and after a crash at most
+``concurrency`` calls (those in flight) can have been made without being
+recorded. WAL with ``synchronous=NORMAL`` survives the death of the process; only
+a crash of the machine itself can lose the last transactions.
 
-The commit runs on the event loop, not in a worker thread: in WAL mode with
-``synchronous=NORMAL`` it is a write to the page cache (tens of microseconds for a
-batch), while the hop to a thread and back, and the GIL handed to and fro, kept
-the waiting workers (and their connections) idle longer: dispatch measured 5-12 %
-slower that way (``docs/benchmarks.md``). Only a checkpoint, every ~1,000 pages of
-WAL, waits for the disk.
+The commit runs on the event loop, synchronously. In WAL mode with
+``synchronous=NORMAL`` a commit is a write to the page cache, tens of
+microseconds; only a checkpoint (every ~1,000 pages of WAL) waits for the disk.
+Group commit by a recorder task, in a worker thread then on the loop, cost more
+than it saved: every worker waited a turn or two of the loop for the recorder to
+run, its connection idle meanwhile (31 % of the workers' time at concurrency 32),
+and dispatch ran 9-20 % slower (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 import polars as pl
 
 from bulktag.outcomes import ContactOutcome
@@ -163,39 +163,15 @@ class Journal:
 
 
 class Recorder:
-    """The one task that writes the journal; workers ``await recorder.record(outcome)``."""
+    """Commits each outcome as its worker hands it over (``await recorder.record(o)``)."""
 
     def __init__(
         self, journal: Journal, on_commit: Callable[[Sequence[ContactOutcome]], None]
     ) -> None:
         self._journal = journal
         self._on_commit = on_commit
-        self._pending: list[tuple[ContactOutcome, anyio.Event]] = []
-        self._wake = anyio.Event()
-        self._closing = False
 
     async def record(self, outcome: ContactOutcome) -> None:
-        """Return once ``outcome`` is committed."""
-        committed = anyio.Event()
-        self._pending.append((outcome, committed))
-        self._wake.set()
-        await committed.wait()
-
-    def close(self) -> None:
-        """No more outcomes will come: finish the pending ones and stop."""
-        self._closing = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = anyio.Event()
-            batch, self._pending = self._pending, []
-            if batch:
-                outcomes = [outcome for outcome, _ in batch]
-                self._journal.record(outcomes)  # on the loop: see the module's docstring
-                self._on_commit(outcomes)
-                for _, committed in batch:
-                    committed.set()
-            if self._closing and not self._pending:
-                return
+        """Return once ``outcome`` is committed (synchronously: see the module's docstring)."""
+        self._journal.record((outcome,))
+        self._on_commit((outcome,))

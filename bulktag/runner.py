@@ -349,18 +349,15 @@ class _Run:
             )
             recorder = Recorder(journal, committed)
             try:
-                async with anyio.create_task_group() as outer:
-                    outer.start_soon(recorder.run)
-                    async with anyio.create_task_group() as watch:
-                        if self.runtime.handle_signals:
-                            watch.start_soon(self._watch_signals, dispatcher)
-                        if self.config.skip_existing and not self._precheck_path.exists():
-                            await self._precheck(plan, _GatedReads(dispatcher, client))
-                        todo, total = await self.runtime.offload(self._todo, plan, journal)
-                        bar.reset(total=total)
-                        await dispatcher.run(self._contacts(todo), recorder.record)
-                        watch.cancel_scope.cancel()
-                    recorder.close()
+                async with anyio.create_task_group() as watch:
+                    if self.runtime.handle_signals:
+                        watch.start_soon(self._watch_signals, dispatcher)
+                    if self.config.skip_existing and not self._precheck_path.exists():
+                        await self._precheck(plan, _GatedReads(dispatcher, client))
+                    todo, total = await self.runtime.offload(self._todo, plan, journal)
+                    bar.reset(total=total)
+                    await dispatcher.run(self._contacts(todo), recorder.record)
+                    watch.cancel_scope.cancel()
             finally:
                 bar.close()
                 self.statistics = dispatcher.statistics()
