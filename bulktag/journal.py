@@ -12,8 +12,8 @@ The commit runs on the event loop, synchronously. In WAL mode with
 microseconds; only a checkpoint (every ~1,000 pages of WAL) waits for the disk.
 Group commit by a recorder task, in a worker thread then on the loop, cost more
 than it saved: every worker waited a turn or two of the loop for the recorder to
-run, its connection idle meanwhile (31 % of the workers' time at concurrency 32),
-and dispatch ran 9-20 % slower (``docs/performance.md``).
+run, its connection idle meanwhile (31 % of the workers' time at concurrency 32).
+The thread cost 5-12 % of dispatch speed, the task 9 % more (``docs/performance.md``).
 """
 
 from __future__ import annotations
