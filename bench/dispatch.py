@@ -32,7 +32,10 @@ def _rate(control: httpx2.Client, n: int) -> float:
     return float((n - 1) / (max(times) - min(times)))
 
 
-def _bulktag(url: str, key: str, n: int, c: int, folder: Path) -> None:
+def _bulktag_run(
+    url: str, key: str, n: int, c: int, folder: Path
+) -> tuple[list[str], dict[str, str]]:
+    """The ``bulktag run`` arguments and environment for N contacts at concurrency C."""
     source = folder / f"in-{n}.csv"
     if not source.exists():
         source.write_text("contact_id,tags\n" + "".join(f"{i},vip\n" for i in ids(n)))
@@ -41,25 +44,14 @@ def _bulktag(url: str, key: str, n: int, c: int, folder: Path) -> None:
         "LEADLEX_API_URL": url,
         "BULKTAG_STATE_DIR": str(folder / "state"),
     }
-    out = Path(tempfile.mkdtemp(dir=folder))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bulktag",
-            "run",
-            str(source),
-            "--plan",
-            "unmetered",
-            "--concurrency",
-            str(c),
-            "--out",
-            str(out / "run"),
-            "-q",
-        ],
-        env=env,
-        check=True,
-    )
+    out = Path(tempfile.mkdtemp(dir=folder)) / "run"
+    args = ["run", str(source), "--plan", "unmetered", "--concurrency", str(c)]
+    return [*args, "--out", str(out), "-q"], env
+
+
+def _bulktag(url: str, key: str, n: int, c: int, folder: Path) -> None:
+    args, env = _bulktag_run(url, key, n, c, folder)
+    subprocess.run([sys.executable, "-m", "bulktag", *args], env=env, check=True)
 
 
 def _bare(client: str, url: str, key: str, n: int, c: int, *flags: str) -> None:
@@ -90,21 +82,8 @@ def _where_time_goes(
     control.delete("/_emulator/stats")
     bare = _poolstats(folder, ["bareloop", "httpx2", url, key, str(n), str(c), "--uvloop"])
     control.delete("/_emulator/stats")
-    source = folder / f"in-{n}.csv"
-    env = os.environ | {
-        "LEADLEX_API_KEY": key,
-        "LEADLEX_API_URL": url,
-        "BULKTAG_STATE_DIR": str(folder / "state"),
-    }
-    out = Path(tempfile.mkdtemp(dir=folder)) / "run"
-    ours = _poolstats(
-        folder,
-        [
-            *("bulktag", "run", str(source), "--plan", "unmetered"),
-            *("--concurrency", str(c), "--out", str(out), "-q"),
-        ],
-        env,
-    )
+    args, env = _bulktag_run(url, key, n, c, folder)
+    ours = _poolstats(folder, ["bulktag", *args], env)
     busy = ours["worker_seconds"]
     total = sum(busy.values()) or 1.0
     shares = ", ".join(f"{label} {100 * s / total:.0f} %" for label, s in busy.items())

@@ -94,7 +94,7 @@ class Runtime:
     environ: Mapping[str, str] | None = field(default=None, repr=False)  # may hold the key
     handle_signals: bool = True
     seed: int | None = None
-    #: Runs blocking calls (SQLite commits, plan reads) off the event loop. Tests on
+    #: Runs blocking calls (plan queries, plan reads) off the event loop. Tests on
     #: a virtual clock run them inline: a thread would let virtual time jump ahead.
     offload: Offload = anyio.to_thread.run_sync
 
