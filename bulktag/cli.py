@@ -129,6 +129,8 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
         raise UsageError("bulktag run: give INPUT files, --job FILE or --resume RUN_DIR")
     if args.resume and args.inputs:
         raise UsageError("bulktag run: --resume continues a run's own inputs; give no INPUT")
+    if args.resume and args.out:
+        raise UsageError("bulktag run: --resume continues RUN_DIR in place; give no --out")
     config = resolve(args, environ, job)
     return int(run(config, runtime).exit_code)
 
@@ -215,12 +217,9 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
         if args.rejects is not None:
             import polars as pl  # noqa: PLC0415
 
-            from bulktag.publish import REJECT_COLUMNS, _write  # noqa: PLC0415
+            from bulktag.publish import reject_rows, write_output  # noqa: PLC0415
 
-            rejects = pl.scan_parquet(plan.rejects_path).with_columns(
-                error_type=pl.lit("invalid_input")
-            )
-            _write(rejects.select(REJECT_COLUMNS), args.rejects, "csv")
+            write_output(pl.scan_parquet(plan.rejects_path), args.rejects, "csv", reject_rows)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:

@@ -116,3 +116,9 @@ def test_a_second_run_into_the_same_folder_is_refused(
 def test_resume_with_inputs_is_a_usage_error(world: World) -> None:
     """--resume continues the run's own inputs; giving INPUT as well is refused."""
     assert main(["run", "x.csv", "--resume", str(world.folder)], runtime=world.runtime()) == 2
+
+
+def test_resume_with_out_is_a_usage_error(world: World) -> None:
+    """--resume continues RUN_DIR in place; an --out as well would be silently ignored."""
+    argv = ["run", "--resume", str(world.folder), "--out", str(world.folder / "elsewhere")]
+    assert main(argv, runtime=world.runtime()) == 2
