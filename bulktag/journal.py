@@ -20,37 +20,43 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from bulktag.outcomes import ContactOutcome
+from bulktag.plan import slices
 
-__all__ = ["OUTCOME_COLUMNS", "Journal", "Offload", "Recorder"]
+__all__ = ["OUTCOME_COLUMNS", "OUTCOME_SCHEMA", "Journal", "Offload", "Recorder", "sink_joined"]
 
 #: Runs a blocking call away from the event loop (``anyio.to_thread.run_sync``).
 Offload = Callable[..., Awaitable[Any]]
 
-OUTCOME_COLUMNS = (
-    "seq",
-    "contact_id",
-    "tags",
-    "pending_tags",
-    "status",
-    "error_type",
-    "retryable",
-    "http_status",
-    "error_code",
-    "message",
-    "attempts",
-    "request_id",
-    "verified",
-    "finished_at",
-    "source",
-    "line",
-)
+#: An outcome as stored: tag lists JSON-encoded, booleans as integers.
+OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+    "seq": pl.Int64(),
+    "contact_id": pl.String(),
+    "tags": pl.String(),
+    "pending_tags": pl.String(),
+    "status": pl.String(),
+    "error_type": pl.String(),
+    "retryable": pl.Int64(),
+    "http_status": pl.Int64(),
+    "error_code": pl.String(),
+    "message": pl.String(),
+    "attempts": pl.Int64(),
+    "request_id": pl.String(),
+    "verified": pl.Int64(),
+    "finished_at": pl.Float64(),
+    "source": pl.String(),
+    "line": pl.Int64(),
+}
+OUTCOME_COLUMNS = tuple(OUTCOME_SCHEMA)
+
+#: Plan rows per slice when the plan is joined with the journal (``sink_joined``).
+SLICE_ROWS = 25_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -145,21 +151,50 @@ class Journal:
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
 
-    def frame(self) -> pl.DataFrame:
-        """``seq, status, pending`` of every recorded outcome (what a resumed run needs)."""
-        rows = self._db.execute("SELECT seq, status, pending_tags FROM outcomes").fetchall()
-        frame = pl.DataFrame(
-            rows, schema={"seq": pl.Int64, "status": pl.String, "pending": pl.String}, orient="row"
-        )
-        return frame.with_columns(pl.col("pending").str.json_decode(pl.List(pl.String)))
+    def between(self, first: int, last: int, columns: Sequence[str]) -> pl.DataFrame:
+        """``columns`` of the outcomes recorded for ``first <= seq <= last``, as stored."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(columns)} FROM outcomes WHERE seq BETWEEN ? AND ?",  # noqa: S608
+            (first, last),
+        ).fetchall()
+        return pl.DataFrame(rows, schema={c: OUTCOME_SCHEMA[c] for c in columns}, orient="row")
 
-    def rows(self, batch: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
-        """All outcomes in plan order, in batches of raw rows (JSON-encoded tag lists)."""
-        cursor = self._db.execute(
-            f"SELECT {', '.join(OUTCOME_COLUMNS)} FROM outcomes ORDER BY seq"  # noqa: S608
-        )
-        while rows := cursor.fetchmany(batch):
-            yield rows
+
+def sink_joined(
+    plan: pl.LazyFrame,
+    journal: Journal,
+    columns: Sequence[str],
+    shape: Callable[[pl.LazyFrame], pl.LazyFrame],
+    folder: Path,
+    *,
+    rows: int | None = None,
+) -> pl.LazyFrame:
+    """``plan`` left-joined on ``seq`` with its outcomes' ``columns``, ``shape``-d, on disk.
+
+    ``plan`` is a Parquet scan (see :func:`bulktag.plan.slices`). Slice by slice:
+    ``rows`` (``SLICE_ROWS``) of the plan and their outcomes at a time, each slice
+    written to its own Parquet file in ``folder`` (emptied first), in plan order.
+    One join of the whole plan with the whole journal built a hash table of every
+    outcome: 280 MiB more at 10M rows (2.5M contacts); the slices hold a few MiB.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    keyed = ("seq", *(c for c in columns if c != "seq"))
+    parts: list[Path] = []
+    for batch in slices(plan, rows or SLICE_ROWS):
+        seq = batch.get_column("seq")
+        recorded = journal.between(int(seq.min()), int(seq.max()), keyed)  # type: ignore[arg-type]
+        part = folder / f"{len(parts):06d}.parquet"
+        joined = batch.lazy().join(recorded.lazy(), on="seq", how="left", maintain_order="left")
+        shape(joined).sink_parquet(part)
+        parts.append(part)
+    if not parts:  # an empty plan: one empty part, for the schema
+        empty = pl.LazyFrame(schema={c: OUTCOME_SCHEMA[c] for c in keyed})
+        part = folder / "000000.parquet"
+        shape(plan.head(0).join(empty, on="seq", how="left")).sink_parquet(part)
+        parts.append(part)
+    return pl.scan_parquet(parts)
 
 
 class Recorder:

@@ -128,12 +128,24 @@ class Plan:
     rejects_path: Path  #: rejects Parquet, columns of REJECT_SCHEMA
     stats: PlanStats
 
-    def batches(self, size: int = 10_000, *, offset: int = 0) -> Iterator[pl.DataFrame]:
-        """The plan in slices of ``size`` contacts, in order."""
-        frame = pl.scan_parquet(self.path)
-        if offset:
-            frame = frame.slice(offset)
-        yield from frame.collect_batches(chunk_size=size)
+
+def slices(frame: pl.LazyFrame, rows: int) -> Iterator[pl.DataFrame]:
+    """``frame`` ``rows`` at a time, in order, each slice read when it is asked for.
+
+    For a scan of Parquet files and a projection: the slice goes down to the
+    reader, which decodes only the row groups it needs (2.45M contacts in 1.75 s
+    at 10,000 a slice). ``LazyFrame.collect_batches`` would run the query ahead of
+    its reader without bound (polars 2.1): iterating a 2.45M-contact plan held
+    400 MiB; this holds a slice.
+    """
+    offset = 0
+    while True:
+        batch = frame.slice(offset, rows).collect()
+        if batch.height:
+            yield batch
+        if batch.height < rows:
+            return
+        offset += rows
 
 
 #: A row's place, one number that sorts rows in input order: input * _PLACE + line.

@@ -49,11 +49,11 @@ from bulktag.config import (
 )
 from bulktag.dispatch import Dispatcher, DispatchStatistics, Halt, PlannedContact
 from bulktag.errors import ConfigError, ExitCode, InputError
-from bulktag.journal import Journal, Offload, Recorder
+from bulktag.journal import Journal, Offload, Recorder, sink_joined
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import Attempt, ContactOutcome, Status
-from bulktag.plan import InputSummary, Plan, PlanStats, build_plan
+from bulktag.plan import InputSummary, Plan, PlanStats, build_plan, slices
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.publish import EXTENSIONS, Published, publish, write_json
 from bulktag.read import InputFrame, expand_inputs, read_input
@@ -262,32 +262,33 @@ class _Run:
         write_json(stats_path, {**_stats_json(raw.stats), "output_format": fmt})
         return Plan(plan_path, rejects_path, raw.stats), fmt
 
-    def _todo(self, plan: Plan, journal: Journal) -> tuple[Path, int]:
+    def _todo(self, plan: Plan, journal: Journal) -> tuple[pl.LazyFrame, int]:
         """The contacts still to send: the plan less what the journal holds as final."""
-        recorded = journal.frame()
-        todo = (
-            pl.scan_parquet(plan.path)
-            .join(recorded.lazy(), on="seq", how="left", maintain_order="left")
-            .filter(
-                pl.col("status").is_null()
-                | pl.col("status").is_in([Status.DEFERRED, Status.NOT_ATTEMPTED])
+
+        def still_to_send(joined: pl.LazyFrame) -> pl.LazyFrame:
+            pending = pl.col("pending_tags").str.json_decode(pl.List(pl.String))
+            return (
+                joined.filter(
+                    pl.col("status").is_null()
+                    | pl.col("status").is_in([Status.DEFERRED, Status.NOT_ATTEMPTED])
+                )
+                .with_columns(
+                    send=pl.when(pl.col("status").is_null()).then(pl.col("send")).otherwise(pending)
+                )
+                .filter(pl.col("send").list.len() > 0)
+                .select("seq", "contact_id", "send", "source", "line")
             )
-            .with_columns(
-                send=pl.when(pl.col("status").is_null())
-                .then(pl.col("send"))
-                .otherwise(pl.col("pending"))
-            )
-            .filter(pl.col("send").list.len() > 0)
-            .select("seq", "contact_id", "send", "source", "line")
+
+        planned = pl.scan_parquet(plan.path).select("seq", "contact_id", "send", "source", "line")
+        todo = sink_joined(
+            planned, journal, ("status", "pending_tags"), still_to_send, self.work / "todo"
         )
-        path = self.work / "todo.parquet"
-        todo.sink_parquet(path)
-        return path, pl.scan_parquet(path).select(pl.len()).collect().item()
+        return todo, todo.select(pl.len()).collect().item()
 
     # -- dispatch -----------------------------------------------------------------
 
-    async def _contacts(self, todo: Path) -> AsyncGenerator[PlannedContact, None]:
-        batches = pl.scan_parquet(todo).collect_batches(chunk_size=10_000)
+    async def _contacts(self, todo: pl.LazyFrame) -> AsyncGenerator[PlannedContact, None]:
+        batches = slices(todo, 10_000)
         while True:
             batch = await self.runtime.offload(next, batches, None)
             if batch is None:
@@ -448,6 +449,7 @@ class _Run:
                 fmt=fmt,
                 work=self.work,
                 carry_over=self.carry_over,
+                applied=None if self.state is None else self.work / "applied.parquet",
             )
             # every session's calls, a resumed run's included
             other = Counter(journal.meta().get("other_calls", {}))
@@ -459,8 +461,11 @@ class _Run:
         if book is not None:
             book.spend(self.runtime.clock.wall(), stats)
         if self.state is not None and published.applied is not None:
+            batches = slices(pl.scan_parquet(published.applied), 100_000)
             self.state.record_applied(
-                published.applied.iter_rows(), self.runtime.clock.wall(), self.run_id
+                (pair for batch in batches for pair in batch.iter_rows()),
+                self.runtime.clock.wall(),
+                self.run_id,
             )
         code = exit_code(
             stats.halt if stats else None,

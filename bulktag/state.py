@@ -105,16 +105,18 @@ class StateStore:
     # -- ledger ---------------------------------------------------------------
 
     def record_applied(self, pairs: Iterable[tuple[str, str]], at: float, run_id: str) -> int:
-        """Add (contact, tag) pairs applied at ``at``; returns how many rows were written."""
-        rows = [(c, t, at, run_id) for c, t in pairs]
+        """Add (contact, tag) pairs applied at ``at``; returns how many rows were written.
+
+        ``pairs`` is consumed as it is written (one transaction), never held whole.
+        """
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany(
+            cursor = self._db.executemany(
                 "INSERT OR REPLACE INTO ledger (contact_id, tag, applied_at, run_id) "
                 "VALUES (?, ?, ?, ?)",
-                rows,
+                ((c, t, at, run_id) for c, t in pairs),
             )
-        return len(rows)
+        return cursor.rowcount
 
     def applied(self, since: float | None = None, batch: int = 200_000) -> Iterator[pl.DataFrame]:
         """Pairs applied at or after ``since``: frames of ``contact_id, tag, applied_at``."""

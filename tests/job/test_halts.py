@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx2
+import polars as pl
 import pytest
 
+from bulktag.cli import main
 from bulktag.errors import ExitCode
+from bulktag.journal import Journal
 from tests.conftest import KEY
-from tests.world import World, read_results, sliding_window_max
+from tests.world import URL, World, read_results, sliding_window_max
 
 
 def _all(world: World, tags: str = "x") -> Path:
@@ -198,3 +201,43 @@ def test_api_key_file_is_read_and_a_loose_one_is_warned_about(
     key_file.chmod(0o600)
     world.run(str(_all(world)), "--api-key-file", str(key_file))
     assert "chmod 600" not in capsys.readouterr().err
+
+
+def test_resume_across_many_plan_slices(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan meets the journal in slices of 7 contacts: a run halted by the quota, then
+    resumed the next day, sends each contact once and publishes one row per contact."""
+    monkeypatch.setattr("bulktag.journal.SLICE_ROWS", 7)
+    asked: set[tuple[int, int]] = set()
+    between = Journal.between
+
+    def spy(journal: Journal, first: int, last: int, columns: Sequence[str]) -> pl.DataFrame:
+        asked.add((first, last))
+        return between(journal, first, last, columns)
+
+    monkeypatch.setattr(Journal, "between", spy)
+    world = make_world(contacts=45)
+    unknown = [f"00000000-0000-4000-8000-{n:012d}" for n in range(3)]
+    ids = [*world.contact_ids[:20], *unknown, *world.contact_ids[20:]]
+    source = world.write_csv("in.csv", [(cid, "x") for cid in ids])
+    world.workspace_used(970)  # 30 calls left today
+    code, run_dir = world.run(str(source), out="run")
+    assert code == ExitCode.WORK_LEFT
+    first = read_results(run_dir / "results.csv")
+    assert first["contact_id"].to_list() == ids
+    assert first["status"].value_counts().sort("status").rows() == [
+        ("deferred", 18),
+        ("failed", 3),
+        ("ok", 27),
+    ]
+    world.next_night()
+    code = main(["run", "--resume", str(run_dir), "--api-url", URL], runtime=world.runtime())
+    assert code == ExitCode.FAILURES  # the three unknown contacts
+    results = read_results(run_dir / "results.csv")
+    assert results["contact_id"].to_list() == ids
+    assert dict(zip(results["contact_id"], results["status"], strict=True)) == {
+        cid: "failed" if cid in unknown else "ok" for cid in ids
+    }
+    assert world.handled_tag_calls() == len(ids)  # none sent twice
+    assert asked == {(first, min(first + 6, 47)) for first in range(0, 48, 7)}

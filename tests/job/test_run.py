@@ -173,6 +173,37 @@ def test_format_option_overrides(world: World) -> None:
     assert line["tags"] == ["a"]
 
 
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+def test_text_outputs_are_written_in_slices(
+    world: World, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """CSV and NDJSON outputs are written 4 rows at a time: one header, every row once, in
+    order; failures filtered slice by slice; rejects too."""
+    monkeypatch.setattr("bulktag.publish.WRITE_ROWS", 4)
+    unknown = [f"00000000-0000-4000-8000-{n:012d}" for n in range(5)]
+    ids = [c for pair in zip(world.contact_ids[:5], unknown, strict=True) for c in pair]
+    ids += world.contact_ids[5:11]
+    rows = [(cid, "=x, y") for cid in ids] + [(f"bad-{n}", "x") for n in range(6)]
+    _, run_dir = world.run(str(world.write_csv("in.csv", rows)), "--format", fmt)
+
+    def read(name: str) -> pl.DataFrame:
+        path = run_dir / f"{name}.{fmt}"
+        if fmt == "csv":
+            lines = path.read_text().splitlines()
+            assert [n for n, line in enumerate(lines) if line.startswith("contact_id,")] == [0]
+            return read_results(path)
+        return pl.read_ndjson(path)
+
+    results = read("results")
+    assert results["contact_id"].to_list() == ids
+    failures = read("failures")
+    assert failures["contact_id"].to_list() == unknown
+    assert set(failures["error_type"]) == {"not_found"}
+    first_tags = "'=x,y" if fmt == "csv" else ["=x", "y"]  # a formula is neutralised in CSV
+    assert failures["tags"].to_list() == [first_tags] * 5
+    assert read("rejects")["contact_id"].to_list() == [f"bad-{n}" for n in range(6)]
+
+
 def test_xlsx_in_xlsx_out(world: World) -> None:
     """A spreadsheet in gives spreadsheets out; text stays text, never a formula."""
     import xlsxwriter

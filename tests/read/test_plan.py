@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from bulktag.config import ReadOptions
-from bulktag.plan import build_plan, chunks
+from bulktag.plan import build_plan, chunks, slices
 from bulktag.read import read_input
 from tests.read.support import (
     A,
@@ -104,19 +104,19 @@ def test_plan_parquet_columns_and_types(tmp_path: Path) -> None:
     }
 
 
-def test_batches_give_the_plan_in_order(tmp_path: Path) -> None:
-    """Plan.batches() reads the plan back in slices, in order, from an offset."""
+def test_slices_give_the_plan_in_order(tmp_path: Path) -> None:
+    """slices() reads the plan back a slice at a time, in order, the last one short."""
     ids = [cid(n) for n in range(25)]
     path = write(tmp_path, "in.csv", csv_text([("id", "tag"), *((i, "x") for i in ids)]))
     read = ReadOptions()
     frame = read_input(str(path), read, tmp_path)
     plan = build_plan([frame], read, tmp_path / "plan.parquet", tmp_path / "rejects.parquet")
     assert_conserved(plan.stats)
-    seen = [c for batch in plan.batches(size=10) for c in batch["contact_id"]]
-    assert seen == ids
-    assert [c for batch in plan.batches(size=10, offset=20) for c in batch["contact_id"]] == ids[
-        20:
-    ]
+    batches = list(slices(pl.scan_parquet(plan.path), 10))
+    assert [b.height for b in batches] == [10, 10, 5]
+    assert [c for batch in batches for c in batch["contact_id"]] == ids
+    assert [b.height for b in slices(pl.scan_parquet(plan.path), 25)] == [25]
+    assert list(slices(pl.scan_parquet(plan.path).head(0), 10)) == []
 
 
 def test_validate_prints_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
