@@ -203,7 +203,19 @@ class Dispatcher:
         self, work: MemoryObjectReceiveStream[PlannedContact], record: Record
     ) -> None:
         async with work:
-            async for contact in work:
+            while True:
+                # A contact already waiting is taken without a turn of the loop: meanwhile
+                # this worker's connection would sit idle, and httpcore2 polls every idle
+                # connection at every pool event (+10 % at concurrency 32, +36 % at 128).
+                try:
+                    contact = work.receive_nowait()
+                except anyio.WouldBlock:
+                    try:
+                        contact = await work.receive()
+                    except anyio.EndOfStream:
+                        return
+                except anyio.EndOfStream:
+                    return
                 if self.halt is not None:
                     continue  # never sent: accounted for from the plan
                 outcome = await self._contact(contact)
