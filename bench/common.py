@@ -100,8 +100,11 @@ def emulator(*args: str, module: str = "bulktag") -> Iterator[dict[str, Any]]:
         process.wait(timeout=30)
 
 
-def write_report(sections: list[Section], *, quick: bool) -> None:
-    info = machine()
+def write_report(
+    sections: list[Section], *, quick: bool, info: dict[str, Any] | None = None
+) -> None:
+    """bench/results.json and docs/benchmarks.md (``info``: the machine, measured now)."""
+    info = info or machine()
     results_path = ROOT / "bench" / ("results-quick.json" if quick else "results.json")
     results_path.write_text(
         json.dumps(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -135,7 +134,6 @@ def worker(rows: int) -> None:
             {
                 "start_kib": sampler.start_kib,
                 "peak_kib": sampler.peak_kib,
-                "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                 "seconds": seconds,
                 "contacts": summary["contacts"]["planned"],
                 "ok": summary["contacts"].get("ok"),
@@ -144,9 +142,8 @@ def worker(rows: int) -> None:
     )
 
 
-def run(*, quick: bool) -> Section:
-    sizes = (100_000,) if quick else (100_000, 1_000_000, 10_000_000)
-    section = Section(
+def empty_section() -> Section:
+    return Section(
         key="memory",
         title="Memory: RSS of a whole run, phase by phase",
         method=(
@@ -158,7 +155,8 @@ def run(*, quick: bool) -> Section:
             "left to send. Dispatch: every contact sent and committed (the plan read back in "
             "slices of 10,000). Publishing: results, failures, rejects written. Growth is a "
             "phase's peak less the RSS it started from. Target: dispatch grows at most "
-            f"{LIMIT_MIB} MiB, at every size. Whole run: `ru_maxrss`."
+            f"{LIMIT_MIB} MiB, at every size. Whole run: the highest sample (not `ru_maxrss`, "
+            "which a child started from a larger parent inherits on Linux)."
         ),
         columns=[
             "rows",
@@ -171,7 +169,11 @@ def run(*, quick: bool) -> Section:
             "run seconds",
         ],
     )
-    for rows in sizes:
+
+
+def run(*, quick: bool) -> Section:
+    section = empty_section()
+    for rows in (100_000,) if quick else (100_000, 1_000_000, 10_000_000):
         data(rows)  # before the worker starts: its peak is the run's alone
         out = subprocess.run(
             [sys.executable, "-m", "bench.memory", str(rows)],
@@ -180,30 +182,34 @@ def run(*, quick: bool) -> Section:
             text=True,
             check=True,
         ).stdout
-        result = json.loads(out)
-        start = {k: v / 1024 for k, v in result["start_kib"].items()}
-        peak = {k: v / 1024 for k, v in result["peak_kib"].items()}
-        growth = {k: peak[k] - start[k] for k in PHASES}
-        section.rows.append(
-            [
-                rows,
-                result["contacts"],
-                peak["planning"],
-                start["dispatch"],
-                growth["dispatch"],
-                growth["publishing"],
-                result["max_rss_kib"] / 1024,
-                result["seconds"],
-            ]
-        )
-        section.figures[str(rows)] = result
-        verdict = "met" if growth["dispatch"] <= LIMIT_MIB else "NOT met"
-        section.notes.append(
-            f"{rows:,} rows: dispatching {result['contacts']:,} contacts grew the RSS by "
-            f"{growth['dispatch']:.0f} MiB ({verdict}); publishing by "
-            f"{growth['publishing']:.0f} MiB."
-        )
+        add_row(section, rows, json.loads(out))
     return section
+
+
+def add_row(section: Section, rows: int, result: dict[str, Any]) -> None:
+    """One worker's figures as a row of the table, and its verdict."""
+    start = {k: v / 1024 for k, v in result["start_kib"].items()}
+    peak = {k: v / 1024 for k, v in result["peak_kib"].items()}
+    growth = {k: peak[k] - start[k] for k in PHASES}
+    section.rows.append(
+        [
+            rows,
+            result["contacts"],
+            peak["planning"],
+            start["dispatch"],
+            growth["dispatch"],
+            growth["publishing"],
+            max(peak.values()),
+            result["seconds"],
+        ]
+    )
+    section.figures[str(rows)] = result
+    verdict = "met" if growth["dispatch"] <= LIMIT_MIB else "NOT met"
+    section.notes.append(
+        f"{rows:,} rows: dispatching {result['contacts']:,} contacts grew the RSS by "
+        f"{growth['dispatch']:.0f} MiB ({verdict}); publishing by "
+        f"{growth['publishing']:.0f} MiB."
+    )
 
 
 if __name__ == "__main__":

@@ -174,8 +174,9 @@ def sink_joined(
     ``plan`` is a Parquet scan (see :func:`bulktag.plan.slices`). Slice by slice:
     ``rows`` (``SLICE_ROWS``) of the plan and their outcomes at a time, each slice
     written to its own Parquet file in ``folder`` (emptied first), in plan order.
-    One join of the whole plan with the whole journal built a hash table of every
-    outcome: 280 MiB more at 10M rows (2.5M contacts); the slices hold a few MiB.
+    One join of the whole plan with every outcome held them all at once (hundreds
+    of MiB at 10M rows); a slice costs its outcomes as Python rows out of SQLite,
+    so ``SLICE_ROWS`` is small (``docs/performance.md``, Memory).
     """
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.parquet"):
