@@ -52,6 +52,19 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def peak_rss_kib() -> int:
+    """This process's peak RSS since it started its program (``VmHWM``, Linux).
+
+    Not ``ru_maxrss``: Linux carries the parent's high-water mark across fork
+    and exec into it, so a worker started by a bench that had grown (generating
+    10M rows, say) would report the bench's peak, not its own.
+    """
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

@@ -12,7 +12,7 @@ written as Parquet:
 - ``csv module``: ``csv.reader`` and a dict of ordered sets (dicts).
 
 Every measurement is a fresh ``python -m bench.prep --worker ...`` process, so the peak
-RSS is its own (``ru_maxrss``, interpreter and imports included); candidates take turns,
+RSS is its own (``VmHWM``, interpreter and imports included); candidates take turns,
 run by run. The wall time covers opening the input to the plan (and, for bulktag, the
 rejects) written, not the interpreter's start or the imports. Inputs are generated once
 (seeded) under ``bench/.work/prep/`` and reused.
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import WORK, Section, median
+from bench.common import WORK, Section, median, peak_rss_kib
 
 SEED = 20_240_601
 DATA_VERSION = 1
@@ -300,7 +299,7 @@ def _worker(name: str, path: Path, out: Path, *, check: bool, stages: bool) -> N
     started = time.perf_counter()
     counts: dict[str, Any] = WORKERS[name](path, out)
     wall = time.perf_counter() - started
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the check reads
+    rss_kib = peak_rss_kib()  # before the check reads
     if check:
         counts["fingerprint"] = _fingerprint(out / "plan.parquet")
     print(json.dumps({"wall": wall, "rss_mib": rss_kib / 1024, "stages": spent, **counts}))
@@ -338,7 +337,7 @@ def run(*, quick: bool) -> Section:
             f"median wall time of {runs} runs, candidates taking turns, from opening the input "
             "to the plan Parquet written (bulktag: `prepare_plan`, which also writes the "
             "rejects with line numbers and counts everything); peak RSS is the process's "
-            "`ru_maxrss` (interpreter and imports included). Baseline: a straightforward "
+            "`VmHWM` (interpreter and imports included). Baseline: a straightforward "
             "polars script (the same normalisation, `group_by` + `unique(maintain_order=True)`, "
             "default engine). Every candidate's plan is checked to be the same (contacts, "
             "tags, lines, order). "
