@@ -28,7 +28,7 @@ import polars as pl
 from bulktag.config import OutputFormat
 from bulktag.dispatch import UNSENT, Halt
 from bulktag.errors import ConfigError
-from bulktag.journal import Journal, sink_joined
+from bulktag.journal import OUTCOME_COLUMNS, Journal, sink_joined
 from bulktag.outcomes import FailureType, Status
 from bulktag.plan import Plan, slices
 
@@ -194,20 +194,8 @@ class Published:
     verified: int = 0  #: outcomes found ok by reading the contact after an ambiguous failure
 
 
-#: What the results take from the journal, beside ``seq``.
-_RECORDED = (
-    "pending_tags",
-    "status",
-    "error_type",
-    "retryable",
-    "http_status",
-    "error_code",
-    "message",
-    "attempts",
-    "request_id",
-    "verified",
-    "finished_at",
-)
+#: What the results take from the journal (the plan has the rest).
+_RECORDED = tuple(c for c in OUTCOME_COLUMNS if c not in ("contact_id", "tags", "source", "line"))
 
 
 def results_frame(

@@ -318,9 +318,15 @@ class _Run:
         dispatcher.cancel_requests()
 
     async def _session(
-        self, plan: Plan, journal: Journal, key: ApiKey, quota_left: int | None
+        self,
+        plan: Plan,
+        journal: Journal,
+        key: ApiKey,
+        quota_left: int | None,
+        todo: tuple[pl.LazyFrame, int],
     ) -> None:
-        """One event loop: the pre-check (``--skip-existing``), then the dispatch."""
+        """One event loop: the pre-check (``--skip-existing``), then the dispatch of ``todo``
+        (what :meth:`_todo` returned; taken again after a pre-check)."""
         settings = self.config.dispatch
         show = sys.stderr.isatty() if self.config.progress is None else self.config.progress
         bar = tqdm(unit="contact", file=sys.stderr, disable=not show, dynamic_ncols=True)
@@ -355,9 +361,11 @@ class _Run:
                         watch.start_soon(self._watch_signals, dispatcher)
                     if self.config.skip_existing and not self._precheck_path.exists():
                         await self._precheck(plan, _GatedReads(dispatcher, client))
-                    todo, total = await self.runtime.offload(self._todo, plan, journal)
+                        # the pre-check took contacts out of the plan
+                        todo = await self.runtime.offload(self._todo, plan, journal)
+                    contacts, total = todo
                     bar.reset(total=total)
-                    await dispatcher.run(self._contacts(todo), recorder.record)
+                    await dispatcher.run(self._contacts(contacts), recorder.record)
                     watch.cancel_scope.cancel()
             finally:
                 bar.close()
@@ -427,14 +435,15 @@ class _Run:
         journal = Journal(self.internal / "journal.sqlite")
         try:
             journal.set_meta(run_id=self.run_id)
-            _, total = self._todo(plan, journal)
-            if key is not None and total:
+            todo = None if key is None else self._todo(plan, journal)
+            if key is not None and todo is not None and todo[1]:
                 anyio.run(
                     self._session,
                     plan,
                     journal,
                     key,
                     quota_left,
+                    todo,
                     backend=self.runtime.backend,
                     backend_options=dict(self.runtime.backend_options or {}),
                 )
