@@ -62,12 +62,13 @@ async def _aiohttp(url: str, key: str, n: int, c: int) -> None:
 
     connector = aiohttp.TCPConnector(limit=c)
     async with aiohttp.ClientSession(
-        url, connector=connector, headers={"Authorization": f"Bearer {key}"}
+        connector=connector, headers={"Authorization": f"Bearer {key}"}
     ) as session:
 
         async def call(contact: str) -> None:
+            # Whole URLs: aiohttp's base_url would drop the base's path for "/v1/..."
             async with session.post(
-                f"/v1/contacts/{contact}/tags", json={"tags": ["vip"]}
+                f"{url}/v1/contacts/{contact}/tags", json={"tags": ["vip"]}
             ) as response:
                 await response.read()
                 response.raise_for_status()

@@ -20,6 +20,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".work"
 
+#: The base URL in-process runs use: LeadLex's path, on a test host.
+API_URL = "https://leadlex.test/functions/v1/api-gateway"
+
 
 @dataclass
 class Section:

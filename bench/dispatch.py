@@ -26,7 +26,7 @@ TARGET_VS_HTTPX2 = 0.9
 
 
 def _rate(control: httpx2.Client, n: int) -> float:
-    log = control.get("/_emulator/log", params={"route": "/v1/contacts/{id}/tags"}).json()["data"]
+    log = control.get("/log", params={"route": "/v1/contacts/{id}/tags"}).json()["data"]
     times = [e["t"] for e in log if e["handled"]]
     assert len(times) == n, (len(times), n)
     return float((n - 1) / (max(times) - min(times)))
@@ -79,9 +79,9 @@ def _where_time_goes(
 ) -> list[str]:
     """One probed run of each (bench/poolstats.py): the pool's idle connections, and
     where bulktag's workers wait."""
-    control.delete("/_emulator/stats")
+    control.delete("/stats")
     bare = _poolstats(folder, ["bareloop", "httpx2", url, key, str(n), str(c), "--uvloop"])
-    control.delete("/_emulator/stats")
+    control.delete("/stats")
     args, env = _bulktag_run(url, key, n, c, folder)
     ours = _poolstats(folder, ["bulktag", *args], env)
     busy = ours["worker_seconds"]
@@ -122,12 +122,12 @@ def run(*, quick: bool) -> Section:
     folder = Path(tempfile.mkdtemp(prefix="bulktag-bench-dispatch-"))
     with emulator("--plan", "unmetered", "--auto-create") as ready:
         url, key = ready["url"], next(iter(ready["keys"]))
-        with httpx2.Client(base_url=url, timeout=60) as control:
+        with httpx2.Client(base_url=ready["control"], timeout=60) as control:
             for c in levels:
                 rates: dict[str, list[float]] = {name: [] for name in candidates}
                 for _ in range(runs):
                     for name in candidates:  # interleaved: drift hits every candidate alike
-                        control.delete("/_emulator/stats")
+                        control.delete("/stats")
                         if name == "bulktag":
                             _bulktag(url, key, n, c, folder)
                         else:
@@ -156,7 +156,7 @@ def run(*, quick: bool) -> Section:
             sniff: dict[str, list[float]] = {"with": [], "without": []}
             for _ in range(runs):
                 for label, flags in (("with", ()), ("without", ("--no-sniffio",))):
-                    control.delete("/_emulator/stats")
+                    control.delete("/stats")
                     _bare("httpx2", url, key, n, 32, "--uvloop", *flags)
                     sniff[label].append(_rate(control, n))
             with_, without = median(sniff["with"]), median(sniff["without"])

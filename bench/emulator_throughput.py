@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.common import Section, emulator, median
 
@@ -23,10 +24,12 @@ TARGET = 5_000
 
 
 def _load(url: str, key: str, seconds: float, connections: int) -> tuple[float, int]:
+    """Calls a second to ``url`` (the base URL, with LeadLex's path) and failures."""
+    path = urlsplit(url).path + PATH
     wrk = shutil.which("wrk")
     if wrk is None:
         rate, errors = subprocess.run(
-            [sys.executable, "-m", "bench.loadgen", url, PATH, key, str(seconds), str(connections)],
+            [sys.executable, "-m", "bench.loadgen", url, path, key, str(seconds), str(connections)],
             capture_output=True,
             text=True,
             check=True,
@@ -37,7 +40,7 @@ def _load(url: str, key: str, seconds: float, connections: int) -> tuple[float, 
         'wrk.body = \'{"tags":["vip","legal"]}\'\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-        f'wrk.path = "{PATH}"\n'
+        f'wrk.path = "{path}"\n'
         "done = function(summary, latency, requests)\n"
         '  io.write(string.format("RESULT %d %d %d\\n", summary.requests, summary.duration,'
         " summary.errors.status + summary.errors.connect + summary.errors.read"

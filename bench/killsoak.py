@@ -69,7 +69,7 @@ def _recorded(run_dir: Path) -> set[str]:
 
 
 def _tag_calls(control: httpx2.Client) -> int:
-    return int(control.get("/_emulator/stats").json()["tag_calls_handled"])
+    return int(control.get("/stats").json()["tag_calls_handled"])
 
 
 def _wait_for_sending(
@@ -86,8 +86,8 @@ def _wait_for_sending(
 
 def _handled(control: httpx2.Client) -> list[str]:
     """Contact ids of every handled add-tags call so far, in order."""
-    log = control.get("/_emulator/log", params={"route": TAGS_ROUTE}).json()["data"]
-    return [e["path"].split("/")[3] for e in log if e["handled"]]
+    log = control.get("/log", params={"route": TAGS_ROUTE}).json()["data"]
+    return [e["path"].split("/")[-2] for e in log if e["handled"]]  # .../contacts/ID/tags
 
 
 def soak(
@@ -131,19 +131,16 @@ def soak(
             "LEADLEX_API_URL": ready["url"],
             "BULKTAG_STATE_DIR": str(folder / "state"),
         }
-        with httpx2.Client(
-            base_url=ready["url"], headers={"Authorization": f"Bearer {key}"}, timeout=30
-        ) as control:
+        with httpx2.Client(base_url=ready["control"], timeout=30) as control:
             ids: list[str] = []
-            page = 1
-            while len(ids) < contacts:
-                ids += [
-                    c["id"]
-                    for c in control.get(
-                        "/v1/contacts", params={"page": page, "per_page": 100}
-                    ).json()["data"]
-                ]
-                page += 1
+            with httpx2.Client(
+                base_url=ready["url"], headers={"Authorization": f"Bearer {key}"}, timeout=30
+            ) as api:
+                page = 1
+                while len(ids) < contacts:
+                    answer = api.get("/v1/contacts", params={"page": page, "per_page": 100})
+                    ids += [c["id"] for c in answer.json()["data"]["contacts"]]
+                    page += 1
             run_number = 0
             while report.points < points:
                 run_number += 1

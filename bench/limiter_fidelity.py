@@ -27,7 +27,7 @@ import httpx2
 import trio.testing
 
 from bench.bareloop import ids
-from bench.common import Section, emulator, median
+from bench.common import API_URL, Section, emulator, median
 from bulktag.cli import main
 from bulktag.clock import SourceClock
 from bulktag.emulator import Emulator, EmulatorClock, EmulatorTransport, Key
@@ -86,7 +86,7 @@ def virtual_run(server: int, client: int, folder: Path) -> dict[str, float]:
             "--out",
             str(out / "run"),
             "--api-url",
-            "https://leadlex.test",
+            API_URL,
             "--plan",
             "unmetered",
             "--rate-per-minute",
@@ -130,8 +130,8 @@ def real_run(server: int, client: int, folder: Path) -> dict[str, float]:
         time.sleep(WINDOW + 5)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-        with httpx2.Client(base_url=ready["url"]) as control:
-            log = control.get("/_emulator/log").json()["data"]
+        with httpx2.Client(base_url=ready["control"]) as control:
+            log = control.get("/log").json()["data"]
     times = [e["t"] for e in log if e["handled"]]
     limited = [e["t"] for e in log if e["status"] == "429"]
     return _measure(times, limited, server)

@@ -28,7 +28,7 @@ from typing import Any
 import httpx2
 import polars as pl
 
-from bench.common import WORK, Section
+from bench.common import API_URL, WORK, Section
 from bench.overhead import handler
 
 LIMIT_MIB = 50
@@ -125,7 +125,7 @@ def worker(rows: int) -> None:
     sampler.enter("planning")
     sampler.start()
     started = time.perf_counter()
-    main(["run", *args, "--api-url", "https://leadlex.test", "-q"], runtime=runtime)
+    main(["run", *args, "--api-url", API_URL, "-q"], runtime=runtime)
     seconds = time.perf_counter() - started
     sampler.stop()
     summary = json.loads((folder / "run" / "summary.json").read_text())

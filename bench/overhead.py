@@ -21,7 +21,7 @@ import anyio
 import httpx2
 
 from bench.bareloop import ids
-from bench.common import Section, median
+from bench.common import API_URL, Section, median
 from bulktag.cli import main
 from bulktag.runner import Runtime
 
@@ -29,7 +29,7 @@ BODY_HEADERS = {"content-type": "application/json", "x-ratelimit-remaining": "10
 
 
 def handler(request: httpx2.Request) -> httpx2.Response:
-    contact = request.url.path.split("/")[3]
+    contact = request.url.path.split("/")[-2]  # .../contacts/ID/tags
     tags = json.loads(request.content)["tags"]
     body = json.dumps({"data": {"contact_id": contact, "tags": tags}}).encode()
     return httpx2.Response(200, content=body, headers=BODY_HEADERS)
@@ -38,7 +38,7 @@ def handler(request: httpx2.Request) -> httpx2.Response:
 def bare(n: int, c: int) -> float:
     async def job() -> None:
         async with httpx2.AsyncClient(
-            base_url="https://leadlex.test", transport=httpx2.MockTransport(handler)
+            base_url=API_URL, transport=httpx2.MockTransport(handler)
         ) as client:
             todo = iter(ids(n))
 
@@ -79,7 +79,7 @@ def bulktag(n: int, c: int, *extra: str) -> float:
             "--out",
             str(folder / "run"),
             "--api-url",
-            "https://leadlex.test",
+            API_URL,
             "-q",
             *extra,
         ],

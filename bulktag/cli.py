@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bulktag import __version__
 from bulktag.errors import BulkTagError, ExitCode, UsageError
@@ -236,8 +236,10 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="serve an emulator of the LeadLex API on loopback",
         description=(
             "Serve an emulator of the LeadLex API on a loopback address. Prints one JSON line "
-            '{"url": ..., "keys": {...}} once it accepts connections, then serves until '
-            "SIGINT or SIGTERM. Control API under /_emulator/ (see docs/emulator.md)."
+            '{"url": ..., "control": ..., "keys": {...}, "plan": ...} once it accepts '
+            "connections, then serves until SIGINT or SIGTERM. The API is served below "
+            "/functions/v1/api-gateway, as LeadLex serves it (the url field is that base URL); "
+            "the control API is /_emulator/ at the root (the control field; docs/emulator.md)."
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="loopback address (default %(default)s)")
@@ -307,6 +309,7 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
         parse_key_spec,
         serve,
     )
+    from bulktag.emulator.app import CONTROL_PREFIX, GATEWAY_PREFIX  # noqa: PLC0415
     from bulktag.emulator.server import is_loopback  # noqa: PLC0415
 
     if not is_loopback(args.host):
@@ -339,12 +342,13 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
         seed=args.seed,
         auto_create=args.auto_create,
     )
+    announced = {secret: sorted(key.permissions) for secret, key in emulator.keys.items()}
+
+    def announce(root: str) -> dict[str, Any]:
+        return {"control": root + CONTROL_PREFIX, "keys": announced, "plan": emulator.plan}
+
     try:
-        announce = {
-            "keys": {secret: sorted(key.permissions) for secret, key in emulator.keys.items()},
-            "plan": emulator.plan,
-        }
-        serve(emulator, args.host, args.port, announce=announce)
+        serve(emulator, args.host, args.port, base_path=GATEWAY_PREFIX, announce=announce)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return ExitCode.OK

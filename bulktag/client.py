@@ -100,7 +100,9 @@ class LeadLexClient:
     async def export(self, params: Sequence[tuple[str, str]]) -> tuple[Attempt, str | None]:
         """``GET /v1/contacts/export``: the attempt, and the CSV text when it is ok."""
         try:
-            response = await self._http.get("/v1/contacts/export", params=list(params))
+            response = await self._http.get(
+                "/v1/contacts/export", params=list(params), headers={"Accept": "text/csv"}
+            )
         except (httpx2.HTTPError, OSError) as exc:
             return _transport_failure(exc), None
         attempt = classify_response(response, (), self._clock.wall(), check=_is_csv)
@@ -115,11 +117,15 @@ def _is_csv(response: httpx2.Response) -> str | None:
 
 
 def _has_total(response: httpx2.Response) -> str | None:
+    """A list answer: ``{"data": {"contacts": [...]}, "meta": {"total": N, ...}}``."""
     try:
-        total = response.json()["meta"]["total"]
+        body = response.json()
+        total, contacts = body["meta"]["total"], body["data"]["contacts"]
     except (ValueError, KeyError, TypeError, RecursionError):
-        return "a contact list without meta.total"
-    return None if isinstance(total, int) else "a contact list without meta.total"
+        return "a contact list that is not data.contacts with meta.total"
+    if isinstance(total, int) and not isinstance(total, bool) and isinstance(contacts, list):
+        return None
+    return "a contact list that is not data.contacts with meta.total"
 
 
 def _transport_failure(exc: httpx2.HTTPError | OSError) -> Attempt:

@@ -104,9 +104,12 @@ def run_demo(data: Path, out: Path | None = None) -> int:
         left = _failures(failures)
         _say(f"\nfirst run: exit {first}; {left.height} contacts in {failures} to re-run:")
         _say(str(left.group_by("error_type").len().sort("len", descending=True)))
-        _say('\n$ curl -X POST $URL/_emulator/faults -d \'{"fault_rate": 0, "drop_rate": 0}\'')
-        with httpx2.Client(base_url=url) as control:
-            control.post("/_emulator/faults", json={"fault_rate": 0, "drop_rate": 0})
+        _say(
+            '\n$ curl -X POST $CONTROL/faults -d \'{"fault_rate": 0, "drop_rate": 0}\''
+            f"   # CONTROL={ready['control']}"
+        )
+        with httpx2.Client(base_url=ready["control"]) as control:
+            control.post("/faults", json={"fault_rate": 0, "drop_rate": 0})
             rounds, code = 1, first
             while code == ExitCode.WORK_LEFT and rounds < 4:
                 rounds += 1
@@ -116,8 +119,8 @@ def run_demo(data: Path, out: Path | None = None) -> int:
             left = _failures(failures)
             _say(f"\nafter {rounds} runs: exit {code}; left in {failures}:")
             _say(str(left.select("contact_id", "tags", "error_type", "retryable")))
-            seed = control.get(f"/_emulator/contacts/{SEED_CONTACT}").json()["data"]
-            stats = control.get("/_emulator/stats").json()
+            seed = control.get(f"/contacts/{SEED_CONTACT}").json()["data"]
+            stats = control.get("/stats").json()
         _say(f"\nthe CRM's copy of {SEED_CONTACT}: tags {seed['tags']}")
         _say(
             f"calls the emulator handled: {stats['tag_calls_handled']}; requests by status: "

@@ -17,6 +17,7 @@ from bulktag.emulator import (
     generate_contacts,
 )
 from tests.constants import (
+    API_URL,
     KEY,
     READ_ONLY_KEY,
     SEED_CONTACT,
@@ -79,7 +80,7 @@ async def api(emulator: Emulator) -> AsyncIterator[httpx2.AsyncClient]:
     """A client of the in-process emulator, authenticated with the canary key."""
     async with httpx2.AsyncClient(
         transport=EmulatorTransport(emulator),
-        base_url="http://leadlex.test",
+        base_url=API_URL,
         headers={"Authorization": f"Bearer {KEY}"},
     ) as client:
         yield client

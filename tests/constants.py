@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 
 from bulktag.emulator import Contact
 
+#: The base URL of the in-process emulator: LeadLex's, with its gateway prefix, on a test host.
+API_URL = "https://leadlex.test/functions/v1/api-gateway"
+#: The emulator's control API, at the root of the same host (not a LeadLex path).
+CONTROL = "https://leadlex.test/_emulator"
 #: The emulated clock's start in the suite: noon UTC, so midnight is 12 h away.
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()
 #: The contact of LeadLex's own documentation example.

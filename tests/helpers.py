@@ -10,6 +10,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx2
+
+
+def contact_ids(ready: dict[str, Any], n: int) -> list[str]:
+    """The first ``n`` contacts of an emulator process, read page by page from its API."""
+    ids: list[str] = []
+    key = next(iter(ready["keys"]))
+    with httpx2.Client(base_url=ready["url"], headers={"Authorization": f"Bearer {key}"}) as api:
+        page = 1
+        while len(ids) < n:
+            answer = api.get("/v1/contacts", params={"page": page, "per_page": 100}).json()
+            found = [c["id"] for c in answer["data"]["contacts"]]
+            if not found:
+                break
+            ids += found
+            page += 1
+    return ids[:n]
+
 
 @contextmanager
 def running_emulator(*args: str) -> Iterator[dict[str, Any]]:

@@ -29,9 +29,9 @@ from bulktag.emulator import (
     generate_contacts,
 )
 from bulktag.runner import Runtime
-from tests.constants import KEY, T0
+from tests.constants import API_URL, KEY, T0
 
-URL = "https://leadlex.test/functions/v1/api-gateway"
+URL = API_URL
 
 
 async def inline(function: Callable[..., Any], *args: Any) -> Any:

@@ -9,7 +9,9 @@ own gateway appears to follow, see docs/emulator.md)::
       -> handler (200 / 400 / 404) -> faults (drop after, malformed or slow body)
 
 and every answer carries ``X-Request-ID`` and ``X-RateLimit-Limit/Remaining/Reset``
-(the DAILY quota). ``/_emulator/`` is the control API for tests and demos.
+(the DAILY quota). The API is served only below LeadLex's gateway prefix
+(``/functions/v1/api-gateway/v1/...``); ``/_emulator/`` at the root is the control
+API for tests and demos; any other path is the host's bare 404, not LeadLex's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import re
 import uuid
@@ -28,11 +31,9 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from bulktag.emulator.control import TAGS_ROUTE, control_routes
@@ -51,18 +52,27 @@ from bulktag.emulator.model import (
 from bulktag.leadlex import EXPORT_MAX_LIMIT, MAX_TAG_LENGTH
 from bulktag.leadlex import MAX_TAGS_PER_REQUEST as MAX_TAGS
 
-__all__ = ["DROP_EXTENSION", "ConnectionDroppedError", "Emulator"]
+__all__ = ["DROP_EXTENSION", "GATEWAY_PREFIX", "ConnectionDroppedError", "Emulator"]
 
 #: ASGI scope extension through which the server lets the app drop a connection.
 DROP_EXTENSION = "bulktag.drop_connection"
 IDEMPOTENCY_TTL = 24 * 3600.0
 EXPORT_DEFAULT_LIMIT = 10_000
-#: The path of LeadLex's documented base URL; the emulator answers with and without it.
+#: The path of LeadLex's documented base URL: the API is served below it, and only there.
 GATEWAY_PREFIX = "/functions/v1/api-gateway"
+CONTROL_PREFIX = "/_emulator"
+#: The largest request body the gateway reads (100 tags of 100 characters take ~10 KB).
+MAX_BODY = 1 << 20
+LIST_DEFAULT_PER_PAGE = 50
+LIST_MAX_PER_PAGE = 100
+LIST_SORTS = ("created_at", "updated_date", "full_name")
+INCLUDES = {"notes": "recent_notes", "tasks": "open_tasks", "deals": "open_deals"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BEARER = re.compile(r"Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
-Handler = Callable[[Request, Workspace, float], Awaitable[Response]]
+log = logging.getLogger("bulktag.emulator")
+
+Handler = Callable[["_Call"], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +80,46 @@ class _Endpoint:
     """One LeadLex route: its name in statistics, the permission it needs, its handler."""
 
     route: str
-    permission: str
+    permission: str | None  #: None: no permission (an unrouted call's 404)
     handler: Handler
     export: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """What a handler gets: the request, its body (read once, bounded), the workspace, time."""
+
+    request: Request
+    body: bytes
+    workspace: Workspace
+    now: float
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read to its end (an unread rest would reset the connection), kept up to
+    :data:`MAX_BODY`; raises :class:`_BodyTooLargeError` beyond."""
+    kept, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_BODY:
+            kept.append(chunk)
+    if size > MAX_BODY:
+        raise _BodyTooLargeError
+    return b"".join(kept)
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(body: bytes) -> object:
+    """Strict JSON: NaN and Infinity are refused; raises ValueError (RecursionError for
+    nesting too deep for the parser)."""
+    return json.loads(body, parse_constant=_reject_constant)
 
 
 class ConnectionDroppedError(Exception):
@@ -144,7 +191,7 @@ _GATEWAY_BODIES = {
 
 
 class Emulator:
-    """A LeadLex workspace set in memory, served as an ASGI app (``Emulator.app``)."""
+    """A LeadLex workspace set in memory, served as an ASGI app (the emulator itself)."""
 
     def __init__(
         self,
@@ -190,18 +237,20 @@ class Emulator:
         self.replays = 0
         self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.storm_until = 0.0
-        self.app = Starlette(
-            routes=self._routes(),
-            exception_handlers={HTTPException: self._http_exception},  # type: ignore[dict-item]
-        )
+        self._unrouted = _Endpoint("(unrouted)", None, self.unrouted)
+        self._api = Router(routes=self._routes(), redirect_slashes=False, default=self._default)
+        self._control = Router(routes=control_routes(self), redirect_slashes=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if path.startswith(GATEWAY_PREFIX + "/"):
-            # Served under LeadLex's own base path too, so a base URL with a path is exercised.
-            scope = dict(scope, path=path[len(GATEWAY_PREFIX) :], root_path=GATEWAY_PREFIX)
-            scope["raw_path"] = scope["path"].encode()
-        await self.app(scope, receive, send)
+            # ASGI's convention: the path stays whole, root_path names the mount point.
+            await self._api(dict(scope, root_path=GATEWAY_PREFIX), receive, send)
+        elif path.startswith(CONTROL_PREFIX + "/"):
+            await self._control(scope, receive, send)
+        else:  # outside the gateway: the host's own 404, which is not LeadLex's envelope
+            body = b'{"message":"no Route matched with those values"}'
+            await Response(body, 404, media_type="application/json")(scope, receive, send)
 
     # -- state ------------------------------------------------------------------
 
@@ -291,7 +340,7 @@ class Emulator:
             body, media_type = _GATEWAY_BODIES[decision.error_status]
             return Response(body, status_code=decision.error_status, media_type=media_type)
         if decision.drop == "before":
-            await request.body()  # closing with unread bytes would reset (RST), not close
+            await _drain(request)  # closing with unread bytes would reset (RST), not close
             return _DropConnection()
         return None
 
@@ -325,15 +374,34 @@ class Emulator:
     async def _handle(
         self, request: Request, endpoint: _Endpoint, key: Key, workspace: Workspace, now: float
     ) -> Response:
-        if endpoint.permission not in key.permissions:
+        """403, the body, ``Idempotency-Key`` replays, then the handler; never a bare 500."""
+        if endpoint.permission is not None and endpoint.permission not in key.permissions:
             scope = "contacts:write" if endpoint.permission == "write" else "contacts:read"
             return error(403, "insufficient_permissions", f"Missing {scope} permission")
+        try:
+            body = await _bounded_body(request)
+        except _BodyTooLargeError:
+            return error(
+                400,
+                "validation_error",
+                f"Request body too large (at most {MAX_BODY:,} bytes)",
+                {"body": "too large"},
+            )
+        call = _Call(request, body, workspace, now)
+        try:
+            return await self._replayed(call, endpoint)
+        except Exception:
+            log.exception("emulator: %s %s failed", request.method, request.url.path)
+            return error(500, "internal_error", "An unexpected error occurred")
+
+    async def _replayed(self, call: _Call, endpoint: _Endpoint) -> Response:
+        """The handler's answer, or the stored one for a repeated ``Idempotency-Key``."""
+        request, workspace = call.request, call.workspace
         idempotency_key = request.headers.get("idempotency-key")
-        if request.method != "POST" or not idempotency_key:
-            return await endpoint.handler(request, workspace, now)
-        body = await request.body()
-        fingerprint = (request.method, request.url.path, body)
-        workspace.forget_expired_replays(now)
+        if request.method != "POST" or not idempotency_key or endpoint.permission is None:
+            return await endpoint.handler(call)
+        fingerprint = (request.method, request.url.path, call.body)
+        workspace.forget_expired_replays(call.now)
         stored = workspace.idempotency.get(idempotency_key)
         if stored is not None:
             if stored.fingerprint != fingerprint:
@@ -347,65 +415,94 @@ class Emulator:
             replay = Response(stored.body, status_code=stored.status, media_type="application/json")
             replay.headers["idempotency-replayed"] = "true"
             return replay
-        response = await endpoint.handler(request, workspace, now)
+        response = await endpoint.handler(call)
         workspace.idempotency[idempotency_key] = StoredResponse(
-            fingerprint, now + IDEMPOTENCY_TTL, response.status_code, bytes(response.body)
+            fingerprint, call.now + IDEMPOTENCY_TTL, response.status_code, bytes(response.body)
         )
         return response
 
     # -- LeadLex endpoints ------------------------------------------------------
 
-    async def add_tags(self, request: Request, workspace: Workspace, now: float) -> Response:
-        contact = self._contact(request.path_params["contact_id"], workspace, now)
+    async def add_tags(self, call: _Call) -> Response:
+        request = call.request
+        contact = self._contact(request.path_params["contact_id"], call.workspace, call.now)
         if contact is None:
             return error(404, "not_found", "Contact not found")
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() != "application/json":
             return error(400, "validation_error", "Content-Type must be application/json")
         try:
-            payload = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+            payload = _parse_json(call.body)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return error(400, "validation_error", "Request body is not valid JSON")
         problem = _tags_problem(payload)
         if problem is not None:
             return error(
                 400, "validation_error", "Missing or invalid tags array", {"tags": problem}
             )
+        assert isinstance(payload, dict)
         known = set(contact.tags)
         for tag in payload["tags"]:
             if tag not in known:
                 known.add(tag)
                 contact.tags.append(tag)
+                contact.touch(call.now)
         self.tag_calls[contact.id] += 1
         return _json(200, {"data": {"contact_id": contact.id, "tags": list(contact.tags)}})
 
-    async def get_contact(self, request: Request, workspace: Workspace, now: float) -> Response:
-        contact = self._contact(request.path_params["contact_id"], workspace, now)
+    async def get_contact(self, call: _Call) -> Response:
+        params = call.request.query_params
+        problems: dict[str, str] = {}
+        embeds = _includes(params.get("include"), problems)
+        if problems:
+            return error(400, "validation_error", "Invalid query parameters", problems)
+        contact = self._contact(call.request.path_params["contact_id"], call.workspace, call.now)
         if contact is None:
             return error(404, "not_found", "Contact not found")
-        return _json(200, {"data": contact.as_json()})
+        # The emulator keeps no notes, tasks or deals: what is asked for comes empty.
+        return _json(200, {"data": contact.as_json() | {name: [] for name in embeds}})
 
-    async def list_contacts(self, request: Request, workspace: Workspace, now: float) -> Response:
-        params = request.query_params
-        fields: dict[str, str] = {}
-        page = _int_param(params.get("page"), 1, low=1, high=None, name="page", problems=fields)
+    async def list_contacts(self, call: _Call) -> Response:
+        params = call.request.query_params
+        problems: dict[str, str] = {}
+        page = _int_param(params.get("page"), 1, low=1, high=None, name="page", problems=problems)
         per_page = _int_param(
-            params.get("per_page"), 25, low=1, high=100, name="per_page", problems=fields
+            params.get("per_page"),
+            LIST_DEFAULT_PER_PAGE,
+            low=1,
+            high=LIST_MAX_PER_PAGE,
+            name="per_page",
+            problems=problems,
         )
-        if fields:
-            return error(400, "validation_error", "Invalid query parameters", fields)
-        mine = [c for c in self._ordered if c.workspace == workspace.name]
+        sort = params.get("sort", "created_at")
+        if sort.removeprefix("-") not in LIST_SORTS:
+            problems["sort"] = f"must be one of {', '.join(LIST_SORTS)}, with - to descend"
+        after = _time_param(params.get("created_after"), "created_after", problems)
+        _no_such_list(params.get("list_id"), problems)
+        if problems:
+            return error(400, "validation_error", "Invalid query parameters", problems)
+        search = (params.get("search") or "").casefold()
+        mine = [
+            c
+            for c in self._ordered
+            if c.workspace == call.workspace.name
+            and (after is None or c.created_at > after)
+            and (not search or search in f"{c.names()[2]} {c.email}".casefold())
+        ]
+        mine.sort(key=_list_order(sort.removeprefix("-")), reverse=sort.startswith("-"))
         start = (page - 1) * per_page
         return _json(
             200,
             {
-                "data": [c.as_json() for c in mine[start : start + per_page]],
+                "data": {"contacts": [c.list_item() for c in mine[start : start + per_page]]},
                 "meta": {"page": page, "per_page": per_page, "total": len(mine)},
             },
         )
 
-    async def export(self, request: Request, workspace: Workspace, now: float) -> Response:
-        params = request.query_params
+    async def export(self, call: _Call) -> Response:
+        params = call.request.query_params
+        if not _accepts_csv(call.request.headers.get("accept")):
+            return error(406, "not_acceptable", "The export is text/csv: send Accept: text/csv")
         problems: dict[str, str] = {}
         limit = _int_param(
             params.get("limit"),
@@ -423,20 +520,21 @@ class Emulator:
             problems["fields"] = f"unknown field(s): {', '.join(unknown)}"
         after = _time_param(params.get("created_after"), "created_after", problems)
         before = _time_param(params.get("created_before"), "created_before", problems)
+        _no_such_list(params.get("list_id"), problems)
+        required = set(params.getlist("tag"))
+        if "" in required:
+            problems["tag"] = "must not be empty"
         if problems:
             return error(400, "validation_error", "Invalid query parameters", problems)
-        required = set(params.getlist("tag"))
-        list_id = params.get("list_id")
         out = io.StringIO()
-        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+        writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
         writer.writerow(wanted)
         written = 0
         for contact in self._ordered:
             if written >= limit:
                 break
             if (
-                contact.workspace != workspace.name
-                or list_id is not None  # the emulator has no lists: a list is empty
+                contact.workspace != call.workspace.name
                 or (after is not None and contact.created_at <= after)
                 or (before is not None and contact.created_at >= before)
                 or not required.issubset(contact.tags)
@@ -444,47 +542,105 @@ class Emulator:
                 continue
             writer.writerow(contact.export_row(wanted))
             written += 1
-        return Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
+        response = Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
+        response.headers["content-disposition"] = 'attachment; filename="contacts-export.csv"'
+        return response
+
+    async def unrouted(self, call: _Call) -> Response:
+        """A path or method LeadLex does not serve, past the key check: 404 in its envelope."""
+        return error(404, "not_found", f"No route for {call.request.method} {_shown_path(call)}")
 
     # -- routing ----------------------------------------------------------------
 
+    async def _gate(
+        self, methods: dict[str, _Endpoint], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """One path's methods through the gateway; any other method is LeadLex's 404."""
+        request = Request(scope, receive)
+        try:
+            response = await self._serve(request, methods.get(request.method, self._unrouted))
+        except ClientDisconnect:
+            # The client went away mid-request (killed, timed out): nobody to
+            # answer. 499 is nginx's "client closed request"; it is never sent.
+            response = Response(status_code=499)
+        await response(scope, receive, send)
+
+    async def _default(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """No route matched below the prefix: the gateway still checks the key first."""
+        await self._gate({}, scope, receive, send)
+
     def _routes(self) -> list[Route]:
-        def api(endpoint: _Endpoint) -> Callable[[Request], Awaitable[Response]]:
-            async def serve(request: Request) -> Response:
-                try:
-                    return await self._serve(request, endpoint)
-                except ClientDisconnect:
-                    # The client went away mid-request (killed, timed out): nobody to
-                    # answer. 499 is nginx's "client closed request"; it is never sent.
-                    return Response(status_code=499)
-
-            return serve
-
         contact, tags = "/v1/contacts/{contact_id}", "/v1/contacts/{contact_id}/tags"
-        return [
-            Route(
-                "/v1/contacts/export",
-                api(_Endpoint("/v1/contacts/export", "read", self.export, export=True)),
-                methods=["GET"],
-            ),
-            Route(tags, api(_Endpoint(TAGS_ROUTE, "write", self.add_tags)), methods=["POST"]),
-            Route(
-                contact,
-                api(_Endpoint("/v1/contacts/{id}", "read", self.get_contact)),
-                methods=["GET"],
-            ),
-            Route(
-                "/v1/contacts",
-                api(_Endpoint("/v1/contacts", "read", self.list_contacts)),
-                methods=["GET"],
-            ),
-            *control_routes(self),
-        ]
+        table = {
+            "/v1/contacts/export": {
+                "GET": _Endpoint("/v1/contacts/export", "read", self.export, export=True)
+            },
+            tags: {"POST": _Endpoint(TAGS_ROUTE, "write", self.add_tags)},
+            contact: {"GET": _Endpoint("/v1/contacts/{id}", "read", self.get_contact)},
+            "/v1/contacts": {"GET": _Endpoint("/v1/contacts", "read", self.list_contacts)},
+        }
+        return [Route(path, _Gate(self, methods)) for path, methods in table.items()]
 
-    async def _http_exception(self, request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 405:
-            return error(405, "method_not_allowed", "Method not allowed")
-        return error(exc.status_code, "not_found", "Not found")
+
+class _Gate:
+    """A route's ASGI app: an app, not a function, so that the route takes every method
+    (Starlette gives a function GET only) and one it does not serve is LeadLex's 404."""
+
+    def __init__(self, emulator: Emulator, methods: dict[str, _Endpoint]) -> None:
+        self._emulator = emulator
+        self._methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._emulator._gate(self._methods, scope, receive, send)
+
+
+async def _drain(request: Request) -> None:
+    async for _ in request.stream():
+        pass
+
+
+def _shown_path(call: _Call) -> str:
+    return call.request.url.path.removeprefix(GATEWAY_PREFIX)
+
+
+def _accepts_csv(accept: str | None) -> bool:
+    """Whether an ``Accept`` header allows text/csv (absent: anything goes)."""
+    if accept is None:
+        return True
+    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
+    return bool(kinds & {"text/csv", "text/*", "*/*"})
+
+
+def _includes(raw: str | None, problems: dict[str, str]) -> list[str]:
+    """``include=notes,tasks,deals`` or ``*``: the embedded arrays' names."""
+    if raw is None:
+        return []
+    asked = [part.strip() for part in raw.split(",")]
+    if asked == ["*"]:
+        return list(INCLUDES.values())
+    unknown = [part for part in asked if part not in INCLUDES]
+    if unknown:
+        problems["include"] = f"unknown value(s) {', '.join(map(repr, unknown))}: use notes, "
+        problems["include"] += "tasks, deals or *"
+        return []
+    return [INCLUDES[part] for part in dict.fromkeys(asked)]
+
+
+def _list_order(field: str) -> Callable[[Contact], tuple[Any, str]]:
+    """The sort key of ``GET /v1/contacts?sort=FIELD`` (ties broken by id)."""
+    values: dict[str, Callable[[Contact], Any]] = {
+        "created_at": lambda c: c.created_at,
+        "updated_date": lambda c: c.updated,
+        "full_name": lambda c: c.names()[2].casefold(),
+    }
+    value = values[field]
+    return lambda c: (value(c), c.id)
+
+
+def _no_such_list(list_id: str | None, problems: dict[str, str]) -> None:
+    """The emulator keeps no contact lists: any ``list_id`` names a list that does not exist."""
+    if list_id is not None:
+        problems["list_id"] = "no such list"
 
 
 def _tags_problem(payload: object) -> str | None:
@@ -502,7 +658,17 @@ def _tags_problem(payload: object) -> str | None:
             return f"every tag must be at most {MAX_TAG_LENGTH} characters"
         if _CONTROL.search(tag):
             return "tags cannot contain control characters"
+        if not _is_text(tag):
+            return "tags must be valid Unicode text (a lone surrogate is not)"
     return None
+
+
+def _is_text(tag: str) -> bool:
+    try:
+        tag.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _int_param(

@@ -31,6 +31,7 @@ __all__ = [
     "Refusal",
     "Workspace",
     "generate_contacts",
+    "iso_time",
     "load_contacts",
     "parse_key_spec",
 ]
@@ -230,6 +231,13 @@ def parse_key_spec(spec: str) -> Key:
 
 @dataclass(slots=True)
 class Contact:
+    """A contact as the emulator stores it; each endpoint shows it in its own shape.
+
+    ``GET /v1/contacts/{id}`` says ``company``, ``created_date`` and ``updated_date``; the
+    list and the export say ``company_name`` and ``created_at`` (Part A). The three name
+    fields are always filled: a contact stored without a name gets one from its id.
+    """
+
     id: str
     workspace: str
     full_name: str
@@ -240,31 +248,68 @@ class Contact:
     linkedin_url: str
     tags: list[str]
     created_at: float
+    updated_at: float | None = None  #: None: never changed since created
+    priority: int = 0
+    custom_fields: dict[str, object] = field(default_factory=dict)
+    related_company_id: str | None = None
+
+    def names(self) -> tuple[str, str, str]:
+        """``(first_name, last_name, full_name)``, all non-empty."""
+        full = " ".join(self.full_name.split()) or f"Contact {self.id[:8]}"
+        first, _, last = full.partition(" ")
+        return first, last or first, full
+
+    def touch(self, now: float) -> None:
+        self.updated_at = now
 
     def as_json(self) -> dict[str, object]:
-        created = datetime.fromtimestamp(self.created_at, UTC).isoformat().replace("+00:00", "Z")
+        """The contact as ``GET /v1/contacts/{id}`` returns it."""
+        first, last, full = self.names()
         return {
             "id": self.id,
-            "full_name": self.full_name,
-            "email": self.email,
+            "first_name": first,
+            "last_name": last,
+            "full_name": full,
+            "email": self.email or None,
+            "phone": self.phone or None,
+            "job_title": self.job_title or None,
+            "company": self.company_name or None,
+            "related_company_id": self.related_company_id,
+            "linkedin_url": self.linkedin_url or None,
+            "priority": self.priority,
+            "custom_fields": dict(self.custom_fields),
+            "tags": list(self.tags),
+            "created_date": iso_time(self.created_at),
+            "updated_date": iso_time(self.updated),
+        }
+
+    @property
+    def updated(self) -> float:
+        return self.created_at if self.updated_at is None else self.updated_at
+
+    def list_item(self) -> dict[str, object]:
+        """The contact as an item of ``GET /v1/contacts``: no tags, ``company_name``."""
+        return {
+            "id": self.id,
+            "full_name": self.names()[2],
+            "email": self.email or None,
             "phone": self.phone or None,
             "job_title": self.job_title or None,
             "company_name": self.company_name or None,
             "linkedin_url": self.linkedin_url or None,
-            "tags": list(self.tags),
-            "created_at": created,
+            "created_at": iso_time(self.created_at),
+            "updated_date": iso_time(self.updated),
         }
 
     def export_row(self, fields: Iterable[str]) -> list[str]:
-        values = self.as_json()
-        row = []
-        for name in fields:
-            value = values[name]
-            if name == "tags":
-                row.append(",".join(self.tags))
-            else:
-                row.append("" if value is None else str(value))
-        return row
+        """The contact's cells in an export with ``fields`` (of :data:`EXPORT_FIELDS`)."""
+        values: dict[str, object] = self.list_item() | {"tags": ",".join(self.tags)}
+        return ["" if values[name] is None else str(values[name]) for name in fields]
+
+
+def iso_time(unix: float) -> str:
+    """``2026-11-26T12:00:00Z``: how LeadLex writes times."""
+    return datetime.fromtimestamp(unix, UTC).isoformat().replace("+00:00", "Z")
 
 
 _FIRST = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia", "Guido")
@@ -296,6 +341,8 @@ def generate_contacts(
             linkedin_url="",
             tags=tags,
             created_at=_GENERATED_EPOCH + index * 37,
+            priority=index % 4,  # not drawn: the same seed keeps giving the same contacts
+            custom_fields={"generated": True, "index": index},
         )
 
 

@@ -88,13 +88,15 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     *,
-    announce: dict[str, Any] | None = None,
+    base_path: str = "",
+    announce: Callable[[str], dict[str, Any]] | None = None,
     backlog: int = 4096,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM.
 
-    Once connections are accepted, prints one JSON line: ``{"url": ...}`` plus
-    ``announce`` (for the emulator: its keys and plan).
+    Once connections are accepted, prints one JSON line: ``{"url": ROOT + base_path}``
+    plus ``announce(ROOT)`` (for the emulator: its control URL, keys and plan), where
+    ROOT is ``http://HOST:PORT``.
     """
     if not is_loopback(host):
         raise ValueError(f"the emulator only listens on loopback, not {host!r}")
@@ -105,10 +107,11 @@ def serve(
     sock.listen(backlog)
     bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
-    url = f"http://{shown_host}:{bound}"
+    root = f"http://{shown_host}:{bound}"
 
     def ready() -> None:
-        sys.stdout.write(json.dumps({"url": url} | (announce or {})) + "\n")
+        line = {"url": root + base_path} | (announce(root) if announce else {})
+        sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
     config = uvicorn.Config(

@@ -10,6 +10,7 @@ import pytest
 
 from bulktag.emulator import Emulator, EmulatorTransport, Key
 from tests.conftest import READ_ONLY_KEY, SEED_CONTACT, EmulatorFactory
+from tests.constants import API_URL
 
 pytestmark = pytest.mark.anyio
 
@@ -68,7 +69,7 @@ async def test_contact_of_another_workspace_is_404_not_403(make_emulator: Emulat
     emulator = make_emulator(keys=[Key("wbk_other", "other", frozenset({"read", "write"}))])
     async with httpx2.AsyncClient(
         transport=EmulatorTransport(emulator),
-        base_url="http://leadlex.test",
+        base_url=API_URL,
         headers={"Authorization": "Bearer wbk_other"},
     ) as other:
         response = await other.post(TAGS, json={"tags": ["x"]})

@@ -9,6 +9,7 @@ import pytest
 
 from bulktag.emulator import Emulator, Faults
 from tests.conftest import KEY, READ_ONLY_KEY, SEED_CONTACT, T0, WRITE_ONLY_KEY
+from tests.constants import CONTROL
 
 pytestmark = pytest.mark.anyio
 
@@ -39,15 +40,15 @@ async def test_missing_or_unknown_key_is_401(
 async def test_revoked_key_is_401(api: httpx2.AsyncClient) -> None:
     """Revoking a key through the control API turns its next call into 401."""
     assert (await api.post(TAGS, json={"tags": ["x"]})).status_code == 200
-    await api.post("/_emulator/keys", json={"key": KEY, "revoked": True})
+    await api.post(f"{CONTROL}/keys", json={"key": KEY, "revoked": True})
     assert invalid_key(await api.post(TAGS, json={"tags": ["x"]}))
 
 
 async def test_expired_key_is_401(api: httpx2.AsyncClient) -> None:
     """A key past its expiry date is refused like an unknown one."""
-    await api.post("/_emulator/keys", json={"key": KEY, "expires_at": "2026-11-26T13:00:00+00:00"})
+    await api.post(f"{CONTROL}/keys", json={"key": KEY, "expires_at": "2026-11-26T13:00:00+00:00"})
     assert (await api.get(f"/v1/contacts/{SEED_CONTACT}")).status_code == 200
-    await api.post("/_emulator/clock", json={"advance_seconds": 3600})
+    await api.post(f"{CONTROL}/clock", json={"advance_seconds": 3600})
     assert invalid_key(await api.get(f"/v1/contacts/{SEED_CONTACT}"))
 
 
@@ -66,7 +67,7 @@ async def test_write_only_key_cannot_read(api: httpx2.AsyncClient) -> None:
 async def test_permission_removed_mid_run_is_403(api: httpx2.AsyncClient) -> None:
     """Taking Write away from a key makes its next add-tags call 403."""
     assert (await api.post(TAGS, json={"tags": ["x"]})).status_code == 200
-    await api.post("/_emulator/keys", json={"key": KEY, "permissions": ["read"]})
+    await api.post(f"{CONTROL}/keys", json={"key": KEY, "permissions": ["read"]})
     assert (await api.post(TAGS, json={"tags": ["x"]})).status_code == 403
 
 
@@ -91,8 +92,8 @@ async def _every_kind_of_answer(
             pass
         answers.append(response)
     emulator.injector.faults = Faults()
-    await api.post("/_emulator/limits", json={"per_minute": 1})
-    await api.post("/_emulator/clock", json={"advance_seconds": 61})
+    await api.post(f"{CONTROL}/limits", json={"per_minute": 1})
+    await api.post(f"{CONTROL}/clock", json={"advance_seconds": 61})
     await api.post(TAGS, json={"tags": ["x"]})
     answers.append(await api.post(TAGS, json={"tags": ["x"]}))  # 429
     return answers
@@ -130,10 +131,13 @@ async def test_rate_limit_headers_describe_the_daily_quota(api: httpx2.AsyncClie
 
 
 async def test_errors_use_the_envelope_everywhere(api: httpx2.AsyncClient) -> None:
-    """Unknown routes and methods answer with the JSON error envelope too."""
+    """Unknown routes and methods answer LeadLex's 404 envelope, with its headers."""
     missing = await api.get("/v1/nothing-here")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
     wrong = await api.delete(TAGS)
-    assert wrong.status_code == 405
-    assert set(wrong.json()["error"]) == {"code", "message"}
+    assert wrong.status_code == 404
+    assert wrong.json()["error"]["code"] == "not_found"
+    for response in (missing, wrong):
+        uuid.UUID(response.headers["x-request-id"])
+        assert response.headers["x-ratelimit-limit"] == "1000"

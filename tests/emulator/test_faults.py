@@ -11,6 +11,7 @@ import pytest
 from bulktag.emulator import Emulator, Faults
 from bulktag.emulator.faults import FaultInjector
 from tests.conftest import SEED_CONTACT, EmulatorFactory
+from tests.constants import API_URL, CONTROL
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +25,7 @@ def emulator(make_emulator: EmulatorFactory) -> Emulator:
 
 
 async def set_faults(api: httpx2.AsyncClient, **settings: object) -> dict[str, object]:
-    response = await api.post("/_emulator/faults", json=settings)
+    response = await api.post(f"{CONTROL}/faults", json=settings)
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
@@ -93,7 +94,7 @@ async def test_drop_before_loses_the_call(api: httpx2.AsyncClient, emulator: Emu
         with pytest.raises(httpx2.RemoteProtocolError):
             await api.post(TAGS, json={"tags": [f"t{i}"]})
         outcomes.append(emulator.contacts[SEED_CONTACT].tags != before)
-    stats = (await api.get("/_emulator/stats")).json()
+    stats = (await api.get(f"{CONTROL}/stats")).json()
     assert stats["requests"]["POST /v1/contacts/{id}/tags"]["dropped"] == 40
     # half before (not applied), half after (applied): both kinds occur
     assert 0 < sum(outcomes) < 40
@@ -140,9 +141,9 @@ async def test_storm_answers_429_with_retry_after_until_it_ends(api: httpx2.Asyn
     first = await api.post(TAGS, json={"tags": ["x"]})
     assert first.status_code == 429
     assert first.headers["retry-after"] == "120"
-    await api.post("/_emulator/clock", json={"advance_seconds": 100})
+    await api.post(f"{CONTROL}/clock", json={"advance_seconds": 100})
     assert (await api.post(TAGS, json={"tags": ["x"]})).headers["retry-after"] == "20"
-    await api.post("/_emulator/clock", json={"advance_seconds": 20})
+    await api.post(f"{CONTROL}/clock", json={"advance_seconds": 20})
     assert (await api.post(TAGS, json={"tags": ["x"]})).status_code == 200
 
 
@@ -180,9 +181,9 @@ async def test_bad_fault_settings_are_refused(
     api: httpx2.AsyncClient, settings: dict[str, object]
 ) -> None:
     """Out-of-range or unknown settings are a 400 and change nothing."""
-    response = await api.post("/_emulator/faults", json=settings)
+    response = await api.post(f"{CONTROL}/faults", json=settings)
     assert response.status_code == 400
-    assert (await api.get("/_emulator/faults")).json()["fault_rate"] == 0.0
+    assert (await api.get(f"{CONTROL}/faults")).json()["fault_rate"] == 0.0
 
 
 def _client(emulator: Emulator) -> httpx2.AsyncClient:
@@ -191,6 +192,6 @@ def _client(emulator: Emulator) -> httpx2.AsyncClient:
 
     return httpx2.AsyncClient(
         transport=EmulatorTransport(emulator),
-        base_url="http://leadlex.test",
+        base_url=API_URL,
         headers={"Authorization": f"Bearer {KEY}"},
     )

@@ -9,6 +9,7 @@ import pytest
 
 from bulktag.emulator import PLANS, Emulator, EmulatorTransport, Faults
 from tests.conftest import KEY, SEED_CONTACT, T0, EmulatorFactory
+from tests.constants import API_URL, CONTROL
 
 pytestmark = pytest.mark.anyio
 
@@ -17,11 +18,11 @@ MIDNIGHT = int(T0) + 12 * 3600
 
 
 async def advance(api: httpx2.AsyncClient, seconds: float) -> None:
-    await api.post("/_emulator/clock", json={"advance_seconds": seconds})
+    await api.post(f"{CONTROL}/clock", json={"advance_seconds": seconds})
 
 
 async def limits(api: httpx2.AsyncClient, **values: int | None) -> None:
-    response = await api.post("/_emulator/limits", json=values)
+    response = await api.post(f"{CONTROL}/limits", json=values)
     assert response.status_code == 200
 
 
@@ -111,7 +112,7 @@ async def test_429_and_5xx_do_not_spend_quota_but_4xx_do(
     emulator.injector.faults = Faults()
     response = await api.get(f"/v1/contacts/{SEED_CONTACT}")  # counts
     assert response.headers["x-ratelimit-remaining"] == str(1000 - 4)
-    stats = (await api.get("/_emulator/stats")).json()
+    stats = (await api.get(f"{CONTROL}/stats")).json()
     assert stats["quota"]["default"]["used"] == 4
 
 
@@ -184,6 +185,6 @@ async def test_idempotency_keys_are_per_workspace(make_emulator: EmulatorFactory
 def _client(emulator: Emulator) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         transport=EmulatorTransport(emulator),
-        base_url="http://leadlex.test",
+        base_url=API_URL,
         headers={"Authorization": f"Bearer {KEY}"},
     )

@@ -16,7 +16,7 @@ from tests.helpers import running_emulator
 
 
 def test_prints_one_json_line_then_serves_until_sigterm() -> None:
-    """The first stdout line is {"url", "keys", "plan"}; SIGTERM stops it with exit code 0."""
+    """The first stdout line is {"url", "control", "keys", "plan"}; SIGTERM stops it, exit 0."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -37,10 +37,14 @@ def test_prints_one_json_line_then_serves_until_sigterm() -> None:
     try:
         assert process.stdout is not None
         ready = json.loads(process.stdout.readline())
-        assert set(ready) == {"url", "keys", "plan"}
+        assert set(ready) == {"url", "control", "keys", "plan"}
         assert ready["keys"] == {KEY: ["read", "write"]}
         assert ready["plan"] == "org"
-        assert ready["url"].startswith("http://127.0.0.1:")
+        root = ready["url"].removesuffix("/functions/v1/api-gateway")
+        assert root.startswith("http://127.0.0.1:")
+        assert ready["url"] == root + "/functions/v1/api-gateway"
+        assert ready["control"] == root + "/_emulator"
+        assert httpx2.get(f"{ready['control']}/stats").status_code == 200
         answer = httpx2.get(
             f"{ready['url']}/v1/contacts", headers={"Authorization": f"Bearer {KEY}"}
         )
@@ -70,7 +74,7 @@ def test_dropped_connection_is_a_real_socket_close() -> None:
                         "/v1/contacts/6f1c1d5e-1c2b-4c8e-9a7e-0a1b2c3d4e5f/tags",
                         json={"tags": ["x"]},
                     )
-            client.post("/_emulator/faults", json={"drop_rate": 0})
+            httpx2.post(f"{ready['control']}/faults", json={"drop_rate": 0})
             assert (
                 client.post(
                     "/v1/contacts/6f1c1d5e-1c2b-4c8e-9a7e-0a1b2c3d4e5f/tags", json={"tags": ["x"]}

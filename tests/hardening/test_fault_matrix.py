@@ -369,7 +369,7 @@ def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
         with httpx2.Client(
             base_url=ready["url"], headers={"Authorization": "Bearer wbk_demo_emulator_key"}
         ) as client:
-            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]]
+            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]["contacts"]]
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},slow\n" for i in ids))
         env = os.environ | {

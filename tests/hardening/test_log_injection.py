@@ -23,7 +23,7 @@ def test_injected_text_cannot_break_log_lines(tmp_path: Path) -> None:
         with httpx2.Client(
             base_url=ready["url"], headers={"Authorization": "Bearer wbk_demo_emulator_key"}
         ) as client:
-            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]]
+            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]["contacts"]]
         source = folder / f"contacts{EVIL}.csv"
         rows = [
             f"{ids[0]},ok",

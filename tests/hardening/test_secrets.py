@@ -72,7 +72,7 @@ def test_a_process_never_prints_the_key(tmp_path: Path) -> None:
         with httpx2.Client(
             base_url=ready["url"], headers={"Authorization": f"Bearer {KEY}"}
         ) as client:
-            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]]
+            ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]["contacts"]]
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},p\n" for i in ids))
         outputs: list[str] = []

@@ -14,7 +14,7 @@ import httpx2
 import polars as pl
 
 from bulktag.errors import ExitCode
-from tests.helpers import running_emulator
+from tests.helpers import contact_ids, running_emulator
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -37,13 +37,6 @@ def bulktag(
     )
 
 
-def _contacts(url: str, n: int) -> list[str]:
-    with httpx2.Client(
-        base_url=url, headers={"Authorization": "Bearer wbk_demo_emulator_key"}
-    ) as client:
-        return [c["id"] for c in client.get("/v1/contacts", params={"per_page": n}).json()["data"]]
-
-
 def test_run_over_loopback_with_real_dropped_connections(tmp_path: Path) -> None:
     """Faults and drops on a real socket: every contact ends ok; stderr lines are JSON objects."""
     with running_emulator(
@@ -58,7 +51,7 @@ def test_run_over_loopback_with_real_dropped_connections(tmp_path: Path) -> None
         "--seed",
         "3",
     ) as ready:
-        ids = _contacts(ready["url"], 40)
+        ids = contact_ids(ready, 40)
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},loopback\n" for i in ids))
         result = bulktag(
@@ -76,11 +69,10 @@ def test_run_over_loopback_with_real_dropped_connections(tmp_path: Path) -> None
             ready,
         )
         assert result.returncode == ExitCode.OK, result.stderr
-        with httpx2.Client(base_url=ready["url"]) as control:
-            stats = control.get("/_emulator/stats").json()
+        with httpx2.Client(base_url=ready["control"]) as control:
+            stats = control.get("/stats").json()
             assert all(
-                "loopback" in control.get(f"/_emulator/contacts/{i}").json()["data"]["tags"]
-                for i in ids
+                "loopback" in control.get(f"/contacts/{i}").json()["data"]["tags"] for i in ids
             )
     assert stats["requests"]["POST /v1/contacts/{id}/tags"].get("dropped", 0) > 0
     lines = result.stderr.strip().splitlines()
@@ -92,7 +84,7 @@ def test_run_over_loopback_with_real_dropped_connections(tmp_path: Path) -> None
 def test_quiet_on_success_without_a_terminal(tmp_path: Path) -> None:
     """From cron (no terminal, no -v): a run where every contact is ok prints nothing at all."""
     with running_emulator("--generate", "5", "--plan", "unmetered") as ready:
-        ids = _contacts(ready["url"], 5)
+        ids = contact_ids(ready, 5)
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},quiet\n" for i in ids))
         result = bulktag(
@@ -106,7 +98,7 @@ def test_quiet_on_success_without_a_terminal(tmp_path: Path) -> None:
 def test_stdin_input(tmp_path: Path) -> None:
     """`bulktag run -` reads CSV from standard input."""
     with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
-        ids = _contacts(ready["url"], 3)
+        ids = contact_ids(ready, 3)
         text = "Contact ID;Tags\r\n" + "".join(f"{i};a|b\r\n" for i in ids)
         result = bulktag(
             ["run", "-", "--out", str(tmp_path / "run"), "--plan", "unmetered"],

@@ -16,29 +16,12 @@ import httpx2
 
 from bulktag.errors import ExitCode
 from bulktag.metrics import write_metrics
-from tests.helpers import running_emulator
+from tests.helpers import contact_ids, running_emulator
 
 
 def _env(ready: dict[str, Any]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
     return env | {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
-
-
-def _ids(url: str, n: int) -> list[str]:
-    ids: list[str] = []
-    with httpx2.Client(
-        base_url=url, headers={"Authorization": "Bearer wbk_demo_emulator_key"}
-    ) as client:
-        page = 1
-        while len(ids) < n:
-            ids += [
-                c["id"]
-                for c in client.get("/v1/contacts", params={"page": page, "per_page": 100}).json()[
-                    "data"
-                ]
-            ]
-            page += 1
-    return ids[:n]
 
 
 def _job(folder: Path, ids: list[str], extra: str = "") -> Path:
@@ -48,10 +31,9 @@ def _job(folder: Path, ids: list[str], extra: str = "") -> Path:
     return job
 
 
-def _stats(url: str) -> dict[str, Any]:
-    with httpx2.Client(base_url=url) as client:
-        stats: dict[str, Any] = client.get("/_emulator/stats").json()
-        return stats
+def _stats(ready: dict[str, Any]) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx2.get(f"{ready['control']}/stats").json()
+    return stats
 
 
 def test_a_second_instance_exits_75_at_once_and_sends_nothing(tmp_path: Path) -> None:
@@ -59,12 +41,12 @@ def test_a_second_instance_exits_75_at_once_and_sends_nothing(tmp_path: Path) ->
     with running_emulator(
         "--generate", "200", "--plan", "unmetered", "--latency-ms", "100:200"
     ) as ready:
-        job = _job(tmp_path, _ids(ready["url"], 200))
+        job = _job(tmp_path, contact_ids(ready, 200))
         command = [sys.executable, "-m", "bulktag", "run", "--job", str(job), "--concurrency", "2"]
         first = subprocess.Popen(command, env=_env(ready), stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30
-            while _stats(ready["url"])["tag_calls_handled"] < 5 and time.monotonic() < deadline:
+            while _stats(ready)["tag_calls_handled"] < 5 and time.monotonic() < deadline:
                 time.sleep(0.1)
             runs_before = set((tmp_path / "job" / "runs").iterdir())
             started = time.monotonic()
@@ -100,7 +82,7 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path) -> None:
     holder.send_signal(signal.SIGKILL)
     holder.communicate()
     with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
-        job = _job(tmp_path, _ids(ready["url"], 3))
+        job = _job(tmp_path, contact_ids(ready, 3))
         result = subprocess.run(
             [
                 sys.executable,
@@ -128,7 +110,7 @@ def test_sigterm_drains_publishes_and_exits_75(tmp_path: Path) -> None:
     with running_emulator(
         "--generate", "300", "--plan", "unmetered", "--latency-ms", "200:400"
     ) as ready:
-        ids = _ids(ready["url"], 300)
+        ids = contact_ids(ready, 300)
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},drain\n" for i in ids))
         run = subprocess.Popen(
@@ -152,11 +134,11 @@ def test_sigterm_drains_publishes_and_exits_75(tmp_path: Path) -> None:
             text=True,
         )
         deadline = time.monotonic() + 30
-        while _stats(ready["url"])["tag_calls_handled"] < 20 and time.monotonic() < deadline:
+        while _stats(ready)["tag_calls_handled"] < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=60)
-        handled = _stats(ready["url"])["tag_calls_handled"]
+        handled = _stats(ready)["tag_calls_handled"]
     assert run.returncode == ExitCode.WORK_LEFT, err
     assert "SIGTERM: finishing requests in flight" in err
     with (tmp_path / "run" / "results.csv").open(newline="") as handle:
@@ -209,7 +191,7 @@ def test_metrics_file_content(tmp_path: Path) -> None:
 def test_metrics_through_the_real_command(tmp_path: Path) -> None:
     """--metrics-file on a run writes the metrics of that run."""
     with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
-        ids = _ids(ready["url"], 3)
+        ids = contact_ids(ready, 3)
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},m\n" for i in ids))
         result = subprocess.run(

@@ -187,3 +187,20 @@ def test_resume_does_not_precheck_again(world: World) -> None:
     code = main(["run", "--resume", str(world.folder / "run")], runtime=world.runtime())
     assert code == ExitCode.OK
     assert world.emulator.handled["GET /v1/contacts/export"] == exports
+
+
+def test_many_tags_on_few_contacts_take_one_full_export(make_world: Callable[..., World]) -> None:
+    """12 tags over 60 contacts: one list call sizes the workspace, one full export answers
+    for every tag (data.contacts and meta.total, the tags column of the export)."""
+    world = make_world(contacts=60, plan="org")
+    ids = world.contact_ids
+    tags = [f"t{n}" for n in range(12)]
+    _tag(world, ids[:30], *tags)
+    source = world.write_csv("in.csv", [(cid, ",".join(tags)) for cid in ids])
+    code, run_dir = world.run(str(source), "--plan", "org", "--skip-existing")
+    assert code == ExitCode.OK
+    summary = _summary(run_dir)
+    assert summary["precheck"]["strategy"] == "full"
+    assert summary["calls"] == {"add_tags": 30, "export": 1, "list_contacts": 1, "total": 32}
+    assert summary["contacts"]["skipped"] == 30
+    assert all(set(tags) <= set(world.tags_of(cid)) for cid in ids)
