@@ -67,7 +67,10 @@ def _iso_time(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bulktag",
-        description="Add tags to LeadLex CRM contacts in bulk, from CSV, Parquet or XLSX files.",
+        description=(
+            "Add tags to LeadLex CRM contacts in bulk, from CSV, XLSX, XLS, ODS, Parquet or "
+            "NDJSON files."
+        ),
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -139,6 +139,7 @@ class ReadOptions:
     delimiter: str | None = None  #: None: sniffed among , ; tab |
     encoding: str | None = None  #: None: detected (BOM, UTF-8, UTF-16, else cp1252)
     sheet: str | None = None  #: XLSX sheet name or 1-based number; None: the first
+    header_row: int | None = None  #: the header's line (CSV) or row (sheet); None: searched
     id_column: str | None = None
     tags_columns: tuple[str, ...] = ()
     tag_separators: str = ",;|"  #: "" keeps each cell as one tag

@@ -34,6 +34,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "delimiter": str,
         "encoding": str,
         "sheet": (str, int),
+        "header_row": int,
         "id_column": str,
         "tags_columns": list,
         "tag_separators": str,
@@ -140,6 +141,9 @@ def _check_whole(path: Path, values: dict[tuple[str, str], Any]) -> None:
     for section, key in (("read", "tags_columns"), ("tags", "add")):
         if any(not isinstance(i, str) for i in values.get((section, key), [])):
             raise _fail(path, f"[{section}] {key} must be a list of strings")
+    header_row = values.get(("read", "header_row"))
+    if header_row is not None and header_row < 1:
+        raise _fail(path, "[read] header_row must be a line or row number from 1")
     keep = values.get(("", "keep_runs"))
     if keep is not None and keep < 1:
         raise _fail(path, "keep_runs must be at least 1")

@@ -4,9 +4,14 @@ IDs: ``{UPPER-CASE}``, ``urn:uuid:...`` and 32 bare hex digits all become the
 lowercase 8-4-4-4-12 form; anything else is a reject, and a value a spreadsheet
 has damaged (``1.23E+15``, a plain number) is reported as such.
 
-Tags: white space trimmed and collapsed to one space, zero-width characters
-removed, optionally lower-cased and prefixed; then empty pieces are dropped, and
-a tag over 100 characters or with a control character is a reject.
+Tags: a cell is split on its separators (``,`` ``;`` ``|`` by default) and on line
+breaks (Alt+Enter in Excel, Ctrl+Enter in Google Sheets); a piece wholly wrapped in
+double quotes (Mailchimp's ``"Customers","VIP"``) loses them, and separators inside
+those quotes do not split it. Each tag: invisible artefacts removed (U+200B, U+2060,
+a stray U+FEFF, soft hyphens; the joiners U+200D and U+200C stay: they are part of
+emoji and of words in Persian or Hindi), white space collapsed to one space and
+trimmed, optionally lower-cased and prefixed; then empty pieces are dropped, and a
+tag over 100 characters or with a control character is a reject.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ __all__ = [
     "ID_REASONS",
     "UUID_PATTERN",
     "canonical_id",
+    "canonical_id_text",
     "clean_tag_pattern",
     "finish_tag",
     "has_control",
@@ -28,6 +34,7 @@ __all__ = [
     "id_reason",
     "normalise_tag",
     "normalise_tag_text",
+    "split_pattern",
     "tag_problem",
     "tag_problem_text",
     "trim_tag",
@@ -39,21 +46,25 @@ _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 #: An ID already in canonical form (what nearly every row holds): nothing to change.
 UUID_PATTERN = _UUID
 _HEX32 = r"^[0-9a-f]{32}$"
-ZERO_WIDTH = "[\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e]"
+#: Invisible artefacts, removed from tags. Not the joiners U+200C and U+200D: they carry
+#: meaning (emoji sequences such as 👩‍💻 and flags, words in Persian, Hindi and more).
+ZERO_WIDTH = "[\u200b\u2060\ufeff\u00ad\u180e]"
 CONTROL = "[\x00-\x1f\x7f-\x9f]"
 
 MISSING_ID = "missing contact id"
-SCIENTIFIC_ID = (
-    "contact id was damaged by a spreadsheet (scientific notation, e.g. 1.23E+15): "
-    "format the column as text and export again"
+#: A number where a UUID belongs: a cell a spreadsheet typed as a number (a bare-hex UUID
+#: of digits only becomes a float and loses its last digits), scientific notation
+#: (``5.00766E+31``, ``5,0077E+31``), or digits that cannot be a UUID.
+NUMERIC_ID = (
+    "contact id is a number: the spreadsheet converted it (or it is another system's "
+    "record id); format the ID column as text and export again"
 )
-NUMERIC_ID = "contact id is a number, not a UUID (a spreadsheet may have converted it)"
 NOT_UUID = "contact id is not a UUID"
 RAGGED = "row has more fields than the header: quote cells that contain the delimiter"
 NO_TAGS = "no tags"
 TAG_TOO_LONG = f"tag longer than {MAX_TAG_LENGTH} characters"
 TAG_CONTROL = "tag contains control characters"
-ID_REASONS = (MISSING_ID, SCIENTIFIC_ID, NUMERIC_ID, NOT_UUID)
+ID_REASONS = (MISSING_ID, NUMERIC_ID, NOT_UUID)
 
 
 def canonical_id(raw: pl.Expr) -> pl.Expr:
@@ -87,12 +98,15 @@ def id_reason(raw: pl.Expr) -> pl.Expr:
     return (
         pl.when(raw.is_null() | (stripped == ""))
         .then(pl.lit(MISSING_ID))
-        .when(stripped.str.contains(r"^[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+$"))
-        .then(pl.lit(SCIENTIFIC_ID))
-        .when(stripped.str.contains(r"^[+-]?\d+(?:[.,]\d+)?$"))
+        .when(stripped.str.contains(NUMBER))
         .then(pl.lit(NUMERIC_ID))
         .otherwise(pl.lit(NOT_UUID))
     )
+
+
+#: A decimal number as spreadsheets write one: sign, digits, a decimal point or comma,
+#: an exponent (``5.00765965359373E+031``, ``5,0077E+31``, ``1.5e15``, ``12345``).
+NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
 
 
 def uuid_key(canonical: pl.Expr) -> pl.Expr:
@@ -125,8 +139,26 @@ def normalise_tag(tag: pl.Expr, *, lower: bool = False, prefix: str = "") -> pl.
 
 
 def trim_tag(tag: pl.Expr) -> pl.Expr:
-    """:func:`normalise_tag` without the case and prefix options."""
-    return tag.str.replace_all(ZERO_WIDTH, "").str.replace_all(r"\s+", " ").str.strip_chars()
+    """:func:`normalise_tag` without the case and prefix options: invisible artefacts
+    out, white space collapsed and trimmed, one pair of wrapping double quotes off."""
+    text = tag.str.replace_all(ZERO_WIDTH, "").str.replace_all(r"\s+", " ")
+    # a joiner at either end joins nothing: an artefact too
+    text = text.str.strip_chars(_ENDS)
+    return text.str.replace(r'^"(.*)"$', "${1}").str.strip_chars(_ENDS)
+
+
+#: Stripped from both ends of a tag: white space, and the joiners (they join nothing there).
+_ENDS = " \t\n\r\x0b\x0c\u200c\u200d"
+
+
+def split_pattern(separators: str) -> str:
+    """The regex whose matches are a tags cell's pieces (``str.extract_all``).
+
+    A piece is text between separators or line breaks, or a double-quoted run that
+    separators do not split (``"A, B"``); line breaks always split: no tag holds one.
+    """
+    outside = "[^" + re.escape(separators) + "\r\n]+"
+    return '[ \t]*"[^"\r\n]*"[ \t]*|' + outside
 
 
 def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -> pl.Expr:
@@ -143,14 +175,15 @@ def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -
 def clean_tag_pattern(separators: str) -> str | None:
     """A regex matching a tags cell that trimming and splitting leave as it is, one tag.
 
-    No separator, no zero-width or control character, white space only as single spaces
-    between other characters, no leading apostrophe; ``None`` when a separator is a space
-    (then a single space splits).
+    No separator, no zero-width or control character (line breaks are control
+    characters), white space only as single spaces between other characters, no
+    leading apostrophe or double quote; ``None`` when a separator is a space (then a
+    single space splits).
     """
     if " " in separators:
         return None
     excluded = "\\s" + re.escape(separators) + ZERO_WIDTH[1:-1] + CONTROL[1:-1]
-    return f"^[^'{excluded}](?:[^{excluded}]| [^{excluded}])*$"
+    return f"^[^'\"{excluded}](?:[^{excluded}]| [^{excluded}])*$"
 
 
 def tag_problem(tag: pl.Expr, *, control: bool = True) -> pl.Expr:
@@ -174,11 +207,27 @@ def has_control(text: str) -> bool:
 _WHITE = re.compile(r"\s+")
 _ZW = re.compile(ZERO_WIDTH)
 _CONTROL = re.compile(CONTROL)
+_UUID_TEXT = re.compile(_UUID)
+_HEX32_TEXT = re.compile(_HEX32)
+
+
+def canonical_id_text(raw: str | None) -> str | None:
+    """:func:`canonical_id` for one Python string (the ID column's content check)."""
+    if raw is None:
+        return None
+    text = raw.strip().lower().removeprefix("urn:uuid:")
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    if _HEX32_TEXT.match(text):
+        text = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text if _UUID_TEXT.match(text) else None
 
 
 def normalise_tag_text(tag: str, *, lower: bool = False, prefix: str = "") -> str:
     """:func:`normalise_tag` for one Python string (static tags, job files)."""
-    text = _WHITE.sub(" ", _ZW.sub("", tag)).strip()
+    text = _WHITE.sub(" ", _ZW.sub("", tag)).strip(_ENDS)
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip(_ENDS)
     if lower:
         text = text.lower()
     return prefix + text if text else text

@@ -38,6 +38,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a number from 1")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -54,12 +61,22 @@ def add_input_options(p: argparse.ArgumentParser, *, inputs: str = "+") -> None:
         "inputs",
         nargs=inputs,
         metavar="INPUT",
-        help="CSV/TSV, Parquet, XLSX or NDJSON files, globs ('exports/*.csv'), - for stdin",
+        help="CSV/TSV, XLSX, XLS, ODS, Parquet or NDJSON files (told apart by their content), "
+        "globs ('exports/*.csv'), - for stdin",
     )
     read = p.add_argument_group("reading")
     read.add_argument("--delimiter", help="CSV delimiter (default: sniffed among , ; tab |)")
     read.add_argument("--encoding", help="CSV encoding (default: detected; e.g. cp1252, utf-16)")
-    read.add_argument("--sheet", help="XLSX sheet name or number (default: the first)")
+    read.add_argument(
+        "--sheet", help="workbook sheet (XLSX, XLS, ODS) name or number (default: the first)"
+    )
+    read.add_argument(
+        "--header-row",
+        type=_positive,
+        metavar="N",
+        help="the header's line (CSV) or row (sheet), from 1 (default: the first of the first "
+        "20 rows that names an ID column)",
+    )
     read.add_argument(
         "--id-column", metavar="NAME", help="the contact ID column (default: by alias)"
     )
@@ -72,7 +89,8 @@ def add_input_options(p: argparse.ArgumentParser, *, inputs: str = "+") -> None:
     read.add_argument(
         "--tag-separators",
         metavar="CHARS",
-        help="characters that split a tags cell (default ',;|'; '' keeps a cell as one tag)",
+        help="characters that split a tags cell besides line breaks, which always do "
+        "(default ',;|'; '' splits on line breaks only)",
     )
     read.add_argument("--tag-case", choices=["preserve", "lower"], help="default preserve")
     read.add_argument("--tag-prefix", metavar="TEXT", help="prepended to every input tag")
@@ -213,6 +231,7 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         delimiter=delimiter,
         encoding=_pick(args, "encoding", job, ("read", "encoding"), None),
         sheet=_pick(args, "sheet", job, ("read", "sheet"), None),
+        header_row=_pick(args, "header_row", job, ("read", "header_row"), None),
         id_column=_pick(args, "id_column", job, ("read", "id_column"), None),
         tags_columns=tuple(_pick(args, "tags_column", job, ("read", "tags_columns"), ())),
         tag_separators=_pick(args, "tag_separators", job, ("read", "tag_separators"), ",;|"),

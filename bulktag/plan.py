@@ -36,6 +36,7 @@ from bulktag.leadlex import MAX_TAGS_PER_REQUEST
 from bulktag.normalise import (
     MISSING_ID,
     NO_TAGS,
+    NUMERIC_ID,
     RAGGED,
     UUID_PATTERN,
     canonical_id,
@@ -71,12 +72,15 @@ def chunks(tags: Sequence[str], size: int = MAX_TAGS_PER_REQUEST) -> list[list[s
 @dataclass(frozen=True, slots=True)
 class InputSummary:
     source: str
-    format: str
+    format: str  #: what the file is: csv, xlsx, xls, ods, parquet, ndjson
     encoding: str | None
-    encoding_detected: bool
+    encoding_detected: bool  #: not given with --encoding
     id_column: str
     tag_columns: tuple[str, ...]
     rows: int
+    header_line: int | None = None  #: the header's line (text) or row (sheet)
+    notes: tuple[str, ...] = ()  #: how the file was read: format, line endings, ID column
+    encoding_note: str | None = None  #: how the encoding was chosen (BOM, a guess and why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,9 @@ class PlanStats:
                     "id_column": i.id_column,
                     "tag_columns": list(i.tag_columns),
                     "rows": i.rows,
+                    "header_line": i.header_line,
+                    "notes": list(i.notes),
+                    "encoding_note": i.encoding_note,
                 }
                 for i in self.inputs
             ],
@@ -198,15 +205,17 @@ def _branches(item: InputFrame, index: int, options: ReadOptions) -> _Branches:
     if (share or 0) < FAST_SHARE:
         return _Branches(fast=fast_rows, general=_rows(item, others, options.tag_separators))
     cells = {name: _own(name) for name in ("id", "extra", tag_name(0))}
-    return _Branches(fast=fast_rows, held=others.select("src", "line", **cells))
+    return _Branches(fast=fast_rows, held=others.select("src", "line", "id_number", **cells))
 
 
 def _rows(item: InputFrame, frame: pl.LazyFrame, separators: str) -> pl.LazyFrame:
     """The general path, per input row: the contact's key, the tags (trimmed and split; not
     yet cased or prefixed), the row's problem, the raw cells for reject rows."""
     raw, canonical = pl.col("__raw"), pl.col("__canonical")
+    number = pl.col("id_number").fill_null(value=False)
     frame = frame.with_columns(__raw=item.raw_id())
-    frame = frame.with_columns(__canonical=canonical_id(raw))
+    # a cell a spreadsheet typed as a number is never a contact, whatever its digits
+    frame = frame.with_columns(__canonical=pl.when(~number).then(canonical_id(raw)))
     tags = (
         item.pieces(separators)
         .list.eval(trim_tag(pl.element()))
@@ -220,6 +229,8 @@ def _rows(item: InputFrame, frame: pl.LazyFrame, separators: str) -> pl.LazyFram
         .then(pl.lit(RAGGED))
         .when(canonical.is_not_null())
         .then(pl.lit(None, dtype=pl.String))
+        .when(number)
+        .then(pl.lit(NUMERIC_ID))
         .otherwise(id_reason(raw))
         .fill_null(pl.when(count == 0).then(pl.lit(NO_TAGS)))
     )
@@ -284,16 +295,21 @@ def build_plan(
         pairs, options, [i.source for i in inputs], plan_path
     )
     records = [read[i] + blank[i] for i in range(len(inputs))]
+    for item, count in zip(inputs, records, strict=True):
+        _refuse_silent_nothing(item, count)
     _fix_csv_lines(inputs, records, lines, plan_path, rejects_path)
     summaries = tuple(
         InputSummary(
             source=item.source,
-            format=item.format,
+            format=item.kind,
             encoding=item.encoding,
             encoding_detected=item.encoding_detected,
             id_column=item.columns.id_name,
             tag_columns=item.columns.tag_names,
             rows=read[i],
+            header_line=item.header_line,
+            notes=item.notes,
+            encoding_note=item.csv.encoding_note if item.csv else None,
         )
         for i, item in enumerate(inputs)
     )
@@ -569,6 +585,24 @@ def _write_rejects(
     return rejects
 
 
+def _refuse_silent_nothing(item: InputFrame, records: int) -> None:
+    """A file with text below its header never becomes zero rows without a word: exit 65."""
+    sniffed = item.csv
+    if records or sniffed is None or item.header_line is None:
+        return
+    below = [
+        r for r in sniffed.rows if r.line > item.header_line and any(c.strip() for c in r.cells)
+    ]
+    if below:
+        raise InputError(
+            f"text follows the header (line {below[0].line}: {below[0].cells[:3]!r}...) but no "
+            f"row could be read from it ({sniffed.line_endings} line endings, delimiter "
+            f"{sniffed.delimiter!r}, {sniffed.encoding}); nothing was sent. Save it again as "
+            "CSV, or pass --delimiter / --encoding",
+            source=item.source,
+        )
+
+
 def _write_plan(
     parts: list[list[pl.DataFrame]], options: ReadOptions, sources: Sequence[str], path: Path
 ) -> tuple[int, int, int]:
@@ -766,7 +800,7 @@ def _line_shifts(item: InputFrame, records: int, lines: int | None) -> pl.DataFr
     ``records``: the data records polars read (blank lines included); ``lines``: the file's.
     """
     sniffed = item.csv
-    if sniffed is None or lines is None or lines <= records + sniffed.skip_rows:
+    if sniffed is None or lines is None or lines <= records + (item.header_line or 1):
         return None
     starts: list[int] = []
     shifts: list[int] = []

@@ -17,18 +17,25 @@ tags, split but not yet normalised (``pieces``).
 
 from __future__ import annotations
 
+import difflib
 import re
 import shutil
 import sys
+import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
+if TYPE_CHECKING:
+    import fastexcel
+
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
-from bulktag.sniff import Format, SniffedCsv, detect_format, sniff_csv
+from bulktag.normalise import canonical_id_text, split_pattern
+from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, sniff_csv
 
 __all__ = ["ColumnMap", "InputFrame", "expand_inputs", "map_columns", "read_input", "tag_name"]
 
@@ -69,12 +76,27 @@ TAG_ALIASES = (
 _NUMBERED_TAG = re.compile(r"^(?:tags?|labels?)_?(\d+)$")
 _ZERO_WIDTH_OR_BOM = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _GLOB = re.compile(r"[*?\[]")
+#: Prefixes CRMs put before a field's name (Pipedrive's "Person - Labels") and Salesforce's
+#: suffix for custom fields ("Tags__c"): a header is matched with and without them.
+_ENTITY_PREFIX = re.compile(r"^(?:person|contact|lead)_+")
+_CUSTOM_SUFFIX = re.compile(r"_+c$")
+#: The header is looked for in this many first rows (titles, dates, blank rows above it).
+HEADER_SEARCH_ROWS = 20
+#: A column holding at least this share of UUIDs (of its non-empty sample values) holds
+#: contact IDs; an aliased column with at most ALMOST_NONE gives way to such a column.
+MOSTLY = 0.5
+ALMOST_NONE = 0.1
 
 
 def normalise_header(name: str) -> str:
     """Trim, case-fold, spaces / dashes / dots to ``_``: "Contact ID" -> "contact_id"."""
     cleaned = _ZERO_WIDTH_OR_BOM.sub("", name).strip().casefold()
     return re.sub(r"[\s\-./]+", "_", cleaned).strip("_")
+
+
+def _bare_header(normalised: str) -> str:
+    """A normalised header without a CRM's entity prefix and Salesforce's ``__c``."""
+    return _CUSTOM_SUFFIX.sub("", _ENTITY_PREFIX.sub("", normalised)) or normalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +106,8 @@ class ColumnMap:
     header: tuple[str, ...]
     id_index: int
     tag_indexes: tuple[int, ...]
+    #: How the ID column was found, when not by its name (e.g. by its content).
+    id_note: str | None = None
 
     @property
     def id_name(self) -> str:
@@ -109,31 +133,145 @@ def _find(
     return hits[0] if hits else None
 
 
-def map_columns(header: Sequence[str], source: str, options: ReadOptions) -> ColumnMap:
-    """Match the header through normalisation and the alias tables (or the options)."""
+def _alias(
+    normalised: list[str], aliases: Sequence[str], header: Sequence[str], source: str, role: str
+) -> int | None:
+    """The first alias a header names: as written, else without prefix and suffix."""
+    for alias in aliases:
+        index = _find(normalised, alias, header, source, role)
+        if index is not None:
+            return index
+    bare = [_bare_header(name) for name in normalised]
+    for alias in aliases:
+        if alias in bare:
+            return bare.index(alias)
+    return None
+
+
+def listed(header: Sequence[str], most: int = 20) -> str:
+    """Column names for a message: quoted, each at most 40 characters, at most ``most``."""
+    shown = [repr(h if len(h) <= 40 else h[:39] + "…") for h in header[:most]]
+    more = f" and {len(header) - most} more" if len(header) > most else ""
+    return (", ".join(shown) + more) or "none"
+
+
+def _missing(name: str, header: Sequence[str], flag: str, found: str) -> str:
+    """``no column NAME (from FLAG)``, with the closest names a typo may have meant."""
+    close = difflib.get_close_matches(
+        normalise_header(name), [normalise_header(h) for h in header], n=3, cutoff=0.6
+    )
+    named = [h for h in header if normalise_header(h) in close]
+    hint = f" (did you mean {' or '.join(repr(h) for h in named)}?)" if named else ""
+    return f"no column {name!r} (from {flag}){hint}; columns found: {found}"
+
+
+def header_index(rows: Sequence[Sequence[str | None]], options: ReadOptions) -> int | None:
+    """Which of the first rows is the header: the first of HEADER_SEARCH_ROWS that names an
+    ID column (an alias, or ``--id-column``); else the first row that is not empty."""
+    wanted = {normalise_header(options.id_column)} if options.id_column else set(ID_ALIASES)
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        names = [normalise_header(cell) for cell in row if cell]
+        if any(name in wanted or _bare_header(name) in wanted for name in names):
+            return index
+    return next((i for i, row in enumerate(rows) if any(c and c.strip() for c in row)), None)
+
+
+def uuid_shares(samples: Sequence[Sequence[str | None]], width: int) -> list[float | None]:
+    """Per column: the share of its non-empty sample values that are contact IDs (UUIDs in
+    any form bulktag accepts); ``None`` for a column with no value."""
+    shares: list[float | None] = []
+    for column in range(width):
+        values = [row[column] for row in samples if column < len(row)]
+        filled = [v for v in values if v is not None and v.strip()]
+        if not filled:
+            shares.append(None)
+            continue
+        uuids = sum(canonical_id_text(v.removeprefix("'")) is not None for v in filled)
+        shares.append(uuids / len(filled))
+    return shares
+
+
+def _by_content(
+    alias: int | None,
+    *,
+    header: Sequence[str],
+    normalised: list[str],
+    shares: list[float | None],
+    source: str,
+    found: str,
+) -> tuple[int, str | None]:
+    """The ID column: the alias unless it holds (almost) no UUIDs while another column
+    holds mostly UUIDs; that column then, said so in the note."""
+    alias_share = shares[alias] if alias is not None else None
+    if alias is not None and (alias_share or 0.0) > ALMOST_NONE:
+        return alias, None
+    tags = set(TAG_ALIASES)
+    candidates = [
+        i
+        for i, share in enumerate(shares)
+        if share is not None
+        and share >= MOSTLY
+        and i != alias
+        and _bare_header(normalised[i]) not in tags
+    ]
+    if len(candidates) > 1:
+        named = [i for i in candidates if re.search(r"contact|leadlex|uuid", normalised[i])]
+        if len(named) != 1:
+            listed = ", ".join(repr(header[i]) for i in candidates)
+            raise InputError(
+                f"several columns hold UUIDs ({listed}) and none is named as the contact ID "
+                "column: name it with --id-column",
+                source=source,
+            )
+        candidates = named
+    if candidates:
+        chosen = candidates[0]
+        why = f"found by content: {header[chosen]!r} holds UUIDs"
+        if alias is not None:
+            why += f", {header[alias]!r} does not"
+        return chosen, why
+    if alias is not None:
+        return alias, None  # its values are damaged (numbers...): the rejects say how
+    raise InputError(
+        f"no contact ID column: no header is one of {', '.join(ID_ALIASES[:4])}, ... and no "
+        f"column holds UUIDs; columns found: {found}. Name it with --id-column",
+        source=source,
+    )
+
+
+def map_columns(
+    header: Sequence[str],
+    source: str,
+    options: ReadOptions,
+    samples: Sequence[Sequence[str | None]] = (),
+) -> ColumnMap:
+    """Match the header through normalisation and the alias tables (or the options); the ID
+    column may also be found by its content (``samples``: the first data rows)."""
     normalised = [normalise_header(h) for h in header]
-    found = ", ".join(repr(h) for h in header) or "none"
-    id_index: int | None = None
+    found = listed(header)
+    note = None
     if options.id_column:
         id_index = _find(normalised, normalise_header(options.id_column), header, source, "ID")
         if id_index is None:
             raise InputError(
-                f"no column {options.id_column!r} (from --id-column); columns found: {found}",
-                source=source,
-                line=1,
+                _missing(options.id_column, header, "--id-column", found), source=source
             )
     else:
-        for alias in ID_ALIASES:
-            id_index = _find(normalised, alias, header, source, "ID")
-            if id_index is not None:
-                break
-    if id_index is None:
-        raise InputError(
-            f"no contact ID column (looked for {', '.join(ID_ALIASES[:4])}, ...); columns found: "
-            f"{found}. Name it with --id-column",
-            source=source,
-            line=1,
+        alias = _alias(normalised, ID_ALIASES, header, source, "ID")
+        shares: list[float | None] = (
+            uuid_shares(samples, len(header)) if samples else [None] * len(header)
         )
+        if not samples and alias is not None:
+            id_index = alias
+        else:
+            id_index, note = _by_content(
+                alias,
+                header=header,
+                normalised=normalised,
+                shares=shares,
+                source=source,
+                found=found,
+            )
     tag_indexes = [
         i for i in _tag_columns(normalised, header, source, options, found) if i != id_index
     ]
@@ -142,9 +280,8 @@ def map_columns(header: Sequence[str], source: str, options: ReadOptions) -> Col
             f"no tags column (looked for tags, tag, labels, tag1, tag2, ...); columns found: "
             f"{found}. Name it with --tags-column",
             source=source,
-            line=1,
         )
-    return ColumnMap(tuple(header), id_index, tuple(tag_indexes))
+    return ColumnMap(tuple(header), id_index, tuple(tag_indexes), note)
 
 
 def _tag_columns(
@@ -156,21 +293,16 @@ def _tag_columns(
         for name in options.tags_columns:
             index = _find(normalised, normalise_header(name), header, source, "tags")
             if index is None:
-                raise InputError(
-                    f"no column {name!r} (from --tags-column); columns found: {found}",
-                    source=source,
-                    line=1,
-                )
+                raise InputError(_missing(name, header, "--tags-column", found), source=source)
             indexes.append(index)
         return indexes
-    for alias in TAG_ALIASES:
-        index = _find(normalised, alias, header, source, "tags")
-        if index is not None:
-            return [index]
+    index = _alias(normalised, TAG_ALIASES, header, source, "tags")
+    if index is not None:
+        return [index]
     numbered = [
         (int(m.group(1)), i)
         for i, name in enumerate(normalised)
-        if (m := _NUMBERED_TAG.match(name))
+        if (m := _NUMBERED_TAG.match(_bare_header(name)))
     ]
     return [i for _, i in sorted(numbered)]
 
@@ -182,7 +314,11 @@ def tag_name(index: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class InputFrame:
-    """One input, read lazily into the common shape."""
+    """One input, read lazily into the common shape.
+
+    The frame's columns: ``line, id, id_number, extra, tag0...`` (``id_number``: the ID
+    cell was typed as a number, a spreadsheet's doing; never a contact).
+    """
 
     source: str
     format: Format
@@ -195,6 +331,10 @@ class InputFrame:
     quoted: bool = False
     #: Per tag cell: True when it is a list of text (Parquet, NDJSON), False for text.
     tag_lists: tuple[bool, ...] = (False,)
+    kind: Kind = "csv"  #: what the file is (an ODS, an XLS... is read as a workbook)
+    header_line: int | None = None  #: the header's line (CSV) or row (sheet)
+    #: What the plan tells about how the file was read (encoding, format, ID column).
+    notes: tuple[str, ...] = ()
 
     @property
     def single_text_tags(self) -> bool:
@@ -218,7 +358,7 @@ class InputFrame:
         return _raw_tags(raws)
 
     def pieces(self, separators: str) -> pl.Expr:
-        """The tags, split but not normalised."""
+        """The tags, split but not normalised (a list element is one piece as it is)."""
         parts = []
         for i, is_list in enumerate(self.tag_lists):
             cell = pl.col(tag_name(i))
@@ -268,9 +408,7 @@ def _unquote(cell: pl.Expr) -> pl.Expr:
 
 
 def _split(cells: list[pl.Expr], separators: str) -> pl.Expr:
-    if not separators:
-        return pl.concat_list(cells).list.drop_nulls()
-    pattern = "[^" + re.escape(separators) + "]+"
+    pattern = split_pattern(separators)
     empty = pl.lit([], dtype=pl.List(pl.String))
     return pl.concat_list([c.str.extract_all(pattern).fill_null(empty) for c in cells])
 
@@ -281,17 +419,48 @@ def _raw_tags(cells: list[pl.Expr]) -> pl.Expr:
     return pl.concat_str(cells, separator=", ", ignore_nulls=True)
 
 
+def _csv_header(sniffed: SniffedCsv, source: str, options: ReadOptions) -> int:
+    """The index in ``sniffed.rows`` of the header (``--header-row`` names its line)."""
+    rows = sniffed.rows
+    if options.header_row is not None:
+        for index, row in enumerate(rows):
+            if row.line == options.header_row:
+                return index
+        raise InputError(
+            f"--header-row {options.header_row}: no row starts on that line "
+            f"(the sample holds lines 1 to {rows[-1].line if rows else 0})",
+            source=source,
+        )
+    found = header_index([row.cells for row in rows], options)
+    if found is None:
+        raise InputError("no header row: the first lines are empty", source=source)
+    return found
+
+
 def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> InputFrame:
     sniffed = sniff_csv(
         path, source, workdir, encoding=options.encoding, delimiter=options.delimiter
     )
-    columns = map_columns(sniffed.header, source, options)
-    width = len(sniffed.header)
+    at = _csv_header(sniffed, source, options)
+    header = sniffed.rows[at].cells
+    if not any(h.strip() for h in header):
+        raise InputError(
+            "the header row is empty: expected column names",
+            source=source,
+            line=sniffed.rows[at].line,
+        )
+    samples = [row.cells for row in sniffed.rows[at + 1 :]]
+    try:
+        columns = map_columns(header, source, options, samples)
+    except InputError as exc:
+        raise _at_line(exc, sniffed.rows[at].line) from None
+    skip = sniffed.first_record + at + 1  # records before the data: "sep=", titles, header
+    width = len(header)
     names = [f"c{i}" for i in range(width + 1)]  # one more: catches ragged rows
     scan = pl.scan_csv(
         sniffed.path,
         has_header=False,
-        skip_rows=sniffed.skip_rows,
+        skip_rows=skip,
         separator=sniffed.delimiter,
         schema=dict.fromkeys(names, pl.String),
         truncate_ragged_lines=True,
@@ -301,10 +470,14 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         quote_char='"',
     )
     frame = scan.select(
-        line=(pl.col("__record").cast(pl.Int64) + sniffed.skip_rows + 1),
+        line=(pl.col("__record").cast(pl.Int64) + skip + 1),
         id=pl.col(names[columns.id_index]),
+        id_number=pl.lit(value=False),
         extra=pl.col(names[width]),
         **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
+    )
+    notes = (
+        [f"{sniffed.line_endings} line endings"] if sniffed.line_endings in ("CR", "mixed") else []
     )
     return InputFrame(
         source,
@@ -316,7 +489,15 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         sniffed,
         quoted=True,
         tag_lists=(False,) * len(columns.tag_indexes),
+        header_line=sniffed.rows[at].line,
+        notes=tuple(notes),
     )
+
+
+def _at_line(exc: InputError, line: int) -> InputError:
+    """The error, placed on the header's line."""
+    message = str(exc).removeprefix(f"{exc.source}: ") if exc.source else str(exc)
+    return InputError(message, source=exc.source, line=line)
 
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -346,11 +527,21 @@ def _read_columnar(
 ) -> InputFrame:
     try:
         schema = scan.collect_schema()
+        texts = {
+            n: _as_text(n, t) for n, t in schema.items() if not isinstance(t, pl.List | pl.Array)
+        }
+        head = scan.head(SAMPLE_ROWS).select(**texts).collect() if texts else pl.DataFrame()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputError(
             f"cannot read this {fmt} file: {_first_line(exc)}", source=source
         ) from None
-    columns = map_columns(list(schema.names()), source, options)
+    names = list(schema.names())
+    samples = (
+        [[row.get(name) for name in names] for row in head.iter_rows(named=True)]
+        if head.height
+        else []
+    )
+    columns = map_columns(names, source, options, samples)
     lists = tuple(isinstance(schema[name], pl.List | pl.Array) for name in columns.tag_names)
     cells = {
         tag_name(j): (
@@ -360,61 +551,130 @@ def _read_columnar(
         )
         for j, (name, is_list) in enumerate(zip(columns.tag_names, lists, strict=True))
     }
+    id_dtype = schema[columns.id_name]
     frame = scan.with_row_index("__record").select(
         line=pl.col("__record").cast(pl.Int64) + 1,
-        id=_as_text(columns.id_name, schema[columns.id_name]),
+        id=_as_text(columns.id_name, id_dtype),
+        # a number column is never a UUID, whatever its digits
+        id_number=pl.lit(id_dtype.is_numeric() or isinstance(id_dtype, pl.Decimal))
+        & pl.col(columns.id_name).is_not_null(),
         extra=pl.lit(None, dtype=pl.String),
         **cells,
     )
-    return InputFrame(source, fmt, frame, columns, tag_lists=lists)
+    return InputFrame(source, fmt, frame, columns, tag_lists=lists, kind=fmt)
 
 
-def _read_excel(path: Path, source: str, options: ReadOptions) -> InputFrame:
+#: Data rows sampled to find the ID column by its content.
+SAMPLE_ROWS = 1_000
+
+
+def _sheet(reader: fastexcel.ExcelReader, options: ReadOptions, source: str) -> int | str:
+    """The sheet to read: ``--sheet`` as a 1-based number or a name (checked), else the first."""
     sheet = options.sheet or "1"
-    if sheet.isdigit() and int(sheet) < 1:
-        raise InputError(f"sheet {sheet}: sheets are numbered from 1", source=source)
-    # skip_rows=0: keep leading empty rows, so that a row's index is its sheet row number - 1.
-    read_options = {"dtypes": "string", "header_row": None, "skip_rows": 0}
+    names = reader.sheet_names
+    if sheet.isdigit():
+        number = int(sheet)
+        if not 1 <= number <= len(names):
+            raise InputError(
+                f"--sheet {sheet}: the workbook has {len(names)} sheet(s), numbered from 1: "
+                + ", ".join(f"{i} {n!r}" for i, n in enumerate(names, start=1)),
+                source=source,
+            )
+        return number - 1
+    if sheet in names:
+        return sheet
+    close = difflib.get_close_matches(sheet, names, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise InputError(
+        f"no sheet {sheet!r}{hint} Sheets: {', '.join(repr(n) for n in names)}", source=source
+    )
+
+
+def _excel_header(table: pl.DataFrame, options: ReadOptions, source: str) -> int:
+    rows = [table.row(i) for i in range(min(table.height, HEADER_SEARCH_ROWS))]
+    if options.header_row is not None:
+        if not 1 <= options.header_row <= table.height:
+            raise InputError(
+                f"--header-row {options.header_row}: the sheet has {table.height} row(s)",
+                source=source,
+            )
+        return int(options.header_row) - 1
+    found = header_index(rows, options)
+    if found is None:
+        raise InputError("the sheet is empty: expected a header row and data", source=source)
+    return found
+
+
+def _open_workbook(
+    path: Path, kind: Kind, options: ReadOptions, source: str
+) -> tuple[fastexcel.ExcelReader, int | str, pl.DataFrame]:
+    """The workbook, the sheet to read, and that sheet's cells as text."""
+    import fastexcel  # noqa: PLC0415  (polars' calamine engine; only workbooks need it)
+
+    # calamine goes by the extension; from the bytes it tells the format by content.
+    named = path.suffix.lower().lstrip(".") in (kind, "xlsm" if kind == "xlsx" else kind)
+    reader = fastexcel.read_excel(path if named else path.read_bytes())
+    sheet = _sheet(reader, options, source)
+    # skip_rows=0: keep leading empty rows, so a row's index is its sheet row number - 1.
+    table = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string").to_polars()
+    return reader, sheet, table
+
+
+def _compact_ods(path: Path, workdir: Path) -> Path:
+    """An ODS whose content.xml calamine can read: gnumeric indents its XML (calamine stops
+    at the white space between cells) and breaks lines in a cell with ``<text:line-break/>``
+    (which calamine drops): without the indentation, each break a paragraph of its own."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = workdir / f"{path.stem}-compact.ods"
+    with zipfile.ZipFile(path) as original, zipfile.ZipFile(target, "w") as compact:
+        for info in original.infolist():
+            data = original.read(info.filename)
+            if info.filename == "content.xml":
+                data = re.sub(rb">\s+<", b"><", data)
+                data = data.replace(b"<text:line-break/>", b"</text:p><text:p>")
+            compact.writestr(info, data)
+    return target
+
+
+def _read_excel(
+    path: Path, source: str, options: ReadOptions, kind: Kind, workdir: Path
+) -> InputFrame:
     try:
-        if sheet.isdigit():
-            table = pl.read_excel(
-                path,
-                sheet_id=int(sheet),
-                engine="calamine",
-                has_header=False,
-                drop_empty_rows=False,
-                drop_empty_cols=False,
-                read_options=read_options,
+        try:
+            reader, sheet, table = _open_workbook(path, kind, options, source)
+        except InputError:
+            raise
+        except Exception:
+            if kind != "ods":
+                raise
+            reader, sheet, table = _open_workbook(
+                _compact_ods(path, workdir), kind, options, source
             )
-        else:
-            table = pl.read_excel(
-                path,
-                sheet_name=sheet,
-                engine="calamine",
-                has_header=False,
-                drop_empty_rows=False,
-                drop_empty_cols=False,
-                read_options=read_options,
-            )
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001  (fastexcel raises its own tree; all mean "unreadable")
         raise InputError(
-            f"cannot read this spreadsheet: {_first_line(exc)}", source=source
+            f"cannot read this {kind.upper()} file ({_first_line(exc)}): {_SAVE_AGAIN}",
+            source=source,
         ) from None
-    first = next(
-        (i for i, row in enumerate(table.iter_rows()) if any(v and v.strip() for v in row)), None
-    )
-    if first is None:
-        raise InputError("the sheet is empty: expected a header row and data", source=source)
-    header = ["" if v is None else str(v) for v in table.row(first)]
-    columns = map_columns(header, source, options)
+    at = _excel_header(table, options, source)
+    header = ["" if v is None else str(v) for v in table.row(at)]
+    samples = [table.row(i) for i in range(at + 1, min(table.height, at + 1 + SAMPLE_ROWS))]
+    try:
+        columns = map_columns(header, source, options, samples)
+    except InputError as exc:
+        raise _at_line(exc, at + 1) from None
     names = table.columns
+    typed = _typed_ids(reader, sheet, table.get_column(names[columns.id_index]), columns.id_index)
     frame = (
         table.lazy()
         .with_row_index("__record")
-        .slice(first + 1)
+        .with_columns(__typed=typed)
+        .slice(at + 1)
         .select(
             line=pl.col("__record").cast(pl.Int64) + 1,
             id=pl.col(names[columns.id_index]),
+            id_number=pl.col("__typed"),
             extra=pl.lit(None, dtype=pl.String),
             **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
         )
@@ -426,7 +686,36 @@ def _read_excel(path: Path, source: str, options: ReadOptions) -> InputFrame:
         columns,
         quoted=True,
         tag_lists=(False,) * len(columns.tag_indexes),
+        kind=kind,
+        header_line=at + 1,
     )
+
+
+_SAVE_AGAIN = (
+    "open it in Excel, LibreOffice or Google Sheets and save it as XLSX or CSV, or export it "
+    "again if the file is cut short"
+)
+
+
+def _typed_ids(
+    reader: fastexcel.ExcelReader, sheet: int | str, ids: pl.Series, index: int
+) -> pl.Series:
+    """Per row: whether the ID cell is typed as a number (or a date, a boolean), not text.
+
+    A number cell reads as its digits: as text, most cannot pass for a UUID (the ID rules
+    reject them), but a bare-hex UUID made only of digits becomes a float whose 32 digits
+    (float noise in the last ones) would. Only then is the sheet's ID column read again,
+    as booleans: fastexcel gives a value for a number, date or boolean cell and none for
+    text, whatever the text holds.
+    """
+    digits = ids.str.contains(r"^\s*\d{32}\s*$").fill_null(value=False)
+    if not digits.any():
+        return pl.repeat(value=False, n=ids.len(), dtype=pl.Boolean, eager=True)
+    kinds = reader.load_sheet(
+        sheet, header_row=None, skip_rows=0, dtypes={index: "boolean"}, use_columns=[index]
+    )
+    typed: pl.Series = kinds.to_polars().to_series().is_not_null()
+    return typed
 
 
 def _first_line(exc: BaseException) -> str:
@@ -443,11 +732,15 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
             shutil.copyfileobj(sys.stdin.buffer, handle)
         return _read_csv(path, "<stdin>", options, workdir)
     path = Path(name)
-    fmt = detect_format(path)
-    if fmt == "csv":
-        return _read_csv(path, name, options, workdir)
-    if fmt == "xlsx":
-        return _read_excel(path, name, options)
-    if fmt == "parquet":
-        return _read_columnar(pl.scan_parquet(path), name, fmt, options)
-    return _read_columnar(pl.scan_ndjson(path, infer_schema_length=10_000), name, fmt, options)
+    detected = detect_format(path, name)
+    if detected.format == "csv":
+        item = _read_csv(path, name, options, workdir)
+    elif detected.format == "xlsx":
+        item = _read_excel(path, name, options, detected.kind, workdir)
+    elif detected.format == "parquet":
+        item = _read_columnar(pl.scan_parquet(path), name, "parquet", options)
+    else:
+        scan = pl.scan_ndjson(path, infer_schema_length=10_000)
+        item = _read_columnar(scan, name, "ndjson", options)
+    notes = tuple(filter(None, [detected.note, item.columns.id_note]))
+    return replace(item, notes=(*notes, *item.notes))

@@ -56,16 +56,17 @@ def describe_plan(
     """The plan, as lines for a person."""
     lines = []
     for item in stats.inputs:
-        encoding = (
-            f", {item.encoding}{' (detected)' if item.encoding_detected else ''}"
-            if item.encoding
-            else ""
-        )
+        encoding = ""
+        if item.encoding:
+            how = item.encoding_note or ("detected" if item.encoding_detected else "given")
+            encoding = f", {item.encoding} ({how})"
+        header = f" below the header on line {item.header_line}" if item.header_line else ""
         lines.append(
-            f"input {item.source}: {item.format}{encoding}, {item.rows:,} rows, "
+            f"input {item.source}: {item.format}{encoding}, {item.rows:,} rows{header}, "
             f"ID column {item.id_column!r}, tags from "
             + ", ".join(repr(t) for t in item.tag_columns)
         )
+        lines.extend(f"  {note}" for note in item.notes)
     blank = f" ({stats.blank_rows:,} blank rows skipped)" if stats.blank_rows else ""
     lines.append(
         f"rows: {stats.rows_read:,} read, {stats.rows_grouped:,} grouped, "

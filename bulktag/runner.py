@@ -190,7 +190,10 @@ def _stats_json(stats: PlanStats) -> dict[str, Any]:
 
 def _stats_from_json(data: dict[str, Any]) -> PlanStats:
     inputs = tuple(
-        InputSummary(**{**i, "tag_columns": tuple(i["tag_columns"])}) for i in data.pop("inputs")
+        InputSummary(
+            **{**i, "tag_columns": tuple(i["tag_columns"]), "notes": tuple(i.get("notes", ()))}
+        )
+        for i in data.pop("inputs")
     )
     return PlanStats(**data, inputs=inputs)
 

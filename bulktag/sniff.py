@@ -1,9 +1,17 @@
-"""Before polars reads a file: which format, which encoding, which delimiter, which header.
+"""Before polars reads a file: what it really is, its encoding, line endings and delimiter.
 
-Polars scans UTF-8 only, so a file in another encoding (cp1252 from Excel's
-"CSV", UTF-16 from Excel's "Unicode text") is transcoded once, in chunks, into a
-UTF-8 file in the run's work folder. Everything here reads a bounded sample,
-except that transcoding and the strict UTF-8 check of files up to
+The content decides, not the extension: a CSV saved as ``.xlsx`` is read as CSV, an
+XLSX saved as ``.csv`` as a workbook, and what bulktag cannot read (an HTML table
+saved as ``.xls``, as Salesforce Classic and many web apps export; a PDF; a
+password-protected workbook; a ZIP of something else) stops with a message that
+says what the file is and how to save it.
+
+Polars scans UTF-8 with LF or CRLF line endings only, so a file in another encoding
+(cp1252 or Mac Roman from Excel's "CSV", UTF-16 from its "Unicode text"), or with
+CR-only line endings (Excel for Mac's "CSV (Macintosh)"), is rewritten once, in
+chunks, into a UTF-8 file with LF line endings in the run's work folder; line
+numbers do not change (every CR, LF or CRLF ends one line). Everything here reads
+a bounded sample, except that the rewrite and the strict UTF-8 check of files up to
 ``FULL_CHECK_BYTES`` read the whole file.
 """
 
@@ -16,35 +24,32 @@ import io
 import os
 import re
 import tempfile
+import unicodedata
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from bulktag.errors import InputError
 
-__all__ = ["Format", "SniffedCsv", "detect_format", "sniff_csv"]
+__all__ = ["Detected", "Format", "SampleRow", "SniffedCsv", "detect_format", "sniff_csv"]
 
+#: How a file is read (and the family of its outputs).
 Format = Literal["csv", "parquet", "xlsx", "ndjson"]
+#: What a file is, as a person names it (a spreadsheet may be XLSX, XLSB, XLS or ODS).
+Kind = Literal["csv", "parquet", "xlsx", "xlsb", "xls", "ods", "ndjson"]
 
 SAMPLE_BYTES = 256 * 1024
 FULL_CHECK_BYTES = 64 * 1024 * 1024
+#: Records of the sample kept for the header search and the ID column's content.
+SAMPLE_RECORDS = 1_000
 CANDIDATES = (",", ";", "\t", "|")
-_EXTENSIONS: dict[str, Format] = {
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".tab": "csv",
-    ".txt": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".xlsx": "xlsx",
-    ".xlsm": "xlsx",
-    ".xls": "xlsx",
-    ".xlsb": "xlsx",
-    ".ods": "xlsx",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-}
 _SEP_LINE = re.compile(r"^sep=(.)\r?$")
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
+_SAVE_AS = "open it in Excel, LibreOffice or Google Sheets and save it as XLSX or CSV"
 
 
 def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
@@ -57,35 +62,156 @@ def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error("bulktag-latin1", _latin1_fallback)
 
 
-def detect_format(path: Path) -> Format:
-    """By extension, else by the first bytes (PAR1, a ZIP, a JSON object), else CSV."""
-    known = _EXTENSIONS.get(path.suffix.lower())
-    if known is not None:
-        return known
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """What a file is, from its first bytes."""
+
+    format: Format  #: how it is read
+    kind: Kind  #: what it is
+    note: str | None = None  #: set when the extension says something else
+
+
+_EXTENSION_KINDS: dict[str, Kind] = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".tab": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".xlsb": "xlsb",
+    ".xls": "xls",
+    ".ods": "ods",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+_READ_AS: dict[Kind, Format] = {
+    "csv": "csv",
+    "parquet": "parquet",
+    "xlsx": "xlsx",
+    "xlsb": "xlsx",
+    "xls": "xlsx",
+    "ods": "xlsx",
+    "ndjson": "ndjson",
+}
+_KIND_NAMES = {
+    "csv": "a text (CSV) file",
+    "parquet": "a Parquet file",
+    "xlsx": "an XLSX workbook",
+    "xlsb": "an XLSB workbook",
+    "xls": "a legacy XLS workbook",
+    "ods": "an OpenDocument (ODS) spreadsheet",
+    "ndjson": "an NDJSON file",
+}
+
+
+def _unusable(source: str, what: str, fix: str = _SAVE_AS) -> InputError:
+    return InputError(f"this file is {what}, which bulktag cannot read: {fix}", source=source)
+
+
+def detect_format(path: Path, source: str | None = None) -> Detected:
+    """What the file is, by its first bytes (never by its extension alone).
+
+    Raises :class:`InputError` (exit 65) for what bulktag cannot read, saying what the
+    file is and how to save it instead.
+    """
+    source = source or str(path)
     try:
         with path.open("rb") as handle:
-            head = handle.read(4)
+            head = handle.read(SAMPLE_BYTES)
     except OSError as exc:
-        raise InputError(f"cannot read the file ({exc.strerror})", source=str(path)) from None
-    if head == b"PAR1":
+        raise InputError(f"cannot read the file ({exc.strerror})", source=source) from None
+    kind = _kind(path, head, source)
+    named = _EXTENSION_KINDS.get(path.suffix.lower())
+    note = None
+    if named is not None and named != kind:
+        note = f"named {path.suffix} but is {_KIND_NAMES[kind]}: read as such"
+    return Detected(_READ_AS[kind], kind, note)
+
+
+def _kind(path: Path, head: bytes, source: str) -> Kind:
+    if head.startswith(b"PAR1"):
         return "parquet"
-    if head.startswith(b"PK\x03\x04"):
-        return "xlsx"
-    if head.lstrip()[:1] == b"{":
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(path, source)
+    if head.startswith(_OLE2):
+        if _ENCRYPTED in head or _ENCRYPTED in _tail(path):
+            raise _unusable(
+                source,
+                "a password-protected workbook",
+                "remove the password (File > Info > Protect Workbook in Excel) and save again",
+            )
+        return "xls"
+    if head.startswith(b"%PDF"):
+        raise _unusable(source, "a PDF document", "export the table itself as CSV or XLSX")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<"):
+        if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
+            raise _unusable(source, "an Excel 2003 XML spreadsheet")
+        what = "an HTML page" if b"<html" in text or b"<table" in text else "an XML document"
+        raise _unusable(
+            source,
+            f"{what} (web apps and Salesforce Classic save HTML tables as .xls)",
+        )
+    if text.startswith(b"{"):
         return "ndjson"
+    start = head[:8192]
+    binary = start.count(0) >= max(2, len(start) // 100)  # NULs in 1 % of it: not text
+    if binary and _bom_encoding(head) is None and _utf16_guess(head) is None:
+        raise _unusable(source, "binary data, not a table", "export the data as CSV or XLSX")
     return "csv"
+
+
+def _tail(path: Path) -> bytes:
+    """The start of an OLE2 file's directory, where an encrypted package names its stream."""
+    with path.open("rb") as handle:
+        return handle.read(4 * 1024 * 1024)
+
+
+def _zip_kind(path: Path, source: str) -> Kind:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            mimetype = archive.read("mimetype") if "mimetype" in names else b""
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError):
+        raise InputError(
+            "the file is cut short or damaged (a ZIP-based workbook that does not open; a "
+            "download that stopped?): export or download it again",
+            source=source,
+        ) from None
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    if "xl/workbook.bin" in names:
+        return "xlsb"
+    if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+        return "ods"
+    if "word/document.xml" in names or mimetype.startswith(b"application/vnd.oasis.opendoc"):
+        raise _unusable(source, "a text document, not a spreadsheet", "export the table as CSV")
+    raise _unusable(source, "a ZIP archive", "extract the CSV or XLSX file inside and give that")
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRow:
+    """One record of a CSV's sample: its first physical line and its cells."""
+
+    line: int
+    cells: list[str]
 
 
 @dataclass(frozen=True, slots=True)
 class SniffedCsv:
-    """A CSV ready for polars: a UTF-8 path, its delimiter, its header, where data starts."""
+    """A CSV ready for polars: a UTF-8 path with LF or CRLF line endings, its delimiter,
+    and the first records (for the header search and the ID column's content)."""
 
-    path: Path  #: the file polars scans (a UTF-8 copy when the input was not UTF-8)
+    path: Path  #: the file polars scans (a rewritten copy when the input needed one)
     encoding: str  #: the input's encoding, as used
     encoding_detected: bool
+    encoding_note: str  #: how the encoding was chosen (a BOM, valid UTF-8, a guess and why)
     delimiter: str
-    header: list[str]
-    skip_rows: int  #: records before the first data row (the header, and Excel's "sep=" line)
+    rows: list[SampleRow]  #: the sample's records after a "sep=" line, blank ones included
+    first_record: int  #: records before ``rows`` (1 for Excel's "sep=;" line, else 0)
+    line_endings: str  #: what the file uses: "LF", "CRLF", "CR" or "mixed"
 
 
 def _bom_encoding(head: bytes) -> str | None:
@@ -98,45 +224,120 @@ def _bom_encoding(head: bytes) -> str | None:
     return None
 
 
-def _is_utf8(path: Path, sample: bytes, size: int) -> bool:
+def _utf16_guess(sample: bytes) -> str | None:
+    """UTF-16 without a BOM, by where its NUL bytes fall (ASCII text: every other byte)."""
+    if len(sample) < 4:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > 0.3 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.3 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+@dataclass
+class _Scan:
+    """What one pass over the raw bytes found."""
+
+    utf8: bool = True
+    cr: int = 0  #: carriage returns
+    crlf: int = 0  #: CR LF pairs
+    lf: int = 0  #: line feeds
+
+    @property
+    def lone_cr(self) -> bool:
+        return self.cr > self.crlf
+
+    @property
+    def line_endings(self) -> str:
+        lone_cr, lone_lf = self.cr - self.crlf, self.lf - self.crlf
+        kinds = [name for name, n in (("CR", lone_cr), ("LF", lone_lf), ("CRLF", self.crlf)) if n]
+        return "mixed" if len(kinds) > 1 else (kinds[0] if kinds else "LF")
+
+
+def _scan(path: Path, sample: bytes, size: int) -> _Scan:
+    """Strict UTF-8 check and line-ending counts: of the whole file up to FULL_CHECK_BYTES,
+    else of the sample."""
+    found = _Scan()
     decoder = codecs.getincrementaldecoder("utf-8")()
+    chunks = _chunks(path) if size <= FULL_CHECK_BYTES else iter([sample])
+    previous = b""
     try:
-        if size <= FULL_CHECK_BYTES:
-            with path.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
+        for chunk in chunks:
+            found.cr += chunk.count(b"\r")
+            found.lf += chunk.count(b"\n")
+            found.crlf += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
+            previous = chunk[-1:]
+            if found.utf8:
+                try:
                     # ASCII is UTF-8: only decode (slower) what is not, or ends a sequence
                     if not (chunk.isascii() and not decoder.getstate()[0]):
                         decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    found.utf8 = False
+        if found.utf8 and size <= FULL_CHECK_BYTES:
             decoder.decode(b"", final=True)
-        else:
-            decoder.decode(sample, final=False)
     except UnicodeDecodeError:
-        return False
-    return True
+        found.utf8 = False
+    return found
 
 
-def detect_encoding(path: Path, sample: bytes, size: int) -> str:
-    """BOM; else UTF-16 by its NUL bytes; else UTF-8 if valid; else cp1252."""
-    found = _bom_encoding(sample)
-    if found:
-        return found
-    if len(sample) >= 4:
-        even, odd = sample[0::2], sample[1::2]
-        if odd.count(0) > 0.3 * len(odd) and even.count(0) < 0.05 * len(even):
-            return "utf-16-le"
-        if even.count(0) > 0.3 * len(even) and odd.count(0) < 0.05 * len(odd):
-            return "utf-16-be"
-    return "utf-8" if _is_utf8(path, sample, size) else "cp1252"
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            yield chunk
 
 
-def _transcode(path: Path, encoding: str, target: Path, source: str) -> None:
+def _plausibility(text: str) -> int:
+    """How much the non-ASCII letters of ``text`` read like words: letters inside words
+    count for, capitals and symbols in the middle of a word against ("MŸnchen", "Stra§e")."""
+    score = 0
+    for index, char in enumerate(text):
+        if char.isascii():
+            continue
+        before = text[index - 1] if index else " "
+        after = text[index + 1] if index + 1 < len(text) else " "
+        category = unicodedata.category(char)
+        if "\x80" <= char <= "\x9f":  # a byte cp1252 leaves undefined
+            score -= 2
+        elif category == "Ll" or (category == "Lu" and not before.isalpha()):
+            score += 1
+        elif (category == "Lu" and (before.islower() or after.islower())) or (
+            category[0] in "SP" and before.isalpha() and after.isalpha()
+        ):
+            score -= 1
+    return score
+
+
+def _guess_8bit(sample: bytes, line_endings: str) -> tuple[str, str]:
+    """cp1252 (Windows) or Mac Roman (Excel for Mac's "CSV (Macintosh)"), for text that is
+    not UTF-8: whichever reads more like words; a tie goes to Mac Roman when lines end
+    with CR alone (the Mac's own line ending), else to cp1252."""
+    windows = _plausibility(sample.decode("cp1252", errors="bulktag-latin1"))
+    mac = _plausibility(sample.decode("mac-roman"))
+    if mac > windows or (mac == windows and line_endings == "CR"):
+        why = "CR line endings" if line_endings == "CR" else ""
+        if mac > windows:
+            why = ", ".join(filter(None, [why, "accented letters read as Mac Roman"]))
+        return "mac-roman", f"guessed: not UTF-8; {why}"
+    return "cp1252", "guessed: not UTF-8, read as Windows-1252"
+
+
+def _rewrite(path: Path, encoding: str, target: Path, source: str) -> None:
+    """``path`` decoded from ``encoding`` into UTF-8 with LF line endings (CR and CRLF each
+    become one LF: line numbers stay)."""
     errors = "bulktag-latin1" if codecs.lookup(encoding).name == "cp1252" else "strict"
     decoder = codecs.getincrementaldecoder(encoding)(errors=errors)
+    pending = ""
     try:
-        with path.open("rb") as raw, target.open("wb") as out:
+        with path.open("rb") as raw, target.open("w", encoding="utf-8", newline="") as out:
             while chunk := raw.read(1 << 20):
-                out.write(decoder.decode(chunk).encode("utf-8"))
-            out.write(decoder.decode(b"", final=True).encode("utf-8"))
+                text = pending + decoder.decode(chunk)
+                pending = "\r" if text.endswith("\r") else ""  # its LF may start the next chunk
+                text = text.removesuffix("\r") if pending else text
+                out.write(text.replace("\r\n", "\n").replace("\r", "\n"))
+            out.write((pending + decoder.decode(b"", final=True)).replace("\r", "\n"))
     except UnicodeDecodeError as exc:
         raise InputError(
             f"not valid {encoding} text (byte {exc.start} of a chunk: {exc.reason}); "
@@ -145,26 +346,55 @@ def _transcode(path: Path, encoding: str, target: Path, source: str) -> None:
         ) from None
 
 
-def _rows(lines: list[str], delimiter: str) -> list[list[str]]:
-    rows: list[list[str]] = []
-    # A cell over the csv module's 128 KiB limit: judge by the rows before it.
+def _records(text: str, delimiter: str, limit: int) -> list[SampleRow]:
+    """The first ``limit`` records of ``text``, each with its first physical line."""
+    rows: list[SampleRow] = []
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    line = 1
+    # A cell over the csv module's 128 KiB limit, or a quote the sample cuts: judge by the
+    # records before it.
     with contextlib.suppress(csv.Error):
-        rows.extend(r for r in csv.reader(lines, delimiter=delimiter) if r)
+        for cells in reader:
+            rows.append(SampleRow(line, cells))
+            line = reader.line_num + 1
+            if len(rows) >= limit:
+                break
     return rows
 
 
-def _sniff_delimiter(lines: list[str]) -> str:
+def _sniff_delimiter(text: str) -> str:
+    """The candidate that splits the most of the first records into the same number (> 1)
+    of fields: title lines above the header do not count against it (the modal width
+    decides)."""
     best, best_score = ",", (0.0, 0)
     for candidate in CANDIDATES:
-        rows = _rows(lines, candidate)
-        if not rows or len(rows[0]) < 2:
+        widths = Counter(len(r.cells) for r in _records(text, candidate, 50) if r.cells)
+        if not widths:
             continue
-        width = len(rows[0])
-        consistent = sum(len(r) == width for r in rows) / len(rows)
-        score = (consistent, width)
+        width, count = max(widths.items(), key=lambda item: (item[1], item[0]))
+        if width < 2:
+            continue
+        score = (count / sum(widths.values()), width)
         if score > best_score:
             best, best_score = candidate, score
     return best
+
+
+def _choose_encoding(given: str | None, sample: bytes, scan: _Scan, source: str) -> tuple[str, str]:
+    """The encoding, and how it was chosen: given, a BOM, UTF-16's NULs, valid UTF-8, or a
+    guess between cp1252 and Mac Roman."""
+    if given is not None:
+        try:
+            return codecs.lookup(given).name, "given with --encoding"
+        except LookupError:
+            raise InputError(f"unknown encoding {given!r}", source=source) from None
+    if (bom := _bom_encoding(sample)) is not None:
+        return bom, "byte order mark"
+    if (wide := _utf16_guess(sample)) is not None:
+        return wide, "guessed: UTF-16 without a byte order mark"
+    if scan.utf8:
+        return "utf-8", "valid UTF-8"
+    return _guess_8bit(sample, scan.line_endings)
 
 
 def sniff_csv(
@@ -175,7 +405,7 @@ def sniff_csv(
     encoding: str | None = None,
     delimiter: str | None = None,
 ) -> SniffedCsv:
-    """Find encoding, delimiter and header; transcode to UTF-8 when needed."""
+    """Find encoding, line endings and delimiter; rewrite into UTF-8 with LF when needed."""
     try:
         size = path.stat().st_size
         with path.open("rb") as handle:
@@ -184,48 +414,46 @@ def sniff_csv(
         raise InputError(f"cannot read the file ({exc.strerror})", source=source) from None
     if not sample.strip():
         raise InputError("the file is empty: expected a header row and data", source=source)
+    scan = _scan(path, sample, size)
     detected = encoding is None
-    if encoding is None:
-        encoding = detect_encoding(path, sample, size)
-    else:
-        try:
-            encoding = codecs.lookup(encoding).name
-        except LookupError:
-            raise InputError(f"unknown encoding {encoding!r}", source=source) from None
+    encoding, note = _choose_encoding(encoding, sample, scan, source)
+    wide_text = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
     scanned = path
-    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig"):
+    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig") or (
+        scan.lone_cr and not wide_text
+    ):
         workdir.mkdir(parents=True, exist_ok=True)
         handle_fd, name = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=".utf8.csv", dir=workdir)
         os.close(handle_fd)
         scanned = Path(name)
-        _transcode(path, encoding, scanned, source)
+        _rewrite(path, encoding, scanned, source)
         with scanned.open("rb") as handle:
             sample = handle.read(SAMPLE_BYTES)
     text = sample.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = text.splitlines()
-    if len(sample) == SAMPLE_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # the last line of a cut sample may be partial
-    skip = 0
-    sep_line = _SEP_LINE.match(lines[0]) if lines else None
+    if len(sample) == SAMPLE_BYTES and "\n" in text:
+        text = text[: text.rindex("\n") + 1]  # the last line of a cut sample may be partial
+    first_record = 0
+    sep_line = _SEP_LINE.match(text.split("\n", 1)[0])
     if sep_line:  # Excel's "sep=;" first line
         delimiter = delimiter or sep_line.group(1)
-        lines, skip = lines[1:], 1
+        text, first_record = text.split("\n", 1)[1] if "\n" in text else "", 1
     if delimiter is None:
-        delimiter = _sniff_delimiter(lines[:50])
+        delimiter = _sniff_delimiter("".join(text.splitlines(keepends=True)[:50]))
     if len(delimiter) != 1 or delimiter in '"\r\n':
         raise InputError(
             f"delimiter {delimiter!r} must be one character, not a quote", source=source
         )
-    try:
-        header = next(csv.reader(io.StringIO("\n".join(lines[:50])), delimiter=delimiter), [])
-    except csv.Error as exc:
-        raise InputError(
-            f"the header row cannot be read ({exc}): an unbalanced quote?",
-            source=source,
-            line=1 + skip,
-        ) from None
-    if not any(h.strip() for h in header):
-        raise InputError(
-            "the first row is empty: expected a header row", source=source, line=1 + skip
-        )
-    return SniffedCsv(scanned, encoding, detected, delimiter, header, skip + 1)
+    rows = [
+        SampleRow(row.line + first_record, row.cells)
+        for row in _records(text, delimiter, SAMPLE_RECORDS)
+    ]
+    return SniffedCsv(
+        scanned,
+        encoding,
+        detected,
+        note,
+        delimiter,
+        rows,
+        first_record,
+        scan.line_endings,
+    )

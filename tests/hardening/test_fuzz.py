@@ -163,6 +163,5 @@ def test_malformed_inputs_never_raise(tmp_path: Path, capsys: pytest.CaptureFixt
             assert row["reason"], (path.name, row)
             assert row["source"] == str(path), (path.name, row)
     # the generator must reach all three outcomes, or it tests too little
-    assert outcomes[65] >= 100
-    assert outcomes[1] >= 100
+    assert min(outcomes[code] for code in (0, 1, 65)) >= 20, outcomes
     assert sum(outcomes.values()) == CASES

@@ -13,7 +13,6 @@ from bulktag.normalise import (
     NO_TAGS,
     NOT_UUID,
     NUMERIC_ID,
-    SCIENTIFIC_ID,
     TAG_TOO_LONG,
 )
 from tests.read.support import SEED, plan_of, validate
@@ -44,7 +43,7 @@ def test_segment_excel_utf8_csv(tmp_path: Path) -> None:
     result = plan_of([SAMPLES / "segment_excel_utf8.csv"], tmp_path)
     stats = result.stats
     assert (stats.rows_read, stats.rows_grouped, stats.rows_rejected) == (25, 23, 2)
-    assert stats.rejects_by_reason == {SCIENTIFIC_ID: 1, MISSING_ID: 1}
+    assert stats.rejects_by_reason == {NUMERIC_ID: 1, MISSING_ID: 1}
     assert result.rejects.select("contact_id", "line", "column").rows() == [
         ("1,23457E+15", 23, "Contact ID"),
         (None, 24, "Contact ID"),

@@ -165,7 +165,7 @@ def test_validate_exits_65_on_a_missing_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], header: str, message: str
 ) -> None:
     """Through `bulktag validate`: exit 65, one line naming the file, line 1 and the columns."""
-    path = write(tmp_path, "in.csv", f"{header}\n{A};vip\n")
+    path = write(tmp_path, "in.csv", f"{header}\nann@example.com;vip\n")
     code, out, err = validate(capsys, path)
     assert code == 65
     assert out == ""
