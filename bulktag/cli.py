@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["build_parser", "main"]
 
-EXIT_CODES_HELP = "exit codes (highest precedence first when several apply):\n" + "\n".join(
+EXIT_CODES_HELP = "exit codes (when several apply, the first of 77, 78, 75, 1, 0):\n" + "\n".join(
     f"  {code.value:>3}  {code.meaning}" for code in ExitCode
 )
 
@@ -299,6 +299,21 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
     faults.add_argument(
         "--storm-seconds", type=float, default=30.0, metavar="S", help="length of a 429 storm"
     )
+    faults.add_argument(
+        "--captive-portal",
+        action="store_true",
+        help="answer every request 200 with an HTML sign-in page (a captive portal or proxy)",
+    )
+    faults.add_argument(
+        "--gateway-per-minute",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a gateway in front allowing N calls a minute, the excess 429 without Retry-After",
+    )
+    tls = p.add_argument_group("TLS (https://, as a company's own CA would sign it)")
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
     p.set_defaults(handler=_emulator)
 
 
@@ -328,6 +343,8 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
             slow_ms=args.slow_ms,
             storm_rate=args.storm_rate,
             storm_seconds=args.storm_seconds,
+            captive_portal=args.captive_portal,
+            gateway_per_minute=args.gateway_per_minute,
         )
         contacts = list(load_contacts(args.contacts)) if args.contacts else []
     except (ValueError, OSError) as exc:
@@ -350,8 +367,25 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
     def announce(root: str) -> dict[str, Any]:
         return {"control": root + CONTROL_PREFIX, "keys": announced, "plan": emulator.plan}
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
+    if tls is not None:
+        import ssl  # noqa: PLC0415  (only the emulator serving TLS needs it)
+
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*tls)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"--tls-cert/--tls-key: cannot load them ({exc})") from None
     try:
-        serve(emulator, args.host, args.port, base_path=GATEWAY_PREFIX, announce=announce)
+        serve(
+            emulator,
+            args.host,
+            args.port,
+            base_path=GATEWAY_PREFIX,
+            announce=announce,
+            tls=tls,
+        )
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     return ExitCode.OK

@@ -9,16 +9,19 @@ header cannot reach another host.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import ssl
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
 
 import httpx2
 
 from bulktag import __version__
 from bulktag.clock import Clock
 from bulktag.config import ApiKey
+from bulktag.errors import ConfigError
 from bulktag.outcomes import Attempt, classify_exception, classify_response
 
-__all__ = ["LeadLexClient", "make_http_client"]
+__all__ = ["LeadLexClient", "check_trust_settings", "make_http_client", "trusting"]
 
 
 class BearerAuth(httpx2.Auth):
@@ -44,12 +47,19 @@ def make_http_client(
     concurrency: int,
     timeout: float,
     transport: httpx2.AsyncBaseTransport | None = None,
+    ca_bundle: Path | None = None,
 ) -> httpx2.AsyncClient:
-    """The AsyncClient bulktag uses: one connection per worker, no redirects, TLS verified."""
+    """The AsyncClient bulktag uses: one connection per worker, no redirects, TLS verified.
+
+    Company networks: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` name the CAs to trust and
+    ``HTTPS_PROXY`` / ``NO_PROXY`` the proxy (httpx2 reads them); ``ca_bundle`` adds a
+    CA bundle to the system's. Verification cannot be turned off.
+    """
     return httpx2.AsyncClient(
         base_url=api_url,
         auth=BearerAuth(key),
         transport=transport,
+        verify=True if ca_bundle is None else trusting(ca_bundle),
         timeout=httpx2.Timeout(timeout, connect=min(timeout, 15.0)),
         limits=httpx2.Limits(
             max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=30
@@ -57,6 +67,43 @@ def make_http_client(
         follow_redirects=False,
         headers={"User-Agent": f"bulktag/{__version__}", "Accept": "application/json"},
     )
+
+
+def check_trust_settings(environ: Mapping[str, str], ca_bundle: Path | None) -> None:
+    """``SSL_CERT_FILE``, ``SSL_CERT_DIR`` and ``--ca-bundle`` can be used, or ConfigError
+    (exit 78) names the one that cannot, before any call (httpx2 would raise a traceback
+    when it builds its TLS context)."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
+        value = environ.get(name)
+        if not value:
+            continue
+        try:
+            if name == "SSL_CERT_FILE":
+                ssl.create_default_context(cafile=value)
+            else:
+                ssl.create_default_context(capath=value)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(
+                f"{name}={value}: cannot load it ({reason}); point it at a PEM bundle of the "
+                "CAs to trust (a company's CA bundle), or unset it"
+            ) from None
+    if ca_bundle is not None:
+        trusting(ca_bundle)
+
+
+def trusting(ca_bundle: Path) -> ssl.SSLContext:
+    """The system's trusted CAs and those of ``ca_bundle`` (PEM); ConfigError (78) if it
+    cannot be read."""
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"--ca-bundle {ca_bundle}: cannot read it as PEM certificates ({reason})"
+        ) from None
+    return context
 
 
 class LeadLexClient:

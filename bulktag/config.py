@@ -217,3 +217,4 @@ class RunConfig:
     force: bool = False  #: ignore the ledger: send pairs already applied
     skip_existing: bool = False  #: ask the CRM (export) what contacts carry before sending
     metrics_file: Path | None = None
+    ca_bundle: Path | None = None  #: CAs to trust besides the system's (a company's own)

@@ -34,6 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from bulktag.client import LeadLexClient
 from bulktag.clock import Clock
 from bulktag.config import DispatchSettings
+from bulktag.health import RunHealth, Verdicts
 from bulktag.limiter import BudgetSpentError, DailyBudget, LimiterStatistics, RateLimiter
 from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Status
 from bulktag.plan import chunks
@@ -61,14 +62,25 @@ class Halt(StrEnum):
     QUOTA = "quota_exhausted"
     RATE = "rate_limited"
     SIGNAL = "interrupted"
+    CONFIG = "config_fault"  #: a run fault configuration fixes (TLS, wrong URL, proxy)
+    UNREACHABLE = "unreachable"  #: LeadLex never answered (DNS, refused, timeouts)
+    OUTAGE = "outage"  #: LeadLex stopped answering for longer than --max-wait
 
 
 #: Status and failure type of contacts a halt left unsent.
 UNSENT: dict[Halt, tuple[Status, FailureType]] = {
     Halt.KEY_REJECTED: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
     Halt.SIGNAL: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
+    Halt.CONFIG: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
+    Halt.UNREACHABLE: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
     Halt.QUOTA: (Status.DEFERRED, FailureType.QUOTA_EXHAUSTED),
     Halt.RATE: (Status.DEFERRED, FailureType.RATE_LIMITED),
+    Halt.OUTAGE: (Status.DEFERRED, FailureType.NETWORK_ERROR),
+}
+_VERDICT_HALTS = {
+    Verdicts.CONFIG: Halt.CONFIG,
+    Verdicts.UNREACHABLE: Halt.UNREACHABLE,
+    Verdicts.OUTAGE: Halt.OUTAGE,
 }
 
 
@@ -134,6 +146,7 @@ class Dispatcher:
         self._rng = random.Random(seed)  # noqa: S311  (backoff jitter, not a secret)
         self._limiter = RateLimiter(settings.rate_per_minute, clock)
         self._budget = DailyBudget(settings.quota_reserve, quota_remaining)
+        self._health = RunHealth(clock, settings.max_wait)
         self._backoff = Backoff(
             settings.backoff_base, settings.backoff_cap, settings.max_attempts, settings.retry_time
         )
@@ -154,6 +167,10 @@ class Dispatcher:
             self.halt, self.halt_message = reason, message
         for scope in list(self._waits):
             scope.cancel()
+
+    @property
+    def halted(self) -> bool:
+        return self.halt is not None
 
     def cancel_requests(self) -> None:
         """Abandon the requests in flight (the grace period is over)."""
@@ -247,6 +264,7 @@ class Dispatcher:
             if result.attempts and sent_at - started > self._backoff.max_time:
                 self._limiter.cancel()  # the limiter's pause outlasted --retry-time
                 self._budget.release(None)
+                self._health.cancel()
                 return result
             result.attempts += 1
             attempt = await self._send(contact.contact_id, tags, key)
@@ -283,26 +301,42 @@ class Dispatcher:
                 return result
 
     async def _slot(self) -> float | None:
-        """One call of the daily budget, then a rate-limiter slot; ``None`` once halted.
+        """The run's turn, one call of the daily budget, then a rate-limiter slot; ``None``
+        once halted.
 
-        The budget comes first: a worker waiting for the probe's answer has not
-        taken a limiter slot, so when the answer comes the spacing still holds.
+        The turn (:class:`RunHealth`: one call at a time until LeadLex has answered, or
+        during an outage) and the budget come first: a worker waiting for another's
+        answer has not taken a limiter slot, so when the answer comes the spacing holds.
         """
         with anyio.CancelScope() as scope:
             self._waits.add(scope)
             try:
                 if self.halt is not None:
                     return None
+                await self._health.enter()
                 try:
                     await self._budget.acquire()
                 except BudgetSpentError:
+                    self._health.cancel()
                     self.stop(Halt.QUOTA, "the daily quota (less the reserve) is spent")
                     return None
+                except BaseException:
+                    self._health.cancel()  # interrupted before sending
+                    raise
                 try:
-                    return await self._limiter.acquire()
+                    sent_at = await self._limiter.acquire()
                 except BaseException:
                     self._budget.release(None)  # interrupted before sending
+                    self._health.cancel()
                     raise
+                if self.halted:
+                    # halted while this worker woke from a wait: a cancellation may never
+                    # reach a worker with no wait left, so nothing is sent after a halt
+                    self._limiter.cancel()
+                    self._budget.release(None)
+                    self._health.cancel()
+                    return None
+                return sent_at
             finally:
                 self._waits.discard(scope)
         return None
@@ -323,6 +357,7 @@ class Dispatcher:
         self.other_calls[endpoint] += 1
         self._limiter.release(rate_limited=attempt.failure is FailureType.RATE_LIMITED)
         self._budget.release(None if attempt.failure is FailureType.INVALID_KEY else attempt.quota)
+        self._judge(attempt)
         if attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
             return result  # the caller decides (a pre-check gives up, tagging goes on)
         if _export_limit(endpoint, attempt):
@@ -376,7 +411,15 @@ class Dispatcher:
         self._limiter.release(rate_limited=limited)
         key_rejected = attempt.failure is not None and attempt.failure.stops_run
         self._budget.release(None if key_rejected else attempt.quota)
+        self._judge(attempt)
         return attempt
+
+    def _judge(self, attempt: Attempt) -> None:
+        """Tell the run's health; stop the run on its verdict (a fault of the run)."""
+        verdict = self._health.leave(attempt)
+        if verdict is not None and self.halt is None:
+            log.error("stopping: %s", verdict.message)
+            self.stop(_VERDICT_HALTS[verdict.kind], verdict.message)
 
     def _settle(self, attempt: Attempt, sent_at: float) -> bool:
         """Apply a failed attempt's consequences; True when it may be retried."""
@@ -390,7 +433,9 @@ class Dispatcher:
             self.stop(Halt.QUOTA, "LeadLex answered 429 with X-RateLimit-Remaining: 0")
             return False
         if failure is FailureType.RATE_LIMITED:
-            pause = self._limiter.rate_limited(attempt.retry_after, sent_at)
+            pause = self._limiter.rate_limited(
+                attempt.retry_after, sent_at, gateway=not attempt.reached
+            )
             if pause > self._settings.max_wait:
                 self.stop(
                     Halt.RATE,
@@ -415,6 +460,14 @@ class Dispatcher:
             assert halted.halt is not None
             status, error_type = UNSENT[halted.halt]
             message = self.halt_message
+            tried = halted.attempt
+            if tried is not None and tried.failure is not None:
+                # tried before the run stopped: the contact keeps its history (failed, or
+                # still deferred), with its last error
+                if status is Status.NOT_ATTEMPTED:
+                    status = Status.FAILED
+                error_type, last = tried.failure, tried
+                message = f"{tried.message} (then the run stopped: {self.halt_message})"
         return ContactOutcome(
             seq=contact.seq,
             contact_id=contact.contact_id,

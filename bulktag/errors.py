@@ -11,8 +11,10 @@ goes on. Job-level problems stop it with one line and one of these codes::
     └── ConfigError              78  bad job file, URL, key file, output folder
 
 Precedence when a finished run has several outcomes (highest first):
-77 key rejected > 75 work left to re-run > 1 permanent failures or rejects > 0.
-65, 78 and 2 are raised before any request is made.
+77 key rejected > 78 a run fault configuration fixes (an untrusted certificate, a
+wrong URL, an answer that is not LeadLex's, a proxy's 407) > 75 work left to re-run >
+1 permanent failures or rejects > 0. 65, 2 and 78 for bad configuration are raised
+before any request is made.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class ExitCode(IntEnum):
     INPUT_UNUSABLE = 65  #: EX_DATAERR: input cannot be read at all
     WORK_LEFT = 75  #: EX_TEMPFAIL: quota spent, interrupted, retryable failures, locked
     KEY_REJECTED = 77  #: EX_NOPERM: key invalid, revoked, expired or lacking permission
-    CONFIG = 78  #: EX_CONFIG: configuration error
+    CONFIG = 78  #: EX_CONFIG: configuration error, or a run fault configuration fixes
 
     @property
     def meaning(self) -> str:
@@ -52,10 +54,14 @@ _MEANINGS = {
     ExitCode.USAGE: "usage error",
     ExitCode.INPUT_UNUSABLE: "input unusable (nothing was sent)",
     ExitCode.WORK_LEFT: (
-        "work left to re-run: quota spent, interrupted, retryable failures, or job locked"
+        "work left to re-run: quota spent, interrupted, retryable failures, LeadLex "
+        "unreachable or down longer than --max-wait, or job locked"
     ),
     ExitCode.KEY_REJECTED: "API key invalid or lacking permission",
-    ExitCode.CONFIG: "configuration error (nothing was sent)",
+    ExitCode.CONFIG: (
+        "configuration error: bad settings (nothing was sent), or a run-wide fault "
+        "configuration fixes (certificate, URL, proxy)"
+    ),
 }
 
 

@@ -40,7 +40,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "tag_separators": str,
     },
     "tags": {"case": str, "prefix": str, "add": list},
-    "api": {"url": str, "key_env": str, "key_file": str},
+    "api": {"url": str, "key_env": str, "key_file": str, "ca_bundle": str},
     "limits": {
         "plan": str,
         "rate_per_minute": (int, float),

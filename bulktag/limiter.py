@@ -15,6 +15,15 @@ backoff when it is absent) and lowers the rate to what the server accepted in
 the last minute (at most 90 % of the current rate, once per episode); after 5
 minutes without a 429 the rate grows back by 5 % steps, up to the configured rate.
 
+A 429 that is not LeadLex's (no error envelope, no ``Retry-After``) comes from a
+gateway in front of it whose rule is unknown: often nginx's ``limit_req``, which
+refuses a call that comes sooner than 60 / rate seconds after the last one it took.
+What such a gateway accepted in the last minute says little (jitter makes it refuse
+calls sent at its very rate), so the limiter bisects: between the highest rate that
+went a whole minute without a 429 and the lowest that met one, until the two are
+within 2 %; it pauses one slot, not seconds. Five quiet minutes later it probes
+upward again, in case the gateway allows more.
+
 :class:`DailyBudget` follows ``X-RateLimit-Remaining``: it lets one probe go
 first, then never has more calls in flight than the quota left above the
 reserve, and reports the quota spent so the run stops sending.
@@ -43,6 +52,14 @@ SLACK = 1e-9
 RECOVER_AFTER = 300.0
 RECOVER_STEP = 1.05
 CUT = 0.9
+#: A gateway's 429 without a rate that held: start below the refused rate by this much.
+GATEWAY_CUT = 0.8
+#: A gateway's 429 at a rate that had held (jitter, or a tighter limit): hold a bit below.
+GATEWAY_SLIP = 0.95
+#: A rate that went this long without a gateway's 429 held.
+GATEWAY_HOLD = 60.0
+#: Bisection stops when the refused rate is within this of the rate that held.
+GATEWAY_CLOSE = 1.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +92,8 @@ class RateLimiter:
         self._consecutive = 0
         self._limited = 0
         self._paused_total = 0.0
+        self._held: float | None = None  # the highest rate a gateway took for a minute
+        self._refused: float | None = None  # the lowest rate a gateway refused
 
     def statistics(self) -> LimiterStatistics:
         return LimiterStatistics(
@@ -94,6 +113,18 @@ class RateLimiter:
         429 showed what the server accepts from us, up to that."""
         if self.rate is None or self.configured is None:
             return
+        quiet = now - max(self._last_limited, self._adapted_at)
+        if self._refused is not None:  # bisecting a gateway's limit
+            if quiet < GATEWAY_HOLD:
+                return
+            self._held = max(self._held or 0.0, self.rate)
+            if self._refused > self._held * GATEWAY_CLOSE:
+                self.rate = min(self.configured, (self._held + self._refused) / 2)
+                self._adapted_at = now
+                return
+            if quiet < RECOVER_AFTER:
+                return
+            self._refused = None  # close enough, and quiet since: try upward again
         top = self.configured if self._learned is None else min(self.configured, self._learned)
         if self.rate >= top:
             return
@@ -145,12 +176,20 @@ class RateLimiter:
         self._changed.set()
         self._changed = anyio.Event()
 
-    def rate_limited(self, retry_after: float | None, sent_at: float) -> float:
-        """A per-minute 429 for an attempt sent at ``sent_at``; returns the pause chosen."""
+    def rate_limited(
+        self, retry_after: float | None, sent_at: float, *, gateway: bool = False
+    ) -> float:
+        """A per-minute 429 for an attempt sent at ``sent_at``; returns the pause chosen.
+
+        ``gateway``: the 429 is not LeadLex's (no envelope); without a Retry-After, the
+        gateway's limit is bisected (see the module docstring).
+        """
         now = self._clock.now()
         self._limited += 1
         self._last_limited = now
         self._consecutive += 1
+        if gateway and retry_after is None and self.rate is not None:
+            return self._gateway_limited(sent_at, now)
         if self.rate is not None and sent_at >= self._adapted_at:
             since = now - WINDOW
             while self._limited_at and self._limited_at[0] <= since:
@@ -169,6 +208,23 @@ class RateLimiter:
             if retry_after is not None
             else min(60.0, 5.0 * 2 ** (self._consecutive - 1))
         )
+        if now + pause > self._paused_until:
+            self._paused_total += now + pause - max(now, self._paused_until)
+            self._paused_until = now + pause
+        return pause
+
+    def _gateway_limited(self, sent_at: float, now: float) -> float:
+        """A gateway refused a call sent at the current rate: bisect; pause one slot."""
+        assert self.rate is not None
+        if sent_at >= self._adapted_at:  # sent at the current rate: a new bound
+            refused = self.rate
+            self._refused = refused if self._refused is None else min(self._refused, refused)
+            if self._held is not None and self._held >= refused:
+                self._held = refused * GATEWAY_SLIP  # refused at a rate that held: a little less
+            below = refused * GATEWAY_CUT if self._held is None else (self._held + refused) / 2
+            self.rate = max(1.0, below)
+            self._adapted_at = now
+        pause = min(60.0, WINDOW / self.rate * 2.0 ** min(self._consecutive - 1, 16))
         if now + pause > self._paused_until:
             self._paused_total += now + pause - max(now, self._paused_until)
             self._paused_until = now + pause

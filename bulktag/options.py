@@ -169,6 +169,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help=f"LeadLex base URL (default: ${API_URL_ENV} or {DEFAULT_API_URL})",
     )
     api.add_argument(
+        "--ca-bundle",
+        type=Path,
+        metavar="FILE",
+        help="PEM bundle of CAs to trust besides the system's, e.g. a company proxy's "
+        "(or set SSL_CERT_FILE); TLS verification cannot be turned off",
+    )
+    api.add_argument(
         "--api-key-file",
         type=Path,
         metavar="FILE",
@@ -301,4 +308,6 @@ def resolve(
         force=bool(getattr(args, "force", False)),
         skip_existing=bool(_pick(args, "skip_existing", job, ("", "skip_existing"), False)),
         metrics_file=metrics,
+        ca_bundle=getattr(args, "ca_bundle", None)
+        or (job.path_value("api", "ca_bundle") if job else None),
     )

@@ -18,6 +18,16 @@ to 599 and every ``httpx2`` request error maps to exactly one type.
     5xx                                     server_error              yes
     ConnectError, ConnectTimeout, ...       network_error             yes (ambiguous once sent)
     anything else                           unexpected_response       yes
+
+Some failures belong to the whole run, not to one contact: every further call would
+meet them. Those attempts also carry a :class:`RunFault` (the dispatcher stops the
+run after a few in a row), fixed either by configuration (exit 78) or by time (75):
+
+    TLS certificate not trusted, TLS handshake failed           config
+    an answer that is not LeadLex's (HTML, a 404 or 200
+    without its envelope, a redirect), a proxy's 407            config
+    DNS failure, connection refused or unreachable,
+    no connection in time                                       time
 """
 
 from __future__ import annotations
@@ -25,9 +35,12 @@ from __future__ import annotations
 import email.utils
 import json
 import re
-from collections.abc import Callable, Sequence
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 import httpx2
 
@@ -36,6 +49,7 @@ __all__ = [
     "ContactOutcome",
     "FailureType",
     "Quota",
+    "RunFault",
     "Status",
     "classify_exception",
     "classify_response",
@@ -96,6 +110,19 @@ class Quota:
 
 
 @dataclass(frozen=True, slots=True)
+class RunFault:
+    """A fault of the run, not of the contact: what it is, and what fixes it."""
+
+    fixed_by: Literal["config", "time"]  #: 78: configuration fixes it; 75: time may
+    cause: str  #: e.g. "TLS certificate of localhost not trusted"
+    fix: str  #: e.g. "set SSL_CERT_FILE to your company's CA bundle"
+
+    @property
+    def message(self) -> str:
+        return f"{self.cause}: {self.fix}"
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """The outcome of one HTTP attempt."""
 
@@ -108,6 +135,8 @@ class Attempt:
     quota: Quota | None = None
     ambiguous: bool = False  #: the call may have been applied although it failed
     replayed: bool = False  #: the server replayed an earlier answer (Idempotency-Key)
+    reached: bool = False  #: LeadLex itself answered (a success, or its error envelope)
+    run_fault: RunFault | None = None  #: the failure is the run's, not the contact's
 
     @property
     def ok(self) -> bool:
@@ -212,6 +241,7 @@ def classify_response(
         error_code: str | None = None,
         retry_after: float | None = None,
         ambiguous: bool = False,
+        reached: bool = False,
     ) -> Attempt:
         return Attempt(
             failure,
@@ -223,13 +253,15 @@ def classify_response(
             quota=parse_quota(response.headers),
             ambiguous=ambiguous,
             replayed=response.headers.get("idempotency-replayed", "").lower() == "true",
+            reached=reached,
+            run_fault=None if reached else _foreign_answer(response),
         )
 
     if 200 <= status < 300 and check is not None:
         problem = check(response)
-        return (
-            attempt(None) if problem is None else attempt(FailureType.UNEXPECTED_RESPONSE, problem)
-        )
+        if problem is None:
+            return attempt(None, reached=True)
+        return attempt(FailureType.UNEXPECTED_RESPONSE, problem)
     if 200 <= status < 300:
         merged = _merged_tags(response)
         if merged is None:
@@ -239,8 +271,8 @@ def classify_response(
         missing = sum(t not in present for t in sent_tags)
         if missing:
             problem = f"success answer lacks {missing} of the {len(sent_tags)} tags sent"
-            return attempt(FailureType.UNEXPECTED_RESPONSE, problem, ambiguous=True)
-        return attempt(None)
+            return attempt(FailureType.UNEXPECTED_RESPONSE, problem, ambiguous=True, reached=True)
+        return attempt(None, reached=True)
     code, message = _envelope(response)
     failure, ambiguous = _status_failure(status, code, response)
     return attempt(
@@ -249,7 +281,63 @@ def classify_response(
         error_code=code,
         retry_after=parse_retry_after(response.headers.get("retry-after"), now),
         ambiguous=ambiguous,
+        reached=code is not None,
     )
+
+
+_JSON_KINDS = ("application/json", "application/problem+json")
+_CHECK_URL = (
+    "check --api-url / LEADLEX_API_URL: LeadLex's base URL is "
+    "https://data.leadlex.com/functions/v1/api-gateway (a path, not just the host)"
+)
+
+
+def _foreign_answer(response: httpx2.Response) -> RunFault | None:
+    """A :class:`RunFault` for an answer that is not LeadLex's: HTML or text where LeadLex
+    answers JSON, a 404 without its error envelope (a wrong URL), a redirect (a captive
+    portal), a proxy asking for credentials. A 5xx or a 429 is not one: LeadLex's own
+    gateway and proxies send those without the envelope, and they pass."""
+    status = response.status_code
+    host = response.request.url.host if _has_request(response) else "the server"
+    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    if status >= 500 or status == 429:
+        return None
+    if status == 407:
+        return RunFault(
+            "config",
+            "the proxy asks for credentials (407 Proxy Authentication Required)",
+            "put them in HTTPS_PROXY, as http://user:password@proxy:port",
+        )
+    if 300 <= status < 400:
+        where = response.headers.get("location", "elsewhere")
+        return RunFault(
+            "config",
+            f"{host} redirects to {where[:120]} ({status}): a captive portal or a sign-in page?",
+            f"sign in to the network, or {_CHECK_URL}",
+        )
+    if status == 404:
+        return RunFault(
+            "config",
+            f"{response.request.url if _has_request(response) else host} is not a LeadLex API "
+            "path (404 without LeadLex's error envelope)",
+            _CHECK_URL,
+        )
+    if kind in _JSON_KINDS:
+        return None  # LeadLex's kind of answer, damaged on the way: the contact's to retry
+    return RunFault(
+        "config",
+        f"{host} answered {_describe(response)}, not LeadLex's JSON: a captive portal, a proxy "
+        "or a wrong URL?",
+        f"sign in to the network, or {_CHECK_URL}",
+    )
+
+
+def _has_request(response: httpx2.Response) -> bool:
+    try:
+        response.request  # noqa: B018  (httpx2 raises when a response has no request)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _status_failure(
@@ -311,8 +399,78 @@ def classify_exception(exc: BaseException) -> Attempt | None:
             for secret in _credentials(exc):
                 text = text.replace(secret, "***")
             text = text[:200] or type(exc).__name__
-            return Attempt(failure, message=f"{type(exc).__name__}: {text}", ambiguous=ambiguous)
+            return Attempt(
+                failure,
+                message=f"{type(exc).__name__}: {text}",
+                ambiguous=ambiguous,
+                run_fault=_transport_fault(exc, text),
+            )
     return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+_NETWORK_FIX = "check the network and the URL; behind a company proxy, set HTTPS_PROXY"
+
+
+def _transport_fault(exc: BaseException, text: str) -> RunFault | None:
+    """The :class:`RunFault` a transport error shows, if it is one: it is when the
+    connection could not be made (TLS, DNS, refused, unreachable) or nothing answered in
+    time. A connection dropped after it was made is the contact's to retry. ``text`` is
+    the error's message with credentials taken out: nothing else of it is quoted."""
+    where = _target(exc)
+    for inner in _chain(exc):
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            why = getattr(inner, "verify_message", None) or getattr(inner, "reason", None)
+            return RunFault(
+                "config",
+                f"TLS certificate of {where} not trusted ({why or 'verify failed'})",
+                "set SSL_CERT_FILE to your company's CA bundle, or pass --ca-bundle FILE "
+                "(verification is never turned off)",
+            )
+        if isinstance(inner, ssl.SSLError):
+            return RunFault(
+                "config",
+                f"TLS handshake with {where} failed ({getattr(inner, 'reason', None) or inner})",
+                "check that the URL's scheme and port are right; a proxy that inspects TLS "
+                "needs its CA in SSL_CERT_FILE or --ca-bundle",
+            )
+        if isinstance(inner, socket.gaierror):
+            return RunFault("time", f"cannot resolve {where} (DNS)", _NETWORK_FIX)
+        if isinstance(inner, ConnectionRefusedError):
+            return RunFault("time", f"connection to {where} refused", _NETWORK_FIX)
+    if isinstance(exc, httpx2.ProxyError):
+        if "407" in text:
+            return RunFault(
+                "config",
+                "the proxy asks for credentials (407 Proxy Authentication Required)",
+                "put them in HTTPS_PROXY, as http://user:password@proxy:port",
+            )
+        return RunFault("time", f"the proxy failed to reach {where} ({text})", _NETWORK_FIX)
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return RunFault("time", f"no connection to {where} within the timeout", _NETWORK_FIX)
+    if isinstance(exc, httpx2.ConnectError):
+        return RunFault("time", f"cannot connect to {where} ({text})", _NETWORK_FIX)
+    return None  # a read timeout or a drop: this call's; the outage rule watches a series
+
+
+def _target(exc: BaseException) -> str:
+    """``host:port`` of the request an httpx2 error belongs to."""
+    if isinstance(exc, httpx2.RequestError):
+        try:
+            url = exc.request.url
+        except RuntimeError:  # no request attached
+            return "the server"
+        return f"{url.host}:{url.port}" if url.port else str(url.host)
+    return "the server"
 
 
 def _credentials(exc: BaseException) -> list[str]:

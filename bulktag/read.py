@@ -703,13 +703,14 @@ def _typed_ids(
     """Per row: whether the ID cell is typed as a number (or a date, a boolean), not text.
 
     A number cell reads as its digits: as text, most cannot pass for a UUID (the ID rules
-    reject them), but a bare-hex UUID made only of digits becomes a float whose 32 digits
-    (float noise in the last ones) would. Only then is the sheet's ID column read again,
+    reject them as numbers), but a bare-hex UUID made only of digits becomes a float whose
+    32 digits (float noise in the last ones) would, and the largest floats read "inf".
+    Only then is the sheet's ID column read again,
     as booleans: fastexcel gives a value for a number, date or boolean cell and none for
     text, whatever the text holds.
     """
-    digits = ids.str.contains(r"^\s*\d{32}\s*$").fill_null(value=False)
-    if not digits.any():
+    ambiguous = ids.str.contains(r"(?i)^\s*(?:\d{32}|[+-]?inf|nan)\s*$").fill_null(value=False)
+    if not ambiguous.any():
         return pl.repeat(value=False, n=ids.len(), dtype=pl.Boolean, eager=True)
     kinds = reader.load_sheet(
         sheet, header_row=None, skip_rows=0, dtypes={index: "boolean"}, use_columns=[index]

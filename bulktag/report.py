@@ -116,9 +116,11 @@ def describe_precheck(
 def exit_code(
     halt: Halt | None, counts: Mapping[str, int], types: Mapping[str, int], rejects: int
 ) -> ExitCode:
-    """The exit code, by precedence: 77 > 75 > 1 > 0."""
+    """The exit code, by precedence: 77 > 78 > 75 > 1 > 0."""
     if halt is Halt.KEY_REJECTED:
         return ExitCode.KEY_REJECTED
+    if halt is Halt.CONFIG:
+        return ExitCode.CONFIG
     left = counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0)
     retryable_failures = sum(
         n

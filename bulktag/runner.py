@@ -36,7 +36,7 @@ import polars as pl
 from tqdm import tqdm
 
 from bulktag import __version__
-from bulktag.client import LeadLexClient, make_http_client
+from bulktag.client import LeadLexClient, check_trust_settings, make_http_client
 from bulktag.clock import Clock, LoopClock
 from bulktag.config import (
     ApiKey,
@@ -156,6 +156,7 @@ def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, An
         "force": config.force,
         "skip_existing": config.skip_existing,
         "job": None if config.job is None else config.job.name,
+        "ca_bundle": None if config.ca_bundle is None else str(config.ca_bundle),
     }
 
 
@@ -181,6 +182,7 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         dry_run=data["dry_run"],
         force=data["force"],
         skip_existing=data["skip_existing"],
+        ca_bundle=Path(data["ca_bundle"]) if data.get("ca_bundle") else base.ca_bundle,
     )
 
 
@@ -346,6 +348,7 @@ class _Run:
             concurrency=settings.concurrency,
             timeout=settings.timeout,
             transport=self.runtime.transport,
+            ca_bundle=self.config.ca_bundle,
         )
         async with http:
             client = LeadLexClient(http, self.runtime.clock)
@@ -427,6 +430,8 @@ class _Run:
         self.config = config = replace(self.config, api_url=check_api_url(self.config.api_url))
         env = dict(self.runtime.env)
         key = None if config.dry_run else load_api_key(config.key_file, env, config.key_env)
+        if not config.dry_run:  # TLS settings that cannot be used stop the run first
+            check_trust_settings(os.environ, config.ca_bundle)
         self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
         plan, fmt = self._plan()
         _refuse_symlinked_outputs(self.run_dir, config.metrics_file)

@@ -177,6 +177,30 @@ class _SlowResponse(Response):
         await send({"type": "http.response.body", "body": self.body})
 
 
+class _LeakyBucket:
+    """nginx's ``limit_req`` (no burst): a call is admitted when at least 60 / rate seconds
+    have passed since the last one admitted (the excess drains at the rate)."""
+
+    def __init__(self) -> None:
+        self._excess = 0.0  # calls above the rate, draining
+        self._last = -math.inf
+
+    def admit(self, now: float, per_minute: int) -> bool:
+        excess = max(0.0, self._excess + 1.0 - (now - self._last) * per_minute / 60.0)
+        if excess > 1e-9:  # burst 0: no call above the rate
+            return False
+        self._excess, self._last = excess, now
+        return True
+
+
+_GATEWAY_429 = (
+    b"<html><head><title>429 Too Many Requests</title></head>"
+    b"<body><h1>429 Too Many Requests</h1><hr><center>nginx</center></body></html>"
+)
+_CAPTIVE_PORTAL = (
+    b"<!DOCTYPE html><html><head><title>Guest Wi-Fi</title></head>"
+    b"<body><h1>Welcome</h1><p>Please sign in to use the Internet.</p></body></html>"
+)
 _GATEWAY_BODIES = {
     502: (
         b"<html><head><title>502 Bad Gateway</title></head>"
@@ -237,13 +261,16 @@ class Emulator:
         self.replays = 0
         self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.storm_until = 0.0
+        self._gateway = _LeakyBucket()
         self._unrouted = _Endpoint("(unrouted)", None, self.unrouted)
         self._api = Router(routes=self._routes(), redirect_slashes=False, default=self._default)
         self._control = Router(routes=control_routes(self), redirect_slashes=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if path.startswith(GATEWAY_PREFIX + "/"):
+        if self.injector.faults.captive_portal and not path.startswith(CONTROL_PREFIX + "/"):
+            await Response(_CAPTIVE_PORTAL, 200, media_type="text/html")(scope, receive, send)
+        elif path.startswith(GATEWAY_PREFIX + "/"):
             # ASGI's convention: the path stays whole, root_path names the mount point.
             await self._api(dict(scope, root_path=GATEWAY_PREFIX), receive, send)
         elif path.startswith(CONTROL_PREFIX + "/"):
@@ -329,7 +356,11 @@ class Emulator:
     async def _gateway_fault(
         self, request: Request, decision: Decision, now: float
     ) -> Response | None:
-        """Faults that strike before the call reaches LeadLex: storms, 5xx, early drops."""
+        """Faults that strike before the call reaches LeadLex: a gateway's limit, storms,
+        5xx, early drops."""
+        limit = self.injector.faults.gateway_per_minute
+        if limit and not self._gateway.admit(now, limit):
+            return Response(_GATEWAY_429, status_code=429, media_type="text/html")
         if decision.start_storm and now >= self.storm_until:
             self.storm_until = now + self.injector.faults.storm_seconds
         if now < self.storm_until:

@@ -34,6 +34,14 @@ class Faults:
     #: Chance that a request starts a 429 storm of ``storm_seconds``.
     storm_rate: float = 0.0
     storm_seconds: float = 30.0
+    #: A captive portal or a proxy's sign-in page: every request, below the API prefix
+    #: or not, is answered 200 with an HTML page (the control API still works).
+    captive_portal: bool = False
+    #: A gateway in front of LeadLex that allows this many calls a minute (nginx's
+    #: ``limit_req``: at least 60 / N seconds apart, no burst) and answers the excess 429
+    #: with an HTML body and no Retry-After; what it refuses never reaches LeadLex.
+    #: 0: no such gateway.
+    gateway_per_minute: int = 0
 
     def __post_init__(self) -> None:
         for name in ("fault_rate", "drop_rate", "malformed_rate", "slow_rate", "storm_rate"):
@@ -43,8 +51,8 @@ class Faults:
         low, high = self.latency_ms
         if not 0 <= low <= high:
             raise ValueError(f"latency_ms must be MIN:MAX with 0 <= MIN <= MAX, not {low}:{high}")
-        if self.slow_ms < 0 or self.storm_seconds < 0:
-            raise ValueError("slow_ms and storm_seconds cannot be negative")
+        if self.slow_ms < 0 or self.storm_seconds < 0 or self.gateway_per_minute < 0:
+            raise ValueError("slow_ms, storm_seconds and gateway_per_minute cannot be negative")
 
     def updated(self, changes: dict[str, Any]) -> Faults:
         """A copy with ``changes`` (from JSON) applied; unknown names are refused."""
@@ -57,6 +65,10 @@ class Faults:
             if name == "latency_ms":
                 low, high = value
                 cleaned[name] = (float(low), float(high))
+            elif name == "captive_portal":
+                cleaned[name] = bool(value)
+            elif name == "gateway_per_minute":
+                cleaned[name] = int(value)
             else:
                 cleaned[name] = float(value)
         return replace(self, **cleaned)

@@ -13,6 +13,7 @@ import json
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -91,12 +92,14 @@ def serve(
     base_path: str = "",
     announce: Callable[[str], dict[str, Any]] | None = None,
     backlog: int = 4096,
+    tls: tuple[Path, Path] | None = None,
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM.
 
     Once connections are accepted, prints one JSON line: ``{"url": ROOT + base_path}``
     plus ``announce(ROOT)`` (for the emulator: its control URL, keys and plan), where
-    ROOT is ``http://HOST:PORT``.
+    ROOT is ``http://HOST:PORT`` (``https://`` with ``tls``: a certificate file and its
+    key file, PEM).
     """
     if not is_loopback(host):
         raise ValueError(f"the emulator only listens on loopback, not {host!r}")
@@ -107,7 +110,7 @@ def serve(
     sock.listen(backlog)
     bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
-    root = f"http://{shown_host}:{bound}"
+    root = f"{'https' if tls else 'http'}://{shown_host}:{bound}"
 
     def ready() -> None:
         line = {"url": root + base_path} | (announce(root) if announce else {})
@@ -123,6 +126,8 @@ def serve(
         log_level="warning",
         backlog=backlog,
         timeout_keep_alive=60,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
     _Server(config, ready).run(sockets=[sock])
 

@@ -195,3 +195,38 @@ def _client(emulator: Emulator) -> httpx2.AsyncClient:
         base_url=API_URL,
         headers={"Authorization": f"Bearer {KEY}"},
     )
+
+
+async def test_a_captive_portal_answers_everything_with_an_html_200(
+    api: httpx2.AsyncClient,
+) -> None:
+    """captive_portal: any path, below the prefix or not, gets 200 text/html; the control
+    API still answers (and turns it off)."""
+    await set_faults(api, captive_portal=True)
+    for path in (TAGS, f"{CONTROL.removesuffix('/_emulator')}/v1/contacts", "/v1/nothing"):
+        response = await api.post(path, json={"tags": ["x"]})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/html")
+        assert "sign in" in response.text.lower()
+    assert (await set_faults(api, captive_portal=False))["captive_portal"] is False
+    assert (await api.post(TAGS, json={"tags": ["x"]})).json()["data"]["tags"]
+
+
+async def test_a_gateway_limiter_refuses_calls_sooner_than_its_rate(
+    api: httpx2.AsyncClient, emulator: Emulator
+) -> None:
+    """gateway_per_minute 60 (nginx's limit_req): a call sooner than 1 s after the last one
+    let through is 429, HTML, without Retry-After, and never reaches LeadLex's quota."""
+    await set_faults(api, gateway_per_minute=60)
+    used = emulator.workspace("default").used_today
+    answers: list[tuple[float, httpx2.Response]] = []
+    for step in (0.0, 0.4, 1.0, 1.5, 2.0):  # since the start; a refused call does not count
+        emulator.clock.advance(step - (answers[-1][0] if answers else 0.0))
+        answers.append((step, await api.post(TAGS, json={"tags": ["x"]})))
+    statuses = [response.status_code for _, response in answers]
+    assert statuses == [200, 429, 200, 429, 200]
+    refused = answers[1][1]
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "retry-after" not in refused.headers
+    assert "error" not in refused.text
+    assert emulator.workspace("default").used_today == used + 3

@@ -103,24 +103,43 @@ ENVELOPE_500 = b'{"error":{"code":"internal_error","message":"An unexpected erro
 HTML_502 = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
+def test_leadlexs_own_500_on_every_call_fails_each_contact(world: World) -> None:
+    """LeadLex answers (its 500 envelope) but fails: the contact's fault, server_error after
+    exactly --max-attempts each, bounded time."""
+    outcome = run_with(world, always(500, ENVELOPE_500, "application/json"))
+    assert outcome.code == ExitCode.WORK_LEFT
+    assert set(outcome.results["error_type"]) == {"server_error"}
+    assert set(outcome.results["attempts"]) == {str(MAX_ATTEMPTS)}
+    assert outcome.calls == CONTACTS * MAX_ATTEMPTS
+    assert outcome.seconds < 600  # backoff is bounded by --retry-time
+
+
 @pytest.mark.parametrize(
     ("inject", "failure"),
     [
-        (always(500, ENVELOPE_500, "application/json"), "server_error"),
         (always(502, HTML_502, "text/html"), "server_error"),
         (always(503, b"upstream connect error", "text/plain"), "server_error"),
         (always(200, b'{"data":{"contact_id":', "application/json"), "unexpected_response"),
     ],
-    ids=["500-json", "502-html", "503-text", "200-malformed-json"],
+    ids=["502-html", "503-text", "200-malformed-json"],
 )
 def test_an_answer_that_never_gets_better(world: World, inject: Inject, failure: str) -> None:
-    """A fault on every call: each contact fails with its type after exactly --max-attempts."""
-    outcome = run_with(world, inject)
+    """LeadLex never answers as itself (a gateway's 5xx, a cut body): calls go one at a
+    time with backoff, and after --max-wait the run stops (exit 75), the rest deferred;
+    the contacts tried keep their type."""
+    outcome = run_with(world, inject, "--max-wait", "120")
     assert outcome.code == ExitCode.WORK_LEFT
-    assert set(outcome.results["error_type"]) == {failure}
-    assert set(outcome.results["attempts"]) == {str(MAX_ATTEMPTS)}
-    assert outcome.calls == CONTACTS * MAX_ATTEMPTS
-    assert outcome.seconds < 600  # backoff is bounded by --retry-time
+    assert outcome.summary["halt"] == "outage"
+    assert outcome.seconds <= 120 + 30 + 1  # --max-wait, plus at most one probe's backoff
+    assert outcome.calls <= 12
+    results = outcome.results
+    failed = results.filter(results["status"] == "failed")
+    assert set(failed["attempts"]) <= {str(MAX_ATTEMPTS)}  # only those out of attempts
+    assert set(results["status"]) <= {"deferred", "failed"}
+    tried = results.filter(results["attempts"].cast(int) > 0)
+    assert set(tried["error_type"]) == {failure}  # the tried keep their last error
+    untried = results.filter(results["attempts"].cast(int) == 0)
+    assert set(untried["error_type"]) <= {"network_error"}
 
 
 def raise_always(error: type[httpx2.TransportError], *, applied: bool) -> Inject:
@@ -135,25 +154,46 @@ def raise_always(error: type[httpx2.TransportError], *, applied: bool) -> Inject
 @pytest.mark.parametrize(
     ("inject", "failure", "applied"),
     [
-        (raise_always(httpx2.ConnectError, applied=False), "network_error", False),
         (raise_always(httpx2.RemoteProtocolError, applied=False), "network_error", False),
         (raise_always(httpx2.RemoteProtocolError, applied=True), "network_error", True),
         (raise_always(httpx2.ReadTimeout, applied=True), "timeout", True),
     ],
-    ids=["connect-refused", "dropped-before", "dropped-after", "read-timeout"],
+    ids=["dropped-before", "dropped-after", "read-timeout"],
 )
 def test_a_transport_error_on_every_call(
     world: World, inject: Inject, failure: str, applied: bool
 ) -> None:
-    """Connections that fail or drop: typed, retried --max-attempts times, never hanging."""
-    outcome = run_with(world, inject)
+    """Connections that drop, answers that never come: typed, retryable, each contact tried
+    at most --max-attempts times, one call at a time (LeadLex never answered), never
+    hanging: no contact retries past --retry-time, the run past --max-wait."""
+    outcome = run_with(world, inject, "--max-wait", "300")
     assert outcome.code == ExitCode.WORK_LEFT
-    assert set(outcome.results["error_type"]) == {failure}
-    assert set(outcome.results["retryable"]) == {"true"}
-    assert set(outcome.results["attempts"]) == {str(MAX_ATTEMPTS)}
-    assert outcome.seconds < 600
-    tagged = all(world.tags_of(cid) == ["x"] for cid in world.contact_ids[:CONTACTS])
-    assert tagged is applied  # after a drop-after the tags are there; the client cannot know
+    results = outcome.results
+    assert set(results["retryable"]) == {"true"}
+    assert set(results["status"]) <= {"failed", "deferred"}
+    tried = results.filter(results["attempts"].cast(int) > 0)
+    assert set(tried["error_type"]) == {failure}
+    assert tried["attempts"].cast(int).max() <= MAX_ATTEMPTS
+    assert outcome.calls == tried["attempts"].cast(int).sum()
+    assert outcome.seconds <= 300 + 30 + 1
+    tagged = [world.tags_of(cid) == ["x"] for cid in tried["contact_id"]]
+    assert all(tagged) is applied  # after a drop-after the tags are there; the client cannot know
+
+
+def test_a_connection_that_is_never_made_stops_the_run(world: World) -> None:
+    """Every connection refused from the start: a fault of the run, not of each contact.
+    Three calls, one at a time, then exit 75; the contacts tried keep their network_error."""
+    outcome = run_with(world, raise_always(httpx2.ConnectError, applied=False))
+    assert outcome.code == ExitCode.WORK_LEFT
+    assert outcome.calls == 3
+    results = outcome.results
+    failed = results.filter(results["status"] == "failed")
+    assert set(failed["error_type"]) == {"network_error"}
+    assert failed["attempts"].cast(int).sum() == 3  # 1 to 3 contacts, as the probes fell
+    assert set(results["status"]) == {"failed", "not_attempted"}
+    assert set(results.filter(results["attempts"] == "0")["status"]) == {"not_attempted"}
+    assert outcome.summary["halt"] == "unreachable"
+    assert "LeadLex never answered" in outcome.summary["halt_message"]
 
 
 def once_per_contact(inject: Inject) -> Inject:

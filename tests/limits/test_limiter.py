@@ -454,3 +454,89 @@ async def test_a_negative_sleep_returns_at_once() -> None:
     clock = LoopClock()
     await clock.sleep(-5.0)
     assert clock.now() == 0.0
+
+
+# -- a gateway's 429s: no envelope, no Retry-After ---------------------------------------
+
+
+async def gateway_429(limiter: RateLimiter) -> float:
+    """An attempt a gateway refuses (429, no envelope, no Retry-After); returns the pause."""
+    sent_at = await limiter.acquire()
+    limiter.release(rate_limited=True)
+    return limiter.rate_limited(None, sent_at, gateway=True)
+
+
+async def test_a_gateway_429_cuts_to_80_percent_and_pauses_one_slot() -> None:
+    """200 a minute refused: 160, and a pause of one slot at 160 (0.375 s), not seconds."""
+    limiter = RateLimiter(200, LoopClock())
+    pause = await gateway_429(limiter)
+    assert limiter.rate == pytest.approx(160.0)
+    assert pause == pytest.approx(60 / 160)
+
+
+async def test_a_gateway_limit_is_bisected_between_held_and_refused() -> None:
+    """Refused at 200, 160 holds a minute: 180; refused there: 170; held: 175, 177.5;
+    refused: 176.25, which holds: within 2 % of 177.5, the bisection is over."""
+    clock = LoopClock()
+    limiter = RateLimiter(200, clock)
+    await gateway_429(limiter)
+    rates = [limiter.rate]
+    for refuse in (True, False, True, False):
+        await sleep_until(clock, clock.now() + 61)
+        await attempt(limiter, clock)  # a minute held at the current rate
+        rates.append(limiter.rate)
+        if refuse:
+            await gateway_429(limiter)
+            rates.append(limiter.rate)
+    assert rates == pytest.approx([160.0, 180.0, 170.0, 175.0, 177.5, 176.25, 176.25])
+
+
+async def test_the_bisection_stops_within_2_percent_then_probes_up_after_5_minutes() -> None:
+    """Once refused and held are within 2 %, the rate stays; five quiet minutes later it grows
+    again by 5 % every five minutes (the gateway may allow more now)."""
+    clock = LoopClock()
+    limiter = RateLimiter(100, clock)
+    await gateway_429(limiter)  # refused 100: 80
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)  # 80 held: 90
+    await gateway_429(limiter)  # refused 90: 85
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)  # 85 held: 87.5
+    await gateway_429(limiter)  # refused 87.5: 86.25
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)  # 86.25 held, within 2 % of 87.5
+    assert limiter.rate == pytest.approx(86.25)
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)
+    assert limiter.rate == pytest.approx(86.25)  # no more bisection
+    await sleep_until(clock, clock.now() + 300)
+    await attempt(limiter, clock)
+    assert limiter.rate == pytest.approx(86.25 * 1.05)
+    await sleep_until(clock, clock.now() + 301)
+    await attempt(limiter, clock)
+    assert limiter.rate == pytest.approx(86.25 * 1.05**2)
+
+
+async def test_a_refusal_at_a_rate_that_held_slips_5_percent() -> None:
+    """Refused at the rate that had held a minute (jitter, or a tighter gateway): 95 % of
+    it counts as held, and the bisection goes on between that and the refusal."""
+    clock = LoopClock()
+    limiter = RateLimiter(100, clock)
+    await gateway_429(limiter)  # 80
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)  # 80 held: 90
+    await gateway_429(limiter)  # refused 90: 85
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)  # 85 held: 87.5
+    await gateway_429(limiter)  # refused 87.5: 86.25
+    await sleep_until(clock, clock.now() + 61)
+    await attempt(limiter, clock)  # 86.25 held (and settled)
+    first = await limiter.acquire()  # two in flight together
+    second = await limiter.acquire()
+    await sleep_until(clock, second + 0.5)  # the answers come
+    limiter.release(rate_limited=True)
+    limiter.rate_limited(None, first, gateway=True)  # refused at 86.25, which had held
+    assert limiter.rate == pytest.approx((86.25 * 0.95 + 86.25) / 2)
+    limiter.release(rate_limited=True)
+    limiter.rate_limited(None, second, gateway=True)  # sent before the cut: no new cut
+    assert limiter.rate == pytest.approx((86.25 * 0.95 + 86.25) / 2)
