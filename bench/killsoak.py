@@ -90,6 +90,11 @@ def _handled(control: httpx2.Client) -> list[str]:
     return [e["path"].split("/")[-2] for e in log if e["handled"]]  # .../contacts/ID/tags
 
 
+def _settings(concurrency: int) -> list[str]:
+    """A new run's settings; --resume takes them from the run folder."""
+    return ["--plan", "unmetered", "--concurrency", str(concurrency)]
+
+
 def soak(
     points: int,
     folder: Path,
@@ -154,9 +159,9 @@ def soak(
                 snapshots: list[tuple[int, set[str]]] = []
                 for _ in range(min(kills_per_run, points - report.points)):
                     args = (
-                        ["--resume", str(run_dir)]
+                        ["--resume", str(run_dir)]  # with the settings it started with
                         if (run_dir / ".bulktag" / "config.json").exists()
-                        else [str(source), "--out", str(run_dir)]
+                        else [str(source), "--out", str(run_dir), *_settings(concurrency)]
                     )
                     process = subprocess.Popen(
                         [
@@ -165,10 +170,6 @@ def soak(
                             "bulktag",
                             "run",
                             *args,
-                            "--plan",
-                            "unmetered",
-                            "--concurrency",
-                            str(concurrency),
                             "-q",
                         ],
                         env=env,
@@ -193,7 +194,7 @@ def soak(
                 final_args = (
                     ["--resume", str(run_dir)]
                     if (run_dir / ".bulktag" / "config.json").exists()
-                    else [str(source), "--out", str(run_dir)]
+                    else [str(source), "--out", str(run_dir), *_settings(concurrency)]
                 )
                 done = subprocess.run(
                     [
@@ -202,10 +203,6 @@ def soak(
                         "bulktag",
                         "run",
                         *final_args,
-                        "--plan",
-                        "unmetered",
-                        "--concurrency",
-                        str(concurrency),
                         "-q",
                     ],
                     env=env,

@@ -7,19 +7,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bulktag import __version__
 from bulktag.errors import BulkTagError, ExitCode, UsageError
 from bulktag.jobfile import load_job
 from bulktag.logs import escape, setup_logging
 from bulktag.options import add_input_options, add_run_options, resolve
+from bulktag.usage import (
+    SECRET_OPTIONS,
+    RefuseSecret,
+    hint_unknown,
+    misplaced_option,
+    redact,
+    secrets,
+)
 
 if TYPE_CHECKING:
     from bulktag.runner import Runtime
@@ -32,8 +41,21 @@ EXIT_CODES_HELP = "exit codes (when several apply, the first of 77, 78, 75, 1, 0
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    """Never matches an option by a prefix of it; errors are UsageError, with hints."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False  # --api-key must never be taken for --api-key-file
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _refuse_secrets(p: argparse.ArgumentParser, *, but: Sequence[str] = ()) -> None:
+    """Options a key might be typed into: each refused, its value never repeated."""
+    for option in SECRET_OPTIONS:
+        if option not in but:
+            p.add_argument(option, action=RefuseSecret, dest=f"_secret{option}")
 
 
 def _float_pair(text: str) -> tuple[float, float]:
@@ -103,6 +125,7 @@ def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
     add_input_options(p, inputs="*")
     add_run_options(p)
     _add_verbosity(p)
+    _refuse_secrets(p)
     p.set_defaults(handler=_run)
 
 
@@ -134,8 +157,39 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
         raise UsageError("bulktag run: --resume continues a run's own inputs; give no INPUT")
     if args.resume and args.out:
         raise UsageError("bulktag run: --resume continues RUN_DIR in place; give no --out")
+    if args.resume:
+        _refuse_settings_on_resume(args)
+    if args.job and args.out:
+        raise UsageError(
+            f"bulktag run: --out with --job: a job's runs go in its own folder (out = in "
+            f"{args.job}); give no --out, or run the inputs without --job"
+        )
     config = resolve(args, environ, job)
     return int(run(config, runtime).exit_code)
+
+
+#: What --resume takes from the command line; every other run setting comes from the run.
+_RESUME_TAKES = frozenset(
+    {"resume", "inputs", "verbose", "quiet", "log_format", "progress", "metrics_file"}
+    | {"api_key_file", "ca_bundle", "handler", "command"}
+)
+
+
+def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
+    """--resume continues a run with the settings it started with: a setting given with it
+    would be ignored in silence, so it is refused, with what to do instead."""
+    given = sorted(
+        "--" + dest.replace("_", "-")
+        for dest, value in vars(args).items()
+        if dest not in _RESUME_TAKES and not dest.startswith("_") and value not in (None, False)
+    )
+    if given:
+        raise UsageError(
+            f"bulktag run: --resume continues {args.resume} with the settings it started with, "
+            f"so {', '.join(given)} would be ignored. To send with other settings: "
+            f"bulktag run {args.resume}/failures.csv with them (that file holds what is left "
+            "once the run has published its files)"
+        )
 
 
 def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -145,6 +199,7 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
         description="Check a job file (jobs/*.toml) and print what a run of it would use.",
     )
     p.add_argument("job", type=Path, metavar="FILE")
+    _refuse_secrets(p)
     p.set_defaults(handler=_check_job)
 
 
@@ -199,6 +254,7 @@ def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--rejects", type=Path, metavar="FILE", help="also write the reject rows to FILE (CSV)"
     )
+    _refuse_secrets(p)
     p.set_defaults(handler=_validate)
 
 
@@ -314,6 +370,7 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
     tls = p.add_argument_group("TLS (https://, as a company's own CA would sign it)")
     tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="certificate chain (PEM)")
     tls.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    _refuse_secrets(p, but=("--key",))  # the emulator's own --key names the keys it accepts
     p.set_defaults(handler=_emulator)
 
 
@@ -399,6 +456,7 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--data", type=Path, default=Path("sample_data"), help="sample data folder")
     p.add_argument("--out", type=Path, help="folder for the runs (default runs/demo-<time>/)")
+    _refuse_secrets(p)
     p.set_defaults(handler=_demo)
 
 
@@ -408,23 +466,72 @@ def _demo(args: argparse.Namespace, runtime: Runtime | None) -> int:
     return run_demo(args.data, args.out)
 
 
+COMMANDS = ("run", "validate", "check-job", "emulator", "demo")
+
+
+def _subparser(
+    parser: argparse.ArgumentParser, arguments: Sequence[str]
+) -> argparse.ArgumentParser:
+    """The sub-command's parser named in ``arguments`` (else ``parser``)."""
+    command = next((a for a in arguments if a in COMMANDS), None)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[command]
+            return chosen
+    return parser
+
+
+def _json_errors(arguments: Sequence[str]) -> bool:
+    """Whether an error before logging is set up is a JSON line: ``--log-format json``, or
+    ``run`` (the command cron runs) in its default mode with stderr not a terminal."""
+    formats = [
+        a.partition("=")[2] or (arguments[i + 1] if i + 1 < len(arguments) else "")
+        for i, a in enumerate(arguments)
+        if a.partition("=")[0] == "--log-format"
+    ]
+    chosen = formats[-1] if formats else "auto"
+    if chosen == "auto":
+        return bool(arguments) and arguments[0] == "run" and not sys.stderr.isatty()
+    return chosen == "json"
+
+
 def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -> int:
     """Run the ``bulktag`` command; returns the exit code.
 
     ``runtime`` injects the transport, clock and event loop (tests only).
     """
     parser = build_parser()
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    environ = runtime.environ if runtime and runtime.environ is not None else os.environ
+    hidden = secrets(arguments, environ)
     for handler in list(logging.getLogger("bulktag").handlers):  # each call sets its own up
         logging.getLogger("bulktag").removeHandler(handler)
     try:
-        args = parser.parse_args(argv)
+        misplaced = misplaced_option(arguments, COMMANDS)
+        if misplaced is not None:
+            raise UsageError(misplaced)
+        try:
+            args = parser.parse_args(arguments)
+        except UsageError as exc:  # hints from the sub-command's own options
+            chosen = _subparser(parser, arguments)
+            raise UsageError(hint_unknown(chosen, str(exc))) from None
         return int(args.handler(args, runtime))
     except BulkTagError as exc:
+        text = redact(str(exc), hidden)  # nothing typed that may be a secret is repeated
         logger = logging.getLogger("bulktag")
         if logger.handlers:  # the command set up its logging: one record in its format
-            logger.error("%s", exc, extra={"exit_code": int(exc.exit_code)})  # noqa: TRY400  (no traceback: one line)
+            logger.error("%s", text, extra={"exit_code": int(exc.exit_code)})  # noqa: TRY400  (no traceback: one line)
+        elif _json_errors(arguments):
+            when = datetime.now(UTC).isoformat(timespec="milliseconds")
+            record = {
+                "time": when,
+                "level": "error",
+                "message": text,
+                "exit_code": int(exc.exit_code),
+            }
+            print(json.dumps(record, ensure_ascii=False), file=sys.stderr)
         else:  # one plain line; input text in it cannot break it
-            print(f"bulktag: error: {escape(str(exc))}", file=sys.stderr)
+            print(f"bulktag: error: {escape(text)}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("bulktag: interrupted", file=sys.stderr)

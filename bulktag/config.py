@@ -42,9 +42,14 @@ class ApiKey:
 
     __slots__ = ("_secret",)
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, source: str = "the API key") -> None:
+        if secret[:7].lower() == "bearer ":
+            raise ConfigError(
+                f"{source} starts with 'Bearer ': give the key alone (wbk_...); bulktag adds "
+                "'Bearer ' itself"
+            )
         if not secret or any(c.isspace() or ord(c) < 32 for c in secret):
-            raise ConfigError("the API key is empty or contains white space or control characters")
+            raise ConfigError(f"{source} is empty or contains white space or control characters")
         self._secret = secret
 
     def reveal(self) -> str:
@@ -99,11 +104,11 @@ def load_api_key(
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if len(lines) != 1:
             raise ConfigError(f"{key_file}: the API key file must hold exactly one non-empty line")
-        return ApiKey(lines[0])
+        return ApiKey(lines[0], f"the key in the file {key_file}")
     secret = env.get(variable, "").strip()
     if not secret:
         raise ConfigError(f"no API key: set {variable} or pass --api-key-file FILE")
-    return ApiKey(secret)
+    return ApiKey(secret, f"the key in ${variable}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -146,6 +151,8 @@ class ReadOptions:
     tag_case: TagCase = "preserve"
     tag_prefix: str = ""
     static_tags: tuple[str, ...] = ()
+    #: Rows of a bulktag failures file whose failure was permanent are sent again too.
+    retry_permanent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,18 @@ def _failures(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)
 
 
+def _permanent(failures: Path) -> pl.DataFrame:
+    """What the last run left: its failures, and the permanent failures of the file it was
+    given, which it set aside in its rejects (not sent again)."""
+    columns = ["contact_id", "tags", "error_type"]
+    found = _failures(failures).select(columns)
+    rejects = _failures(failures.with_name("rejects.csv"))
+    set_aside = rejects.filter(pl.col("column") == "retryable").select(
+        "contact_id", "tags", error_type=pl.col("reason").str.extract(r"^(\w+):")
+    )
+    return pl.concat([found, set_aside])
+
+
 def run_demo(data: Path, out: Path | None = None) -> int:
     """Run the demo; returns 0 when the story ended as expected."""
     missing = [name for name in ("crm_contacts.csv", *INPUTS) if not (data / name).is_file()]
@@ -116,9 +128,9 @@ def run_demo(data: Path, out: Path | None = None) -> int:
                 run_dir = out / f"{rounds}-re-run"
                 code = _bulktag(["run", str(failures), "--out", str(run_dir), *common], env)
                 failures = run_dir / "failures.csv"
-            left = _failures(failures)
-            _say(f"\nafter {rounds} runs: exit {code}; left in {failures}:")
-            _say(str(left.select("contact_id", "tags", "error_type", "retryable")))
+            left = _permanent(failures)
+            _say(f"\nafter {rounds} runs: exit {code}; left, for a person to look at:")
+            _say(str(left))
             seed = control.get(f"/contacts/{SEED_CONTACT}").json()["data"]
             stats = control.get("/stats").json()
         _say(f"\nthe CRM's copy of {SEED_CONTACT}: tags {seed['tags']}")
@@ -126,7 +138,7 @@ def run_demo(data: Path, out: Path | None = None) -> int:
             f"calls the emulator handled: {stats['tag_calls_handled']}; requests by status: "
             f"{stats['requests'].get('POST /v1/contacts/{id}/tags', {})}"
         )
-        permanent_only = bool(left.height) and set(left["retryable"].to_list()) == {"false"}
+        permanent_only = bool(left.height) and set(left["error_type"]) <= {"not_found"}
         converged = code == ExitCode.FAILURES and permanent_only
         _say(
             f"\n{'converged' if converged else 'did NOT converge'}: "

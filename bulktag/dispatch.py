@@ -138,8 +138,10 @@ class Dispatcher:
         run_id: str,
         seed: int | None = None,
         quota_remaining: int | None = None,
+        key_source: str = "the API key",
     ) -> None:
         self._client = client
+        self._key_source = key_source
         self._settings = settings
         self._clock = clock
         self._run_id = run_id
@@ -426,7 +428,7 @@ class Dispatcher:
         failure = attempt.failure
         assert failure is not None
         if failure.stops_run:
-            self.stop(Halt.KEY_REJECTED, f"{failure}: {attempt.message}")
+            self.stop(Halt.KEY_REJECTED, self._key_refused(attempt))
             return False
         if failure is FailureType.QUOTA_EXHAUSTED:
             self._budget.exhaust()
@@ -444,6 +446,19 @@ class Dispatcher:
                 )
                 return False
         return failure.retryable
+
+    def _key_refused(self, attempt: Attempt) -> str:
+        """Why the run stopped on a 401 or 403, where the key came from, and what to do."""
+        said = f"{attempt.failure}: {attempt.message}"
+        if attempt.failure is FailureType.INVALID_KEY:
+            return (
+                f"LeadLex refused {self._key_source} ({said}): check that it is this "
+                "workspace's key, whole, and neither revoked nor expired"
+            )
+        return (
+            f"{self._key_source} may not do this ({said}): give the key Write permission in "
+            "LeadLex's API settings, or use a key that has it"
+        )
 
     def _outcome(self, contact: PlannedContact, done: list[_Chunk]) -> ContactOutcome:
         pending = tuple(t for c in done if c.attempt is None or not c.attempt.ok for t in c.tags)

@@ -8,6 +8,7 @@ key with its meaning.
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +121,10 @@ def _flatten(path: Path, data: dict[str, Any]) -> dict[tuple[str, str], Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             if key not in _SECTIONS or not key:
-                known = ", ".join(s for s in _SECTIONS if s)
-                raise _fail(path, f"unknown section [{key}]; known: {known}")
+                known = [s for s in _SECTIONS if s]
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f"did you mean [{close[0]}]? " if close else ""
+                raise _fail(path, f"unknown table [{key}]; {hint}known: {', '.join(known)}")
             for inner, inner_value in value.items():
                 values[(key, inner)] = _check(path, key, inner, inner_value)
         else:
@@ -147,13 +150,20 @@ def _check_whole(path: Path, values: dict[tuple[str, str], Any]) -> None:
     keep = values.get(("", "keep_runs"))
     if keep is not None and keep < 1:
         raise _fail(path, "keep_runs must be at least 1")
+    for key in ("concurrency", "max_attempts", "timeout", "rate_per_minute", "retry_time"):
+        value = values.get(("limits", key))
+        if value is not None and value <= 0:
+            raise _fail(path, f"[limits] {key} must be more than 0, not {value}")
+    concurrency = values.get(("limits", "concurrency"))
+    if concurrency is not None and concurrency > 256:
+        raise _fail(path, f"[limits] concurrency must be at most 256, not {concurrency}")
 
 
 def _check(path: Path, section: str, key: str, value: Any) -> Any:
     known = _SECTIONS[section]
     where = f"[{section}] {key}" if section else key
     if key not in known:
-        raise _fail(path, f"unknown key {where!r}; known here: {', '.join(known)}")
+        raise _fail(path, _unknown_key(section, key))
     expected = known[key]
     if (
         isinstance(value, bool)
@@ -169,6 +179,27 @@ def _check(path: Path, section: str, key: str, value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         raise _fail(path, f"{where} cannot be negative")
     return str(value) if key == "sheet" else value
+
+
+def _table(section: str) -> str:
+    return f"[{section}]" if section else "the top level (before any [table])"
+
+
+def _unknown_key(section: str, key: str) -> str:
+    """Where the key belongs if another table has it, else the closest names here."""
+    where = f"[{section}] {key}" if section else key
+    homes = [other for other, keys in _SECTIONS.items() if other != section and key in keys]
+    if homes:
+        return f"{where!r} belongs in {_table(homes[0])}: move it there"
+    known = _SECTIONS[section]
+    everywhere = {name: table for table, keys in _SECTIONS.items() for name in keys}
+    close = difflib.get_close_matches(key, [*known, *everywhere], n=1, cutoff=0.6)
+    hint = ""
+    if close:
+        table = section if close[0] in known else everywhere[close[0]]
+        hint = f"did you mean {close[0]!r}" + ("" if table == section else f" in {_table(table)}")
+        hint += "? "
+    return f"unknown key {where!r}; {hint}known in {_table(section)}: {', '.join(known)}"
 
 
 def _type_name(expected: type | tuple[type, ...]) -> str:

@@ -1,8 +1,8 @@
 """One run per job at a time: an exclusive ``flock`` on the job's folder.
 
 The kernel releases the lock when its process dies, even by ``kill -9``, so a
-stale lock is simply taken over; the lock file only records who held it last,
-for the message a second instance prints.
+stale lock is simply taken over; the lock file only records who holds it (for the
+message a second instance prints), or that it was released cleanly.
 """
 
 from __future__ import annotations
@@ -52,7 +52,11 @@ class FolderLock:
         previous = os.read(fd, 200).decode(errors="replace").split()
         stale = previous and previous[0].isdigit() and int(previous[0]) != os.getpid()
         if stale and not _alive(int(previous[0])):
-            log.info("took over the lock of pid %s, which is no longer running", previous[0])
+            log.info(
+                "the last run (pid %s) ended without releasing its lock (killed?); its lock "
+                "is taken over, and what it left is resumed",
+                previous[0],
+            )
         os.ftruncate(fd, 0)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         os.pwrite(fd, f"{os.getpid()} pid since {stamp}\n".encode(), 0)
@@ -66,6 +70,10 @@ class FolderLock:
         trace: TracebackType | None,
     ) -> None:
         if self._fd is not None:
+            # a clean release says so: the next run does not take it for a crash
+            os.ftruncate(self._fd, 0)
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            os.pwrite(self._fd, f"free since {stamp} (pid {os.getpid()} ended)\n".encode(), 0)
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -60,6 +60,11 @@ NUMERIC_ID = (
     "record id); format the ID column as text and export again"
 )
 NOT_UUID = "contact id is not a UUID"
+#: A failures file's row whose failure was permanent (after its type, e.g. "not_found").
+PERMANENT_BEFORE = (
+    ": a permanent failure in the run that wrote this failures file; not sent again "
+    "(--retry-permanent sends it)"
+)
 RAGGED = "row has more fields than the header: quote cells that contain the delimiter"
 NO_TAGS = "no tags"
 TAG_TOO_LONG = f"tag longer than {MAX_TAG_LENGTH} characters"
@@ -138,15 +143,18 @@ def normalise_tag(tag: pl.Expr, *, lower: bool = False, prefix: str = "") -> pl.
     return finish_tag(trim_tag(tag), lower=lower, prefix=prefix, empty=True)
 
 
-def trim_tag(tag: pl.Expr) -> pl.Expr:
+def trim_tag(tag: pl.Expr, separators: str = "") -> pl.Expr:
     """:func:`normalise_tag` without the case and prefix options: invisible artefacts
-    out, white space collapsed and trimmed, one pair of wrapping double quotes off."""
+    out, white space collapsed and trimmed, the separator after a quoted piece (see
+    :func:`split_pattern`) and one pair of wrapping double quotes off."""
     text = tag.str.replace_all(ZERO_WIDTH, "").str.replace_all(r"\s+", " ")
     # a joiner at either end joins nothing: an artefact too
-    text = text.str.strip_chars(_ENDS)
+    text = text.str.strip_chars(_ENDS + separators)
     return text.str.replace(r'^"(.*)"$', "${1}").str.strip_chars(_ENDS)
 
 
+#: What splits a tags cell, besides line breaks, unless --tag-separators says otherwise.
+DEFAULT_SEPARATORS = ",;|"
 #: Stripped from both ends of a tag: white space, and the joiners (they join nothing there).
 _ENDS = " \t\n\r\x0b\x0c\u200c\u200d"
 
@@ -155,10 +163,13 @@ def split_pattern(separators: str) -> str:
     """The regex whose matches are a tags cell's pieces (``str.extract_all``).
 
     A piece is text between separators or line breaks, or a double-quoted run that
-    separators do not split (``"A, B"``); line breaks always split: no tag holds one.
+    separators do not split (``"A, B"``), ended by a separator or the end (kept in the
+    piece: :func:`trim_tag` takes it off; the regex engine has no look-ahead). Line breaks
+    always split: no tag holds one. ``""0`` is one piece, not ``""`` and ``0``.
     """
-    outside = "[^" + re.escape(separators) + "\r\n]+"
-    return '[ \t]*"[^"\r\n]*"[ \t]*|' + outside
+    seps = re.escape(separators)
+    ends = f"[{seps}\r\n]|$" if separators else "[\r\n]|$"
+    return f'[ \t]*"[^"\r\n]*"[ \t]*(?:{ends})|[^{seps}\r\n]+'
 
 
 def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -> pl.Expr:
@@ -221,6 +232,18 @@ def canonical_id_text(raw: str | None) -> str | None:
     if _HEX32_TEXT.match(text):
         text = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
     return text if _UUID_TEXT.match(text) else None
+
+
+def quote_tag(tag: pl.Expr, separators: str = DEFAULT_SEPARATORS) -> pl.Expr:
+    """A tag as a joined cell must hold it to read back as itself: in double quotes when it
+    holds a separator or starts or ends with one (bulktag's reader takes one pair off, and
+    an unquoted ``"a`` would open a quoted run across the next separator).
+
+    A tag holding both a separator and a double quote cannot be written this way (the
+    reader has no escape inside quotes); such tags only come from list columns."""
+    edge = tag.str.starts_with('"') | tag.str.ends_with('"')
+    needs = tag.str.contains("[" + re.escape(separators) + "]") | edge
+    return pl.when(needs).then(pl.lit('"') + tag + pl.lit('"')).otherwise(tag)
 
 
 def normalise_tag_text(tag: str, *, lower: bool = False, prefix: str = "") -> str:

@@ -8,6 +8,7 @@ fills in the rest.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,15 @@ from bulktag.config import (
     ReadOptions,
     RunConfig,
 )
-from bulktag.errors import UsageError
+from bulktag.errors import ConfigError, UsageError
 from bulktag.jobfile import JobFile
 from bulktag.leadlex import DEFAULT_API_URL, PLANS
 from bulktag.normalise import normalise_tag_text, tag_problem_text
 
 __all__ = ["add_input_options", "add_run_options", "resolve"]
+
+#: Requests in flight at most (DispatchSettings checks it too).
+MAX_CONCURRENCY = 256
 
 
 def _count(text: str) -> int:
@@ -41,7 +45,7 @@ def _count(text: str) -> int:
 def _positive(text: str) -> int:
     value = _count(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a number from 1")
+        raise argparse.ArgumentTypeError(f"{text} is not a whole number from 1")
     return value
 
 
@@ -50,8 +54,22 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative")
+    if value < 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number from 0")
+    return value
+
+
+def _above_zero(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_CONCURRENCY}")
     return value
 
 
@@ -92,6 +110,13 @@ def add_input_options(p: argparse.ArgumentParser, *, inputs: str = "+") -> None:
         help="characters that split a tags cell besides line breaks, which always do "
         "(default ',;|'; '' splits on line breaks only)",
     )
+    read.add_argument(
+        "--retry-permanent",
+        action="store_true",
+        default=None,
+        help="in a bulktag failures file, send again the rows whose failure was permanent "
+        "(not_found, validation_error; skipped by default)",
+    )
     read.add_argument("--tag-case", choices=["preserve", "lower"], help="default preserve")
     read.add_argument("--tag-prefix", metavar="TEXT", help="prepended to every input tag")
     read.add_argument(
@@ -107,7 +132,10 @@ def add_input_options(p: argparse.ArgumentParser, *, inputs: str = "+") -> None:
         help="the workspace's LeadLex plan: sets the rate and the daily quota (default pro)",
     )
     limits.add_argument(
-        "--rate-per-minute", type=_seconds, metavar="N", help="calls a minute (default: the plan's)"
+        "--rate-per-minute",
+        type=_above_zero,
+        metavar="N",
+        help="calls a minute (default: the plan's)",
     )
     limits.add_argument(
         "--quota-reserve",
@@ -182,12 +210,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help=f"file holding the API key (else ${API_KEY_ENV})",
     )
     send = p.add_argument_group("sending")
-    send.add_argument("--concurrency", type=_count, help="requests in flight (default 8)")
-    send.add_argument("--timeout", type=_seconds, metavar="S", help="per request (default 30)")
-    send.add_argument("--max-attempts", type=_count, metavar="N", help="per request (default 10)")
+    send.add_argument(
+        "--concurrency", type=_concurrency, help="requests in flight, 1 to 256 (default 8)"
+    )
+    send.add_argument("--timeout", type=_above_zero, metavar="S", help="per request (default 30)")
+    send.add_argument(
+        "--max-attempts", type=_positive, metavar="N", help="per request (default 10)"
+    )
     send.add_argument(
         "--retry-time",
-        type=_seconds,
+        type=_above_zero,
         metavar="S",
         help="retrying a request stops after S seconds (default 600)",
     )
@@ -245,7 +277,25 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         tag_case=case,
         tag_prefix=_pick(args, "tag_prefix", job, ("tags", "prefix"), ""),
         static_tags=tuple(static),
+        retry_permanent=bool(getattr(args, "retry_permanent", None)),
     )
+
+
+def _check_reserve(args: argparse.Namespace, job: JobFile | None, plan: str) -> None:
+    """A reserve of the whole daily quota would never let a call through."""
+    reserve = _pick(args, "quota_reserve", job, ("limits", "quota_reserve"), 0)
+    per_day = PLANS[plan].per_day
+    if per_day is None or reserve < per_day:
+        return
+    where = "--quota-reserve" if getattr(args, "quota_reserve", None) is not None else None
+    message = (
+        f"quota reserve {reserve:,} is not below the {plan} plan's daily quota ({per_day:,}): "
+        "nothing could ever be sent; give a smaller reserve (or the workspace's real --plan)"
+    )
+    if where is not None:
+        raise UsageError(f"{where} {reserve}: {message}")
+    assert job is not None
+    raise ConfigError(f"{job.path}: [limits] quota_reserve: {message}")
 
 
 def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> DispatchSettings:
@@ -263,6 +313,7 @@ def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> Dispa
     values["verify_ambiguous"] = _pick(
         args, "verify_ambiguous", job, ("", "verify_ambiguous"), job is not None
     )
+    _check_reserve(args, job, plan)
     return DispatchSettings.for_plan(plan, **values)
 
 

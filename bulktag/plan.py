@@ -37,6 +37,7 @@ from bulktag.normalise import (
     MISSING_ID,
     NO_TAGS,
     NUMERIC_ID,
+    PERMANENT_BEFORE,
     RAGGED,
     UUID_PATTERN,
     canonical_id,
@@ -81,6 +82,7 @@ class InputSummary:
     header_line: int | None = None  #: the header's line (text) or row (sheet)
     notes: tuple[str, ...] = ()  #: how the file was read: format, line endings, ID column
     encoding_note: str | None = None  #: how the encoding was chosen (BOM, a guess and why)
+    header: tuple[str, ...] = ()  #: every column the header names
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class PlanStats:
                     "header_line": i.header_line,
                     "notes": list(i.notes),
                     "encoding_note": i.encoding_note,
+                    "header": list(i.header),
                 }
                 for i in self.inputs
             ],
@@ -193,6 +196,7 @@ def _branches(item: InputFrame, index: int, options: ReadOptions) -> _Branches:
         pl.col("id").str.contains(UUID_PATTERN)
         & cell.str.contains(pattern)
         & pl.col("extra").is_null()
+        & pl.col("earlier").is_null()
     ).fill_null(value=False)
     try:
         share = frame.head(FAST_SAMPLE_ROWS).select(fast.mean()).collect().item()
@@ -205,7 +209,8 @@ def _branches(item: InputFrame, index: int, options: ReadOptions) -> _Branches:
     if (share or 0) < FAST_SHARE:
         return _Branches(fast=fast_rows, general=_rows(item, others, options.tag_separators))
     cells = {name: _own(name) for name in ("id", "extra", tag_name(0))}
-    return _Branches(fast=fast_rows, held=others.select("src", "line", "id_number", **cells))
+    held = others.select("src", "line", "id_number", "earlier", **cells)
+    return _Branches(fast=fast_rows, held=held)
 
 
 def _rows(item: InputFrame, frame: pl.LazyFrame, separators: str) -> pl.LazyFrame:
@@ -218,15 +223,18 @@ def _rows(item: InputFrame, frame: pl.LazyFrame, separators: str) -> pl.LazyFram
     frame = frame.with_columns(__canonical=pl.when(~number).then(canonical_id(raw)))
     tags = (
         item.pieces(separators)
-        .list.eval(trim_tag(pl.element()))
+        .list.eval(trim_tag(pl.element(), separators))
         .list.eval(pl.element().filter(pl.element() != ""))
     )
     frame = frame.with_columns(key=uuid_key(canonical), tags=tags)
     extra = pl.col("extra").str.strip_chars()
     count = pl.col("tags").list.len()
+    earlier = pl.col("earlier")
     problem = (
         pl.when(extra.is_not_null() & (extra != ""))
         .then(pl.lit(RAGGED))
+        .when(earlier.is_not_null())
+        .then(pl.concat_str(earlier, pl.lit(PERMANENT_BEFORE)))
         .when(canonical.is_not_null())
         .then(pl.lit(None, dtype=pl.String))
         .when(number)
@@ -310,6 +318,7 @@ def build_plan(
             header_line=item.header_line,
             notes=item.notes,
             encoding_note=item.csv.encoding_note if item.csv else None,
+            header=item.columns.header,
         )
         for i, item in enumerate(inputs)
     )
@@ -565,6 +574,8 @@ def _write_rejects(
                     .then(tag_column)
                     .when(problem == RAGGED)
                     .then(pl.lit(None, dtype=pl.String))
+                    .when(problem.str.ends_with(PERMANENT_BEFORE))
+                    .then(pl.lit("retryable"))
                     .otherwise(id_column),
                     reason=problem,
                 ),

@@ -29,6 +29,7 @@ from bulktag.config import OutputFormat
 from bulktag.dispatch import UNSENT, Halt
 from bulktag.errors import ConfigError
 from bulktag.journal import OUTCOME_COLUMNS, Journal, sink_joined
+from bulktag.normalise import quote_tag
 from bulktag.outcomes import FailureType, Status
 from bulktag.plan import Plan, slices
 
@@ -111,9 +112,10 @@ WRITE_ROWS = 100_000
 
 
 def _joined_lists(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Tag lists as one comma-separated cell, as an input has them."""
+    """Tag lists as one comma-separated cell, as an input has them: a tag holding a
+    separator (or wrapped in quotes itself) in double quotes, so it reads back as itself."""
     return frame.with_columns(
-        pl.col(name).list.join(",")
+        pl.col(name).list.eval(quote_tag(pl.element())).list.join(",")
         for name, dtype in frame.collect_schema().items()
         if isinstance(dtype, pl.List)
     )
@@ -192,6 +194,7 @@ class Published:
     skipped_by_reason: dict[str, int]
     applied: Path | None  #: Parquet of the ``contact_id, tag`` pairs this run applied
     verified: int = 0  #: outcomes found ok by reading the contact after an ambiguous failure
+    retryable_failures: int = 0  #: contacts failed with a retryable type (the failures file's)
 
 
 #: What the results take from the journal (the plan has the rest).
@@ -301,12 +304,14 @@ def publish(
         ).explode("tag").filter(~pl.col("tag").is_in(pl.col("pending_tags"))).select(
             "contact_id", "tag"
         ).sink_parquet(applied)
-    by_status, by_type, by_skip, verified = pl.collect_all(
+    failed_again = (pl.col("status") == str(Status.FAILED)) & pl.col("retryable")
+    by_status, by_type, by_skip, verified, retryable = pl.collect_all(
         [
             final.group_by("status").len(),
             final.filter(pl.col("error_type").is_not_null()).group_by("error_type").len(),
             final.filter(pl.col("skip_reason").is_not_null()).group_by("skip_reason").len(),
             final.select(pl.col("verified").sum()),
+            final.select(failed_again.fill_null(value=False).sum()),
         ]
     )
     return Published(
@@ -318,6 +323,7 @@ def publish(
         skipped_by_reason=_counts(by_skip, "skip_reason"),
         applied=applied,
         verified=int(verified.item() or 0),
+        retryable_failures=int(retryable.item() or 0),
     )
 
 

@@ -22,7 +22,7 @@ import re
 import shutil
 import sys
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -307,6 +307,28 @@ def _tag_columns(
     return [i for _, i in sorted(numbered)]
 
 
+def earlier_columns(header: Sequence[str]) -> tuple[int, int] | None:
+    """A bulktag failures (or results) file's ``retryable`` and ``error_type`` columns."""
+    normalised = [normalise_header(h) for h in header]
+    if {"status", "retryable", "error_type"} <= set(normalised):
+        return normalised.index("retryable"), normalised.index("error_type")
+    return None
+
+
+def earlier_failure(
+    header: Sequence[str], options: ReadOptions, cell: Callable[[int], pl.Expr]
+) -> pl.Expr:
+    """Per row of a bulktag failures file: the earlier run's failure type when it was
+    permanent (``retryable`` false), so the row is not sent again; null otherwise, and
+    always with ``--retry-permanent``. ``cell(i)``: the text of column ``i``."""
+    found = earlier_columns(header)
+    if found is None or options.retry_permanent:
+        return pl.lit(None, dtype=pl.String)
+    retryable, error_type = found
+    flag = _unquote(cell(retryable)).str.strip_chars().str.to_lowercase()
+    return pl.when(flag == "false").then(_unquote(cell(error_type)).str.strip_chars())
+
+
 def tag_name(index: int) -> str:
     """The frame's column for the ``index``-th tag cell."""
     return f"tag{index}"
@@ -316,8 +338,9 @@ def tag_name(index: int) -> str:
 class InputFrame:
     """One input, read lazily into the common shape.
 
-    The frame's columns: ``line, id, id_number, extra, tag0...`` (``id_number``: the ID
-    cell was typed as a number, a spreadsheet's doing; never a contact).
+    The frame's columns: ``line, id, id_number, earlier, extra, tag0...`` (``id_number``:
+    the ID cell was typed as a number, a spreadsheet's doing, never a contact; ``earlier``:
+    in a bulktag failures file, the type of a permanent failure, not to be sent again).
     """
 
     source: str
@@ -473,6 +496,7 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         line=(pl.col("__record").cast(pl.Int64) + skip + 1),
         id=pl.col(names[columns.id_index]),
         id_number=pl.lit(value=False),
+        earlier=earlier_failure(header, options, lambda i: pl.col(names[i])),
         extra=pl.col(names[width]),
         **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
     )
@@ -558,6 +582,7 @@ def _read_columnar(
         # a number column is never a UUID, whatever its digits
         id_number=pl.lit(id_dtype.is_numeric() or isinstance(id_dtype, pl.Decimal))
         & pl.col(columns.id_name).is_not_null(),
+        earlier=earlier_failure(names, options, lambda i: _as_text(names[i], schema[names[i]])),
         extra=pl.lit(None, dtype=pl.String),
         **cells,
     )
@@ -675,6 +700,7 @@ def _read_excel(
             line=pl.col("__record").cast(pl.Int64) + 1,
             id=pl.col(names[columns.id_index]),
             id_number=pl.col("__typed"),
+            earlier=earlier_failure(header, options, lambda i: pl.col(names[i])),
             extra=pl.lit(None, dtype=pl.String),
             **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
         )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from bulktag.config import DispatchSettings
 from bulktag.dispatch import DispatchStatistics, Halt
 from bulktag.errors import ExitCode
+from bulktag.normalise import NO_TAGS, PERMANENT_BEFORE
 from bulktag.outcomes import FailureType, Status
 from bulktag.plan import PlanStats
 from bulktag.precheck import TagDemand, choose
@@ -67,6 +68,7 @@ def describe_plan(
             + ", ".join(repr(t) for t in item.tag_columns)
         )
         lines.extend(f"  {note}" for note in item.notes)
+    lines.extend(what_the_data_suggests(stats))
     blank = f" ({stats.blank_rows:,} blank rows skipped)" if stats.blank_rows else ""
     lines.append(
         f"rows: {stats.rows_read:,} read, {stats.rows_grouped:,} grouped, "
@@ -89,6 +91,35 @@ def describe_plan(
         lines.append(
             f"quota: {stats.requests:,} calls of {plan_label} {settings.per_day:,} a day "
             f"({plan_estimate.days} day{'s' if plan_estimate.days > 1 else ''} of quota)"
+        )
+    return lines
+
+
+def what_the_data_suggests(stats: PlanStats) -> list[str]:
+    """Plain words for what the counts show: nothing to send, a tags column that is empty."""
+    lines = [
+        f"no data rows in {item.source}: nothing to send from it"
+        for item in stats.inputs
+        if item.rows == 0
+    ]
+    permanent = {
+        reason.removesuffix(PERMANENT_BEFORE): n
+        for reason, n in stats.rejects_by_reason.items()
+        if reason.endswith(PERMANENT_BEFORE)
+    }
+    if permanent:
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in permanent.items())
+        lines.append(
+            f"{sum(permanent.values()):,} rows of a failures file failed for good in the run "
+            f"that wrote it ({kinds}): not sent again; --retry-permanent sends them"
+        )
+    every_row_untagged = stats.rows_read and stats.rows_rejected == stats.rows_read
+    if every_row_untagged and set(stats.rejects_by_reason) == {NO_TAGS}:
+        named = ", ".join(repr(t) for i in stats.inputs for t in i.tag_columns)
+        found = ", ".join(repr(h) for i in stats.inputs for h in i.header)
+        lines.append(
+            f"every row's tags column ({named}) is empty: is the tags column another "
+            f"one? Columns found: {found}; name it with --tags-column"
         )
     return lines
 
@@ -151,8 +182,9 @@ def summary_lines(
     seconds: float,
     files: Mapping[str, str],
     code: ExitCode,
+    advice: Sequence[str] = (),
 ) -> list[str]:
-    """The human summary printed after a run."""
+    """The human summary printed after a run; ``advice`` last (what to do next)."""
     status_text = _counts({s: counts.get(s, 0) for s in Status})
     lines = [f"{planned:,} contacts: {status_text or 'none'}"]
     if types:
@@ -187,4 +219,5 @@ def summary_lines(
     names = ", ".join(v for k, v in files.items() if k != "folder")
     lines.append(f"files in {folder}: {names}")
     lines.append(f"exit {int(code)}: {code.meaning}")
+    lines.extend(advice)
     return lines

@@ -15,6 +15,8 @@ time) and ``runs/``. :class:`Runtime` is what tests inject.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -48,15 +50,15 @@ from bulktag.config import (
     load_api_key,
 )
 from bulktag.dispatch import Dispatcher, DispatchStatistics, Halt, PlannedContact
-from bulktag.errors import ConfigError, ExitCode, InputError
+from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
 from bulktag.journal import Journal, Offload, Recorder, sink_joined
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
-from bulktag.outcomes import Attempt, ContactOutcome, Status
+from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Status
 from bulktag.plan import InputSummary, Plan, PlanStats, build_plan, slices
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.publish import EXTENSIONS, Published, publish, write_json
-from bulktag.read import InputFrame, expand_inputs, read_input
+from bulktag.read import InputFrame, earlier_columns, expand_inputs, read_input
 from bulktag.report import describe_plan, estimate, exit_code, summary_lines
 from bulktag.skip import (
     ALREADY_APPLIED,
@@ -130,8 +132,20 @@ def _new_run_dir(base: Path, clock: Clock) -> Path:
 
 
 def _make_run_dir(folder: Path) -> Path:
+    """A new run folder: ``folder`` absent, empty, or left by a start that failed before
+    sending (only ``.bulktag/`` without a config); never a folder of someone's files."""
     if (folder / INTERNAL / "config.json").exists():
         raise ConfigError(f"{folder} already holds a run: --resume {folder} continues it")
+    if folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir() if p.name != INTERNAL)
+        if others:
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            raise UsageError(
+                f"--out {folder}: the folder holds other files ({', '.join(others[:5])}{more}) "
+                "that the run's files could replace; give a new or empty folder"
+            )
+    elif folder.exists():
+        raise UsageError(f"--out {folder}: it is a file, not a folder; give a new or empty folder")
     try:
         (folder / INTERNAL).mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -173,7 +187,7 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         base,
         inputs=tuple(data["inputs"]),
         api_url=data["api_url"],
-        key_file=Path(data["key_file"]) if data["key_file"] else None,
+        key_file=base.key_file or (Path(data["key_file"]) if data["key_file"] else None),
         key_env=data["key_env"],
         plan_name=data["plan_name"],
         read=read,
@@ -182,7 +196,7 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         dry_run=data["dry_run"],
         force=data["force"],
         skip_existing=data["skip_existing"],
-        ca_bundle=Path(data["ca_bundle"]) if data.get("ca_bundle") else base.ca_bundle,
+        ca_bundle=base.ca_bundle or (Path(data["ca_bundle"]) if data.get("ca_bundle") else None),
     )
 
 
@@ -193,7 +207,12 @@ def _stats_json(stats: PlanStats) -> dict[str, Any]:
 def _stats_from_json(data: dict[str, Any]) -> PlanStats:
     inputs = tuple(
         InputSummary(
-            **{**i, "tag_columns": tuple(i["tag_columns"]), "notes": tuple(i.get("notes", ()))}
+            **{
+                **i,
+                "tag_columns": tuple(i["tag_columns"]),
+                "notes": tuple(i.get("notes", ())),
+                "header": tuple(i.get("header", ())),
+            }
         )
         for i in data.pop("inputs")
     )
@@ -224,6 +243,7 @@ class _Run:
         self.work = self.internal / "work"
         self.statistics: DispatchStatistics | None = None
         self.failed_so_far = 0
+        self.sending = False  #: a session that may send has started
         meta_path = self.internal / "config.json"
         self.resumed = meta_path.exists()
         if self.resumed:
@@ -233,6 +253,14 @@ class _Run:
         else:
             self.run_id, self.started = str(uuid.uuid4()), runtime.clock.wall()
             write_json(meta_path, _config_json(config, self.run_id, self.started))
+
+    def discard(self, *, keep_folder: bool) -> None:
+        """Remove what this run wrote (it sent nothing): its folder, or only the folder's
+        contents when the user named an existing empty folder."""
+        shutil.rmtree(self.internal, ignore_errors=True)
+        if not keep_folder:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()  # only if empty: never anyone else's files
 
     # -- plan -------------------------------------------------------------------
 
@@ -359,6 +387,7 @@ class _Run:
                 run_id=self.run_id,
                 seed=self.runtime.seed,
                 quota_remaining=quota_left,
+                key_source=key_source(self.config),
             )
             recorder = Recorder(journal, committed)
             try:
@@ -429,11 +458,11 @@ class _Run:
         session_start = time.monotonic()
         self.config = config = replace(self.config, api_url=check_api_url(self.config.api_url))
         env = dict(self.runtime.env)
-        key = None if config.dry_run else load_api_key(config.key_file, env, config.key_env)
-        if not config.dry_run:  # TLS settings that cannot be used stop the run first
-            check_trust_settings(os.environ, config.ca_bundle)
+        key = preflight(config, env)
         self.work.mkdir(parents=True, exist_ok=True, mode=0o700)
         plan, fmt = self._plan()
+        if not self.resumed and not config.dry_run:
+            _warn_of_earlier_reruns(plan.stats, default_state_dir(env), self.run_dir, self.started)
         _refuse_symlinked_outputs(self.run_dir, config.metrics_file)
         book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
         quota_left = book.remaining(self.runtime.clock.wall()) if book else None
@@ -445,6 +474,7 @@ class _Run:
             journal.set_meta(run_id=self.run_id)
             todo = None if key is None else self._todo(plan, journal)
             if key is not None and todo is not None and todo[1]:
+                self.sending = True
                 anyio.run(
                     self._session,
                     plan,
@@ -526,7 +556,6 @@ class _Run:
         if config.metrics_file is not None:
             job_name = config.job.name if config.job else "manual"
             try:
-                config.metrics_file.parent.mkdir(parents=True, exist_ok=True)
                 write_metrics(config.metrics_file, job_name, summary, ended.finished)
             except OSError as exc:  # the run is done; its exit code matters more
                 log.error("cannot write the metrics file %s: %s", config.metrics_file, exc.strerror)  # noqa: TRY400  (one line, no traceback)
@@ -544,10 +573,35 @@ class _Run:
             seconds=ended.seconds,
             files=files,
             code=ended.code,
+            advice=self._advice(ended),
         )
         level = logging.INFO if ended.code is ExitCode.OK else logging.WARNING
         log.log(level, "summary:\n%s", "\n".join(lines), extra={"block": True, "summary": summary})
         return RunReport(self.run_dir, ended.code, summary)
+
+    def _advice(self, ended: _Ended) -> list[str]:
+        """What the outcome suggests doing next: the command that finishes the work, or a
+        likely cause (every contact not found: another workspace's key)."""
+        counts, types = ended.published.counts, ended.published.failures_by_type
+        lines = []
+        not_found = types.get(FailureType.NOT_FOUND, 0)
+        if not_found >= 2 and not_found == sum(types.values()) and not counts.get(Status.OK):
+            lines.append(
+                f"every contact sent was not_found: is {key_source(self.config)} for another "
+                "workspace? (LeadLex reports another workspace's contacts as not found)"
+            )
+        if ended.code is not ExitCode.WORK_LEFT:
+            return lines
+        if self.config.job is not None:
+            lines.append("next: the job's next run sends what is left (bulktag run --job FILE)")
+            return lines
+        if counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0):
+            lines.append(f"next: bulktag run --resume {self.run_dir}   (sends what was not sent)")
+        if ended.published.retryable_failures:
+            lines.append(
+                f"next: bulktag run {ended.published.failures}   (sends the failures again)"
+            )
+        return lines
 
     def _summary(self, ended: _Ended) -> dict[str, Any]:
         config, stats, published = self.config, ended.stats, ended.published
@@ -666,8 +720,6 @@ class QuotaBook:
 
 def _fingerprint(key: ApiKey, api_url: str) -> str:
     """Names a workspace's quota in the state store: a hash of the key and the URL."""
-    import hashlib  # noqa: PLC0415
-
     return hashlib.sha256(f"{api_url}\x1f{key.reveal()}".encode()).hexdigest()[:24]
 
 
@@ -688,6 +740,58 @@ def _refuse_symlinked_outputs(run_dir: Path, metrics: Path | None) -> None:
     ]:
         if path.is_symlink():
             raise ConfigError(f"{path} is a symbolic link: bulktag does not write through links")
+
+
+def _warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at: float) -> None:
+    """A failures file sent again: warn when an earlier run already sent this one (same
+    content), naming that run's own failures file; then remember this run."""
+    for item in stats.inputs:
+        path = Path(item.source)
+        if earlier_columns(item.header) is None or not path.is_file():
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with StateStore(state_dir / "quota.sqlite") as store:
+            for earlier, when in store.reruns_of(digest):
+                failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
+                stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                log.warning(
+                    "%s was already sent by the run %s (%s): what that run could not do is in "
+                    "%s; sending this file again re-sends what it did",
+                    item.source,
+                    earlier,
+                    stamp,
+                    failures,
+                )
+            store.record_rerun(digest, item.source, run_dir, at)
+
+
+def preflight(config: RunConfig, env: Mapping[str, str]) -> ApiKey | None:
+    """What can be checked before a run folder exists: the URL, the key (none for a dry
+    run), the TLS settings and the metrics file's folder. ConfigError (78) otherwise."""
+    check_api_url(config.api_url)
+    _check_metrics_file(config.metrics_file)
+    if config.dry_run:
+        return None
+    key = load_api_key(config.key_file, dict(env), config.key_env)
+    check_trust_settings(os.environ, config.ca_bundle)
+    return key
+
+
+def key_source(config: RunConfig) -> str:
+    """Where the key came from, for messages: "the key in $LEADLEX_API_KEY"."""
+    if config.key_file is not None:
+        return f"the key in the file {config.key_file}"
+    return f"the key in ${config.key_env}"
+
+
+def _check_metrics_file(path: Path | None) -> None:
+    """The metrics file's folder exists (node_exporter's textfile directory: bulktag does
+    not create it, as a typo would silently write where nothing reads)."""
+    if path is not None and not path.parent.is_dir():
+        raise ConfigError(
+            f"--metrics-file {path}: the folder {path.parent} does not exist; give the "
+            "node_exporter textfile collector's directory (--collector.textfile.directory)"
+        )
 
 
 def _refuse_overwriting_inputs(run_dir: Path, frames: Sequence[InputFrame]) -> None:
@@ -718,13 +822,26 @@ def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
             raise ConfigError(f"{folder} is not a bulktag run folder (no {INTERNAL}/config.json)")
         with FolderLock(folder / INTERNAL):
             return _Run(config, folder, runtime).execute()
+    preflight(config, runtime.env)  # a mistake there leaves no folder behind
+    existed = config.out_dir is not None and config.out_dir.exists()
     folder = (
         _make_run_dir(config.out_dir)
         if config.out_dir
         else _new_run_dir(Path("runs"), runtime.clock)
     )
     with FolderLock(folder / INTERNAL):
-        return _Run(config, folder, runtime).execute()
+        return _execute(_Run(config, folder, runtime), keep_folder=existed)
+
+
+def _execute(one: _Run, *, keep_folder: bool = False) -> RunReport:
+    """``one.execute()``; a new run that fails before it sends anything leaves no run folder
+    behind (only an empty folder the user named), so the corrected command may use it."""
+    try:
+        return one.execute()
+    except BulkTagError:
+        if not one.resumed and not one.sending:
+            one.discard(keep_folder=keep_folder)
+        raise
 
 
 def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
@@ -744,7 +861,8 @@ def _run_job(config: RunConfig, runtime: Runtime) -> RunReport:
     job = config.job
     assert job is not None
     job.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with FolderLock(job.folder), StateStore(job.folder / "state.sqlite") as state:
+    job_fix = f"the job keeps its state in its out folder ({job.folder}): make it writable"
+    with FolderLock(job.folder), StateStore(job.folder / "state.sqlite", fix=job_fix) as state:
         carry = job.folder / CARRY_OVER
         for unfinished in state.unfinished_runs():
             if (unfinished / INTERNAL / "config.json").exists():
@@ -754,9 +872,13 @@ def _run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                 state.forget_run(unfinished)
         inputs = _job_inputs(config, carry)
         folder = _new_run_dir(job.folder / "runs", runtime.clock)
-        report = _Run(
-            replace(config, inputs=inputs), folder, runtime, state=state, carry_over=carry
-        ).execute()
+        one = _Run(replace(config, inputs=inputs), folder, runtime, state=state, carry_over=carry)
+        try:
+            report = _execute(one)
+        except BulkTagError:
+            if not one.sending:
+                state.forget_run(folder)  # the next night starts afresh, not from this mistake
+            raise
         if job.keep_runs:
             for old in state.run_dirs()[: -job.keep_runs]:
                 shutil.rmtree(old, ignore_errors=True)

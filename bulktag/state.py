@@ -9,7 +9,8 @@ Two SQLite files (WAL) use this schema:
   ``$XDG_STATE_HOME/bulktag``, else ``~/.local/state/bulktag``): calls used per
   API key fingerprint (a hash, never the key) and UTC day, as LeadLex last
   reported them, so a manual run in the afternoon and the nightly run share one
-  budget.
+  budget; and which runs sent which failures file (by content), so sending one
+  twice is warned about.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
+
+from bulktag.errors import ConfigError
 
 __all__ = ["QuotaRecord", "StateStore", "default_state_dir", "utc_day"]
 
@@ -48,6 +51,12 @@ CREATE TABLE IF NOT EXISTS precheck (
     checked_at REAL NOT NULL,
     found INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reruns (
+    digest TEXT NOT NULL,
+    source TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     run_dir TEXT NOT NULL,
@@ -56,6 +65,12 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_code INTEGER
 );
 """
+
+
+QUOTA_STORE_FIX = (
+    "the quota store lives in $BULKTAG_STATE_DIR (else $XDG_STATE_HOME/bulktag, else "
+    "~/.local/state/bulktag): set BULKTAG_STATE_DIR to a folder this user can write"
+)
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -84,14 +99,20 @@ class QuotaRecord:
 class StateStore:
     """A state file (see the module docstring); safe for one writer at a time."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    def __init__(self, path: Path, *, fix: str = QUOTA_STORE_FIX) -> None:
+        """Open (create) ``path``; ConfigError (exit 78) naming it, the reason and ``fix``
+        when it cannot be (a service account without a writable home, say)."""
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            path.chmod(0o600)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"{path}: cannot create or open it ({reason}); {fix}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -191,6 +212,22 @@ class StateStore:
                     reset,
                     now,
                 ),
+            )
+
+    # -- failures files re-run ---------------------------------------------------
+
+    def reruns_of(self, digest: str) -> list[tuple[Path, float]]:
+        """Run folders that already sent the file with this content, oldest first."""
+        rows = self._db.execute(
+            "SELECT run_dir, at FROM reruns WHERE digest = ? ORDER BY at", (digest,)
+        ).fetchall()
+        return [(Path(run_dir), at) for run_dir, at in rows]
+
+    def record_rerun(self, digest: str, source: str, run_dir: Path, at: float) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO reruns (digest, source, run_dir, at) VALUES (?, ?, ?, ?)",
+                (digest, source, str(run_dir), at),
             )
 
     # -- runs -------------------------------------------------------------------

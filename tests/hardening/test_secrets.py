@@ -21,6 +21,7 @@ from bulktag.config import ApiKey, load_api_key
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from bulktag.options import resolve
+from bulktag.usage import RefuseSecret
 from tests.constants import KEY
 from tests.helpers import running_emulator
 from tests.world import World
@@ -118,14 +119,21 @@ def test_reprs_and_errors_hide_the_key() -> None:
 
 
 def test_no_option_takes_a_key_value() -> None:
-    """run, validate, check-job and demo have no option that takes a key on the command line."""
+    """run, validate, check-job and demo have no option that takes a key on the command line:
+    every option named like one (key, token, secret, password, bearer) only refuses it."""
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    words = ("key", "token", "secret", "password", "bearer")
     for name in ("run", "validate", "check-job", "demo"):
-        for action in commands.choices[name]._actions:
-            for option in action.option_strings:
-                if "key" in option:
-                    assert option == "--api-key-file", (name, option)
+        named = [
+            (option, action)
+            for action in commands.choices[name]._actions
+            for option in action.option_strings
+            if any(word in option for word in words)
+        ]
+        assert {"--api-key", "--key", "--token"} <= {option for option, _ in named}
+        for option, action in named:
+            assert option == "--api-key-file" or isinstance(action, RefuseSecret), (name, option)
 
 
 def test_tls_verification_cannot_be_turned_off() -> None:

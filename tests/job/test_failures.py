@@ -93,7 +93,8 @@ def test_malformed_success_is_retried(make_world: Callable[..., World]) -> None:
 def test_failures_file_rerun_converges_to_permanent_failures(
     make_world: Callable[..., World],
 ) -> None:
-    """Run with faults, then re-run failures.csv with faults off: only not_found is left."""
+    """Run with faults, then re-run failures.csv with faults off: every contact ok; the one
+    not_found is left: in the rejects if the first run knew it permanent, else found now."""
     world = make_world(contacts=100, faults=Faults(fault_rate=0.5, drop_rate=0.2), seed=9)
     rows = [(cid, "a, b") for cid in world.contact_ids] + [(UNKNOWN, "c")]
     source = world.write_csv("in.csv", rows)
@@ -103,9 +104,17 @@ def test_failures_file_rerun_converges_to_permanent_failures(
     assert first.height > 1
     world.emulator.injector.faults = Faults()
     code, rerun = world.run(str(run_dir / "failures.csv"), "--plan", "unmetered")
-    assert code == ExitCode.FAILURES
-    left = read_results(rerun / "failures.csv")
-    assert left.select("contact_id", "tags", "error_type").rows() == [(UNKNOWN, "c", "not_found")]
+    assert code == ExitCode.FAILURES  # the permanent failure is left
+    left = read_results(rerun / "failures.csv").select("contact_id", "tags", "error_type")
+    rejects = read_results(rerun / "rejects.csv")
+    known = first.filter(first["contact_id"] == UNKNOWN)["error_type"].to_list() == ["not_found"]
+    if known:  # found permanent in the first run: not sent again, set aside in the rejects
+        assert left.height == 0
+        assert rejects.select("contact_id", "tags").rows() == [(UNKNOWN, "c")]
+        assert rejects["reason"][0].startswith("not_found: a permanent failure")
+    else:  # its first run ended on a fault: sent again, found permanent now
+        assert left.rows() == [(UNKNOWN, "c", "not_found")]
+        assert rejects.height == 0
     assert all(world.tags_of(cid) == ["a", "b"] for cid in world.contact_ids)
 
 
@@ -136,7 +145,8 @@ def test_failures_file_reads_back_as_the_same_pairs(world: World, fmt: str) -> N
     rows = [(UNKNOWN, "-negative, =formula, @at, +plus, 'quoted"), (ids[0], "ok")]
     source = world.write_csv("in.csv", rows)
     _, run_dir = world.run(str(source), "--format", fmt)
-    code, rerun = world.run(str(run_dir / f"failures.{fmt}"), "--dry-run", "--format", "parquet")
+    again = str(run_dir / f"failures.{fmt}")  # a not_found row: sent again only when asked
+    code, rerun = world.run(again, "--dry-run", "--format", "parquet", "--retry-permanent")
     assert code == ExitCode.OK
     planned = pl.read_parquet(rerun / "results.parquet")
     assert planned.select("contact_id", "tags").rows() == [

@@ -14,7 +14,7 @@ from bulktag.cli import main
 from bulktag.errors import ExitCode
 from bulktag.journal import Journal
 from tests.conftest import KEY
-from tests.world import URL, World, read_results, sliding_window_max
+from tests.world import World, read_results, sliding_window_max
 
 
 def _all(world: World, tags: str = "x") -> Path:
@@ -232,7 +232,7 @@ def test_resume_across_many_plan_slices(
         ("ok", 27),
     ]
     world.next_night()
-    code = main(["run", "--resume", str(run_dir), "--api-url", URL], runtime=world.runtime())
+    code = main(["run", "--resume", str(run_dir)], runtime=world.runtime())
     assert code == ExitCode.FAILURES  # the three unknown contacts
     results = read_results(run_dir / "results.csv")
     assert results["contact_id"].to_list() == ids

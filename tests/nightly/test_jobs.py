@@ -58,6 +58,7 @@ def test_a_job_file_with_every_option(world: World) -> None:
     ids = world.contact_ids
     exports = world.folder / "exports"
     exports.mkdir()
+    (world.folder / "metrics").mkdir()  # node_exporter's folder: bulktag does not create it
     (exports / "a.csv").write_bytes(
         "Kontakt;Seg A;Seg B;Other\r\n".encode("cp1252")
         + f"{ids[0]};VIP|Région;Gold;x\r\n{ids[1]};Silver;;y\r\n".encode("cp1252")
@@ -107,14 +108,21 @@ def test_inputs_matching_nothing_with_nothing_carried_over_is_65(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('inputs = ["a.csv"]\nconcurency = 3\n', "unknown key 'concurency'"),
+        (
+            'inputs = ["a.csv"]\nconcurency = 3\n',
+            "unknown key 'concurency'; did you mean 'concurrency' in [limits]?",
+        ),
+        ('inputs = ["a.csv"]\nplan = "org"\n', "'plan' belongs in [limits]: move it there"),
         (
             'inputs = ["a.csv"]\n[limits]\nplan = "gold"\n',
             "must be one of starter, pro, org, unmetered",
         ),
         ('inputs = ["a.csv"]\n[limits]\nconcurrency = "8"\n', "must be a whole number, not str"),
         ('inputs = ["a.csv"]\n[limits]\nquota_reserve = -1\n', "cannot be negative"),
-        ('inputs = ["a.csv"]\n[limit]\nplan = "pro"\n', "unknown section [limit]"),
+        (
+            'inputs = ["a.csv"]\n[limit]\nplan = "pro"\n',
+            "unknown table [limit]; did you mean [limits]?",
+        ),
         ("inputs = [\n", "not valid TOML"),
         ("[read]\ndelimiter = ';'\n", "'inputs' is required"),
         ('inputs = ["a.csv"]\n[ledger]\nenabled = "yes"\n', "must be true or false"),

@@ -75,7 +75,8 @@ def _codec(name: str | None) -> str | None:
 
 
 def _check_csv_results(out: Path, expected: dict[str, Any], problems: list[str]) -> None:
-    """results.csv: the contacts in order; their joined tags where no tag holds a comma."""
+    """results.csv: the contacts in order; their tags joined with commas, a tag holding a
+    separator (``,;|``) or a double quote at either end written in double quotes."""
     with (out / "results.csv").open(encoding="utf-8", newline="") as handle:
         rows = [(_unescape(r["contact_id"]), _unescape(r["tags"])) for r in csv.DictReader(handle)]
     want = [(contact, tags) for contact, tags in expected["contacts"]]
@@ -83,8 +84,16 @@ def _check_csv_results(out: Path, expected: dict[str, Any], problems: list[str])
         problems.append(f"results.csv contacts {[r[0] for r in rows]} != {[w[0] for w in want]}")
         return
     for (contact, cell), (_, tags) in zip(rows, want, strict=True):
-        if not any("," in tag for tag in tags) and cell != ",".join(tags):
-            problems.append(f"results.csv tags of {contact}: {cell!r} != {','.join(tags)!r}")
+        joined = ",".join(_quoted(tag) for tag in tags)
+        if cell != joined:
+            problems.append(f"results.csv tags of {contact}: {cell!r} != {joined!r}")
+
+
+def _quoted(tag: str) -> str:
+    """A tag as README's "Output files" says a joined tags cell holds it."""
+    if any(c in tag for c in ",;|") or tag.startswith('"') or tag.endswith('"'):
+        return f'"{tag}"'
+    return tag
 
 
 def _check_ndjson_run(out: Path, expected: dict[str, Any], problems: list[str]) -> None:

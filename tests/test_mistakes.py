@@ -1,0 +1,429 @@
+"""Every mistake gets a message that fixes it, and no mistake costs the key, a file or quota.
+
+Each test makes one of the usual mistakes through the real command and checks the exit
+code, the words of the one line that answers it, and, for the unsafe ones, that the key
+appears nowhere, the user's file is untouched, no call was made and nothing crashed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bulktag.cli import main
+from bulktag.errors import ExitCode
+from tests.constants import KEY
+from tests.world import World, read_results
+
+pytestmark = pytest.mark.usefixtures("_in_tmp")
+
+
+@pytest.fixture
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own folder (runs/ would land there)."""
+    monkeypatch.chdir(tmp_path)
+
+
+def _everything_under(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def _stderr(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+# -- 1. the key never leaks --------------------------------------------------------------
+
+SUB_COMMANDS = [
+    ["run", "in.csv"],
+    ["validate", "in.csv"],
+    ["check-job", "job.toml"],
+    ["demo"],
+    ["emulator"],
+]
+TRIES = [
+    ["--api-key", KEY],
+    [f"--api-key={KEY}"],
+    ["--token", KEY],
+    ["--key", KEY],
+    ["--api-k", KEY],  # a prefix of --api-key-file: never matched
+    ["--api-key-fil", KEY],
+    [KEY],  # as an input
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "attempt"),
+    [
+        (command, attempt)
+        for command in SUB_COMMANDS
+        for attempt in TRIES
+        # the emulator's own --key names the keys it accepts
+        if not (command[0] == "emulator" and attempt[0] == "--key")
+    ],
+    ids=lambda value: value[0].split("=")[0],
+)
+def test_a_key_on_the_command_line_is_refused_and_never_repeated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], attempt: list[str]
+) -> None:
+    """Every sub-command, every way to type a key: refused (2), the key in no output and
+    in no file; no run folder, no config.json."""
+    (tmp_path / "in.csv").write_text("contact_id,tags\n")
+    (tmp_path / "job.toml").write_text('inputs = ["in.csv"]\nout = "job"\n')
+    before = set(tmp_path.rglob("*"))
+    code, said = _stderr(capsys, [*command, *attempt])
+    assert code in (ExitCode.USAGE, ExitCode.INPUT_UNUSABLE, ExitCode.CONFIG)
+    assert KEY not in said
+    assert "Traceback" not in said
+    assert set(tmp_path.rglob("*")) == before
+    assert KEY.encode() not in _everything_under(tmp_path)
+    if attempt[0].split("=")[0] in ("--api-key", "--token", "--key"):
+        assert "keys never come from the command line" in said
+        assert "LEADLEX_API_KEY" in said
+
+
+def test_the_key_in_the_environment_is_never_repeated_either(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LEADLEX_API_KEY typed as an input by mistake: the error does not repeat it."""
+    monkeypatch.setenv("LEADLEX_API_KEY", "s3cret-not-shaped-like-a-key")
+    code, said = _stderr(capsys, ["validate", "s3cret-not-shaped-like-a-key"])
+    assert code == ExitCode.INPUT_UNUSABLE
+    assert "s3cret-not-shaped-like-a-key" not in said
+    assert "***" in said
+
+
+# -- 2. a user's file is never overwritten ---------------------------------------------------
+
+
+def test_out_naming_a_folder_of_other_files_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out at a folder holding someone's results.csv: refused (2), the file untouched,
+    no call made."""
+    theirs = world.folder / "theirs"
+    theirs.mkdir()
+    (theirs / "results.csv").write_text("mine, do not touch\n")
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    code, _ = world.run(str(source), out="theirs")
+    assert code == ExitCode.USAGE
+    assert (theirs / "results.csv").read_text() == "mine, do not touch\n"
+    assert "holds other files (results.csv)" in capsys.readouterr().err
+    assert world.handled_tag_calls() == 0
+    assert sorted(p.name for p in theirs.iterdir()) == ["results.csv"]
+
+
+# -- 3. a failures file sent again ----------------------------------------------------------
+
+
+def _failing_run(world: World) -> Path:
+    """A run with 3 contacts the CRM does not know (permanent) and 2 ok."""
+    unknown = ["6f1c1d5e-1c2b-4c8e-9a7e-0a1b2c3d4e5f", "7a2b3c4d-1c2b-4c8e-9a7e-0a1b2c3d4e5f"]
+    unknown.append("8b3c4d5e-1c2b-4c8e-9a7e-0a1b2c3d4e5f")
+    rows = [(cid, "x") for cid in [*world.contact_ids[:2], *unknown]]
+    code, run_dir = world.run(str(world.write_csv("in.csv", rows)))
+    assert code == ExitCode.FAILURES
+    return run_dir
+
+
+def test_permanent_failures_are_not_sent_again(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Re-running a failures file of not_found rows: none is sent again (exit 1), and the
+    plan says how many and why; --retry-permanent sends them."""
+    failures = _failing_run(world) / "failures.csv"
+    capsys.readouterr()
+    calls = world.handled_tag_calls()
+    code, run_dir = world.run(str(failures), "-v", "--log-format", "text")
+    assert code == ExitCode.FAILURES
+    assert world.handled_tag_calls() == calls
+    said = capsys.readouterr().err
+    assert "3 rows of a failures file failed for good in the run that wrote it" in said
+    assert "(3 not_found)" in said
+    rejects = read_results(run_dir / "rejects.csv")
+    assert set(rejects["column"]) == {"retryable"}
+    assert all(r.startswith("not_found: a permanent failure") for r in rejects["reason"])
+    code, _ = world.run(str(failures), "--retry-permanent")
+    assert code == ExitCode.FAILURES
+    assert world.handled_tag_calls() == calls + 3
+
+
+def test_a_failures_file_sent_twice_is_warned_about(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second run of the same failures file warns, naming the first re-run's own
+    failures file."""
+    failures = _failing_run(world) / "failures.csv"
+    world.run(str(failures), "--retry-permanent", out="again-1")
+    capsys.readouterr()
+    world.run(str(failures), "--retry-permanent", out="again-2")
+    said = capsys.readouterr().err
+    assert "was already sent by the run" in said
+    assert str(world.folder / "again-1" / "failures.csv") in said
+
+
+# -- 4. no home folder, no metrics folder ---------------------------------------------------
+
+
+def test_a_quota_store_that_cannot_be_created(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BULKTAG_STATE_DIR naming a file: exit 78 with the path, the reason and the variable
+    to set; no traceback, no call."""
+    blocker = world.folder / "not-a-folder"
+    blocker.write_text("a file")
+    world.environ["BULKTAG_STATE_DIR"] = str(blocker)
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    code, _ = world.run(str(source))
+    said = capsys.readouterr().err
+    assert code == ExitCode.CONFIG
+    assert str(blocker / "quota.sqlite") in said
+    assert "set BULKTAG_STATE_DIR" in said
+    assert "Traceback" not in said
+    assert world.handled_tag_calls() == 0
+
+
+def test_a_metrics_file_in_a_missing_folder_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--metrics-file in a folder that does not exist: exit 78 before any call; the folder
+    is not created."""
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    missing = world.folder / "node-exporter" / "bulktag.prom"
+    code, _ = world.run(str(source), "--metrics-file", str(missing))
+    assert code == ExitCode.CONFIG
+    assert f"the folder {missing.parent} does not exist" in capsys.readouterr().err
+    assert not missing.parent.exists()
+    assert world.handled_tag_calls() == 0
+
+
+# -- 5. values checked before anything runs -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--timeout", "0", "must be more than 0"),
+        ("--concurrency", "0", "not a whole number from 1"),
+        ("--concurrency", "1000", "more than 256"),
+        ("--rate-per-minute", "0", "must be more than 0"),
+        ("--max-attempts", "0", "not a whole number from 1"),
+        ("--retry-time", "-5", "not a finite number from 0"),
+        ("--quota-reserve", "1000", "not below the pro plan's daily quota (1,000)"),
+        ("--plan", "enterprise", "invalid choice: 'enterprise'"),
+    ],
+)
+def test_a_bad_value_is_a_usage_error_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str, words: str
+) -> None:
+    """Each bad value: exit 2 before anything runs, the flag and the problem named."""
+    Path("in.csv").write_text("contact_id,tags\n")
+    code, said = _stderr(capsys, ["run", "in.csv", flag, value, "--log-format", "text"])
+    assert code == ExitCode.USAGE
+    assert flag in said
+    assert words in said
+    assert not Path("runs").exists()
+
+
+def test_a_bad_value_in_a_job_file_names_its_key(capsys: pytest.CaptureFixture[str]) -> None:
+    """quota_reserve as large as the day: exit 78 naming the job file and the key."""
+    Path("job.toml").write_text(
+        'inputs = ["in.csv"]\nout = "job"\n[limits]\nplan = "starter"\nquota_reserve = 100\n'
+    )
+    code, said = _stderr(capsys, ["check-job", "job.toml"])
+    assert code == ExitCode.CONFIG
+    assert "job.toml: [limits] quota_reserve" in said
+    assert "starter plan's daily quota (100)" in said
+
+
+# -- 6. did you mean ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["run", "in.csv", "--concurency", "3"], "--concurency: did you mean --concurrency?"),
+        (["run", "in.csv", "--tag", "vip"], "--tag: did you mean --add-tag?"),
+        (["--plan", "org", "run", "in.csv"], "--plan goes after the sub-command: bulktag run"),
+        (["run", "in.csv", "--id-column", "contact_di"], "did you mean 'contact_id'?"),
+    ],
+)
+def test_a_typo_gets_the_closest_names(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    """Unknown flags, --tag, a global-looking option, a column name: the fix is named."""
+    Path("in.csv").write_text("contact_id,tags\n123e4567-e89b-12d3-a456-426614174000,x\n")
+    code, said = _stderr(capsys, [*argv, "--dry-run"] if argv[0] == "run" else argv)
+    assert code in (ExitCode.USAGE, ExitCode.INPUT_UNUSABLE)
+    assert words in said
+
+
+# -- 7. nothing silently ignored ------------------------------------------------------------
+
+
+def test_resume_with_other_settings_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume RUN_DIR --concurrency 2: refused (they would be ignored), with what to do."""
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    _, run_dir = world.run(str(source))
+    capsys.readouterr()
+    code = main(["run", "--resume", str(run_dir), "--concurrency", "2", "--api-url", "x"])
+    said = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "--api-url, --concurrency would be ignored" in said
+    assert f"bulktag run {run_dir}/failures.csv" in said
+
+
+def test_job_with_out_is_refused(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """--job FILE --out DIR: refused, since a job's runs go in its own folder."""
+    job = world.write_job('inputs = ["in.csv"]\n')
+    code = main(["run", "--job", str(job), "--out", "elsewhere"])
+    assert code == ExitCode.USAGE
+    assert "a job's runs go in its own folder" in capsys.readouterr().err
+
+
+def test_a_start_that_fails_before_sending_leaves_no_run_folder(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad input with --out DIR: exit 65 and no DIR left; the corrected command, with the
+    same --out, runs (it is not refused, and --resume would not replay the mistake)."""
+    broken = world.folder / "broken.csv"
+    broken.write_text("email,tags\nann@example.com,x\n")
+    code, run_dir = world.run(str(broken), out="today")
+    assert code == ExitCode.INPUT_UNUSABLE
+    assert not run_dir.exists()
+    fixed = world.write_csv("fixed.csv", [(world.contact_ids[0], "x")])
+    code, run_dir = world.run(str(fixed), out="today")
+    assert code == ExitCode.OK
+    assert (run_dir / "results.csv").exists()
+
+
+def test_a_job_start_that_fails_is_not_resumed_next_night(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A job whose input is unusable: exit 65; fixed the next night, the job runs it, not
+    the broken start again."""
+    (world.folder / "in.csv").write_text("email,tags\nann@example.com,x\n")
+    job = world.write_job('inputs = ["in.csv"]\n')
+    code, _ = world.run_job(job)
+    assert code == ExitCode.INPUT_UNUSABLE
+    world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    world.next_night()
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert len(list((world.folder / "job" / "runs").iterdir())) == 1
+
+
+# -- 8. what the data suggests --------------------------------------------------------------
+
+
+def test_a_header_only_file_says_nothing_to_send(capsys: pytest.CaptureFixture[str]) -> None:
+    """A quiet night's export: exit 0, and it says there was nothing to send."""
+    Path("in.csv").write_text("contact_id,tags\n")
+    code, said = _stderr(capsys, ["validate", "in.csv"])
+    assert code == ExitCode.OK
+    assert "no data rows in in.csv: nothing to send from it" in said
+
+
+def test_an_empty_tags_column_asks_whether_it_is_the_right_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every row's tags cell empty: the message asks whether the tags are in another
+    column and lists the columns."""
+    ids = ["123e4567-e89b-12d3-a456-426614174000", "223e4567-e89b-12d3-a456-426614174000"]
+    Path("in.csv").write_text("contact_id,tags,segment\n" + "".join(f"{i},,vip\n" for i in ids))
+    code, said = _stderr(capsys, ["validate", "in.csv"])
+    assert code == ExitCode.FAILURES
+    assert "every row's tags column ('tags') is empty: is the tags column another one?" in said
+    assert "'segment'" in said
+
+
+def test_every_contact_not_found_suggests_another_workspace(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every contact not_found: the summary asks whether the key is another workspace's."""
+    world = make_world(contacts=5)
+    elsewhere = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"other-crm/{n}")) for n in range(3)]
+    source = world.write_csv("in.csv", [(cid, "x") for cid in elsewhere])
+    code, _ = world.run(str(source), "-v", "--log-format", "text")
+    assert code == ExitCode.FAILURES
+    assert "is the key in $LEADLEX_API_KEY for another workspace?" in capsys.readouterr().err
+
+
+def test_a_rejected_key_says_where_it_came_from(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 401 names the key's source; a key given with 'Bearer ' is told to drop the word."""
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    world.environ["LEADLEX_API_KEY"] = "wbk_not_this_workspace"
+    code, _ = world.run(str(source), "--log-format", "text")
+    said = capsys.readouterr().err
+    assert code == ExitCode.KEY_REJECTED
+    assert "LeadLex refused the key in $LEADLEX_API_KEY (invalid_key" in said
+    assert "wbk_not_this_workspace" not in said
+    world.environ["LEADLEX_API_KEY"] = f"Bearer {KEY}"
+    code, _ = world.run(str(source), "--log-format", "text")
+    said = capsys.readouterr().err
+    assert code == ExitCode.CONFIG
+    assert "the key in $LEADLEX_API_KEY starts with 'Bearer ': give the key alone" in said
+    assert KEY not in said
+
+
+# -- 10. the next command after 75; JSON usage errors --------------------------------------
+
+
+def test_exit_75_prints_the_next_command(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The quota runs out: the summary ends with the command that sends the rest."""
+    world = make_world(contacts=12, plan="starter")
+    world.workspace_used(95)
+    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
+    code, run_dir = world.run(str(source), "--plan", "starter", "--log-format", "text")
+    assert code == ExitCode.WORK_LEFT
+    assert f"next: bulktag run --resume {run_dir}" in capsys.readouterr().err
+
+
+def test_usage_errors_are_json_lines_in_json_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    """--log-format json: a usage error is one JSON object with its exit code."""
+    code = main(["run", "in.csv", "--concurrency", "0", "--log-format", "json"])
+    line = capsys.readouterr().err.strip()
+    assert code == ExitCode.USAGE
+    record = json.loads(line)
+    assert record["level"] == "error"
+    assert record["exit_code"] == 2
+    assert "--concurrency" in record["message"]
+
+
+def test_a_clean_exit_leaves_a_lock_that_reads_free(tmp_path: Path) -> None:
+    """After a clean run, the job's lock says it was released (not a crash to take over)."""
+    from bulktag.lock import FolderLock
+
+    with FolderLock(tmp_path):
+        pass
+    assert (tmp_path / ".lock").read_text().startswith("free since ")
+    assert str(os.getpid()) in (tmp_path / ".lock").read_text()
+
+
+# -- 9. library errors, translated (more in tests/read/test_meaning.py) --------------------
+
+
+def test_a_missing_sheet_lists_the_sheets(capsys: pytest.CaptureFixture[str]) -> None:
+    """--sheet naming no sheet: exit 65, the closest name and every sheet listed."""
+    import xlsxwriter
+
+    with xlsxwriter.Workbook("book.xlsx") as book:
+        book.add_worksheet("Leads").write_row(0, 0, ["id", "tags"])
+        book.add_worksheet("Customers").write_row(0, 0, ["id", "tags"])
+    code, said = _stderr(capsys, ["validate", "book.xlsx", "--sheet", "Lead"])
+    assert code == ExitCode.INPUT_UNUSABLE
+    assert "no sheet 'Lead'; did you mean 'Leads'? Sheets: 'Leads', 'Customers'" in said
