@@ -16,6 +16,7 @@ from bench.common import Section, write_report
 #: Benchmark modules, in report order; each has ``run(quick=...) -> Section``.
 BENCHMARKS = {
     "emulator": "bench.emulator_throughput",
+    "startup": "bench.startup",
     "prep": "bench.prep",
     "dispatch": "bench.dispatch",
     "overhead": "bench.overhead",

@@ -263,16 +263,14 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from bulktag.precheck import tag_demand  # noqa: PLC0415
+    from bulktag.plan import survey  # noqa: PLC0415
     from bulktag.report import describe_plan, describe_precheck  # noqa: PLC0415
-    from bulktag.runner import prepare_plan  # noqa: PLC0415
 
     setup_logging(0, json_lines=False)  # validate is for people at a terminal
     config = resolve(args, os.environ)
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
-        _, plan = prepare_plan(config, work, work / "plan.parquet")
-        demand = tag_demand(plan.path, "tags")
+        plan = survey(config.inputs, config.read, work)
         if args.rejects is not None:
             import polars as pl  # noqa: PLC0415
 
@@ -285,7 +283,7 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
         print(json.dumps(plan.stats.as_json(), indent=2, ensure_ascii=False))
     else:
         lines = describe_plan(plan.stats, config.dispatch, config.plan_name)
-        print("\n".join([*lines, *describe_precheck(demand, plan.stats, config.dispatch)]))
+        print("\n".join([*lines, *describe_precheck(plan.demand, plan.stats, config.dispatch)]))
     return ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
 
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx2
 
 from bulktag import __version__
+from bulktag.answers import classify_exception, classify_response
 from bulktag.clock import Clock
 from bulktag.config import ApiKey
 from bulktag.errors import ConfigError
-from bulktag.outcomes import Attempt, classify_exception, classify_response
+from bulktag.outcomes import Attempt
 
 __all__ = ["LeadLexClient", "check_trust_settings", "make_http_client", "trusting"]
 

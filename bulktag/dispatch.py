@@ -25,7 +25,6 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TypeVar
 
 import anyio
@@ -36,15 +35,13 @@ from bulktag.clock import Clock
 from bulktag.config import DispatchSettings
 from bulktag.health import RunHealth, Verdicts
 from bulktag.limiter import BudgetSpentError, DailyBudget, LimiterStatistics, RateLimiter
-from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Status
+from bulktag.outcomes import UNSENT, Attempt, ContactOutcome, FailureType, Halt, Status
 from bulktag.plan import chunks
 from bulktag.retry import Backoff
 
 __all__ = [
-    "UNSENT",
     "DispatchStatistics",
     "Dispatcher",
-    "Halt",
     "PlannedContact",
     "idempotency_key",
 ]
@@ -55,28 +52,6 @@ T = TypeVar("T")
 log = logging.getLogger("bulktag")
 
 
-class Halt(StrEnum):
-    """Why a run stopped sending before the end of its plan."""
-
-    KEY_REJECTED = "key_rejected"
-    QUOTA = "quota_exhausted"
-    RATE = "rate_limited"
-    SIGNAL = "interrupted"
-    CONFIG = "config_fault"  #: a run fault configuration fixes (TLS, wrong URL, proxy)
-    UNREACHABLE = "unreachable"  #: LeadLex never answered (DNS, refused, timeouts)
-    OUTAGE = "outage"  #: LeadLex stopped answering for longer than --max-wait
-
-
-#: Status and failure type of contacts a halt left unsent.
-UNSENT: dict[Halt, tuple[Status, FailureType]] = {
-    Halt.KEY_REJECTED: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
-    Halt.SIGNAL: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
-    Halt.CONFIG: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
-    Halt.UNREACHABLE: (Status.NOT_ATTEMPTED, FailureType.NOT_ATTEMPTED),
-    Halt.QUOTA: (Status.DEFERRED, FailureType.QUOTA_EXHAUSTED),
-    Halt.RATE: (Status.DEFERRED, FailureType.RATE_LIMITED),
-    Halt.OUTAGE: (Status.DEFERRED, FailureType.NETWORK_ERROR),
-}
 _VERDICT_HALTS = {
     Verdicts.CONFIG: Halt.CONFIG,
     Verdicts.UNREACHABLE: Halt.UNREACHABLE,

@@ -1,100 +1,40 @@
-"""Validation and normalisation of IDs and tags, as polars expressions.
-
-IDs: ``{UPPER-CASE}``, ``urn:uuid:...`` and 32 bare hex digits all become the
-lowercase 8-4-4-4-12 form; anything else is a reject, and a value a spreadsheet
-has damaged (``1.23E+15``, a plain number) is reported as such.
-
-Tags: a cell is split on its separators (``,`` ``;`` ``|`` by default) and on line
-breaks (Alt+Enter in Excel, Ctrl+Enter in Google Sheets); a piece wholly wrapped in
-double quotes (Mailchimp's ``"Customers","VIP"``) loses them, and separators inside
-those quotes do not split it. Each tag: invisible artefacts removed (U+200B, U+2060,
-a stray U+FEFF, soft hyphens; the joiners U+200D and U+200C stay: they are part of
-emoji and of words in Persian or Hindi), white space collapsed to one space and
-trimmed, optionally lower-cased and prefixed; then empty pieces are dropped, and a
-tag over 100 characters or with a control character is a reject.
-"""
+"""The rules of :mod:`bulktag.rules` as polars expressions, for whole columns at once."""
 
 from __future__ import annotations
 
 import re
+from functools import cache
 
 import polars as pl
 
 from bulktag.leadlex import MAX_TAG_LENGTH
+from bulktag.rules import (
+    CONTROL,
+    DEFAULT_SEPARATORS,
+    ENDS,
+    MISSING_ID,
+    NOT_UUID,
+    NUMBER,
+    NUMERIC_ID,
+    TAG_CONTROL,
+    TAG_TOO_LONG,
+    ZERO_WIDTH,
+    split_pattern,
+)
 
 __all__ = [
-    "ID_REASONS",
-    "UUID_PATTERN",
-    "canonical_id",
-    "canonical_id_text",
-    "clean_tag_pattern",
+    "cell_has_text",
+    "cell_pieces",
+    "contact_key",
     "finish_tag",
-    "has_control",
-    "id_problem",
     "id_reason",
-    "normalise_tag",
-    "normalise_tag_text",
-    "split_pattern",
+    "quote_tag",
+    "split_cell",
     "tag_problem",
-    "tag_problem_text",
     "trim_tag",
-    "uuid_key",
+    "unsplit",
     "uuid_text",
 ]
-
-_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-#: An ID already in canonical form (what nearly every row holds): nothing to change.
-UUID_PATTERN = _UUID
-_HEX32 = r"^[0-9a-f]{32}$"
-#: Invisible artefacts, removed from tags. Not the joiners U+200C and U+200D: they carry
-#: meaning (emoji sequences such as 👩‍💻 and flags, words in Persian, Hindi and more).
-ZERO_WIDTH = "[\u200b\u2060\ufeff\u00ad\u180e]"
-CONTROL = "[\x00-\x1f\x7f-\x9f]"
-
-MISSING_ID = "missing contact id"
-#: A number where a UUID belongs: a cell a spreadsheet typed as a number (a bare-hex UUID
-#: of digits only becomes a float and loses its last digits), scientific notation
-#: (``5.00766E+31``, ``5,0077E+31``), or digits that cannot be a UUID.
-NUMERIC_ID = (
-    "contact id is a number: the spreadsheet converted it (or it is another system's "
-    "record id); format the ID column as text and export again"
-)
-NOT_UUID = "contact id is not a UUID"
-#: A failures file's row whose failure was permanent (after its type, e.g. "not_found").
-PERMANENT_BEFORE = (
-    ": a permanent failure in the run that wrote this failures file; not sent again "
-    "(--retry-permanent sends it)"
-)
-RAGGED = "row has more fields than the header: quote cells that contain the delimiter"
-NO_TAGS = "no tags"
-TAG_TOO_LONG = f"tag longer than {MAX_TAG_LENGTH} characters"
-TAG_CONTROL = "tag contains control characters"
-ID_REASONS = (MISSING_ID, NUMERIC_ID, NOT_UUID)
-
-
-def canonical_id(raw: pl.Expr) -> pl.Expr:
-    """The lowercase 8-4-4-4-12 UUID, or null when ``raw`` is not a UUID."""
-    text = (
-        raw.str.strip_chars()
-        .str.to_lowercase()
-        .str.replace(r"^urn:uuid:", "")
-        .str.replace(r"^\{(.*)\}$", "${1}")
-    )
-    dashed = pl.concat_str(
-        [text.str.slice(a, b - a) for a, b in ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))],
-        separator="-",
-    )
-    text = pl.when(text.str.contains(_HEX32)).then(dashed).otherwise(text)
-    return pl.when(text.str.contains(_UUID)).then(text)
-
-
-def id_problem(raw: pl.Expr) -> pl.Expr:
-    """Why ``raw`` is not a usable ID (null when it is one)."""
-    return (
-        pl.when(canonical_id(raw).is_not_null())
-        .then(pl.lit(None, dtype=pl.String))
-        .otherwise(id_reason(raw))
-    )
 
 
 def id_reason(raw: pl.Expr) -> pl.Expr:
@@ -109,67 +49,97 @@ def id_reason(raw: pl.Expr) -> pl.Expr:
     )
 
 
-#: A decimal number as spreadsheets write one: sign, digits, a decimal point or comma,
-#: an exponent (``5.00765965359373E+031``, ``5,0077E+31``, ``1.5e15``, ``12345``).
-NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
+def contact_key(text: pl.Expr) -> pl.Expr:
+    """The contact's ID as a 128-bit number, null when ``text`` (an ID cell, white space
+    stripped) is not a UUID in one of the forms :func:`bulktag.rules.canonical_id_text`
+    takes: cheaper to group and join than its text, and :func:`uuid_text` gives the
+    canonical text back.
+
+    One regex tells the forms apart, then the last 32 digits are the number. Each string
+    operation writes the whole column again, so the cheapest ones: no lower-casing (the
+    regex takes either case, and so does the parse), no regex replace, no dashed text built
+    for the 32-digit form, and the four dashes taken out as four (``n=4``: half the time
+    of replacing all)."""
+    digits = text.str.strip_suffix("}").str.replace("-", "", literal=True, n=4).str.slice(-32)
+    number = digits.str.to_integer(base=16, dtype=pl.UInt128, strict=False)
+    return pl.when(text.str.contains(_ANY_UUID)).then(number)
 
 
-def uuid_key(canonical: pl.Expr) -> pl.Expr:
-    """A canonical ID as its 128-bit number: cheaper to group and join than its text."""
-    return canonical.str.replace("-", "", literal=True, n=4).str.to_integer(
-        base=16, dtype=pl.UInt128, strict=False
-    )
+_HEX = "[0-9a-fA-F]"
+_FORMS = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{32}}"
+#: A UUID in any form :func:`contact_key` takes, once trimmed: either case, dashed or 32
+#: digits, in braces or not, after ``urn:uuid:`` (either case) or not. Spelled out rather
+#: than ``(?i)``, which makes the regex a third slower.
+_ANY_UUID = f"^(?:[uU][rR][nN]:[uU][uU][iI][dD]:)?(?:\\{{(?:{_FORMS})\\}}|(?:{_FORMS}))$"
 
 
-_HEX4 = pl.Series("hex", [f"{i:04x}" for i in range(1 << 16)], dtype=pl.String)
+@cache
+def _hex4(dash: str = "") -> pl.Series:
+    """Every 16-bit number as 4 hex digits after ``dash``, from the 256 two-digit ones (in
+    Python, the 65,536 strings cost a start-up 20 ms)."""
+    pairs = pl.lit(pl.Series([f"{i:02x}" for i in range(256)], dtype=pl.String))
+    number = pl.int_range(1 << 16, dtype=pl.UInt32)
+    digits = pairs.gather(number // 256) + pairs.gather(number % 256)
+    return pl.select(hex=pl.lit(dash) + digits).to_series()
 
 
 def uuid_text(key: pl.Expr) -> pl.Expr:
-    """:func:`uuid_key` back to the canonical 8-4-4-4-12 text."""
+    """:func:`contact_key` back to the canonical 8-4-4-4-12 text: eight groups of 16 bits,
+    each looked up as 4 digits (those after a dash with it: 8 pieces to join, not 12)."""
     high = (key // pl.lit(1 << 64, dtype=pl.UInt128)).cast(pl.UInt64)
     low = (key % pl.lit(1 << 64, dtype=pl.UInt128)).cast(pl.UInt64)
 
-    def group(half: pl.Expr, index: int) -> pl.Expr:  # 16 bits: 4 hex digits
+    def group(half: pl.Expr, index: int, dash: str = "") -> pl.Expr:
         bits = (half // pl.lit(1 << (48 - 16 * index), dtype=pl.UInt64)) % (1 << 16)
-        return pl.lit(_HEX4).gather(bits.cast(pl.UInt32))
+        return pl.lit(_hex4(dash)).gather(bits.cast(pl.UInt32))
 
-    dash = pl.lit("-")
-    h = [group(high, i) for i in range(4)] + [group(low, i) for i in range(4)]
-    return pl.concat_str([h[0], h[1], dash, h[2], dash, h[3], dash, h[4], dash, h[5], h[6], h[7]])
-
-
-def normalise_tag(tag: pl.Expr, *, lower: bool = False, prefix: str = "") -> pl.Expr:
-    """Trimmed, inner white space collapsed, zero-width characters removed."""
-    return finish_tag(trim_tag(tag), lower=lower, prefix=prefix, empty=True)
+    return pl.concat_str(
+        group(high, 0),
+        group(high, 1),
+        group(high, 2, "-"),
+        group(high, 3, "-"),
+        group(low, 0, "-"),
+        group(low, 1, "-"),
+        group(low, 2),
+        group(low, 3),
+    )
 
 
 def trim_tag(tag: pl.Expr, separators: str = "") -> pl.Expr:
-    """:func:`normalise_tag` without the case and prefix options: invisible artefacts
-    out, white space collapsed and trimmed, the separator after a quoted piece (see
+    """A piece of a tags cell as a tag, before the case and prefix options: invisible
+    artefacts out, white space collapsed and trimmed, the separator after a quoted piece (see
     :func:`split_pattern`) and one pair of wrapping double quotes off."""
     text = tag.str.replace_all(ZERO_WIDTH, "").str.replace_all(r"\s+", " ")
     # a joiner at either end joins nothing: an artefact too
-    text = text.str.strip_chars(_ENDS + separators)
-    return text.str.replace(r'^"(.*)"$', "${1}").str.strip_chars(_ENDS)
+    text = text.str.strip_chars(ENDS + separators)
+    return text.str.replace(r'^"(.*)"$', "${1}").str.strip_chars(ENDS)
 
 
-#: What splits a tags cell, besides line breaks, unless --tag-separators says otherwise.
-DEFAULT_SEPARATORS = ",;|"
-#: Stripped from both ends of a tag: white space, and the joiners (they join nothing there).
-_ENDS = " \t\n\r\x0b\x0c\u200c\u200d"
+def cell_has_text(cell: pl.Expr, separators: str) -> pl.Expr:
+    """Whether a text cell holds a character that trimming keeps wherever it stands: not
+    white space, a separator, a double quote, an invisible artefact or a joiner. Such a
+    cell holds a tag; one without such a character and without a double quote does not
+    (one with quotes may: ``", "`` is the tag ``,``). Never null."""
+    kept = "[^\\s" + re.escape(separators) + '"' + ZERO_WIDTH[1:-1] + "\u200c\u200d]"
+    return cell.str.contains(kept).fill_null(value=False)
 
 
-def split_pattern(separators: str) -> str:
-    """The regex whose matches are a tags cell's pieces (``str.extract_all``).
+def split_cell(cell: pl.Expr, separators: str) -> pl.Expr:
+    """A text cell's pieces, as written (a list; see :func:`bulktag.rules.split_pattern`)."""
+    return cell.str.extract_all(split_pattern(separators))
 
-    A piece is text between separators or line breaks, or a double-quoted run that
-    separators do not split (``"A, B"``), ended by a separator or the end (kept in the
-    piece: :func:`trim_tag` takes it off; the regex engine has no look-ahead). Line breaks
-    always split: no tag holds one. ``""0`` is one piece, not ``""`` and ``0``.
-    """
-    seps = re.escape(separators)
-    ends = f"[{seps}\r\n]|$" if separators else "[\r\n]|$"
-    return f'[ \t]*"[^"\r\n]*"[ \t]*(?:{ends})|[^{seps}\r\n]+'
+
+def cell_pieces(cell: pl.Expr, whole: pl.Expr, separators: str) -> pl.Expr:
+    """A text cell's pieces (a list): the cell itself where ``whole`` (:func:`unsplit`),
+    else :func:`split_cell`. Nearly every cell of a long file is one piece as it stands,
+    and there the split's regex would cost twice what the rest of a tag's way does."""
+    split = split_cell(pl.when(~whole).then(cell), separators)
+    return pl.when(whole).then(pl.concat_list(cell)).otherwise(split)
+
+
+def unsplit(cell: pl.Expr, separators: str) -> pl.Expr:
+    """Whether a text cell is one piece as it stands: no separator, line break or quote."""
+    return ~cell.str.contains("[" + re.escape(separators) + '\r\n"]').fill_null(value=False)
 
 
 def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -> pl.Expr:
@@ -181,20 +151,6 @@ def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -
         prefixed = pl.lit(prefix) + text
         text = pl.when(text != "").then(prefixed).otherwise(text) if empty else prefixed
     return text
-
-
-def clean_tag_pattern(separators: str) -> str | None:
-    """A regex matching a tags cell that trimming and splitting leave as it is, one tag.
-
-    No separator, no zero-width or control character (line breaks are control
-    characters), white space only as single spaces between other characters, no
-    leading apostrophe or double quote; ``None`` when a separator is a space (then a
-    single space splits).
-    """
-    if " " in separators:
-        return None
-    excluded = "\\s" + re.escape(separators) + ZERO_WIDTH[1:-1] + CONTROL[1:-1]
-    return f"^[^'\"{excluded}](?:[^{excluded}]| [^{excluded}])*$"
 
 
 def tag_problem(tag: pl.Expr, *, control: bool = True) -> pl.Expr:
@@ -210,30 +166,6 @@ def tag_problem(tag: pl.Expr, *, control: bool = True) -> pl.Expr:
     )
 
 
-def has_control(text: str) -> bool:
-    """Whether ``text`` holds a control character (as :func:`tag_problem` finds them)."""
-    return _CONTROL.search(text) is not None
-
-
-_WHITE = re.compile(r"\s+")
-_ZW = re.compile(ZERO_WIDTH)
-_CONTROL = re.compile(CONTROL)
-_UUID_TEXT = re.compile(_UUID)
-_HEX32_TEXT = re.compile(_HEX32)
-
-
-def canonical_id_text(raw: str | None) -> str | None:
-    """:func:`canonical_id` for one Python string (the ID column's content check)."""
-    if raw is None:
-        return None
-    text = raw.strip().lower().removeprefix("urn:uuid:")
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1]
-    if _HEX32_TEXT.match(text):
-        text = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-    return text if _UUID_TEXT.match(text) else None
-
-
 def quote_tag(tag: pl.Expr, separators: str = DEFAULT_SEPARATORS) -> pl.Expr:
     """A tag as a joined cell must hold it to read back as itself: in double quotes when it
     holds a separator or starts or ends with one (bulktag's reader takes one pair off, and
@@ -244,24 +176,3 @@ def quote_tag(tag: pl.Expr, separators: str = DEFAULT_SEPARATORS) -> pl.Expr:
     edge = tag.str.starts_with('"') | tag.str.ends_with('"')
     needs = tag.str.contains("[" + re.escape(separators) + "]") | edge
     return pl.when(needs).then(pl.lit('"') + tag + pl.lit('"')).otherwise(tag)
-
-
-def normalise_tag_text(tag: str, *, lower: bool = False, prefix: str = "") -> str:
-    """:func:`normalise_tag` for one Python string (static tags, job files)."""
-    text = _WHITE.sub(" ", _ZW.sub("", tag)).strip(_ENDS)
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1].strip(_ENDS)
-    if lower:
-        text = text.lower()
-    return prefix + text if text else text
-
-
-def tag_problem_text(tag: str) -> str | None:
-    """:func:`tag_problem` for one Python string."""
-    if not tag:
-        return "empty tag"
-    if len(tag) > MAX_TAG_LENGTH:
-        return TAG_TOO_LONG
-    if _CONTROL.search(tag):
-        return TAG_CONTROL
-    return None

@@ -24,7 +24,7 @@ from bulktag.config import (
 from bulktag.errors import ConfigError, UsageError
 from bulktag.jobfile import JobFile
 from bulktag.leadlex import DEFAULT_API_URL, PLANS
-from bulktag.normalise import normalise_tag_text, tag_problem_text
+from bulktag.rules import normalise_tag_text, tag_problem_text
 
 __all__ = ["add_input_options", "add_run_options", "resolve"]
 

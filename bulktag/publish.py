@@ -26,11 +26,10 @@ from typing import Any
 import polars as pl
 
 from bulktag.config import OutputFormat
-from bulktag.dispatch import UNSENT, Halt
 from bulktag.errors import ConfigError
 from bulktag.journal import OUTCOME_COLUMNS, Journal, sink_joined
 from bulktag.normalise import quote_tag
-from bulktag.outcomes import FailureType, Status
+from bulktag.outcomes import UNSENT, FailureType, Halt, Status
 from bulktag.plan import Plan, slices
 
 __all__ = ["Published", "atomic_write", "neutralise", "publish", "reject_rows", "write_output"]

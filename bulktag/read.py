@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
-from bulktag.normalise import canonical_id_text, split_pattern
+from bulktag.rules import canonical_id_text
 from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, sniff_csv
 
 __all__ = ["ColumnMap", "InputFrame", "expand_inputs", "map_columns", "read_input", "tag_name"]
@@ -380,17 +380,6 @@ class InputFrame:
             raws.append(cell.list.join(", ") if is_list else self.unquote(cell))
         return _raw_tags(raws)
 
-    def pieces(self, separators: str) -> pl.Expr:
-        """The tags, split but not normalised (a list element is one piece as it is)."""
-        parts = []
-        for i, is_list in enumerate(self.tag_lists):
-            cell = pl.col(tag_name(i))
-            if is_list:
-                parts.append(cell.fill_null(pl.lit([], dtype=pl.List(pl.String))))
-            else:
-                parts.append(_split([self.unquote(cell)], separators))
-        return parts[0] if len(parts) == 1 else pl.concat_list(parts)
-
 
 def _only(expr: pl.Expr, only: pl.Expr | None) -> pl.Expr:
     return expr if only is None else pl.when(only).then(expr)
@@ -428,12 +417,6 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
 def _unquote(cell: pl.Expr) -> pl.Expr:
     """Drop one leading apostrophe: Excel's text marker, and how bulktag's CSVs escape formulas."""
     return cell.str.strip_prefix("'")
-
-
-def _split(cells: list[pl.Expr], separators: str) -> pl.Expr:
-    pattern = split_pattern(separators)
-    empty = pl.lit([], dtype=pl.List(pl.String))
-    return pl.concat_list([c.str.extract_all(pattern).fill_null(empty) for c in cells])
 
 
 def _raw_tags(cells: list[pl.Expr]) -> pl.Expr:
@@ -482,6 +465,7 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
     names = [f"c{i}" for i in range(width + 1)]  # one more: catches ragged rows
     scan = pl.scan_csv(
         sniffed.path,
+        glob=False,  # "export [2].csv" is a file name (globs are expanded by expand_inputs)
         has_header=False,
         skip_rows=skip,
         separator=sniffed.delimiter,
@@ -750,6 +734,17 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _literal(path: Path, workdir: Path) -> Path:
+    """``path``, or a link to it without glob characters: polars 2.1's ``scan_ndjson`` has
+    no ``glob=False`` and would take "export [2].ndjson" for a pattern."""
+    if not _GLOB.search(str(path)):
+        return path
+    workdir.mkdir(parents=True, exist_ok=True)
+    link = workdir / f"input-{len(list(workdir.glob('input-*')))}.ndjson"
+    link.symlink_to(path.resolve())
+    return link
+
+
 def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
     """One input file (or ``-``, CSV on stdin) as an :class:`InputFrame`."""
     if name == "-":
@@ -765,9 +760,11 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
     elif detected.format == "xlsx":
         item = _read_excel(path, name, options, detected.kind, workdir)
     elif detected.format == "parquet":
-        item = _read_columnar(pl.scan_parquet(path), name, "parquet", options)
+        # glob=False: a file named "export [2].parquet" is that file (globs are expanded
+        # before, by expand_inputs)
+        item = _read_columnar(pl.scan_parquet(path, glob=False), name, "parquet", options)
     else:
-        scan = pl.scan_ndjson(path, infer_schema_length=10_000)
+        scan = pl.scan_ndjson(_literal(path, workdir), infer_schema_length=10_000)
         item = _read_columnar(scan, name, "ndjson", options)
     notes = tuple(filter(None, [detected.note, item.columns.id_note]))
     return replace(item, notes=(*notes, *item.notes))

@@ -6,14 +6,17 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bulktag.config import DispatchSettings
-from bulktag.dispatch import DispatchStatistics, Halt
 from bulktag.errors import ExitCode
-from bulktag.normalise import NO_TAGS, PERMANENT_BEFORE
-from bulktag.outcomes import FailureType, Status
+from bulktag.outcomes import FailureType, Halt, Status
 from bulktag.plan import PlanStats
 from bulktag.precheck import TagDemand, choose
+from bulktag.rules import NO_TAGS, PERMANENT_BEFORE
+
+if TYPE_CHECKING:  # the dispatcher (httpx2, anyio) is not needed to describe a plan
+    from bulktag.dispatch import DispatchStatistics
 
 __all__ = ["describe_plan", "duration", "exit_code", "summary_lines"]
 

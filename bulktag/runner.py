@@ -49,16 +49,16 @@ from bulktag.config import (
     check_api_url,
     load_api_key,
 )
-from bulktag.dispatch import Dispatcher, DispatchStatistics, Halt, PlannedContact
+from bulktag.dispatch import Dispatcher, DispatchStatistics, PlannedContact
 from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
 from bulktag.journal import Journal, Offload, Recorder, sink_joined
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
-from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Status
-from bulktag.plan import InputSummary, Plan, PlanStats, build_plan, slices
+from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Halt, Status
+from bulktag.plan import InputSummary, Plan, PlanStats, prepare_plan, slices
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.publish import EXTENSIONS, Published, publish, write_json
-from bulktag.read import InputFrame, earlier_columns, expand_inputs, read_input
+from bulktag.read import InputFrame, earlier_columns, expand_inputs
 from bulktag.report import describe_plan, estimate, exit_code, summary_lines
 from bulktag.skip import (
     ALREADY_APPLIED,
@@ -69,7 +69,7 @@ from bulktag.skip import (
 )
 from bulktag.state import StateStore, default_state_dir
 
-__all__ = ["RunReport", "Runtime", "prepare_plan", "run"]
+__all__ = ["RunReport", "Runtime", "run"]
 
 log = logging.getLogger("bulktag")
 INTERNAL = ".bulktag"
@@ -110,13 +110,6 @@ class RunReport:
     run_dir: Path
     exit_code: ExitCode
     summary: dict[str, Any]
-
-
-def prepare_plan(config: RunConfig, work: Path, plan_path: Path) -> tuple[list[InputFrame], Plan]:
-    """Read every input and write the plan; raises InputError (exit 65) before any request."""
-    work.mkdir(parents=True, exist_ok=True, mode=0o700)
-    frames = [read_input(name, config.read, work) for name in expand_inputs(config.inputs)]
-    return frames, build_plan(frames, config.read, plan_path, work / "rejects.parquet")
 
 
 # -- run folders and their config ------------------------------------------------------
@@ -273,7 +266,9 @@ class _Run:
             fmt: OutputFormat = stored.pop("output_format")
             return Plan(plan_path, rejects_path, _stats_from_json(stored)), fmt
         config = self.config
-        frames, raw = prepare_plan(config, self.work, self.work / "plan-raw.parquet")
+        frames, raw = prepare_plan(
+            config.inputs, config.read, self.work, self.work / "plan-raw.parquet"
+        )
         _refuse_overwriting_inputs(self.run_dir, frames)
         start_plan(raw.path, self.work / "plan-start.parquet")
         job = config.job

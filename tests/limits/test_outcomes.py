@@ -11,14 +11,8 @@ from email.utils import format_datetime
 import httpx2
 import pytest
 
-from bulktag.outcomes import (
-    FailureType,
-    Quota,
-    classify_exception,
-    classify_response,
-    parse_quota,
-    parse_retry_after,
-)
+from bulktag.answers import classify_exception, classify_response, parse_quota, parse_retry_after
+from bulktag.outcomes import FailureType, Quota
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()
 SENT = ("vip", "legal")

@@ -14,8 +14,8 @@ import pytest
 import xlsxwriter
 
 from bulktag.errors import InputError
-from bulktag.normalise import MISSING_ID, NOT_UUID, NUMERIC_ID
 from bulktag.read import expand_inputs
+from bulktag.rules import MISSING_ID, NOT_UUID, NUMERIC_ID
 from bulktag.sniff import sniff_csv
 from tests.read.support import A, B, C, csv_text, plan_of, validate, write
 
@@ -280,3 +280,26 @@ def test_inputs_that_name_no_file_are_input_errors(
         expand_inputs([str(tmp_path / pattern)])
     assert pattern in str(raised.value)
     assert raised.value.exit_code == 65
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "ndjson", "xlsx"])
+def test_a_file_name_with_glob_characters_is_that_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """A file named "export [2] *?.csv" is that file, not a pattern, for every reader."""
+    path = tmp_path / f"export [2] *?.{kind}"
+    frame = pl.DataFrame({"contact_id": [A, B], "tags": ["vip", "x"]})
+    if kind == "csv":
+        frame.write_csv(path)
+    elif kind == "parquet":
+        frame.write_parquet(path)
+    elif kind == "ndjson":
+        frame.write_ndjson(path)
+    else:
+        with xlsxwriter.Workbook(path) as book:
+            sheet = book.add_worksheet()
+            for r, row in enumerate([frame.columns, *frame.rows()]):
+                sheet.write_row(r, 0, row)
+    code, out, err = validate(capsys, path, "--json")
+    assert (code, err) == (0, "")
+    assert (json.loads(out)["contacts"], json.loads(out)["pairs"]) == (2, 2)

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 
 from bulktag.cli import main
 from bulktag.config import ReadOptions
-from bulktag.normalise import NOT_UUID, NUMERIC_ID
 from bulktag.plan import build_plan
 from bulktag.read import read_input
+from bulktag.rules import NOT_UUID, NUMERIC_ID
 from bulktag.sniff import sniff_csv
 from tests.read.support import A, B, C, cid, csv_text, write
 

@@ -9,8 +9,8 @@ import pytest
 
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
-from bulktag.normalise import NO_TAGS, TAG_TOO_LONG
 from bulktag.read import map_columns
+from bulktag.rules import NO_TAGS, TAG_TOO_LONG
 from tests.read.support import A, B, assert_one_error_line, csv_text, plan_of, validate, write
 
 DEFAULT = ReadOptions()
