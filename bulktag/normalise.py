@@ -142,25 +142,18 @@ def unsplit(cell: pl.Expr, separators: str) -> pl.Expr:
     return ~cell.str.contains("[" + re.escape(separators) + '\r\n"]').fill_null(value=False)
 
 
-def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str, empty: bool = False) -> pl.Expr:
-    """The case and prefix options on a trimmed tag (``empty``: it may be empty, and stays so)."""
-    text = tag
-    if lower:
-        text = text.str.to_lowercase()
-    if prefix:
-        prefixed = pl.lit(prefix) + text
-        text = pl.when(text != "").then(prefixed).otherwise(text) if empty else prefixed
-    return text
+def finish_tag(tag: pl.Expr, *, lower: bool, prefix: str) -> pl.Expr:
+    """The case and prefix options on a trimmed, non-empty tag."""
+    text = tag.str.to_lowercase() if lower else tag
+    return pl.lit(prefix) + text if prefix else text
 
 
-def tag_problem(tag: pl.Expr, *, control: bool = True) -> pl.Expr:
-    """Why a normalised, non-empty tag cannot be sent (null when it can); ``control=False``
-    when the tag is known to hold no control character."""
-    too_long = pl.when(tag.str.len_chars() > MAX_TAG_LENGTH).then(pl.lit(TAG_TOO_LONG))
-    if not control:
-        return too_long.otherwise(pl.lit(None, dtype=pl.String))
+def tag_problem(tag: pl.Expr) -> pl.Expr:
+    """Why a normalised, non-empty tag cannot be sent (null when it can)."""
     return (
-        too_long.when(tag.str.contains(CONTROL))
+        pl.when(tag.str.len_chars() > MAX_TAG_LENGTH)
+        .then(pl.lit(TAG_TOO_LONG))
+        .when(tag.str.contains(CONTROL))
         .then(pl.lit(TAG_CONTROL))
         .otherwise(pl.lit(None, dtype=pl.String))
     )

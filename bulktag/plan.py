@@ -180,10 +180,10 @@ _PLACE = 1 << 40
 
 def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
     """Per input row: ``src, line``, the contact's ``key`` (null when the ID is not usable),
-    whether the row is ``sure`` to be usable and whether it ``may`` be (its tags cells hold
-    only double quotes besides separators and white space: it is usable if a tag survives
-    trimming), the ``piece`` list (the tags cells, split, where it may be usable) and, for
-    the rows that are not sure, what the reason for rejecting them is made of.
+    whether the row is ``sure`` to be usable (a usable ID, text in a tags cell) and whether
+    it ``may`` be (a usable ID and, instead of text, a double quote: ``", "`` is the tag
+    ``,``, ``""`` none), the ``piece`` list (the tags cells, split, where it may be usable)
+    and, for the rows that are not sure, what the reason for rejecting them is made of.
 
     Every expression is vectorised over the whole column and only cheap ones are computed
     for every row: the reason itself is worked out afterwards for the few rows that need it

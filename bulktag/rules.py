@@ -43,7 +43,6 @@ __all__ = [
     "UUID_PATTERN",
     "ZERO_WIDTH",
     "canonical_id_text",
-    "has_control",
     "normalise_tag_text",
     "split_pattern",
     "tag_problem_text",
@@ -111,11 +110,6 @@ _UUID = re.compile(UUID_PATTERN)
 _HEX32 = re.compile(HEX32_PATTERN)
 
 
-def has_control(text: str) -> bool:
-    """Whether ``text`` holds a control character (a tag holding one is a reject)."""
-    return _CONTROL.search(text) is not None
-
-
 def canonical_id_text(raw: str | None) -> str | None:
     """The lowercase 8-4-4-4-12 form of ``raw``, or None when it is not a UUID."""
     if raw is None:
@@ -145,6 +139,6 @@ def tag_problem_text(tag: str) -> str | None:
         return "empty tag"
     if len(tag) > MAX_TAG_LENGTH:
         return TAG_TOO_LONG
-    if has_control(tag):
+    if _CONTROL.search(tag):
         return TAG_CONTROL
     return None
