@@ -34,7 +34,7 @@ STAGES = (
     ("bulktag.read", "map_columns"),
     ("bulktag.read", "_typed_ids"),
     ("bulktag.plan", "build_plan"),
-    ("bulktag.plan", "_count_lines"),
+    ("bulktag.csvlines", "count_lines"),
     ("bulktag.plan", "_parts"),
     ("bulktag.plan", "_read"),
     ("bulktag.plan", "_queries"),

@@ -9,18 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from bulktag import __version__
 from bulktag.errors import BulkTagError, ExitCode, UsageError
 from bulktag.jobfile import load_job
+from bulktag.leadlex import PLANS
 from bulktag.logs import escape, setup_logging
 from bulktag.options import add_input_options, add_run_options, resolve
+from bulktag.runtime import Runtime, environment
 from bulktag.usage import (
     SECRET_OPTIONS,
     RefuseSecret,
@@ -29,9 +30,6 @@ from bulktag.usage import (
     redact,
     secrets,
 )
-
-if TYPE_CHECKING:
-    from bulktag.runner import Runtime
 
 __all__ = ["build_parser", "main"]
 
@@ -141,13 +139,13 @@ def _add_verbosity(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    from bulktag.runner import run  # noqa: PLC0415
+    from bulktag.runner import run
 
     setup_logging(
         -1 if args.quiet else args.verbose,
         json_lines=None if args.log_format == "auto" else args.log_format == "json",
     )
-    environ = runtime.environ if runtime and runtime.environ is not None else os.environ
+    environ = environment(runtime)
     job = load_job(args.job) if args.job else None
     if sum(bool(x) for x in (args.job, args.resume)) > 1:
         raise UsageError("bulktag run: --job and --resume cannot be combined")
@@ -204,14 +202,12 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    from bulktag.config import check_api_url  # noqa: PLC0415
-    from bulktag.read import expand_inputs  # noqa: PLC0415
+    from bulktag.config import check_api_url
+    from bulktag.read import expand_inputs
 
     job = load_job(args.job)
     blank = argparse.Namespace(inputs=[])
-    config = resolve(
-        blank, runtime.environ if runtime and runtime.environ is not None else os.environ, job
-    )
+    config = resolve(blank, environment(runtime), job)
     check_api_url(config.api_url)
     matched = []
     for pattern in config.inputs:
@@ -259,22 +255,22 @@ def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    import json  # noqa: PLC0415
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
+    import json
+    import shutil
+    import tempfile
 
-    from bulktag.plan import survey  # noqa: PLC0415
-    from bulktag.report import describe_plan, describe_precheck  # noqa: PLC0415
+    from bulktag.plan import survey
+    from bulktag.report import describe_plan, describe_precheck
 
     setup_logging(0, json_lines=False)  # validate is for people at a terminal
-    config = resolve(args, os.environ)
+    config = resolve(args, environment(runtime))
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
         plan = survey(config.inputs, config.read, work)
         if args.rejects is not None:
-            import polars as pl  # noqa: PLC0415
+            import polars as pl
 
-            from bulktag.publish import reject_rows, write_output  # noqa: PLC0415
+            from bulktag.publish import reject_rows, write_output
 
             write_output(pl.scan_parquet(plan.rejects_path), args.rejects, "csv", reject_rows)
     finally:
@@ -303,7 +299,7 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--port", type=int, default=8765, help="port; 0 picks a free one (default %(default)s)"
     )
-    p.add_argument("--plan", choices=["starter", "pro", "org", "unmetered"], default="pro")
+    p.add_argument("--plan", choices=list(PLANS), default="pro")
     p.add_argument("--per-minute", type=int, help="override the plan's calls per minute")
     p.add_argument("--per-day", type=int, help="override the plan's calls per day")
     p.add_argument(
@@ -373,7 +369,8 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    from bulktag.emulator import (  # noqa: PLC0415  (keeps `bulktag run` start-up light)
+    from bulktag.config import is_loopback
+    from bulktag.emulator import (
         Emulator,
         EmulatorClock,
         Faults,
@@ -382,8 +379,7 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
         parse_key_spec,
         serve,
     )
-    from bulktag.emulator.app import CONTROL_PREFIX, GATEWAY_PREFIX  # noqa: PLC0415
-    from bulktag.emulator.server import is_loopback  # noqa: PLC0415
+    from bulktag.emulator.app import CONTROL_PREFIX, GATEWAY_PREFIX
 
     if not is_loopback(args.host):
         raise UsageError(f"--host {args.host}: the emulator only listens on loopback addresses")
@@ -426,7 +422,7 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
         raise UsageError("--tls-cert and --tls-key go together")
     tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
     if tls is not None:
-        import ssl  # noqa: PLC0415  (only the emulator serving TLS needs it)
+        import ssl
 
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*tls)
@@ -452,14 +448,18 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="start the emulator and show bulktag working end to end on sample_data/",
         description="Start an emulator and show bulktag working end to end on sample_data/.",
     )
-    p.add_argument("--data", type=Path, default=Path("sample_data"), help="sample data folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="sample data folder (default: ./sample_data, else the samples the package carries)",
+    )
     p.add_argument("--out", type=Path, help="folder for the runs (default runs/demo-<time>/)")
     _refuse_secrets(p)
     p.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    from bulktag.demo import run_demo  # noqa: PLC0415
+    from bulktag.demo import run_demo
 
     return run_demo(args.data, args.out)
 
@@ -500,7 +500,7 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
     """
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    environ = runtime.environ if runtime and runtime.environ is not None else os.environ
+    environ = environment(runtime)
     hidden = secrets(arguments, environ)
     for handler in list(logging.getLogger("bulktag").handlers):  # each call sets its own up
         logging.getLogger("bulktag").removeHandler(handler)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
 
-__all__ = ["Clock", "LoopClock", "SourceClock"]
+__all__ = ["Clock", "LoopClock", "SourceClock", "next_utc_midnight", "utc_day"]
 
 
 class Clock(Protocol):
@@ -77,3 +78,14 @@ class SourceClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
+
+
+def utc_day(unix: float) -> str:
+    """The UTC date of ``unix`` (``2026-11-29``): LeadLex's quota day."""
+    return datetime.fromtimestamp(unix, UTC).date().isoformat()
+
+
+def next_utc_midnight(unix: float) -> int:
+    """When the quota day of ``unix`` ends (LeadLex resets the daily quota at 00:00 UTC)."""
+    day = datetime.fromtimestamp(unix, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((day + timedelta(days=1)).timestamp())

@@ -10,7 +10,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal, NoReturn, get_args
 from urllib.parse import urlsplit
 
 from bulktag.errors import ConfigError
@@ -19,12 +19,14 @@ from bulktag.leadlex import DEFAULT_API_URL, PLANS
 __all__ = [
     "API_KEY_ENV",
     "API_URL_ENV",
+    "OUTPUT_FORMATS",
     "ApiKey",
     "DispatchSettings",
     "JobSettings",
     "ReadOptions",
     "RunConfig",
     "check_api_url",
+    "is_loopback",
     "load_api_key",
 ]
 
@@ -34,7 +36,10 @@ API_URL_ENV = "LEADLEX_API_URL"
 log = logging.getLogger("bulktag")
 
 TagCase = Literal["preserve", "lower"]
+#: How a file is read, and the formats bulktag writes (an XLS or ODS input is read as a
+#: spreadsheet, and its outputs are XLSX); each output file's extension is its format.
 OutputFormat = Literal["csv", "parquet", "xlsx", "ndjson"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
 
 class ApiKey:
@@ -111,7 +116,10 @@ def load_api_key(
     return ApiKey(secret, f"the key in ${variable}")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost``, a name under ``.localhost`` (RFC 6761) or a loopback address (IPv6
+    with or without brackets): where plain http may carry the key, and where the emulator
+    may listen without ``--public``."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -129,7 +137,7 @@ def check_api_url(url: str) -> str:
         raise ConfigError("the API URL must not carry credentials; use LEADLEX_API_KEY")
     if parts.query or parts.fragment:
         raise ConfigError(f"API URL {url!r} must not have a query or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"API URL {url!r} is plain http to a non-loopback host; the key would travel "
             "in clear text. Use https:// (http is only allowed for 127.0.0.1 / localhost)"
@@ -190,7 +198,7 @@ class DispatchSettings:
             "per_day": figures.per_day,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]  # overrides are typed by the caller
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ import polars as pl
 
 from bulktag.errors import ConfigError, ExitCode
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "sample_folder"]
 
 SEED_CONTACT = "123e4567-e89b-12d3-a456-426614174000"
 INPUTS = (
@@ -63,12 +63,22 @@ def _permanent(failures: Path) -> pl.DataFrame:
     return pl.concat([found, set_aside])
 
 
-def run_demo(data: Path, out: Path | None = None) -> int:
+def sample_folder() -> Path:
+    """The demo's samples: ``./sample_data`` in the repository, else the copy an installed
+    package carries (``bulktag/samples``, see pyproject.toml)."""
+    here = Path("sample_data")
+    shipped = Path(__file__).with_name("samples")
+    return shipped if not here.is_dir() and shipped.is_dir() else here
+
+
+def run_demo(data: Path | None = None, out: Path | None = None) -> int:
     """Run the demo; returns 0 when the story ended as expected."""
+    data = data or sample_folder()
     missing = [name for name in ("crm_contacts.csv", *INPUTS) if not (data / name).is_file()]
     if missing:
         raise ConfigError(
-            f"{data}: sample files missing: {', '.join(missing)} (run from the repository)"
+            f"{data}: sample files missing: {', '.join(missing)}; give --data FOLDER with the "
+            "samples (sample_data/ of the repository)"
         )
     out = out or Path("runs") / f"demo-{time.strftime('%Y%m%dT%H%M%S')}"
     started = time.monotonic()

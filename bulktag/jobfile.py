@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bulktag.config import OUTPUT_FORMATS
 from bulktag.errors import ConfigError
 from bulktag.leadlex import PLANS
 
@@ -56,7 +57,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "ledger": {"enabled": bool, "days": (int, float)},
 }
 _CHOICES = {
-    ("", "format"): ("csv", "parquet", "xlsx", "ndjson"),
+    ("", "format"): OUTPUT_FORMATS,
     ("tags", "case"): ("preserve", "lower"),
     ("limits", "plan"): tuple(PLANS),
 }

@@ -19,17 +19,18 @@ The thread cost 5-12 % of dispatch speed, the task 9 % more (``docs/performance.
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from bulktag.outcomes import ContactOutcome
+from bulktag.outcomes import ADD_TAGS, ContactOutcome
 from bulktag.plan import slices
+from bulktag.store import open_sqlite
 
-__all__ = ["OUTCOME_COLUMNS", "OUTCOME_SCHEMA", "Journal", "Offload", "Recorder", "sink_joined"]
+__all__ = ["OUTCOME_COLUMNS", "OUTCOME_SCHEMA", "Journal", "Offload", "sink_joined"]
 
 #: Runs a blocking call away from the event loop (``anyio.to_thread.run_sync``).
 Offload = Callable[..., Awaitable[Any]]
@@ -108,12 +109,8 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # One writer at a time (the Recorder), from worker threads: no same-thread check.
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        path.chmod(0o600)
+        # Written on the event loop, read from worker threads (one user at a time).
+        self._db = open_sqlite(path, _SCHEMA, any_thread=True)
 
     def close(self) -> None:
         self._db.close()
@@ -142,6 +139,16 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
+    def add_calls(self, other: Mapping[str, int]) -> dict[str, int]:
+        """The run's calls by endpoint, every session's: add-tags calls from the recorded
+        outcomes (attempts, retries included: they survive a crash), the other calls
+        (export, list_contacts, get_contact) as each session counted them, ``other``
+        being this session's, now added."""
+        counted = Counter(self.meta().get("other_calls", {}))
+        counted.update(other)
+        self.set_meta(other_calls=dict(counted))
+        return {ADD_TAGS: self.calls(), **dict(sorted(counted.items()))}
+
     def calls(self) -> int:
         """Add-tags calls the recorded outcomes took (attempts, retries included)."""
         return int(
@@ -154,7 +161,7 @@ class Journal:
     def between(self, first: int, last: int, columns: Sequence[str]) -> pl.DataFrame:
         """``columns`` of the outcomes recorded for ``first <= seq <= last``, as stored."""
         rows = self._db.execute(
-            f"SELECT {', '.join(columns)} FROM outcomes WHERE seq BETWEEN ? AND ?",  # noqa: S608
+            f"SELECT {', '.join(columns)} FROM outcomes WHERE seq BETWEEN ? AND ?",  # noqa: S608  (column names are ours)
             (first, last),
         ).fetchall()
         return pl.DataFrame(rows, schema={c: OUTCOME_SCHEMA[c] for c in columns}, orient="row")
@@ -185,7 +192,7 @@ def sink_joined(
     parts: list[Path] = []
     for batch in slices(plan, rows or SLICE_ROWS):
         seq = batch.get_column("seq")
-        recorded = journal.between(int(seq.min()), int(seq.max()), keyed)  # type: ignore[arg-type]
+        recorded = journal.between(int(seq.min()), int(seq.max()), keyed)  # type: ignore[arg-type]  # polars types min( loosely)
         part = folder / f"{len(parts):06d}.parquet"
         joined = batch.lazy().join(recorded.lazy(), on="seq", how="left", maintain_order="left")
         shape(joined).sink_parquet(part)
@@ -196,18 +203,3 @@ def sink_joined(
         shape(plan.head(0).join(empty, on="seq", how="left")).sink_parquet(part)
         parts.append(part)
     return pl.scan_parquet(parts)
-
-
-class Recorder:
-    """Commits each outcome as its worker hands it over (``await recorder.record(o)``)."""
-
-    def __init__(
-        self, journal: Journal, on_commit: Callable[[Sequence[ContactOutcome]], None]
-    ) -> None:
-        self._journal = journal
-        self._on_commit = on_commit
-
-    async def record(self, outcome: ContactOutcome) -> None:
-        """Return once ``outcome`` is committed (synchronously: see the module's docstring)."""
-        self._journal.record((outcome,))
-        self._on_commit((outcome,))

@@ -9,11 +9,13 @@ or 1: only permanent failures or rejects, which a re-run cannot fix).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bulktag.publish import atomic_write
+
+if TYPE_CHECKING:
+    from bulktag.summary import Summary
 
 __all__ = ["write_metrics"]
 
@@ -37,10 +39,11 @@ def _previous_success(path: Path) -> float | None:
         return None
 
 
-def write_metrics(path: Path, job: str, summary: Mapping[str, Any], finished_at: float) -> None:
-    """Write the metrics of the run ``summary`` describes."""
-    labels = f'job="{_label(job)}"'
-    code = int(summary["exit_code"])
+def write_metrics(path: Path, summary: Summary) -> None:
+    """Write the metrics of the run ``summary`` describes (its job, else ``manual``)."""
+    labels = f'job="{_label(summary.job or "manual")}"'
+    finished_at = summary.finished_at
+    code = int(summary.exit_code)
     success = finished_at if code in (0, 1) else _previous_success(path)
     lines: list[str] = []
 
@@ -60,10 +63,10 @@ def write_metrics(path: Path, job: str, summary: Mapping[str, Any], finished_at:
     gauge(
         "bulktag_last_run_duration_seconds",
         "How long the last run took.",
-        [("", summary["duration_seconds"])],
+        [("", round(summary.duration_seconds, 3))],
     )
     gauge("bulktag_last_run_exit_code", "The last run's exit code.", [("", code)])
-    contacts = summary["contacts"]
+    contacts = summary.contacts
     gauge(
         "bulktag_last_run_contacts",
         "Contacts of the last run by status.",
@@ -75,32 +78,32 @@ def write_metrics(path: Path, job: str, summary: Mapping[str, Any], finished_at:
     gauge(
         "bulktag_last_run_failures",
         "Contacts of the last run that did not end ok, by failure type.",
-        [(f',error_type="{_label(t)}"', n) for t, n in sorted(summary["failures_by_type"].items())],
+        [(f',error_type="{_label(t)}"', n) for t, n in sorted(summary.failures_by_type.items())],
     )
     gauge(
         "bulktag_last_run_rejects",
         "Input rows rejected by the last run.",
-        [("", summary["rejects"]["total"])],
+        [("", summary.plan.rejects)],
     )
     gauge(
         "bulktag_last_run_calls",
         "Calls the last run made to LeadLex, by endpoint.",
-        [(f',endpoint="{e}"', n) for e, n in sorted(summary["calls"].items()) if e != "total"],
+        [(f',endpoint="{e}"', n) for e, n in sorted(summary.calls.items())],
     )
     gauge(
         "bulktag_last_run_naive_calls",
         "Calls the last run's plan needed before skipping what was done (one per request).",
-        [("", summary.get("naive_calls"))],
+        [("", summary.naive_calls)],
     )
     gauge(
         "bulktag_last_run_calls_saved",
         "Naive calls less the calls made: what the ledger and the pre-check saved.",
-        [("", summary.get("calls_saved"))],
+        [("", summary.calls_saved)],
     )
     gauge(
         "bulktag_quota_remaining",
         "LeadLex's daily quota left, as last reported.",
-        [("", summary["quota"]["remaining"])],
+        [("", summary.quota.remaining)],
     )
     text = "\n".join(lines) + "\n"
     atomic_write(path, lambda target: target.write_text(text, encoding="utf-8"), mode=0o644)

@@ -16,6 +16,7 @@ from typing import Any
 from bulktag.config import (
     API_KEY_ENV,
     API_URL_ENV,
+    OUTPUT_FORMATS,
     DispatchSettings,
     JobSettings,
     ReadOptions,
@@ -175,7 +176,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     )
     out.add_argument(
         "--format",
-        choices=["csv", "parquet", "xlsx", "ndjson"],
+        choices=OUTPUT_FORMATS,
         help="results and failures format (default: the input's)",
     )
     out.add_argument(

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Literal
 
 __all__ = [
+    "ADD_TAGS",
     "UNSENT",
     "Attempt",
     "ContactOutcome",
@@ -23,6 +24,11 @@ __all__ = [
     "RunFault",
     "Status",
 ]
+
+
+#: The endpoint a run's calls are counted under when they add tags (``summary.json``'s
+#: ``calls``; the others by the name the dispatcher gives them: export, list_contacts...).
+ADD_TAGS = "add_tags"
 
 
 class FailureType(StrEnum):

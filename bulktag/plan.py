@@ -20,7 +20,6 @@ part is grouped by a hash of fixed-width values, and the plan is written by firs
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -28,10 +27,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import polars as pl
 
 from bulktag.config import ReadOptions
+from bulktag.csvlines import count_lines, fix_csv_lines, input_error
 from bulktag.errors import InputError
 from bulktag.leadlex import MAX_TAGS_PER_REQUEST
 from bulktag.normalise import (
@@ -49,7 +50,6 @@ from bulktag.normalise import (
 from bulktag.precheck import TagDemand
 from bulktag.read import InputFrame, expand_inputs, read_input, tag_name
 from bulktag.rules import MISSING_ID, NO_TAGS, NUMERIC_ID, PERMANENT_BEFORE, RAGGED
-from bulktag.sniff import SniffedCsv
 
 __all__ = [
     "InputSummary",
@@ -309,13 +309,21 @@ def _list_has_tags(cell: pl.Expr, separators: str) -> pl.Expr:
     return kept.list.any().fill_null(value=False)
 
 
-def _queries(
-    inputs: Sequence[InputFrame], options: ReadOptions, parts: int
-) -> dict[str, pl.LazyFrame]:
-    """What one pass over the inputs gives, by name: the rows not sure to be usable
-    ("unsure": :func:`_problems` tells which have a problem), and the pieces of the rows
-    that may be (``key, place, piece``: one row per piece of a tags cell, the piece as
-    written, categorical) in ``parts`` by contact ("pieces K").
+_Frame = TypeVar("_Frame", pl.LazyFrame, pl.DataFrame)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass(Generic[_Frame]):
+    """What one pass over the inputs gives: the queries, then their results."""
+
+    unsure: _Frame  #: the rows not sure to be usable (:func:`_problems` tells which are not)
+    pieces: list[_Frame]  #: ``key, place, piece`` of the rows that may be, in parts by contact
+
+
+def _queries(inputs: Sequence[InputFrame], options: ReadOptions, parts: int) -> _Pass[pl.LazyFrame]:
+    """What one pass over the inputs gives: the rows not sure to be usable, and the pieces
+    of the rows that may be (``key, place, piece``: one row per piece of a tags cell, the
+    piece as written, categorical) in ``parts`` by contact.
 
     A piece is only split off here: trimming and judging it is done once per distinct piece
     afterwards (:func:`_tags`); the pieces of a file are few (a few hundred tags, written a
@@ -333,12 +341,10 @@ def _queries(
         .with_columns(pl.col("piece").cast(pl.Categorical))
     )
     owned = ("raw_id", "raw_tags", "quotes", "extra", "earlier")
-    return {
-        "unsure": rows.filter(~pl.col("sure")).select(
-            "src", "line", "key", "has_text", "id_number", *(_own(name) for name in owned)
-        ),
-        **_in_parts(pieces, parts),
-    }
+    unsure = rows.filter(~pl.col("sure")).select(
+        "src", "line", "key", "has_text", "id_number", *(_own(name) for name in owned)
+    )
+    return _Pass(unsure, _in_parts(pieces, parts))
 
 
 def _tags(
@@ -398,12 +404,12 @@ def _lookup(pieces: pl.Series, old: pl.Series, new: pl.Series) -> pl.Expr:
     return number.cat.to(pl.Categorical)
 
 
-def _in_parts(pieces: pl.LazyFrame, parts: int) -> dict[str, pl.LazyFrame]:
-    """``pieces`` in ``parts`` by contact, named "pieces K"."""
+def _in_parts(pieces: pl.LazyFrame, parts: int) -> list[pl.LazyFrame]:
+    """``pieces`` in ``parts`` by contact."""
     if parts == 1:
-        return {"pieces 0": pieces}
+        return [pieces]
     pieces = pieces.with_columns(part=(pl.col("key") % parts).cast(pl.UInt8)).cache()
-    return {f"pieces {k}": pieces.filter(pl.col("part") == k).drop("part") for k in range(parts)}
+    return [pieces.filter(pl.col("part") == k).drop("part") for k in range(parts)]
 
 
 def _column_names(inputs: Sequence[InputFrame]) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
@@ -456,14 +462,15 @@ def _survey(
 ) -> Survey:
     """Read every input once: write the rejects and, given a path, the plan."""
     # First, while little memory is in use: polars maps the whole file to count its lines.
-    lines = _count_lines(inputs)
+    lines = count_lines(inputs)
     parts = _parts(inputs)
-    frames = _read(inputs, options, parts)
-    frames["problems"] = _problems(frames.pop("unsure"), options.tag_separators)
-    pairs, frames["tag_rejects"] = _tags([frames.pop(f"pieces {k}") for k in range(parts)], options)
-    reject_frame = _write_rejects(inputs, frames, rejects_path)
-    read, blank, grouped = _row_counts(len(inputs), frames, pairs)
-    del frames
+    found = _read(inputs, options, parts)
+    problems = _problems(found.unsure, options.tag_separators)
+    pairs, tag_rejects = _tags(found.pieces, options)
+    del found
+    reject_frame = _write_rejects(inputs, problems, tag_rejects, rejects_path)
+    read, blank, grouped = _row_counts(len(inputs), problems, tag_rejects, pairs)
+    del problems, tag_rejects
     pair_n = sum(frame.height for frame in pairs)
     contacts = _contacts(pairs, options)
     del pairs
@@ -472,7 +479,7 @@ def _survey(
     records = [read[i] + blank[i] for i in range(len(inputs))]
     for item, count in zip(inputs, records, strict=True):
         _refuse_silent_nothing(item, count)
-    _fix_csv_lines(inputs, records, lines, plan_path, rejects_path)
+    fix_csv_lines(inputs, records, lines, plan_path, rejects_path)
     summaries = tuple(
         InputSummary(
             source=item.source,
@@ -515,21 +522,21 @@ def _survey(
 _SHARED_SCAN = pl.QueryOptFlags(comm_subplan_elim=False)
 
 
-def _read(
-    inputs: Sequence[InputFrame], options: ReadOptions, parts: int
-) -> dict[str, pl.DataFrame]:
-    """One pass over the inputs (:func:`_queries`): reject rows and pairs, by name."""
+def _read(inputs: Sequence[InputFrame], options: ReadOptions, parts: int) -> _Pass[pl.DataFrame]:
+    """One pass over the inputs (:func:`_queries`), collected."""
     queries = _queries(inputs, options, parts)
     try:
         with _csv_chunks():
-            frames = pl.collect_all(queries.values(), optimizations=_SHARED_SCAN)
-            return dict(zip(queries, frames, strict=True))
+            unsure, *pieces = pl.collect_all(
+                [queries.unsure, *queries.pieces], optimizations=_SHARED_SCAN
+            )
+            return _Pass(unsure, pieces)
     except pl.exceptions.PolarsError as exc:
-        raise _input_error(inputs, exc) from None
+        raise input_error(inputs, exc) from None
 
 
 def _row_counts(
-    inputs: int, frames: dict[str, pl.DataFrame], pairs: list[pl.DataFrame]
+    inputs: int, problems: pl.DataFrame, tag_rejects: pl.DataFrame, pairs: list[pl.DataFrame]
 ) -> tuple[Counter[int], Counter[int], Counter[int]]:
     """Per input: the rows read (blank ones aside), the blank rows, the rows grouped (that
     give a contact a valid tag).
@@ -539,9 +546,8 @@ def _row_counts(
     those and the places of tag rejects that no pair has (every tag of the row rejected).
     """
     count = partial(_per_input, inputs=inputs)
-    problems = frames["problems"].lazy()
     place = pl.col("src").cast(pl.Int64) * _PLACE + pl.col("line")
-    rejected = frames["tag_rejects"].select(place=place).unique()
+    rejected = tag_rejects.select(place=place).unique()
     # a part's pairs are in input order: a row's pairs are next to each other
     first = pl.col("place") != pl.col("place").shift(1)
     grouped = count([frame.lazy().filter(first.fill_null(value=True)) for frame in pairs])
@@ -551,8 +557,8 @@ def _row_counts(
             for frame in pairs
         )
         rejected = rejected.filter(~pl.col("place").is_in(some_pair.collect()["place"]))
-    blank = count([problems], pl.col("blank"))
-    read = grouped + count([rejected.lazy()]) + count([problems], ~pl.col("blank"))
+    blank = count([problems.lazy()], pl.col("blank"))
+    read = grouped + count([rejected.lazy()]) + count([problems.lazy()], ~pl.col("blank"))
     return read, blank, grouped
 
 
@@ -634,15 +640,12 @@ def _per_input(
 
 
 def _write_rejects(
-    inputs: Sequence[InputFrame], frames: dict[str, pl.DataFrame], path: Path
+    inputs: Sequence[InputFrame], problems: pl.DataFrame, tag_rejects: pl.DataFrame, path: Path
 ) -> pl.DataFrame:
     """Row and tag rejects, by input and line, as Parquet; returns them."""
     source, id_column, tag_column = _column_names(inputs)
     problem = pl.col("problem")
-    rows = frames["problems"].filter(~pl.col("blank"))
-    tags = [frames["tag_rejects"].select("src", "line", "problem", "tag", contact_id="raw_id")]
-    if "fast_rejects" in frames:
-        tags.append(frames["fast_rejects"].select("src", "line", "problem", "tag", contact_id="id"))
+    rows = problems.filter(~pl.col("blank"))
     rejects = (
         pl.concat(
             [
@@ -660,8 +663,8 @@ def _write_rejects(
                     .otherwise(id_column),
                     reason=problem,
                 ),
-                pl.concat(tags).select(
-                    "contact_id",
+                tag_rejects.select(
+                    contact_id=pl.col("raw_id"),
                     tags=pl.col("tag"),
                     source=source,
                     line=pl.col("line"),
@@ -753,171 +756,3 @@ def _demand(contacts: pl.DataFrame) -> tuple[TagDemand, ...]:
         .collect()
     )
     return tuple(TagDemand(tag, n) for tag, n in counts.iter_rows())
-
-
-_UNCLOSED = 'a quoted cell is not closed: its quote (") runs to the end of the file'
-_STRAY = (
-    'a quote (") inside a cell that does not start with one: '
-    'quote the whole cell and double the quote ("")'
-)
-_AFTER = 'text after the closing quote (") of a cell: quote the whole cell, double inner quotes'
-
-
-def _input_error(inputs: Sequence[InputFrame], exc: pl.exceptions.PolarsError) -> InputError:
-    """Name the input that polars could not read, with the line when it can be told."""
-    for item in inputs:
-        try:
-            # Every column, so that the rows are really split and decoded (a count is not).
-            item.frame.select(pl.all().null_count()).collect()
-        except pl.exceptions.PolarsError as own:
-            message = str(own).strip().splitlines()[0]
-            line = None
-            if "invalid utf-8" in message:
-                message += " (pass --encoding, e.g. --encoding cp1252)"
-            elif item.csv is not None and (problem := _quote_problem(item.csv)) is not None:
-                line, message = problem[0], f"cannot split this row into fields: {problem[1]}"
-            return InputError(message, source=item.source, line=line)
-    source = inputs[0].source if len(inputs) == 1 else None
-    return InputError(str(exc).strip().splitlines()[0], source=source)
-
-
-def _quote_problem(sniffed: SniffedCsv) -> tuple[int, str] | None:
-    """The first line whose quoting polars cannot split, and what is wrong with it."""
-    start, quoted = 1, False
-    with sniffed.path.open(encoding="utf-8-sig", errors="replace", newline="\n") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not quoted:
-                start = number
-                if '"' not in text:
-                    continue
-            quoted, problem = _scan_quotes(text.rstrip("\r\n"), sniffed.delimiter, quoted)
-            if problem:
-                return start, problem
-    return (start, _UNCLOSED) if quoted else None
-
-
-def _scan_quotes(text: str, delimiter: str, quoted: bool) -> tuple[bool, str | None]:
-    """RFC 4180 quoting of one line: (still inside a quoted cell, the problem found)."""
-    at, size = 0, len(text)
-    while True:
-        if quoted:  # find the closing quote; a doubled quote is a quote in the cell
-            end = text.find('"', at)
-            while end != -1 and text.startswith('""', end):
-                end = text.find('"', end + 2)
-            if end == -1:
-                return True, None
-            at = end + 1
-            if at < size and text[at] != delimiter:
-                return False, _AFTER
-            quoted, at = False, at + 1
-            if at > size:
-                return False, None
-        elif at < size and text[at] == '"':
-            quoted, at = True, at + 1
-        else:  # an unquoted cell: an odd number of quotes opens a cell polars never closes
-            end = text.find(delimiter, at)
-            if text[at : size if end == -1 else end].count('"') % 2:
-                return False, _STRAY
-            if end == -1:
-                return False, None
-            at = end + 1
-
-
-def _count_lines(inputs: Sequence[InputFrame]) -> list[int | None]:
-    """Per input: the lines of the CSV polars read (``None`` when not a CSV): line breaks,
-    and a last line without one. polars counts them (quotes off, one column: a record is a
-    line), in parallel, many times faster than Python."""
-    counts: list[int | None] = []
-    for item in inputs:
-        if item.csv is None:
-            counts.append(None)
-            continue
-        lines = pl.scan_csv(
-            item.csv.path,
-            has_header=False,
-            quote_char=None,
-            separator="\x1f",
-            schema={"line": pl.String},
-            truncate_ragged_lines=True,
-        )
-        try:
-            counts.append(int(lines.select(pl.len()).collect().item()))
-        except pl.exceptions.PolarsError:
-            counts.append(_count_line_breaks(item.csv.path))
-    return counts
-
-
-def _count_line_breaks(path: Path) -> int:
-    newlines, last = 0, b"\n"
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            newlines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return newlines + (last != b"\n")  # a last line without a break is a line too
-
-
-def _line_shifts(item: InputFrame, records: int, lines: int | None) -> pl.DataFrame | None:
-    """A CSV whose quoted cells hold line breaks: from which record line on, by how much its
-    physical line is further down; ``None`` when record numbers are line numbers.
-
-    ``records``: the data records polars read (blank lines included); ``lines``: the file's.
-    """
-    sniffed = item.csv
-    if sniffed is None or lines is None or lines <= records + (item.header_line or 1):
-        return None
-    starts: list[int] = []
-    shifts: list[int] = []
-    record, shift, quoted = 0, 0, False
-    # Not the csv module: it refuses cells over 128 KiB, which polars reads (and rejects).
-    with sniffed.path.open(encoding="utf-8-sig", errors="replace", newline="\n") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not quoted:  # a record starts on this line
-                record += 1
-                if number - record != shift:
-                    shift = number - record
-                    starts.append(record)
-                    shifts.append(shift)
-                if '"' not in text:
-                    continue
-            quoted = _scan_quotes(text.rstrip("\r\n"), sniffed.delimiter, quoted)[0]
-    return pl.DataFrame(
-        {"source": item.source, "line": starts, "__shift": shifts},
-        schema={"source": pl.String, "line": pl.Int64, "__shift": pl.Int64},
-    )
-
-
-def _fix_csv_lines(
-    inputs: Sequence[InputFrame],
-    records: Sequence[int],
-    lines: Sequence[int | None],
-    plan_path: Path | None,
-    rejects_path: Path,
-) -> None:
-    """Record numbers are line numbers unless quoted cells hold line breaks: map those, in the
-    plan and in the rejects."""
-    found = [
-        shifts
-        for item, count, total in zip(inputs, records, lines, strict=True)
-        if (shifts := _line_shifts(item, count, total)) is not None
-    ]
-    if not found:
-        return
-    by_line = pl.concat(found).unique().sort("line").lazy()
-    for path in (rejects_path,) if plan_path is None else (plan_path, rejects_path):
-        fixed = (
-            pl.scan_parquet(path)
-            .with_row_index("__order")
-            .sort("line")
-            .join_asof(by_line, on="line", by="source", strategy="backward", check_sortedness=False)
-            .with_columns(pl.col("line") + pl.col("__shift").fill_null(0))
-            .sort("__order")
-            .drop("__order", "__shift")
-        )
-        temporary = path.with_name(path.name + ".lines")
-        fixed.sink_parquet(temporary)
-        temporary.replace(path)
-
-
-def estimate_days(requests: int, per_day: int | None) -> int:
-    """Days of quota a plan needs at the plan's daily figure."""
-    return 1 if not per_day else max(1, math.ceil(requests / per_day))

@@ -67,12 +67,6 @@ FAILURE_COLUMNS = (
 )
 REJECT_COLUMNS = ("contact_id", "tags", "source", "line", "column", "reason", "error_type")
 _FORMULA_START = r"^[=+\-@\t\r']"
-EXTENSIONS: dict[str, str] = {
-    "csv": "csv",
-    "parquet": "parquet",
-    "xlsx": "xlsx",
-    "ndjson": "ndjson",
-}
 _RETRYABLE_TYPES = [str(t) for t in FailureType if t.retryable]
 
 
@@ -277,7 +271,7 @@ def publish(
     there (a job's ledger reads them back in batches: at 10M rows they are
     hundreds of MiB, so they never sit in memory whole).
     """
-    extension = EXTENSIONS[fmt]
+    extension = fmt  # each format is its own extension
     final = results_frame(plan, journal, work, halt, halt_message)
     results_path = run_dir / f"results.{extension}"
     failures_path = run_dir / f"failures.{extension}"

@@ -9,16 +9,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bulktag.config import DispatchSettings
-from bulktag.errors import ExitCode
-from bulktag.outcomes import FailureType, Halt, Status
+from bulktag.outcomes import ADD_TAGS, Status
 from bulktag.plan import PlanStats
 from bulktag.precheck import TagDemand, choose
 from bulktag.rules import NO_TAGS, PERMANENT_BEFORE
 
-if TYPE_CHECKING:  # the dispatcher (httpx2, anyio) is not needed to describe a plan
-    from bulktag.dispatch import DispatchStatistics
+if TYPE_CHECKING:  # the summary is not needed to describe a plan
+    from bulktag.summary import Summary
 
-__all__ = ["describe_plan", "duration", "exit_code", "summary_lines"]
+__all__ = ["describe_plan", "duration", "summary_lines"]
 
 
 def duration(seconds: float) -> str:
@@ -147,80 +146,47 @@ def describe_precheck(
     ]
 
 
-def exit_code(
-    halt: Halt | None, counts: Mapping[str, int], types: Mapping[str, int], rejects: int
-) -> ExitCode:
-    """The exit code, by precedence: 77 > 78 > 75 > 1 > 0."""
-    if halt is Halt.KEY_REJECTED:
-        return ExitCode.KEY_REJECTED
-    if halt is Halt.CONFIG:
-        return ExitCode.CONFIG
-    left = counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0)
-    retryable_failures = sum(
-        n
-        for name, n in types.items()
-        if FailureType(name).retryable and name != FailureType.INVALID_INPUT
-    )
-    if halt is not None or left or retryable_failures:
-        return ExitCode.WORK_LEFT
-    permanent = sum(n for name, n in types.items() if not FailureType(name).retryable)
-    if permanent or rejects:
-        return ExitCode.FAILURES
-    return ExitCode.OK
-
-
 def _reset_text(reset: int | None) -> str:
     if reset is None:
         return ""
     return f" (resets {datetime.fromtimestamp(reset, UTC):%Y-%m-%d %H:%M} UTC)"
 
 
-def summary_lines(
-    *,
-    planned: int,
-    counts: Mapping[str, int],
-    types: Mapping[str, int],
-    rejects: int,
-    stats: DispatchStatistics | None,
-    seconds: float,
-    files: Mapping[str, str],
-    code: ExitCode,
-    advice: Sequence[str] = (),
-) -> list[str]:
+def summary_lines(summary: Summary, advice: Sequence[str] = ()) -> list[str]:
     """The human summary printed after a run; ``advice`` last (what to do next)."""
+    counts, types = summary.contacts, summary.failures_by_type
     status_text = _counts({s: counts.get(s, 0) for s in Status})
-    lines = [f"{planned:,} contacts: {status_text or 'none'}"]
+    lines = [f"{summary.plan.contacts:,} contacts: {status_text or 'none'}"]
     if types:
         lines.append(
             f"failure types: {_counts(dict(sorted(types.items(), key=lambda kv: -kv[1])))}"
         )
-    if rejects:
-        lines.append(f"{rejects:,} input problems rejected (see {files.get('rejects', 'rejects')})")
-    if stats is not None:
-        quota = ""
-        if stats.quota_remaining is not None:
-            of = f" of {stats.quota_limit:,}" if stats.quota_limit else ""
-            quota = (
-                f"; quota left today: {stats.quota_remaining:,}{of}{_reset_text(stats.quota_reset)}"
-            )
-        calls = stats.calls + sum(stats.other_calls.values())
-        by_endpoint = ", ".join(f"{n:,} {e}" for e, n in sorted(stats.other_calls.items()))
-        extra = f" ({stats.calls:,} add-tags, {by_endpoint})" if by_endpoint else ""
-        lines.append(f"{calls:,} calls to LeadLex{extra} in {duration(seconds)}{quota}")
-        if stats.limiter.rate_limited:
-            lines.append(
-                f"{stats.limiter.rate_limited:,} per-minute 429s; "
-                + (
-                    f"rate now {stats.limiter.rate:g}/min"
-                    if stats.limiter.rate
-                    else "rate unlimited"
-                )
-            )
-        if stats.halt is not None:
-            lines.append(f"stopped sending: {stats.halt} ({stats.halt_message})")
-    folder = files.get("folder", "")
-    names = ", ".join(v for k, v in files.items() if k != "folder")
-    lines.append(f"files in {folder}: {names}")
+    files = summary.files
+    if summary.plan.rejects:
+        lines.append(f"{summary.plan.rejects:,} input problems rejected (see {files.rejects.name})")
+    quota = summary.quota
+    if summary.total_calls or quota.remaining is not None:
+        left = ""
+        if quota.remaining is not None:
+            of = f" of {quota.limit:,}" if quota.limit else ""
+            left = f"; quota left today: {quota.remaining:,}{of}{_reset_text(quota.reset)}"
+        others = {e: n for e, n in summary.calls.items() if e != ADD_TAGS and n}
+        by_endpoint = ", ".join(f"{n:,} {e}" for e, n in sorted(others.items()))
+        add_tags = summary.calls.get(ADD_TAGS, 0)
+        extra = f" ({add_tags:,} add-tags, {by_endpoint})" if by_endpoint else ""
+        lines.append(
+            f"{summary.total_calls:,} calls to LeadLex{extra} in "
+            f"{duration(summary.duration_seconds)}{left}"
+        )
+    rate = summary.rate
+    if rate.rate_limited_429s:
+        now = f"rate now {rate.final_per_minute:g}/min" if rate.final_per_minute else "unlimited"
+        lines.append(f"{rate.rate_limited_429s:,} per-minute 429s; {now}")
+    if summary.halt is not None:
+        lines.append(f"stopped sending: {summary.halt} ({summary.halt_message})")
+    names = ", ".join(p.name for p in (files.results, files.failures, files.rejects, files.summary))
+    lines.append(f"files in {files.summary.parent}: {names}")
+    code = summary.exit_code
     lines.append(f"exit {int(code)}: {code.meaning}")
     lines.extend(advice)
     return lines

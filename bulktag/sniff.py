@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from bulktag.config import OutputFormat
 from bulktag.errors import InputError
 
 __all__ = ["Detected", "Format", "SampleRow", "SniffedCsv", "detect_format", "sniff_csv"]
 
 #: How a file is read (and the family of its outputs).
-Format = Literal["csv", "parquet", "xlsx", "ndjson"]
+Format = OutputFormat
 #: What a file is, as a person names it (a spreadsheet may be XLSX, XLSB, XLS or ODS).
 Kind = Literal["csv", "parquet", "xlsx", "xlsb", "xls", "ods", "ndjson"]
 

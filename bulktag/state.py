@@ -1,32 +1,24 @@
-"""What outlives a run: the ledger of applied tags, the quota by key and day, the run list.
+"""A job's state: what outlives its runs, in the job folder's ``state.sqlite`` (WAL).
 
-Two SQLite files (WAL) use this schema:
+- the *ledger* of (contact, tag) pairs bulktag applied and when, so a nightly run
+  never spends a call on a pair it already applied;
+- the *pre-check history*: how many contacts carried each tag when the CRM was last
+  asked (``--skip-existing`` skips asking about tags nobody carries);
+- the list of the job's *runs*, so an interrupted one is completed first.
 
-- a job's ``state.sqlite`` (``--job``): the *ledger* of (contact, tag) pairs
-  bulktag applied and when, so a nightly run never spends a call on a pair it
-  already applied; and the list of the job's runs;
-- the user's ``quota.sqlite`` (``$BULKTAG_STATE_DIR``, else
-  ``$XDG_STATE_HOME/bulktag``, else ``~/.local/state/bulktag``): calls used per
-  API key fingerprint (a hash, never the key) and UTC day, as LeadLex last
-  reported them, so a manual run in the afternoon and the nightly run share one
-  budget; and which runs sent which failures file (by content), so sending one
-  twice is warned about.
+The user's quota store, shared by every run on the machine, is :mod:`bulktag.quota`.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
-from bulktag.errors import ConfigError
+from bulktag.store import open_store
 
-__all__ = ["QuotaRecord", "StateStore", "default_state_dir", "utc_day"]
+__all__ = ["JobState"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -36,26 +28,10 @@ CREATE TABLE IF NOT EXISTS ledger (
     run_id TEXT NOT NULL,
     PRIMARY KEY (contact_id, tag)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS quota (
-    fingerprint TEXT NOT NULL,
-    day TEXT NOT NULL,
-    calls INTEGER NOT NULL,
-    remaining INTEGER,
-    quota_limit INTEGER,
-    reset INTEGER,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (fingerprint, day)
-);
 CREATE TABLE IF NOT EXISTS precheck (
     tag TEXT PRIMARY KEY,
     checked_at REAL NOT NULL,
     found INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS reruns (
-    digest TEXT NOT NULL,
-    source TEXT NOT NULL,
-    run_dir TEXT NOT NULL,
-    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -67,57 +43,19 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-QUOTA_STORE_FIX = (
-    "the quota store lives in $BULKTAG_STATE_DIR (else $XDG_STATE_HOME/bulktag, else "
-    "~/.local/state/bulktag): set BULKTAG_STATE_DIR to a folder this user can write"
-)
+class JobState:
+    """A job's ``state.sqlite`` (see the module docstring); one run of the job at a time."""
 
-
-def default_state_dir(environ: Mapping[str, str]) -> Path:
-    """Where the quota store lives."""
-    if environ.get("BULKTAG_STATE_DIR"):
-        return Path(environ["BULKTAG_STATE_DIR"])
-    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")) / ".local" / "state")
-    return Path(base).expanduser() / "bulktag"
-
-
-def utc_day(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).date().isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class QuotaRecord:
-    """What LeadLex last said about a key's daily quota, and what we spent, on one day."""
-
-    day: str
-    calls: int
-    remaining: int | None
-    limit: int | None
-    reset: int | None
-
-
-class StateStore:
-    """A state file (see the module docstring); safe for one writer at a time."""
-
-    def __init__(self, path: Path, *, fix: str = QUOTA_STORE_FIX) -> None:
-        """Open (create) ``path``; ConfigError (exit 78) naming it, the reason and ``fix``
-        when it cannot be (a service account without a writable home, say)."""
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            path.chmod(0o600)
-        except (OSError, sqlite3.Error) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConfigError(f"{path}: cannot create or open it ({reason}); {fix}") from None
+    def __init__(self, folder: Path) -> None:
+        """Open (create) ``folder/state.sqlite``; ConfigError (exit 78) when it cannot be."""
+        self.path = folder / "state.sqlite"
+        fix = f"the job keeps its state in its out folder ({folder}): make it writable"
+        self._db = open_store(self.path, _SCHEMA, fix)
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> StateStore:
+    def __enter__(self) -> JobState:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -166,70 +104,6 @@ class StateStore:
         rows = self._db.execute("SELECT tag, checked_at, found FROM precheck").fetchall()
         return {tag: (at, found) for tag, at, found in rows}
 
-    # -- quota ------------------------------------------------------------------
-
-    def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
-        """Today's record for a key, or None (nothing known, or the day has reset)."""
-        row = self._db.execute(
-            "SELECT day, calls, remaining, quota_limit, reset FROM quota "
-            "WHERE fingerprint = ? AND day = ?",
-            (fingerprint, utc_day(now)),
-        ).fetchone()
-        if row is None:
-            return None
-        record = QuotaRecord(*row)
-        if record.reset is not None and now >= record.reset:
-            return None
-        return record
-
-    def spend(
-        self,
-        fingerprint: str,
-        now: float,
-        *,
-        calls: int,
-        remaining: int | None,
-        limit: int | None,
-        reset: int | None,
-    ) -> None:
-        """Add ``calls`` to today's count and keep LeadLex's last word on what is left."""
-        day = utc_day(now)
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            current = self._db.execute(
-                "SELECT calls FROM quota WHERE fingerprint = ? AND day = ?", (fingerprint, day)
-            ).fetchone()
-            self._db.execute(
-                "INSERT OR REPLACE INTO quota "
-                "(fingerprint, day, calls, remaining, quota_limit, reset, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fingerprint,
-                    day,
-                    (current[0] if current else 0) + calls,
-                    remaining,
-                    limit,
-                    reset,
-                    now,
-                ),
-            )
-
-    # -- failures files re-run ---------------------------------------------------
-
-    def reruns_of(self, digest: str) -> list[tuple[Path, float]]:
-        """Run folders that already sent the file with this content, oldest first."""
-        rows = self._db.execute(
-            "SELECT run_dir, at FROM reruns WHERE digest = ? ORDER BY at", (digest,)
-        ).fetchall()
-        return [(Path(run_dir), at) for run_dir, at in rows]
-
-    def record_rerun(self, digest: str, source: str, run_dir: Path, at: float) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT INTO reruns (digest, source, run_dir, at) VALUES (?, ?, ?, ?)",
-                (digest, source, str(run_dir), at),
-            )
-
     # -- runs -------------------------------------------------------------------
 
     def start_run(self, run_id: str, run_dir: Path, at: float) -> None:
@@ -260,7 +134,3 @@ class StateStore:
     def forget_run(self, run_dir: Path) -> None:
         with self._db:
             self._db.execute("DELETE FROM runs WHERE run_dir = ?", (str(run_dir),))
-
-
-def state_dir_from(environ: Mapping[str, str] | None) -> Path:
-    return default_state_dir(os.environ if environ is None else environ)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from bulktag import __version__
 from bulktag.cli import main
+from bulktag.demo import INPUTS
 from bulktag.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +61,33 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "tags ['existing-tag', 'vip', 'legal']" in result.stdout
     assert "Traceback" not in result.stderr
     assert (tmp_path / "demo" / "1-first-run" / "summary.json").is_file()
+
+
+def test_an_installed_package_carries_the_demo_samples(tmp_path: Path) -> None:
+    """pipx/uv tool install: the wheel holds the samples and `demo` finds them anywhere."""
+    uv = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
+    built = subprocess.run(
+        [uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"UV_PYTHON_DOWNLOADS": "never", "UV_PYTHON": sys.executable},
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("bulktag-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "site")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    found = subprocess.run(
+        [sys.executable, "-c", "from bulktag.demo import sample_folder; print(sample_folder())"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"PYTHONPATH": str(tmp_path / "site")},
+    ).stdout.strip()
+    folder = Path(found)
+    assert folder == tmp_path / "site" / "bulktag" / "samples"
+    for name in ("crm_contacts.csv", *INPUTS):
+        assert (folder / name).read_bytes() == (ROOT / "sample_data" / name).read_bytes()

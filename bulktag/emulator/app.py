@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import re
 import uuid
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from bulktag.emulator.control import TAGS_ROUTE, control_routes
+from bulktag.emulator.control import LIMITS, control_routes
 from bulktag.emulator.faults import Decision, FaultInjector, Faults
 from bulktag.emulator.model import (
     DEFAULT_KEY,
@@ -49,16 +48,27 @@ from bulktag.emulator.model import (
     StoredResponse,
     Workspace,
 )
+from bulktag.emulator.responses import (
+    DROP_EXTENSION,
+    ConnectionDroppedError,
+    DropConnection,
+    SlowResponse,
+    error,
+    json_response,
+    parse_json,
+    rate_limited,
+)
 from bulktag.leadlex import EXPORT_MAX_LIMIT, MAX_TAG_LENGTH
 from bulktag.leadlex import MAX_TAGS_PER_REQUEST as MAX_TAGS
 
 __all__ = ["DROP_EXTENSION", "GATEWAY_PREFIX", "ConnectionDroppedError", "Emulator"]
 
 #: ASGI scope extension through which the server lets the app drop a connection.
-DROP_EXTENSION = "bulktag.drop_connection"
 IDEMPOTENCY_TTL = 24 * 3600.0
 EXPORT_DEFAULT_LIMIT = 10_000
 #: The path of LeadLex's documented base URL: the API is served below it, and only there.
+#: How statistics and the log name the add-tags route.
+TAGS_ROUTE = "/v1/contacts/{id}/tags"
 GATEWAY_PREFIX = "/functions/v1/api-gateway"
 CONTROL_PREFIX = "/_emulator"
 #: The largest request body the gateway reads (100 tags of 100 characters take ~10 KB).
@@ -110,71 +120,6 @@ async def _bounded_body(request: Request) -> bytes:
     if size > MAX_BODY:
         raise _BodyTooLargeError
     return b"".join(kept)
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _parse_json(body: bytes) -> object:
-    """Strict JSON: NaN and Infinity are refused; raises ValueError (RecursionError for
-    nesting too deep for the parser)."""
-    return json.loads(body, parse_constant=_reject_constant)
-
-
-class ConnectionDroppedError(Exception):
-    """Raised in-process (no server to drop a connection) where a drop was injected."""
-
-
-def _json(status: int, payload: object) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(body, status_code=status, media_type="application/json")
-
-
-def error(status: int, code: str, message: str, fields: dict[str, str] | None = None) -> Response:
-    """LeadLex's error envelope."""
-    envelope: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        envelope["details"] = {"fields": fields}
-    return _json(status, {"error": envelope})
-
-
-def _rate_limited(message: str, retry_after: float | None) -> Response:
-    response = error(429, "rate_limited", message)
-    if retry_after is not None:
-        response.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    return response
-
-
-class _DropConnection(Response):
-    """Closes the connection without a byte of answer."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=599)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        drop = scope.get("extensions", {}).get(DROP_EXTENSION)
-        if drop is None:
-            raise ConnectionDroppedError
-        drop()
-        # Let the server see the connection go before the app returns.
-        await anyio.lowlevel.checkpoint()
-
-
-class _SlowResponse(Response):
-    """Sends the headers at once and the body after ``delay`` seconds."""
-
-    def __init__(self, inner: Response, delay: float) -> None:
-        super().__init__(bytes(inner.body), status_code=inner.status_code)
-        self.raw_headers = list(inner.raw_headers)
-        self.delay = delay
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        await anyio.sleep(self.delay)
-        await send({"type": "http.response.body", "body": self.body})
 
 
 class _LeakyBucket:
@@ -279,6 +224,79 @@ class Emulator:
             body = b'{"message":"no Route matched with those values"}'
             await Response(body, 404, media_type="application/json")(scope, receive, send)
 
+    # -- what the control API reads and steers (bulktag.emulator.control) ---------
+
+    def inspect(self, contact_id: str) -> dict[str, Any] | None:
+        """A contact as stored, with its workspace and the add-tags calls it merged."""
+        found = self.contacts.get(contact_id.lower())
+        if found is None:
+            return None
+        return found.as_json() | {
+            "workspace": found.workspace,
+            "tag_calls": self.tag_calls[found.id],
+        }
+
+    def statistics(self, *, reset: bool = False) -> dict[str, Any]:
+        """Requests by route and status, calls handled, replays, quota per workspace
+        (``reset``: forget the requests, calls and log first)."""
+        if reset:
+            self.requests.clear()
+            self.handled.clear()
+            self.tag_calls.clear()
+            self.replays = 0
+            self.log.clear()
+        requests: dict[str, dict[str, int]] = defaultdict(dict)
+        for (route, status), count in sorted(self.requests.items()):
+            requests[route][status] = count
+        now = self.clock.now()
+        quota = {}
+        for name, workspace in self.workspaces.items():
+            workspace.refusal(now)  # rolls the day over if midnight has passed
+            limit = workspace.per_day
+            quota[name] = {
+                "day": workspace.day,
+                "used": workspace.used_today,
+                "limit": limit,
+                "remaining": None if limit is None else max(0, limit - workspace.used_today),
+            }
+        return {
+            "requests": requests,
+            "handled": dict(self.handled),
+            "tag_calls_handled": self.handled[f"POST {TAGS_ROUTE}"],
+            "replays": self.replays,
+            "quota": quota,
+            "clock": now,
+        }
+
+    def log_entries(self, route: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.log if route is None or e["route"] == route]
+
+    def steer_faults(
+        self, changes: dict[str, Any], *, seed: int | None, storm_for: float | None
+    ) -> dict[str, Any]:
+        """Change fault settings (and the seed; a 429 storm for ``storm_for`` seconds)."""
+        injector = self.injector
+        injector.faults = injector.faults.updated(changes)
+        if seed is not None:
+            injector.reseed(seed)
+        if storm_for is not None:
+            self.storm_until = self.clock.now() + storm_for
+        return self.fault_settings()
+
+    def fault_settings(self) -> dict[str, Any]:
+        return self.injector.faults.as_json() | {"seed": self.injector.seed}
+
+    def set_key(self, key: Key) -> None:
+        self.keys[key.secret] = key
+
+    def set_limits(self, name: str, limits: dict[str, int | None]) -> dict[str, Any]:
+        """Set a workspace's limits (or its calls used today); returns them all."""
+        workspace = self.workspace(name)
+        workspace.refusal(self.clock.now())  # roll the day before setting used_today
+        for limit, value in limits.items():
+            setattr(workspace, limit, value)
+        return {"workspace": name} | {n: getattr(workspace, n) for n in LIMITS}
+
     # -- state ------------------------------------------------------------------
 
     def workspace(self, name: str) -> Workspace:
@@ -330,7 +348,7 @@ class Emulator:
             response = self._handler_fault(
                 await self._handle(request, endpoint, key, workspace, now), decision
             )
-        dropped = isinstance(response, _DropConnection)
+        dropped = isinstance(response, DropConnection)
         status = "dropped" if dropped else str(response.status_code)
         self.requests[(f"{request.method} {endpoint.route}", status)] += 1
         self.log.append(
@@ -364,7 +382,7 @@ class Emulator:
         if decision.start_storm and now >= self.storm_until:
             self.storm_until = now + self.injector.faults.storm_seconds
         if now < self.storm_until:
-            return _rate_limited("Rate limit exceeded. Please slow down.", self.storm_until - now)
+            return rate_limited("Rate limit exceeded. Please slow down.", self.storm_until - now)
         if decision.error_status == 500:
             return error(500, "internal_error", "An unexpected error occurred")
         if decision.error_status is not None:
@@ -372,7 +390,7 @@ class Emulator:
             return Response(body, status_code=decision.error_status, media_type=media_type)
         if decision.drop == "before":
             await _drain(request)  # closing with unread bytes would reset (RST), not close
-            return _DropConnection()
+            return DropConnection()
         return None
 
     def _refusal(
@@ -387,19 +405,19 @@ class Emulator:
         if refusal.limit == "day":
             return error(429, "rate_limited", "Daily request quota exceeded. Resets at 00:00 UTC.")
         if refusal.limit == "export_hour":
-            return _rate_limited("Export limit exceeded (10 per hour)", refusal.retry_after)
-        return _rate_limited("Rate limit exceeded. Please slow down.", refusal.retry_after)
+            return rate_limited("Export limit exceeded (10 per hour)", refusal.retry_after)
+        return rate_limited("Rate limit exceeded. Please slow down.", refusal.retry_after)
 
     def _handler_fault(self, response: Response, decision: Decision) -> Response:
         """Faults that strike after the call was handled: late drops, cut or slow bodies."""
         if decision.drop == "after":
-            return _DropConnection()
+            return DropConnection()
         if decision.malformed and response.status_code < 300:
             cut = bytes(response.body)[: max(1, len(response.body) // 2)]
             response.body = cut
             response.headers["content-length"] = str(len(cut))
         if decision.slow:
-            return _SlowResponse(response, self.injector.faults.slow_ms / 1000.0)
+            return SlowResponse(response, self.injector.faults.slow_ms / 1000.0)
         return response
 
     async def _handle(
@@ -463,7 +481,7 @@ class Emulator:
         if content_type.split(";")[0].strip().lower() != "application/json":
             return error(400, "validation_error", "Content-Type must be application/json")
         try:
-            payload = _parse_json(call.body)
+            payload = parse_json(call.body)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return error(400, "validation_error", "Request body is not valid JSON")
         problem = _tags_problem(payload)
@@ -479,7 +497,7 @@ class Emulator:
                 contact.tags.append(tag)
                 contact.touch(call.now)
         self.tag_calls[contact.id] += 1
-        return _json(200, {"data": {"contact_id": contact.id, "tags": list(contact.tags)}})
+        return json_response(200, {"data": {"contact_id": contact.id, "tags": list(contact.tags)}})
 
     async def get_contact(self, call: _Call) -> Response:
         params = call.request.query_params
@@ -491,7 +509,7 @@ class Emulator:
         if contact is None:
             return error(404, "not_found", "Contact not found")
         # The emulator keeps no notes, tasks or deals: what is asked for comes empty.
-        return _json(200, {"data": contact.as_json() | {name: [] for name in embeds}})
+        return json_response(200, {"data": contact.as_json() | {name: [] for name in embeds}})
 
     async def list_contacts(self, call: _Call) -> Response:
         params = call.request.query_params
@@ -522,7 +540,7 @@ class Emulator:
         ]
         mine.sort(key=_list_order(sort.removeprefix("-")), reverse=sort.startswith("-"))
         start = (page - 1) * per_page
-        return _json(
+        return json_response(
             200,
             {
                 "data": {"contacts": [c.list_item() for c in mine[start : start + per_page]]},

@@ -2,38 +2,50 @@
 
 Tests and the demo read the emulator's state and steer it here: contacts as
 stored, request statistics and log, fault settings, the clock, keys and limits.
-It needs no key; the emulator only listens on loopback.
+It needs no key; the emulator only listens on loopback. This module is HTTP only:
+what it reads and changes, the emulator does (:class:`Steerable`).
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bulktag.emulator.model import DEFAULT_WORKSPACE, PERMISSIONS, Key
+from bulktag.emulator.model import DEFAULT_WORKSPACE, PERMISSIONS, EmulatorClock, Key
+from bulktag.emulator.responses import json_response
 
-if TYPE_CHECKING:
-    from bulktag.emulator.app import Emulator
+__all__ = ["Steerable", "control_routes"]
 
-#: How statistics name the add-tags route.
-TAGS_ROUTE = "/v1/contacts/{id}/tags"
 
-__all__ = ["control_routes"]
+class Steerable(Protocol):
+    """What the control API needs of an emulator."""
+
+    clock: EmulatorClock
+    keys: dict[str, Key]
+
+    def inspect(self, contact_id: str) -> dict[str, Any] | None: ...
+    def statistics(self, *, reset: bool = False) -> dict[str, Any]: ...
+    def log_entries(self, route: str | None = None) -> list[dict[str, Any]]: ...
+    def steer_faults(
+        self, changes: dict[str, Any], *, seed: int | None, storm_for: float | None
+    ) -> dict[str, Any]: ...
+    def fault_settings(self) -> dict[str, Any]: ...
+    def set_key(self, key: Key) -> None: ...
+    def set_limits(self, name: str, limits: dict[str, int | None]) -> dict[str, Any]: ...
+
+
+#: What the control API may set of a workspace.
+LIMITS = ("per_minute", "per_day", "export_per_hour", "used_today")
 
 
 class _BadRequestError(ValueError):
     pass
-
-
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(json.dumps(payload, ensure_ascii=False), status, media_type="application/json")
 
 
 async def _payload(request: Request) -> dict[str, Any]:
@@ -58,73 +70,42 @@ def _guarded(method: Endpoint) -> Endpoint:
             return await method(request)
         except (ValueError, TypeError, KeyError) as exc:
             message = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
-            return _json({"error": {"code": "validation_error", "message": message}}, 400)
+            return json_response(400, {"error": {"code": "validation_error", "message": message}})
 
     return endpoint
 
 
 class _Control:
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Steerable) -> None:
         self.emulator = emulator
 
     async def contact(self, request: Request) -> Response:
-        emulator = self.emulator
-        found = emulator.contacts.get(str(request.path_params["contact_id"]).lower())
+        found = self.emulator.inspect(str(request.path_params["contact_id"]))
         if found is None:
-            return _json({"error": {"code": "not_found", "message": "Contact not found"}}, 404)
-        extra = {"workspace": found.workspace, "tag_calls": emulator.tag_calls[found.id]}
-        return _json({"data": found.as_json() | extra})
+            return json_response(
+                404, {"error": {"code": "not_found", "message": "Contact not found"}}
+            )
+        return json_response(200, {"data": found})
 
     async def stats(self, request: Request) -> Response:
-        emulator = self.emulator
-        if request.method == "DELETE":
-            emulator.requests.clear()
-            emulator.handled.clear()
-            emulator.tag_calls.clear()
-            emulator.replays = 0
-            emulator.log.clear()
-        requests: dict[str, dict[str, int]] = defaultdict(dict)
-        for (route, status), count in sorted(emulator.requests.items()):
-            requests[route][status] = count
-        now = emulator.clock.now()
-        quota = {}
-        for name, workspace in emulator.workspaces.items():
-            workspace.refusal(now)  # rolls the day over if midnight has passed
-            limit = workspace.per_day
-            quota[name] = {
-                "day": workspace.day,
-                "used": workspace.used_today,
-                "limit": limit,
-                "remaining": None if limit is None else max(0, limit - workspace.used_today),
-            }
-        return _json(
-            {
-                "requests": requests,
-                "handled": dict(emulator.handled),
-                "tag_calls_handled": emulator.handled[f"POST {TAGS_ROUTE}"],
-                "replays": emulator.replays,
-                "quota": quota,
-                "clock": now,
-            }
-        )
+        return json_response(200, self.emulator.statistics(reset=request.method == "DELETE"))
 
     async def log(self, request: Request) -> Response:
         route = request.query_params.get("route")
-        entries = [e for e in self.emulator.log if route is None or e["route"] == route]
-        return _json({"data": entries})
+        return json_response(200, {"data": self.emulator.log_entries(route)})
 
     async def faults(self, request: Request) -> Response:
-        injector = self.emulator.injector
-        if request.method == "POST":
-            data = await _payload(request)
-            seed = data.pop("seed", None)
-            storm_for = data.pop("storm_for", None)
-            injector.faults = injector.faults.updated(data)
-            if seed is not None:
-                injector.reseed(int(seed))
-            if storm_for is not None:
-                self.emulator.storm_until = self.emulator.clock.now() + float(storm_for)
-        return _json(injector.faults.as_json() | {"seed": injector.seed})
+        if request.method != "POST":
+            return json_response(200, self.emulator.fault_settings())
+        data = await _payload(request)
+        seed = data.pop("seed", None)
+        storm_for = data.pop("storm_for", None)
+        settings = self.emulator.steer_faults(
+            data,
+            seed=None if seed is None else int(seed),
+            storm_for=None if storm_for is None else float(storm_for),
+        )
+        return json_response(200, settings)
 
     async def clock(self, request: Request) -> Response:
         clock = self.emulator.clock
@@ -136,7 +117,7 @@ class _Control:
                 clock.advance(float(data["advance_seconds"]))
         now = clock.now()
         iso = datetime.fromtimestamp(now, UTC).isoformat()
-        return _json({"now": now, "iso": iso, "frozen": clock.frozen})
+        return json_response(200, {"now": now, "iso": iso, "frozen": clock.frozen})
 
     async def keys(self, request: Request) -> Response:
         data = await _payload(request)
@@ -147,7 +128,7 @@ class _Control:
         if not permissions <= PERMISSIONS:
             raise _BadRequestError(f"permissions must be among {sorted(PERMISSIONS)}")
         expires = data.get("expires_at")
-        self.emulator.keys[secret] = key = Key(
+        key = Key(
             secret=secret,
             workspace=str(
                 data.get("workspace", current.workspace if current else DEFAULT_WORKSPACE)
@@ -156,25 +137,21 @@ class _Control:
             expires_at=datetime.fromisoformat(expires).timestamp() if expires else None,
             revoked=bool(data.get("revoked", False)),
         )
-        return _json({"data": {"workspace": key.workspace, "permissions": sorted(permissions)}})
+        self.emulator.set_key(key)
+        body = {"data": {"workspace": key.workspace, "permissions": sorted(permissions)}}
+        return json_response(200, body)
 
     async def limits(self, request: Request) -> Response:
         data = await _payload(request)
-        workspace = self.emulator.workspace(str(data.pop("workspace", DEFAULT_WORKSPACE)))
-        names = ("per_minute", "per_day", "export_per_hour", "used_today")
-        unknown = set(data) - set(names)
+        name = str(data.pop("workspace", DEFAULT_WORKSPACE))
+        unknown = set(data) - set(LIMITS)
         if unknown:
             raise _BadRequestError(f"unknown limit(s): {sorted(unknown)}")
-        workspace.refusal(self.emulator.clock.now())  # roll the day before setting used_today
-        for name in names:
-            if name in data:
-                setattr(workspace, name, None if data[name] is None else int(data[name]))
-        return _json(
-            {"data": {"workspace": workspace.name} | {n: getattr(workspace, n) for n in names}}
-        )
+        limits = {n: None if data[n] is None else int(data[n]) for n in LIMITS if n in data}
+        return json_response(200, {"data": self.emulator.set_limits(name, limits)})
 
 
-def control_routes(emulator: Emulator) -> list[Route]:
+def control_routes(emulator: Steerable) -> list[Route]:
     """The ``/_emulator/`` routes, bound to one emulator."""
     control = _Control(emulator)
     return [

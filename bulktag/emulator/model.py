@@ -14,9 +14,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
+from bulktag.clock import next_utc_midnight, utc_day
 from bulktag.leadlex import PLANS, Plan
 
 __all__ = [
@@ -103,15 +104,6 @@ class EmulatorClock:
     @property
     def frozen(self) -> bool:
         return self._frozen_at is not None
-
-
-def utc_day(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).date().isoformat()
-
-
-def next_utc_midnight(unix: float) -> int:
-    day = datetime.fromtimestamp(unix, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return int((day + timedelta(days=1)).timestamp())
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ real socket produces, so client code cannot tell the two apart.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
 import sys
@@ -22,9 +21,11 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from bulktag.emulator.app import DROP_EXTENSION, ConnectionDroppedError, Emulator
+from bulktag.config import is_loopback
+from bulktag.emulator.app import Emulator
+from bulktag.emulator.responses import DROP_EXTENSION, ConnectionDroppedError
 
-__all__ = ["EmulatorTransport", "is_loopback", "serve"]
+__all__ = ["EmulatorTransport", "serve"]
 
 
 class EmulatorTransport(httpx2.AsyncBaseTransport):
@@ -56,15 +57,6 @@ class _DroppingProtocol(HttpToolsProtocol):
         # close(), not abort(): a FIN without an answer, as a crashed upstream gives.
         extensions[DROP_EXTENSION] = self.transport.close
         super().on_headers_complete()
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Server(uvicorn.Server):

@@ -139,7 +139,7 @@ def test_no_option_takes_a_key_value() -> None:
 def test_tls_verification_cannot_be_turned_off() -> None:
     """The client verifies certificates and host names; no option says otherwise."""
     client = make_http_client("https://leadlex.test", ApiKey(KEY), concurrency=1, timeout=1)
-    context: ssl.SSLContext = client._transport._pool._ssl_context  # type: ignore[attr-defined]
+    context: ssl.SSLContext = client._transport._pool._ssl_context  # type: ignore[attr-defined]  # httpcore2 keeps it private
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
     options = {o for a in build_parser()._actions for o in a.option_strings}

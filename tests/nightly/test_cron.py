@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ import httpx2
 
 from bulktag.errors import ExitCode
 from bulktag.metrics import write_metrics
+from bulktag.plan import PlanStats
+from bulktag.summary import OutputFiles, QuotaView, RateView, Summary
+from tests.constants import API_URL
 from tests.helpers import contact_ids, running_emulator
 
 
@@ -156,23 +160,41 @@ def test_sigterm_drains_publishes_and_exits_75(tmp_path: Path) -> None:
 def test_metrics_file_content(tmp_path: Path) -> None:
     """Textfile-collector metrics: last success kept across a failed run, counts by status."""
     path = tmp_path / "bulktag.prom"
-    summary: dict[str, Any] = {
-        "exit_code": 0,
-        "duration_seconds": 12.5,
-        "contacts": {
-            "planned": 3,
-            "ok": 2,
-            "failed": 1,
-            "deferred": 0,
-            "not_attempted": 0,
-            "skipped": 0,
-        },
-        "failures_by_type": {"not_found": 1},
-        "rejects": {"total": 4},
-        "calls": {"add_tags": 3, "total": 3},
-        "quota": {"remaining": 997},
-    }
-    write_metrics(path, 'night"ly', summary, 1_800_000_000.0)
+    stats = PlanStats(
+        rows_read=7,
+        rows_grouped=3,
+        rows_rejected=4,
+        rejects=4,
+        rejects_by_reason={"contact id is not a UUID": 4},
+        pairs=3,
+        duplicate_pairs=0,
+        contacts=3,
+        requests=3,
+    )
+    summary = Summary(
+        run_id="r",
+        job='night"ly',
+        resumed=False,
+        started_at=1_799_999_987.5,
+        finished_at=1_800_000_000.0,
+        duration_seconds=12.5,
+        exit_code=ExitCode.OK,
+        dry_run=False,
+        api_url=API_URL,
+        plan=stats,
+        contacts={"ok": 2, "failed": 1, "deferred": 0, "not_attempted": 0, "skipped": 0},
+        skipped_by_reason={},
+        failures_by_type={"not_found": 1},
+        calls={"add_tags": 3},
+        precheck=None,
+        verified=0,
+        quota=QuotaView(remaining=997),
+        halt=None,
+        halt_message="",
+        rate=RateView(configured_per_minute=None),
+        files=OutputFiles(*(tmp_path / n for n in ("r.csv", "f.csv", "j.csv", "s.json"))),
+    )
+    write_metrics(path, summary)
     text = path.read_text()
     assert 'bulktag_last_success_timestamp_seconds{job="night\\"ly"} 1800000000.0' in text
     assert 'bulktag_last_run_contacts{job="night\\"ly",status="failed"} 1' in text
@@ -181,7 +203,7 @@ def test_metrics_file_content(tmp_path: Path) -> None:
     assert 'bulktag_quota_remaining{job="night\\"ly"} 997' in text
     assert "# TYPE bulktag_last_run_exit_code gauge" in text
     assert oct(path.stat().st_mode & 0o777) == "0o644"  # the collector must read it
-    write_metrics(path, 'night"ly', summary | {"exit_code": 75}, 1_800_086_400.0)
+    write_metrics(path, replace(summary, exit_code=ExitCode.WORK_LEFT, finished_at=1_800_086_400.0))
     later = path.read_text()
     assert 'bulktag_last_success_timestamp_seconds{job="night\\"ly"} 1800000000.0' in later
     assert 'bulktag_last_run_exit_code{job="night\\"ly"} 75' in later

@@ -1,0 +1,173 @@
+"""The user's quota store: what every run on this machine spent of a key's day.
+
+``quota.sqlite`` lives in ``$BULKTAG_STATE_DIR`` (else ``$XDG_STATE_HOME/bulktag``,
+else ``~/.local/state/bulktag``) and holds two tables:
+
+- ``quota``: calls used per API key fingerprint (a hash of the URL and the key,
+  never the key) and UTC day, with LeadLex's last word on what is left, so a
+  manual run in the afternoon and the nightly run share one budget;
+- ``reruns``: which runs sent which failures file (by content), so sending one
+  twice is warned about.
+
+:class:`QuotaBook` is what a run uses: read what is left before it, spend after it.
+A job's own state (ledger, runs) is :mod:`bulktag.state`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bulktag.clock import utc_day
+from bulktag.config import ApiKey
+from bulktag.store import open_store
+
+__all__ = ["QuotaBook", "QuotaRecord", "QuotaStore", "default_state_dir"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota (
+    fingerprint TEXT NOT NULL,
+    day TEXT NOT NULL,
+    calls INTEGER NOT NULL,
+    remaining INTEGER,
+    quota_limit INTEGER,
+    reset INTEGER,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, day)
+);
+CREATE TABLE IF NOT EXISTS reruns (
+    digest TEXT NOT NULL,
+    source TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    at REAL NOT NULL
+);
+"""
+
+_FIX = (
+    "the quota store lives in $BULKTAG_STATE_DIR (else $XDG_STATE_HOME/bulktag, else "
+    "~/.local/state/bulktag): set BULKTAG_STATE_DIR to a folder this user can write"
+)
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """Where the quota store lives."""
+    if environ.get("BULKTAG_STATE_DIR"):
+        return Path(environ["BULKTAG_STATE_DIR"])
+    base = environ.get("XDG_STATE_HOME") or str(Path(environ.get("HOME", "~")) / ".local" / "state")
+    return Path(base).expanduser() / "bulktag"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRecord:
+    """What LeadLex last said about a key's daily quota, and what we spent, on one day."""
+
+    day: str
+    calls: int
+    remaining: int | None
+    limit: int | None
+    reset: int | None
+
+
+class QuotaStore:
+    """``quota.sqlite`` (see the module docstring); safe for one writer at a time."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "quota.sqlite"
+        self._db = open_store(self.path, _SCHEMA, _FIX)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> QuotaStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
+        """Today's record for a key, or None (nothing known, or the day has reset)."""
+        row = self._db.execute(
+            "SELECT day, calls, remaining, quota_limit, reset FROM quota "
+            "WHERE fingerprint = ? AND day = ?",
+            (fingerprint, utc_day(now)),
+        ).fetchone()
+        if row is None:
+            return None
+        record = QuotaRecord(*row)
+        if record.reset is not None and now >= record.reset:
+            return None
+        return record
+
+    def spend(
+        self,
+        fingerprint: str,
+        now: float,
+        *,
+        calls: int,
+        remaining: int | None,
+        limit: int | None,
+        reset: int | None,
+    ) -> None:
+        """Add ``calls`` to today's count and keep LeadLex's last word on what is left."""
+        day = utc_day(now)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            current = self._db.execute(
+                "SELECT calls FROM quota WHERE fingerprint = ? AND day = ?", (fingerprint, day)
+            ).fetchone()
+            self._db.execute(
+                "INSERT OR REPLACE INTO quota "
+                "(fingerprint, day, calls, remaining, quota_limit, reset, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    fingerprint,
+                    day,
+                    (current[0] if current else 0) + calls,
+                    remaining,
+                    limit,
+                    reset,
+                    now,
+                ),
+            )
+
+    def reruns_of(self, digest: str) -> list[tuple[Path, float]]:
+        """Run folders that already sent the file with this content, oldest first."""
+        rows = self._db.execute(
+            "SELECT run_dir, at FROM reruns WHERE digest = ? ORDER BY at", (digest,)
+        ).fetchall()
+        return [(Path(run_dir), at) for run_dir, at in rows]
+
+    def record_rerun(self, digest: str, source: str, run_dir: Path, at: float) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT INTO reruns (digest, source, run_dir, at) VALUES (?, ?, ?, ?)",
+                (digest, source, str(run_dir), at),
+            )
+
+
+class QuotaBook:
+    """A key's daily quota in the user's store: read before a run, spent after it."""
+
+    def __init__(self, state_dir: Path, key: ApiKey, api_url: str) -> None:
+        self._state_dir = state_dir
+        self._fingerprint = fingerprint(key, api_url)
+
+    def remaining(self, now: float) -> int | None:
+        with QuotaStore(self._state_dir) as store:
+            known = store.quota(self._fingerprint, now)
+        return known.remaining if known else None
+
+    def spend(
+        self, now: float, *, calls: int, remaining: int | None, limit: int | None, reset: int | None
+    ) -> None:
+        with QuotaStore(self._state_dir) as store:
+            store.spend(
+                self._fingerprint, now, calls=calls, remaining=remaining, limit=limit, reset=reset
+            )
+
+
+def fingerprint(key: ApiKey, api_url: str) -> str:
+    """Names a workspace's quota in the store: a hash of the key and the URL."""
+    return hashlib.sha256(f"{api_url}\x1f{key.reveal()}".encode()).hexdigest()[:24]
