@@ -3,12 +3,14 @@
 The emulator serves TLS with a certificate from a private CA (made with trustme), proxy.py
 is a real forward proxy, and bulktag runs as the ``bulktag`` command. A run that cannot
 succeed stops after three calls and says why; a company network just works once it is
-described (``SSL_CERT_FILE``, ``--ca-bundle``, ``HTTPS_PROXY``).
+described (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, ``--ca-bundle``, ``HTTPS_PROXY``).
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 from bulktag.errors import ExitCode
@@ -58,6 +60,26 @@ def test_ssl_cert_file_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
     with running_emulator(*_tls_emulator(tls, "--generate", "20")) as ready:
         assert ready["url"].startswith("https://127.0.0.1:")
         env = environment(ready["url"], tmp_path, SSL_CERT_FILE=str(tls.ca))
+        ran = bulktag_run(source, env, "--plan", "unmetered")
+    assert ran.code == ExitCode.OK, ran.stderr
+    assert ran.summary["contacts"]["ok"] == 20
+
+
+def test_ssl_cert_dir_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
+    """SSL_CERT_DIR naming a hashed folder (c_rehash's <hash>.0) of the company's CA: all ok."""
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(tls.ca)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copy(tls.ca, folder / f"{subject_hash}.0")
+    source = contacts_csv(tmp_path, 20)
+    with running_emulator(*_tls_emulator(tls, "--generate", "20")) as ready:
+        env = environment(ready["url"], tmp_path, SSL_CERT_DIR=str(folder))
+        del env["SSL_CERT_FILE"]  # it would win over SSL_CERT_DIR
         ran = bulktag_run(source, env, "--plan", "unmetered")
     assert ran.code == ExitCode.OK, ran.stderr
     assert ran.summary["contacts"]["ok"] == 20
