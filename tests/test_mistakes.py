@@ -378,6 +378,25 @@ def test_a_rejected_key_says_where_it_came_from(
     assert KEY not in said
 
 
+def test_a_rejected_key_from_a_key_file_names_the_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 401 for the key of --api-key-file names that file, and never repeats the key."""
+    rejected = "wbk_from_the_key_file_not_this_workspace"
+    key_file = tmp_path / "leadlex.key"
+    key_file.write_text(f"{rejected}\n")
+    key_file.chmod(0o600)
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    code, run_dir = world.run(str(source), "--api-key-file", str(key_file), "--log-format", "text")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.KEY_REJECTED
+    assert f"LeadLex refused the key in the file {key_file} (invalid_key" in err
+    assert "$LEADLEX_API_KEY" not in err  # the valid key there was not the one sent
+    for secret in (rejected, KEY):
+        assert secret not in out + err
+        assert secret.encode() not in _everything_under(run_dir)
+
+
 # -- 10. the next command after 75; JSON usage errors --------------------------------------
 
 
