@@ -174,7 +174,7 @@ class DispatchSettings:
     timeout: float = 30.0
     max_attempts: int = 10
     retry_time: float = 600.0  #: seconds a contact may spend retrying
-    max_wait: float = 900.0  #: a longer Retry-After stops sending (the rest is deferred)
+    max_wait: float = 900.0  #: a longer Retry-After or outage stops sending (the rest deferred)
     backoff_base: float = 0.5
     backoff_cap: float = 60.0
     grace: float = 10.0  #: seconds in-flight requests get after SIGINT / SIGTERM

@@ -228,7 +228,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         "--max-wait",
         type=_seconds,
         metavar="S",
-        help="a longer Retry-After stops sending; the rest is deferred (default 900)",
+        help=(
+            "a Retry-After, or an outage (LeadLex not answering), longer than S stops "
+            "sending: exit 75, the rest deferred (default 900)"
+        ),
     )
     send.add_argument(
         "--grace",

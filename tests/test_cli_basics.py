@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,28 @@ def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for code in ExitCode:
         assert f"{code.value:>3}  {code.meaning}" in out
+
+
+def _formats(text: str) -> set[str]:
+    return set(re.findall(r"\b(?:CSV|XLSX|XLS|ODS|Parquet|NDJSON)\b", text))
+
+
+def test_ods_and_xls_are_documented_with_xlsx(capsys: pytest.CaptureFixture[str]) -> None:
+    """README's "What bulktag reads", bulktag --help and run --help name ODS and XLS with XLSX."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### What bulktag reads", 1)[1].split("\n#", 1)[0]
+    format_column = "\n".join(
+        row.split("|")[2] for row in table.splitlines() if row.startswith("| ")
+    )
+    assert {"XLSX", "XLS", "ODS"} <= _formats(format_column)
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+        before, after = capsys.readouterr().out.split("positional arguments:")
+        # bulktag's description; run's INPUT (not only --sheet's "workbook sheet")
+        said = before.split("\n\n")[1] if argv == ["--help"] else after.split("\n\n")[0]
+        assert {"XLSX", "XLS", "ODS"} <= _formats(said), (argv, said)
 
 
 def test_python_dash_m_is_the_same_command() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from bulktag.cli import main
 from bulktag.errors import ExitCode
 from tests.constants import KEY
+from tests.helpers import contact_ids, running_emulator
 from tests.world import World, read_results
 
 pytestmark = pytest.mark.usefixtures("_in_tmp")
@@ -378,6 +381,25 @@ def test_a_rejected_key_says_where_it_came_from(
     assert KEY not in said
 
 
+def test_a_rejected_key_from_a_key_file_names_the_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 401 for the key of --api-key-file names that file, and never repeats the key."""
+    rejected = "wbk_from_the_key_file_not_this_workspace"
+    key_file = tmp_path / "leadlex.key"
+    key_file.write_text(f"{rejected}\n")
+    key_file.chmod(0o600)
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    code, run_dir = world.run(str(source), "--api-key-file", str(key_file), "--log-format", "text")
+    out, err = capsys.readouterr()
+    assert code == ExitCode.KEY_REJECTED
+    assert f"LeadLex refused the key in the file {key_file} (invalid_key" in err
+    assert "$LEADLEX_API_KEY" not in err  # the valid key there was not the one sent
+    for secret in (rejected, KEY):
+        assert secret not in out + err
+        assert secret.encode() not in _everything_under(run_dir)
+
+
 # -- 10. the next command after 75; JSON usage errors --------------------------------------
 
 
@@ -412,6 +434,34 @@ def test_a_clean_exit_leaves_a_lock_that_reads_free(tmp_path: Path) -> None:
         pass
     assert (tmp_path / ".lock").read_text().startswith("free since ")
     assert str(os.getpid()) in (tmp_path / ".lock").read_text()
+
+
+def test_a_run_after_a_clean_exit_takes_over_no_lock(tmp_path: Path) -> None:
+    """A job run twice: after the first's clean exit, the second speaks of no lock taken over."""
+    with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
+        ids = contact_ids(ready, 3)
+        (tmp_path / "in.csv").write_text("contact_id,tags\n" + "".join(f"{i},x\n" for i in ids))
+        job = 'inputs = ["in.csv"]\nout = "job"\n[limits]\nplan = "unmetered"\n'
+        (tmp_path / "job.toml").write_text(job)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
+        env |= {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+        said = []
+        for _ in range(2):  # two processes: the second finds the first's pid in the lock file
+            done = subprocess.run(
+                [sys.executable, "-m", "bulktag", "run", "--job", "job.toml", "-v"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == ExitCode.OK, done.stderr
+            said.append(done.stderr)
+    for stderr in said:
+        for crash in ("without releasing", "taken over", "took over", "killed"):
+            assert crash not in stderr, stderr
+    assert (tmp_path / "job" / ".lock").read_text().startswith("free since ")
 
 
 # -- 9. library errors, translated (more in tests/read/test_meaning.py) --------------------

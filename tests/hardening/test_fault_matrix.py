@@ -196,6 +196,26 @@ def test_a_connection_that_is_never_made_stops_the_run(world: World) -> None:
     assert "LeadLex never answered" in outcome.summary["halt_message"]
 
 
+def test_a_connect_timeout_on_every_call_stops_the_run(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No connection made within the timeout, from the start: 3 calls, exit 75, rest untried."""
+    outcome = run_with(world, raise_always(httpx2.ConnectTimeout, applied=False))
+    assert outcome.code == ExitCode.WORK_LEFT
+    assert outcome.calls == 3
+    assert outcome.summary["halt"] == "unreachable"
+    message = outcome.summary["halt_message"]
+    assert "no connection to" in message
+    assert "within the timeout (3 calls in a row, LeadLex never answered)" in message
+    assert message in capsys.readouterr().err  # said at once, not only in the files
+    results = outcome.results
+    assert set(results.filter(results["status"] == "failed")["error_type"]) == {"network_error"}
+    untried = results.filter(results["attempts"] == "0")
+    assert set(untried["status"]) == {"not_attempted"}
+    assert untried.height >= CONTACTS - 3
+    assert outcome.summary["contacts"]["not_attempted"] == untried.height
+
+
 def once_per_contact(inject: Inject) -> Inject:
     """``inject`` for the first call of each contact, then the real answer."""
     seen: set[str] = set()

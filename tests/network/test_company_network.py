@@ -3,12 +3,16 @@
 The emulator serves TLS with a certificate from a private CA (made with trustme), proxy.py
 is a real forward proxy, and bulktag runs as the ``bulktag`` command. A run that cannot
 succeed stops after three calls and says why; a company network just works once it is
-described (``SSL_CERT_FILE``, ``--ca-bundle``, ``HTTPS_PROXY``).
+described (``SSL_CERT_FILE``, ``SSL_CERT_DIR``, ``--ca-bundle``, ``HTTPS_PROXY``).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from bulktag.errors import ExitCode
@@ -63,6 +67,26 @@ def test_ssl_cert_file_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
     assert ran.summary["contacts"]["ok"] == 20
 
 
+def test_ssl_cert_dir_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
+    """SSL_CERT_DIR naming a hashed folder (c_rehash's <hash>.0) of the company's CA: all ok."""
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(tls.ca)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    shutil.copy(tls.ca, folder / f"{subject_hash}.0")
+    source = contacts_csv(tmp_path, 20)
+    with running_emulator(*_tls_emulator(tls, "--generate", "20")) as ready:
+        env = environment(ready["url"], tmp_path, SSL_CERT_DIR=str(folder))
+        del env["SSL_CERT_FILE"]  # it would win over SSL_CERT_DIR
+        ran = bulktag_run(source, env, "--plan", "unmetered")
+    assert ran.code == ExitCode.OK, ran.stderr
+    assert ran.summary["contacts"]["ok"] == 20
+
+
 def test_ca_bundle_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
     """--ca-bundle FILE, for those who cannot set the environment: every contact ok."""
     source = contacts_csv(tmp_path, 20)
@@ -70,6 +94,32 @@ def test_ca_bundle_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
         env = environment(ready["url"], tmp_path)
         ran = bulktag_run(source, env, "--plan", "unmetered", "--ca-bundle", str(tls.ca))
     assert ran.code == ExitCode.OK, ran.stderr
+
+
+def test_ca_bundle_in_a_job_file_trusts_the_company_ca(tmp_path: Path, tls: Tls) -> None:
+    """[api] ca_bundle in a job file, relative to the job file, run from elsewhere: all ok."""
+    shutil.copy(tls.ca, tmp_path / "company-ca.pem")
+    contacts_csv(tmp_path, 20)
+    job = tmp_path / "job.toml"
+    job.write_text(
+        'inputs = ["in.csv"]\nout = "job"\n[api]\nca_bundle = "company-ca.pem"\n'
+        '[limits]\nplan = "unmetered"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with running_emulator(*_tls_emulator(tls, "--generate", "20")) as ready:
+        done = subprocess.run(
+            [sys.executable, "-m", "bulktag", "run", "--job", str(job)],
+            env=environment(ready["url"], tmp_path),
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == ExitCode.OK, done.stderr
+    (summary,) = (tmp_path / "job" / "runs").glob("*/summary.json")
+    assert json.loads(summary.read_text())["contacts"]["ok"] == 20
 
 
 def test_ca_bundle_that_is_not_pem_is_refused_before_any_call(tmp_path: Path, tls: Tls) -> None:

@@ -53,6 +53,11 @@ class Outage(httpx2.AsyncBaseTransport):
             self.started = now
         return self.started is not None and now < self.started + self.seconds
 
+    def fail(self, request: httpx2.Request) -> httpx2.Response:
+        """What a call meets while LeadLex is down: here, a refused connection."""
+        error = ConnectionRefusedError(111, "Connection refused")
+        raise httpx2.ConnectError("[Errno 111] Connection refused", request=request) from error
+
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         if request.method == "POST":
             self.calls += 1
@@ -61,13 +66,25 @@ class Outage(httpx2.AsyncBaseTransport):
                 self.in_flight += 1
                 self.most_in_flight_during = max(self.most_in_flight_during, self.in_flight)
                 try:
-                    error = ConnectionRefusedError(111, "Connection refused")
-                    raise httpx2.ConnectError(
-                        "[Errno 111] Connection refused", request=request
-                    ) from error
+                    return self.fail(request)
                 finally:
                     self.in_flight -= 1
         return await self.inner.handle_async_request(request)
+
+
+class ProxyOutage(Outage):
+    """The same outage seen through a proxy whose upstream is down: it answers each call
+    itself, 502 (an HTML page) and 503 (plain text) in turn."""
+
+    def fail(self, request: httpx2.Request) -> httpx2.Response:
+        if self.refused % 2:
+            page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            status, kind = 502, "text/html"
+        else:
+            page, status, kind = b"upstream connect error", 503, "text/plain"
+        return httpx2.Response(
+            status, content=page, headers={"content-type": kind}, request=request
+        )
 
 
 def _run(world: World, transport: httpx2.AsyncBaseTransport, *args: str) -> tuple[int, Path]:
@@ -87,6 +104,20 @@ def test_a_one_minute_outage_mid_run_is_ridden_out(make_world: Callable[..., Wor
     assert set(read_results(out / "results.csv")["status"]) == {"ok"}
     assert outage.started is not None
     assert 1 <= outage.refused <= 16  # a few probes with backoff, not 8 workers x 10 attempts
+
+
+def test_a_one_minute_proxy_outage_of_502s_and_503s_is_ridden_out(
+    make_world: Callable[..., World],
+) -> None:
+    """A proxy answering 502/503 for 60 s after 20 calls: every contact ok, one probe at a time."""
+    world = make_world(contacts=60, plan="unmetered")
+    outage = ProxyOutage(world, after=20, seconds=60)
+    code, out = _run(world, outage, "--plan", "pro")
+    assert code == ExitCode.OK
+    assert set(read_results(out / "results.csv")["status"]) == {"ok"}
+    assert outage.started is not None
+    assert 2 <= outage.refused <= 16  # a few probes with backoff, not 8 workers x 10 attempts
+    assert world.clock.current_time() >= outage.started + 60  # it did wait the outage out
 
 
 def test_an_outage_longer_than_max_wait_defers_the_rest(make_world: Callable[..., World]) -> None:
