@@ -442,10 +442,11 @@ def test_requests_in_flight_at_a_401_or_403_finish_and_are_recorded(
     assert failed["error_type"].to_list() == [failure]
 
 
-def test_thirty_percent_503s_cost_at_most_1_5_calls_a_contact(
+def test_thirty_percent_5xx_cost_at_most_1_5_calls_a_contact(
     make_world: Callable[..., World],
 ) -> None:
-    """Random 503s on 30 % of calls: every contact ends ok, 1.5 calls a contact at most."""
+    """Faults(fault_rate=0.3): 30 % of calls answered 500 (JSON), 502 (HTML) or 503 (text),
+    a third each: every contact ends ok, 1.5 calls a contact at most."""
     world = make_world(contacts=400, faults=Faults(fault_rate=0.3), seed=21, plan="unmetered")
     source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
     code, run_dir = world.run(str(source), "--plan", "unmetered")
