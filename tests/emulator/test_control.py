@@ -86,12 +86,20 @@ async def test_running_clock_moves_with_time(emulator: Emulator) -> None:
 
 
 async def test_keys_can_be_added_at_run_time(api: httpx2.AsyncClient) -> None:
-    """POST /_emulator/keys creates a key with its permissions."""
+    """POST /_emulator/keys creates a key with exactly its permissions: a read-only key
+    reads, and its write is refused 403 insufficient_permissions, the contact unchanged."""
     await api.post(f"{CONTROL}/keys", json={"key": "wbk_new", "permissions": ["read"]})
-    response = await api.get(
-        f"/v1/contacts/{SEED_CONTACT}", headers={"Authorization": "Bearer wbk_new"}
-    )
+    as_new = {"Authorization": "Bearer wbk_new"}
+    response = await api.get(f"/v1/contacts/{SEED_CONTACT}", headers=as_new)
     assert response.status_code == 200
+    refused = await api.post(
+        f"/v1/contacts/{SEED_CONTACT}/tags", json={"tags": ["vip"]}, headers=as_new
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "insufficient_permissions"
+    data = (await api.get(f"{CONTROL}/contacts/{SEED_CONTACT}")).json()["data"]
+    assert data["tags"] == ["existing-tag"]
+    assert data["tag_calls"] == 0
 
 
 async def test_bad_control_requests_are_400(api: httpx2.AsyncClient) -> None:

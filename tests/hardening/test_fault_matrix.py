@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 
 from bulktag.cli import main
-from bulktag.emulator import Faults
+from bulktag.emulator import Faults, Key
 from bulktag.errors import ExitCode
-from tests.constants import KEY, T0
+from tests.constants import KEY, READ_ONLY_KEY, T0
 from tests.world import URL, World, read_results
 
 CONTACTS = 12
@@ -56,8 +57,8 @@ class Outcome:
     calls: int
 
 
-def run_with(world: World, inject: Inject, *args: str) -> Outcome:
-    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids[:CONTACTS]])
+def run_with(world: World, inject: Inject, *args: str, contacts: int = CONTACTS) -> Outcome:
+    source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids[:contacts]])
     runtime = world.runtime()
     assert runtime.transport is not None
     faulty = Faulty(runtime.transport, inject)
@@ -80,8 +81,8 @@ def run_with(world: World, inject: Inject, *args: str) -> Outcome:
         runtime=replace(runtime, transport=faulty),
     )
     results = read_results(run_dir / "results.csv")
-    assert results.height == CONTACTS  # conservation: every contact, once
-    assert results["contact_id"].n_unique() == CONTACTS
+    assert results.height == contacts  # conservation: every contact, once
+    assert results["contact_id"].n_unique() == contacts
     summary = json.loads((run_dir / "summary.json").read_text())
     counts = summary["contacts"]
     assert counts["planned"] == sum(
@@ -230,22 +231,39 @@ def once_per_contact(inject: Inject) -> Inject:
 
 
 @pytest.mark.parametrize(
-    "inject",
+    ("inject", "applied"),
     [
-        always(500, ENVELOPE_500, "application/json"),
-        always(502, HTML_502, "text/html"),
-        always(200, b"{", "application/json"),
-        raise_always(httpx2.RemoteProtocolError, applied=True),
-        raise_always(httpx2.ReadTimeout, applied=False),
+        (always(500, ENVELOPE_500, "application/json"), False),
+        (always(502, HTML_502, "text/html"), False),
+        (always(503, b"upstream connect error", "text/plain"), False),
+        (always(200, b"{", "application/json"), False),
+        (raise_always(httpx2.ConnectError, applied=False), False),
+        (raise_always(httpx2.RemoteProtocolError, applied=False), False),
+        (raise_always(httpx2.RemoteProtocolError, applied=True), True),
+        (raise_always(httpx2.ReadTimeout, applied=False), False),
     ],
-    ids=["500", "502", "malformed", "dropped-after", "timeout"],
+    ids=[
+        "500",
+        "502",
+        "503",
+        "malformed",
+        "connection-refused",
+        "dropped-before",
+        "dropped-after",
+        "timeout",
+    ],
 )
-def test_a_fault_that_passes_is_retried_to_ok(world: World, inject: Inject) -> None:
-    """The same faults once per contact: every contact ends ok in exactly two attempts."""
+def test_a_fault_that_passes_is_retried_to_ok(world: World, inject: Inject, applied: bool) -> None:
+    """The same faults once per contact: every contact ends ok in exactly two attempts, its
+    tags merged once (a retry after a drop-after is replayed, not merged again)."""
     outcome = run_with(world, once_per_contact(inject))
     assert outcome.code == ExitCode.OK
     assert set(outcome.results["status"]) == {"ok"}
     assert set(outcome.results["attempts"]) == {"2"}
+    assert outcome.calls == 2 * CONTACTS
+    assert all(world.tags_of(cid) == ["x"] for cid in world.contact_ids[:CONTACTS])
+    assert max(world.emulator.tag_calls.values()) == 1
+    assert world.emulator.replays == (CONTACTS if applied else 0)
 
 
 def test_a_two_minute_429_storm(world: World) -> None:
@@ -393,10 +411,62 @@ def test_the_key_turns_bad_mid_run(
     assert outcome.calls == 5
 
 
-def test_thirty_percent_503s_cost_at_most_1_5_calls_a_contact(
+BAD_KEY = "wbk_unknown_canary_0000"
+
+
+@pytest.mark.parametrize(
+    ("key", "failure"),
+    [(BAD_KEY, "invalid_key"), (READ_ONLY_KEY, "insufficient_permissions")],
+    ids=["401", "403"],
+)
+def test_requests_in_flight_at_a_401_or_403_finish_and_are_recorded(
+    world: World, key: str, failure: str
+) -> None:
+    """Concurrency 8, each call 1 s: call 12 is refused (401/403) after 0.5 s while 7 others
+    are in flight; those finish ok and are recorded, and no call starts after the refusal."""
+    world.emulator.keys[READ_ONLY_KEY] = Key(READ_ONLY_KEY, "default", frozenset({"read"}))
+    started: list[float] = []
+    refused_at: list[float] = []
+    in_flight: list[str] = []
+    pending: set[str] = set()
+    now = world.clock.current_time
+
+    async def inject(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
+        started.append(now())
+        if transport.calls == 12:
+            await anyio.sleep(0.5)
+            request.headers["authorization"] = f"Bearer {key}"
+            response = await transport.forward(request)
+            refused_at.append(now())
+            in_flight.extend(pending)
+            return response
+        pending.add(request.url.path)
+        await anyio.sleep(1.0)
+        response = await transport.forward(request)
+        pending.discard(request.url.path)
+        return response
+
+    outcome = run_with(world, inject, "--concurrency", "8", contacts=30)
+    assert outcome.code == ExitCode.KEY_REJECTED
+    assert len(refused_at) == 1
+    assert len(in_flight) == 7  # several requests really were in flight at the refusal
+    assert max(started) < refused_at[0]  # nothing is sent after the refusal
+    results = outcome.results
+    by_id = dict(zip(results["contact_id"], results["status"], strict=True))
+    in_flight_ids = [path.split("/")[-2] for path in in_flight]
+    assert {by_id[cid] for cid in in_flight_ids} == {"ok"}  # they finished and are recorded
+    assert all(world.tags_of(cid) == ["x"] for cid in in_flight_ids)
+    counts = dict(results["status"].value_counts().rows())
+    assert counts == {"ok": outcome.calls - 1, "failed": 1, "not_attempted": 30 - outcome.calls}
+    failed = results.filter(results["status"] == "failed")
+    assert failed["error_type"].to_list() == [failure]
+
+
+def test_thirty_percent_5xx_cost_at_most_1_5_calls_a_contact(
     make_world: Callable[..., World],
 ) -> None:
-    """Random 503s on 30 % of calls: every contact ends ok, 1.5 calls a contact at most."""
+    """Faults(fault_rate=0.3): 30 % of calls answered 500 (JSON), 502 (HTML) or 503 (text),
+    a third each: every contact ends ok, 1.5 calls a contact at most."""
     world = make_world(contacts=400, faults=Faults(fault_rate=0.3), seed=21, plan="unmetered")
     source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
     code, run_dir = world.run(str(source), "--plan", "unmetered")

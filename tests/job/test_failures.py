@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx2
 import polars as pl
 import pytest
 
+from bulktag.cli import main
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
-from tests.world import World, read_results
+from tests.world import URL, World, read_results
 
 UNKNOWN = "00000000-0000-4000-8000-000000000001"
 
@@ -30,6 +33,43 @@ def test_unknown_contact_is_a_permanent_not_found(world: World) -> None:
     )
     assert row["error_code"] == "not_found"
     assert row["request_id"]
+
+
+def test_a_400_is_never_retried_end_to_end(world: World) -> None:
+    """LeadLex refusing the tags (400 validation_error) on every call, --max-attempts 5: one
+    call a contact, failed validation_error, retryable false, exit 1; its message kept."""
+    envelope = (
+        b'{"error":{"code":"validation_error","message":"Invalid tags",'
+        b'"details":{"fields":{"tags":"too long"}}}}'
+    )
+
+    class Refuses(httpx2.AsyncBaseTransport):
+        def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+            self.inner, self.calls = inner, 0
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            if request.method != "POST":
+                return await self.inner.handle_async_request(request)
+            self.calls += 1
+            headers = {"content-type": "application/json"}
+            return httpx2.Response(400, content=envelope, headers=headers, request=request)
+
+    ids = world.contact_ids[:6]
+    source = world.write_csv("in.csv", [(cid, "x") for cid in ids])
+    runtime = world.runtime()
+    assert runtime.transport is not None
+    refuses = Refuses(runtime.transport)
+    argv = ["run", str(source), "--out", str(world.folder / "run"), "--api-url", URL]
+    code = main([*argv, "--max-attempts", "5"], runtime=replace(runtime, transport=refuses))
+    assert code == ExitCode.FAILURES
+    assert refuses.calls == len(ids)
+    failures = read_results(world.folder / "run" / "failures.csv")
+    assert failures["contact_id"].to_list() == ids
+    assert set(failures["error_type"]) == {"validation_error"}
+    assert set(failures["attempts"]) == {"1"}
+    assert set(failures["retryable"]) == {"false"}
+    assert set(failures["http_status"]) == {"400"}
+    assert set(failures["message"]) == {"Invalid tags (tags: too long)"}
 
 
 def test_server_errors_are_retried_until_they_pass(make_world: Callable[..., World]) -> None:
@@ -83,11 +123,23 @@ def test_dropped_connections_are_retried_with_the_same_idempotency_key(
 
 
 def test_malformed_success_is_retried(make_world: Callable[..., World]) -> None:
-    """A 200 whose body is cut: unexpected_response, retried (replayed), then ok."""
+    """A 200 whose body is cut: unexpected_response, retried with the same key (LeadLex
+    replays it, merging nothing twice), then ok: the outputs show each contact's attempts."""
     world = make_world(contacts=30, faults=Faults(malformed_rate=0.5), seed=2, per_minute=100_000)
     source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
-    code, _ = world.run(str(source), "--plan", "unmetered")
+    code, run_dir = world.run(str(source), "--plan", "unmetered")
     assert code == ExitCode.OK
+    results = read_results(run_dir / "results.csv")
+    assert set(results["status"]) == {"ok"}
+    attempts = results["attempts"].cast(int)
+    retried = int((attempts > 1).sum())
+    assert retried >= 5  # about half the answers were cut: those contacts went again
+    assert int(attempts.sum()) == sum(world.statuses().values()) == 30 + world.emulator.replays
+    assert max(world.emulator.tag_calls.values()) == 1  # the retries were replays
+    assert all(world.tags_of(cid) == ["x"] for cid in world.contact_ids)
+    assert read_results(run_dir / "failures.csv").height == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["calls"]["add_tags"] == int(attempts.sum())
 
 
 def test_failures_file_rerun_converges_to_permanent_failures(

@@ -108,6 +108,31 @@ def test_key_revoked_mid_run_stops_sending(world: World) -> None:
     assert counts["not_attempted"] == 60 - 9 - world.statuses()["401"]
 
 
+def test_a_rejected_key_outranks_permanent_failures_exit_77_not_1(world: World) -> None:
+    """A reject, a 404 (each exit 1 alone), then the key revoked: exit 77, the README's
+    precedence (77 > 78 > 75 > 1 > 0); the 404 and the reject are still in the files."""
+    ids = world.contact_ids
+    unknown = "00000000-0000-4000-8000-000000000009"
+    rows = [(unknown, "x"), ("not-an-id", "x"), *((cid, "x") for cid in ids[:5])]
+    source = world.write_csv("in.csv", rows)
+    sent = {"n": 0}
+
+    def revoke(request: httpx2.Request) -> None:
+        sent["n"] += 1
+        if sent["n"] == 3:
+            world.emulator.keys[KEY].revoked = True
+
+    world.hook = revoke
+    code, run_dir = world.run(str(source), "--concurrency", "1")
+    assert code == ExitCode.KEY_REJECTED
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["exit_code"] == 77
+    assert summary["failures_by_type"]["not_found"] == 1
+    assert summary["failures_by_type"]["invalid_key"] == 1
+    assert summary["rejects"]["total"] == 1
+    assert read_results(run_dir / "rejects.csv")["contact_id"].to_list() == ["not-an-id"]
+
+
 def test_permission_removed_mid_run_stops_with_77(world: World) -> None:
     """Write permission taken away: 403 insufficient_permissions stops the run."""
     sent = {"n": 0}

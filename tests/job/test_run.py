@@ -69,10 +69,11 @@ def test_outputs_and_summary(world: World) -> None:
 
 
 def test_result_columns_are_the_contract(world: World) -> None:
-    """The results and failures columns are those of DESIGN.md, in order."""
+    """The results and failures columns are those of the README's "Output files" table,
+    in order (the contract; README.md, section "Output files")."""
     source = world.write_csv("in.csv", [(world.contact_ids[0], "a")])
     _, run_dir = world.run(str(source))
-    assert read_results(run_dir / "results.csv").columns[:10] == [
+    assert read_results(run_dir / "results.csv").columns == [
         "contact_id",
         "tags",
         "status",
@@ -83,6 +84,11 @@ def test_result_columns_are_the_contract(world: World) -> None:
         "message",
         "attempts",
         "request_id",
+        "verified",
+        "pending_tags",
+        "finished_at",
+        "source",
+        "line",
     ]
     assert read_results(run_dir / "failures.csv").columns[:2] == ["contact_id", "tags"]
 

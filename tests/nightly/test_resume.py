@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import httpx2
 import pytest
 
 from bulktag.cli import main
 from bulktag.errors import ExitCode
-from tests.world import URL, World, read_results
+from tests.world import URL, World, new_world, read_results
 
 
 class Crash(BaseException):
@@ -48,6 +49,55 @@ def test_resume_finishes_as_if_never_stopped(make_world: Callable[..., World]) -
     summary = json.loads((world.folder / "run" / "summary.json").read_text())
     assert summary["resumed"] is True
     assert summary["calls"]["add_tags"] == 100
+
+
+TIMING = ("request_id", "finished_at")  # differ between any two runs
+
+
+def _rows(run_dir: Path, name: str) -> list[dict[str, str]]:
+    """A published file's rows, timing columns left out, the folder of the input cut off."""
+    frame = read_results(run_dir / name)
+    frame = frame.drop([c for c in TIMING if c in frame.columns])
+    folder = str(run_dir.parent) + "/"
+    return [
+        {k: (v or "").replace(folder, "") for k, v in row.items()}
+        for row in frame.iter_rows(named=True)
+    ]
+
+
+def _mixed_input(world: World) -> Path:
+    """40 contacts with one to three tags, 3 unknown contacts (404), 2 rows rejected."""
+    ids = world.contact_ids
+    rows = [(cid, ",".join(["a", "b", "c"][: 1 + i % 3])) for i, cid in enumerate(ids[:40])]
+    rows[5:5] = [(f"00000000-0000-4000-8000-00000000000{i}", "lost") for i in range(3)]
+    rows[20:20] = [("not-an-id", "x"), (ids[0], "")]
+    return world.write_csv("in.csv", rows)
+
+
+def test_a_resumed_run_publishes_the_files_of_an_uninterrupted_one(tmp_path: Path) -> None:
+    """The same input, once without a stop and once crashed after 17 calls then resumed:
+    results, failures and rejects are the same rows in the same order, with the same
+    statuses, tags, errors and attempts (request IDs and finish times aside)."""
+    whole = new_world(tmp_path / "whole")
+    code, whole_dir = whole.run(str(_mixed_input(whole)), "--concurrency", "4", out="run")
+    assert code == ExitCode.FAILURES
+    broken = new_world(tmp_path / "broken")
+    source = _mixed_input(broken)
+    crash_after(broken, 17)
+    with pytest.raises(BaseExceptionGroup):
+        broken.run(str(source), "--concurrency", "4", out="run")
+    broken.hook = None
+    code = main(["run", "--resume", str(broken.folder / "run")], runtime=broken.runtime())
+    assert code == ExitCode.FAILURES
+    assert broken.handled_tag_calls() == whole.handled_tag_calls()  # nothing sent twice
+    for name in ("results.csv", "failures.csv", "rejects.csv"):
+        expected = _rows(whole_dir, name)
+        assert expected, name
+        assert _rows(broken.folder / "run", name) == expected, name
+    resumed = json.loads((broken.folder / "run" / "summary.json").read_text())
+    uninterrupted = json.loads((whole_dir / "summary.json").read_text())
+    for key in ("contacts", "failures_by_type", "rejects", "calls", "exit_code"):
+        assert resumed[key] == uninterrupted[key], key
 
 
 def test_a_call_whose_answer_was_lost_is_replayed_on_resume(

@@ -53,6 +53,45 @@ def test_95_percent_already_tagged_costs_under_6_percent_of_naive(
     assert statuses.rows() == [("ok", 100), ("skipped", 1900)]
 
 
+def test_50_percent_already_tagged_costs_1_001_calls(make_world: Callable[..., World]) -> None:
+    """The README's row: 2,000 contacts, one tag, 1,000 already tagged: 1 export + 1,000."""
+    world = make_world(contacts=2000, plan="org")
+    ids = world.contact_ids
+    _tag(world, ids[::2], "q4-segment")
+    source = world.write_csv("in.csv", [(cid, "q4-segment") for cid in ids])
+    code, run_dir = world.run(str(source), "--plan", "org", "--skip-existing")
+    assert code == ExitCode.OK
+    summary = _summary(run_dir)
+    assert summary["calls"] == {"add_tags": 1000, "export": 1, "total": 1001}
+    assert summary["naive_calls"] == 2000
+    assert summary["skipped_by_reason"] == {"already_tagged": 1000}
+    assert all("q4-segment" in world.tags_of(cid) for cid in ids)
+
+
+def test_0_percent_already_tagged_costs_1_plus_n_calls_then_n(
+    make_world: Callable[..., World],
+) -> None:
+    """The README's row (2,000 contacts there, 1,000 here to stay quick: 1 + N, then N): a
+    tag none carries costs 1 export + N the first night; the job's next night sends the tag
+    again (the ledger off) with no export."""
+    world = make_world(contacts=1000, plan="org")
+    world.write_csv("in.csv", [(cid, "brand-new") for cid in world.contact_ids])
+    job = world.write_job(
+        'inputs = ["in.csv"]\nskip_existing = true\n[limits]\nplan = "org"\n'
+        "[ledger]\nenabled = false\n"
+    )
+    code, first = world.run_job(job)
+    assert code == ExitCode.OK
+    assert first is not None
+    assert _summary(first)["calls"] == {"add_tags": 1000, "export": 1, "total": 1001}
+    world.next_night()
+    code, after = world.run_job(job)
+    assert code == ExitCode.OK
+    assert after is not None
+    assert after != first
+    assert _summary(after)["calls"] == {"add_tags": 1000, "total": 1000}
+
+
 def test_contacts_get_exactly_the_tags_they_lack(world: World) -> None:
     """A contact with a and c of a, b, c gets one call carrying only b."""
     ids = world.contact_ids[:20]
