@@ -2,7 +2,7 @@
 
 python -m bench            # everything (make bench)
 python -m bench --quick    # small sizes, under 2 minutes (make bench-quick)
-python -m bench --only emulator
+python -m bench --only prep startup   # measure these again; the report keeps the others
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
+from datetime import UTC, datetime
 
 from bench.common import Section, write_report
 
@@ -30,15 +31,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, fewer runs")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), help="run only these")
     args = parser.parse_args()
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    command += f" --only {' '.join(args.only)}" if args.only else ""
     sections: list[Section] = []
     for name in args.only or BENCHMARKS:
         started = time.monotonic()
         print(f"bench: {name} ...", flush=True)
         section = importlib.import_module(BENCHMARKS[name]).run(quick=args.quick)
+        section.seconds = time.monotonic() - started
+        section.measured = f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC} ({command})"
         print(section.markdown(), flush=True)
-        print(f"bench: {name} took {time.monotonic() - started:.0f} s", flush=True)
+        print(f"bench: {name} took {section.seconds:.0f} s", flush=True)
         sections.append(section)
-    write_report(sections, quick=args.quick or bool(args.only))
+    write_report(sections, quick=args.quick, order=list(BENCHMARKS))
 
 
 if __name__ == "__main__":

@@ -35,9 +35,15 @@ class Section:
     rows: list[list[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
+    #: When and by which command it was measured, and how long it took (set by ``bench``).
+    measured: str = ""
+    seconds: float = 0.0
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", self.method, ""]
+        lines = [f"## {self.title}", ""]
+        if self.measured:
+            lines += [f"*Measured {self.measured}, in {self.seconds:,.0f} s.*", ""]
+        lines += [self.method, ""]
         lines.append("| " + " | ".join(self.columns) + " |")
         lines.append("|" + "---|" * len(self.columns))
         lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.rows]
@@ -116,30 +122,61 @@ def emulator(*args: str, module: str = "bulktag") -> Iterator[dict[str, Any]]:
         process.wait(timeout=30)
 
 
+def stored_sections(quick: bool = False) -> list[Section]:
+    """The sections of the last report (``bench/results.json``), each as it was measured
+    (sections written before they carried their own date get the report's)."""
+    path = ROOT / "bench" / ("results-quick.json" if quick else "results.json")
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text(encoding="utf-8"))
+    known = set(Section.__dataclass_fields__)
+    sections = [Section(**{k: v for k, v in s.items() if k in known}) for s in data["sections"]]
+    for section in sections:
+        section.measured = section.measured or f"{data['machine']['date']} (python -m bench)"
+    return sections
+
+
 def write_report(
-    sections: list[Section], *, quick: bool, info: dict[str, Any] | None = None
+    sections: list[Section],
+    *,
+    quick: bool,
+    order: Sequence[str] = (),
+    info: dict[str, Any] | None = None,
 ) -> None:
-    """bench/results.json and docs/benchmarks.md (``info``: the machine, measured now)."""
+    """bench/results.json and docs/benchmarks.md (``info``: the machine, measured now).
+
+    ``sections`` replace the stored sections of the same key and the others are kept
+    (``--only`` measures a few): the document is always what the code wrote, each
+    section saying when and by which command it was measured. ``order``: the keys in
+    report order.
+    """
     info = info or machine()
+    fresh = {s.key for s in sections}
+    merged = [s for s in stored_sections(quick) if s.key not in fresh] + sections
+    rank = {key: i for i, key in enumerate(order)}
+    merged.sort(key=lambda s: rank.get(s.key, len(rank)))
     results_path = ROOT / "bench" / ("results-quick.json" if quick else "results.json")
     results_path.write_text(
         json.dumps(
-            {"machine": info, "quick": quick, "sections": [asdict(s) for s in sections]}, indent=2
+            {"machine": info, "quick": quick, "sections": [asdict(s) for s in merged]}, indent=2
         )
         + "\n",
         encoding="utf-8",
     )
     if quick:
         return
+    sections = merged
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
     head = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`python -m bench`); the same figures are in",
-        "`bench/results.json`. Machines here are shared and noisy: every figure is a median of",
-        "repeated runs, and each is set against a baseline measured in the same invocation.",
+        "Written by `make bench` (`python -m bench`; `python -m bench --only SECTION` measures",
+        "some sections again and rewrites this file, keeping the others); the same figures are",
+        "in `bench/results.json`. Each section says when it was measured. Machines here are",
+        "shared and noisy: every figure is a median of repeated runs, and each is set against a",
+        "baseline measured in the same invocation.",
         "",
-        f"- Measured: {info['date']}",
+        f"- Last written: {info['date']}",
         f"- Machine: {info['platform']}, {info['cpus']} CPUs, Python {info['python']}",
         f"- Versions: {versions}",
         "",

@@ -129,8 +129,11 @@ def write_output(
     target: Path,
     fmt: OutputFormat,
     shape: Callable[[pl.LazyFrame], pl.LazyFrame] = lambda frame: frame,
+    *,
+    rows: int | None = None,
 ) -> None:
-    """``shape(source)`` written atomically to ``target`` in ``fmt``.
+    """``shape(source)`` written atomically to ``target`` in ``fmt`` (text formats
+    ``rows`` at a time, :data:`WRITE_ROWS` unless given).
 
     ``source`` is a scan of Parquet files. CSV and NDJSON are written a slice of
     it at a time (:func:`bulktag.plan.slices`), ``shape`` applied to each: polars'
@@ -144,7 +147,8 @@ def write_output(
         frame = _joined_lists(shape(source)).collect()
         atomic_write(target, lambda path: _write_xlsx(frame, path))
     else:
-        atomic_write(target, lambda path: _write_text(source, path, fmt, shape))
+        size = rows or WRITE_ROWS
+        atomic_write(target, lambda path: _write_text(source, path, fmt, shape, size))
 
 
 def _write_text(
@@ -152,6 +156,7 @@ def _write_text(
     path: Path,
     fmt: OutputFormat,
     shape: Callable[[pl.LazyFrame], pl.LazyFrame],
+    rows: int,
 ) -> None:
     def cells(frame: pl.LazyFrame) -> pl.DataFrame:
         frame = shape(frame)
@@ -159,7 +164,7 @@ def _write_text(
 
     with path.open("wb") as handle:
         header = True
-        for batch in slices(source, WRITE_ROWS):
+        for batch in slices(source, rows):
             if fmt == "csv":
                 cells(batch.lazy()).write_csv(handle, include_header=header)
             else:
@@ -195,7 +200,13 @@ _RECORDED = tuple(c for c in OUTCOME_COLUMNS if c not in ("contact_id", "tags", 
 
 
 def results_frame(
-    plan: Plan, journal: Journal, work: Path, halt: Halt | None, halt_message: str
+    plan: Plan,
+    journal: Journal,
+    work: Path,
+    halt: Halt | None,
+    halt_message: str,
+    *,
+    rows: int | None = None,
 ) -> pl.LazyFrame:
     """One row per planned contact, in plan order (written under ``work``, read lazily)."""
     unsent_status, unsent_type = (
@@ -248,7 +259,7 @@ def results_frame(
     planned = pl.scan_parquet(plan.path).select(
         "seq", "contact_id", "tags", "send", "skip_reason", "source", "line"
     )
-    return sink_joined(planned, journal, _RECORDED, shape, work / "results")
+    return sink_joined(planned, journal, _RECORDED, shape, work / "results", rows=rows)
 
 
 def publish(
@@ -262,6 +273,7 @@ def publish(
     work: Path,
     carry_over: Path | None = None,
     applied: Path | None = None,
+    rows: int | None = None,
 ) -> Published:
     """Write results, failures and rejects into ``run_dir``; summary.json is the caller's.
 
@@ -269,28 +281,29 @@ def publish(
     retryable) are written there for the job's next run, or the file is removed.
     With ``applied``, the ``contact_id, tag`` pairs this run applied are written
     there (a job's ledger reads them back in batches: at 10M rows they are
-    hundreds of MiB, so they never sit in memory whole).
+    hundreds of MiB, so they never sit in memory whole). ``rows``: plan rows taken at a
+    time (each stage's own size unless given).
     """
     extension = fmt  # each format is its own extension
-    final = results_frame(plan, journal, work, halt, halt_message)
+    final = results_frame(plan, journal, work, halt, halt_message, rows=rows)
     results_path = run_dir / f"results.{extension}"
     failures_path = run_dir / f"failures.{extension}"
     rejects_path = run_dir / f"rejects.{extension}"
-    write_output(final, results_path, fmt, lambda frame: frame.select(RESULT_COLUMNS))
+    write_output(final, results_path, fmt, lambda frame: frame.select(RESULT_COLUMNS), rows=rows)
 
     def failed(frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame.filter(~pl.col("status").is_in([str(Status.OK), str(Status.SKIPPED)])).select(
             pl.col("contact_id"), pl.col("pending_tags").alias("tags"), *FAILURE_COLUMNS[2:]
         )
 
-    write_output(final, failures_path, fmt, failed)
+    write_output(final, failures_path, fmt, failed, rows=rows)
     if carry_over is not None:
         carried = failed(final).filter(pl.col("retryable")).select("contact_id", "tags")
         if carried.select(pl.len()).collect().item():
             atomic_write(carry_over, carried.sink_parquet)
         else:
             carry_over.unlink(missing_ok=True)
-    write_output(pl.scan_parquet(plan.rejects_path), rejects_path, fmt, reject_rows)
+    write_output(pl.scan_parquet(plan.rejects_path), rejects_path, fmt, reject_rows, rows=rows)
     if applied is not None:
         final.filter(pl.col("attempts") > 0).select(
             "contact_id", "pending_tags", tag="send"

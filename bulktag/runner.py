@@ -112,6 +112,7 @@ class _Run:
                 work=folder.work,
                 carry_over=self.carry_over,
                 applied=None if self.state is None else folder.work / "applied.parquet",
+                rows=self.runtime.slice_rows,
             )
             calls = journal.add_calls({} if stats is None else stats.other_calls)
         finally:
@@ -170,7 +171,7 @@ class _Run:
     ) -> SessionResult | None:
         """A dispatch session for what is still to send (None: nothing is)."""
         folder, config = self.folder, self.config
-        todo = unsent(plan, journal, folder.work)
+        todo = unsent(plan, journal, folder.work, self.runtime.slice_rows)
         if not todo[1]:
             return None
         self.sending = True

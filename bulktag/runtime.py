@@ -56,6 +56,10 @@ class Runtime:
     #: Runs blocking calls (plan queries, plan reads) off the event loop. Tests on
     #: a virtual clock run them inline: a thread would let virtual time jump ahead.
     offload: Offload = field(default_factory=_to_thread)
+    #: Plan rows taken at a time where the plan meets the journal and where outputs are
+    #: written (None: each stage's own size, see journal.SLICE_ROWS, publish.WRITE_ROWS).
+    #: Tests make it small to cross many slices with a few contacts.
+    slice_rows: int | None = None
 
     @property
     def env(self) -> Mapping[str, str]:

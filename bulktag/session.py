@@ -59,7 +59,9 @@ class Target:
     quota_left: int | None  #: today's quota as the user's store knows it
 
 
-def unsent(plan: Plan, journal: Journal, work: Path) -> tuple[pl.LazyFrame, int]:
+def unsent(
+    plan: Plan, journal: Journal, work: Path, rows: int | None = None
+) -> tuple[pl.LazyFrame, int]:
     """The contacts still to send and how many: the plan less what the journal holds as
     final (a deferred or unsent contact is sent again, with the tags it had pending)."""
 
@@ -78,7 +80,9 @@ def unsent(plan: Plan, journal: Journal, work: Path) -> tuple[pl.LazyFrame, int]
         )
 
     planned = pl.scan_parquet(plan.path).select("seq", "contact_id", "send", "source", "line")
-    todo = sink_joined(planned, journal, ("status", "pending_tags"), still_to_send, work / "todo")
+    todo = sink_joined(
+        planned, journal, ("status", "pending_tags"), still_to_send, work / "todo", rows=rows
+    )
     return todo, todo.select(pl.len()).collect().item()
 
 
@@ -139,7 +143,9 @@ async def send(
                     reads = _GatedReads(dispatcher, client)
                     report = await _precheck(plan, reads, runtime, state, work)
                     write_json(precheck_path, report)  # a resumed run does not ask again
-                    todo = await runtime.offload(unsent, plan, journal, work)  # fewer now
+                    todo = await runtime.offload(
+                        unsent, plan, journal, work, runtime.slice_rows
+                    )  # fewer now
                 contacts, total = todo
                 bar.reset(total=total)
                 await dispatcher.run(_feed(contacts, runtime), record)

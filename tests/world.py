@@ -63,6 +63,7 @@ class World:
     environ: dict[str, str] = field(default_factory=dict)
     hook: Callable[[httpx2.Request], None] | None = None
     runs: int = 0
+    slice_rows: int | None = None  #: plan rows at a time (Runtime.slice_rows)
 
     def __post_init__(self) -> None:
         if not self.environ:
@@ -70,7 +71,7 @@ class World:
 
     @property
     def contact_ids(self) -> list[str]:
-        return [c.id for c in self.emulator._ordered]
+        return self.emulator.contact_ids()
 
     def runtime(self) -> Runtime:
         transport: httpx2.AsyncBaseTransport = EmulatorTransport(self.emulator)
@@ -85,6 +86,7 @@ class World:
             handle_signals=False,
             seed=1,
             offload=inline,
+            slice_rows=self.slice_rows,
         )
 
     def run(self, *args: str, out: str | None = None) -> tuple[int, Path]:

@@ -268,6 +268,10 @@ class Emulator:
             "clock": now,
         }
 
+    def contact_ids(self) -> list[str]:
+        """Every contact's ID, in creation order (as the list and the export give them)."""
+        return [c.id for c in self._ordered]
+
     def log_entries(self, route: str | None = None) -> list[dict[str, Any]]:
         return [e for e in self.log if route is None or e["route"] == route]
 

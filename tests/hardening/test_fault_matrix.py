@@ -218,11 +218,14 @@ def test_a_connect_timeout_on_every_call_stops_the_run(
 
 
 def once_per_contact(inject: Inject) -> Inject:
-    """``inject`` for the first call of each contact, then the real answer."""
+    """``inject`` for the first call of each contact but the run's very first contact,
+    then the real answer. The run's first call is answered: a run whose first calls all
+    fail to connect has never reached LeadLex, and stops (exit 75; see health.py)."""
     seen: set[str] = set()
 
     async def wrapped(request: httpx2.Request, transport: Faulty) -> httpx2.Response:
-        if request.url.path in seen:
+        if request.url.path in seen or not seen:
+            seen.add(request.url.path)
             return await transport.forward(request)
         seen.add(request.url.path)
         return await inject(request, transport)
@@ -254,16 +257,19 @@ def once_per_contact(inject: Inject) -> Inject:
     ],
 )
 def test_a_fault_that_passes_is_retried_to_ok(world: World, inject: Inject, applied: bool) -> None:
-    """The same faults once per contact: every contact ends ok in exactly two attempts, its
-    tags merged once (a retry after a drop-after is replayed, not merged again)."""
+    """The same faults once per contact after LeadLex first answered: every other contact
+    ends ok in exactly two attempts, its tags merged once (a retry after a drop-after is
+    replayed, not merged again)."""
     outcome = run_with(world, once_per_contact(inject))
     assert outcome.code == ExitCode.OK
     assert set(outcome.results["status"]) == {"ok"}
-    assert set(outcome.results["attempts"]) == {"2"}
-    assert outcome.calls == 2 * CONTACTS
+    attempts = outcome.results["attempts"].to_list()
+    assert attempts[0] == "1"
+    assert set(attempts[1:]) == {"2"}
+    assert outcome.calls == 2 * CONTACTS - 1
     assert all(world.tags_of(cid) == ["x"] for cid in world.contact_ids[:CONTACTS])
     assert max(world.emulator.tag_calls.values()) == 1
-    assert world.emulator.replays == (CONTACTS if applied else 0)
+    assert world.emulator.replays == (CONTACTS - 1 if applied else 0)
 
 
 def test_a_two_minute_429_storm(world: World) -> None:

@@ -233,7 +233,6 @@ def test_resume_across_many_plan_slices(
 ) -> None:
     """The plan meets the journal in slices of 7 contacts: a run halted by the quota, then
     resumed the next day, sends each contact once and publishes one row per contact."""
-    monkeypatch.setattr("bulktag.journal.SLICE_ROWS", 7)
     asked: set[tuple[int, int]] = set()
     between = Journal.between
 
@@ -243,6 +242,7 @@ def test_resume_across_many_plan_slices(
 
     monkeypatch.setattr(Journal, "between", spy)
     world = make_world(contacts=45)
+    world.slice_rows = 7
     unknown = [f"00000000-0000-4000-8000-{n:012d}" for n in range(3)]
     ids = [*world.contact_ids[:20], *unknown, *world.contact_ids[20:]]
     source = world.write_csv("in.csv", [(cid, "x") for cid in ids])

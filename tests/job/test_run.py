@@ -185,7 +185,7 @@ def test_text_outputs_are_written_in_slices(
 ) -> None:
     """CSV and NDJSON outputs are written 4 rows at a time: one header, every row once, in
     order; failures filtered slice by slice; rejects too."""
-    monkeypatch.setattr("bulktag.publish.WRITE_ROWS", 4)
+    world.slice_rows = 4
     unknown = [f"00000000-0000-4000-8000-{n:012d}" for n in range(5)]
     ids = [c for pair in zip(world.contact_ids[:5], unknown, strict=True) for c in pair]
     ids += world.contact_ids[5:11]
