@@ -192,7 +192,7 @@ def sink_joined(
     parts: list[Path] = []
     for batch in slices(plan, rows or SLICE_ROWS):
         seq = batch.get_column("seq")
-        recorded = journal.between(int(seq.min()), int(seq.max()), keyed)  # type: ignore[arg-type]  # polars types min( loosely)
+        recorded = journal.between(int(seq.min()), int(seq.max()), keyed)  # type: ignore[arg-type]  # polars types min and max loosely
         part = folder / f"{len(parts):06d}.parquet"
         joined = batch.lazy().join(recorded.lazy(), on="seq", how="left", maintain_order="left")
         shape(joined).sink_parquet(part)
