@@ -31,23 +31,23 @@ STAGES = (
     ("bulktag.read", "_read_excel"),
     ("bulktag.read", "_read_columnar"),
     ("bulktag.read", "_open_workbook"),
-    ("bulktag.read", "map_columns"),
+    ("bulktag.columns", "map_columns"),
     ("bulktag.read", "_typed_ids"),
     ("bulktag.plan", "build_plan"),
     ("bulktag.csvlines", "count_lines"),
-    ("bulktag.plan", "_parts"),
-    ("bulktag.plan", "_read"),
-    ("bulktag.plan", "_queries"),
+    ("bulktag.pieces", "parts_for"),
+    ("bulktag.pieces", "read_pieces"),
+    ("bulktag.pieces", "_queries"),
     ("bulktag.plan", "_write_rejects"),
     ("bulktag.plan", "_row_counts"),
     ("bulktag.plan", "_write_plan"),
-    ("bulktag.plan", "_fix_csv_lines"),
+    ("bulktag.csvlines", "fix_csv_lines"),
     ("bulktag.precheck", "tag_demand"),
     ("bulktag.report", "describe_plan"),
     ("bulktag.report", "describe_precheck"),
 )
 #: Modules whose every top-level function is timed too, whatever its name.
-STAGE_MODULES = ("bulktag.plan", "bulktag.read")
+STAGE_MODULES = ("bulktag.plan", "bulktag.pieces", "bulktag.read")
 #: What ``bulktag validate`` imports, in order (a module that does not exist is skipped).
 VALIDATE_IMPORTS = ("polars", "bulktag.cli", "bulktag.plan", "bulktag.precheck", "bulktag.report")
 

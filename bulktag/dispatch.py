@@ -34,9 +34,9 @@ from bulktag.client import LeadLexClient
 from bulktag.clock import Clock
 from bulktag.config import DispatchSettings
 from bulktag.health import RunHealth, Verdicts
+from bulktag.leadlex import chunks
 from bulktag.limiter import BudgetSpentError, DailyBudget, LimiterStatistics, RateLimiter
 from bulktag.outcomes import UNSENT, Attempt, ContactOutcome, FailureType, Halt, Status
-from bulktag.plan import chunks
 from bulktag.retry import Backoff
 
 __all__ = [

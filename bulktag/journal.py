@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from bulktag.outcomes import ADD_TAGS, ContactOutcome
-from bulktag.plan import slices
+from bulktag.scan import slices
 from bulktag.store import open_sqlite
 
 __all__ = ["OUTCOME_COLUMNS", "OUTCOME_SCHEMA", "Journal", "Offload", "sink_joined"]
@@ -178,7 +178,7 @@ def sink_joined(
 ) -> pl.LazyFrame:
     """``plan`` left-joined on ``seq`` with its outcomes' ``columns``, ``shape``-d, on disk.
 
-    ``plan`` is a Parquet scan (see :func:`bulktag.plan.slices`). Slice by slice:
+    ``plan`` is a Parquet scan (see :func:`bulktag.scan.slices`). Slice by slice:
     ``rows`` (``SLICE_ROWS``) of the plan and their outcomes at a time, each slice
     written to its own Parquet file in ``folder`` (emptied first), in plan order.
     One join of the whole plan with every outcome held them all at once (hundreds

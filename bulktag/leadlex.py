@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "MAX_TAG_LENGTH",
     "PLANS",
     "Plan",
+    "chunks",
 ]
 
 #: The documented base URL; every path comes after it and starts with /v1/.
@@ -40,3 +42,8 @@ PLANS: dict[str, Plan] = {
     "org": Plan(per_minute=200, per_day=10_000),
     "unmetered": Plan(per_minute=None, per_day=None),
 }
+
+
+def chunks(tags: Sequence[str], size: int = MAX_TAGS_PER_REQUEST) -> list[list[str]]:
+    """Tags split into add-tags requests of at most ``size`` (LeadLex takes 100 a call)."""
+    return [list(tags[i : i + size]) for i in range(0, len(tags), size)] or [[]]

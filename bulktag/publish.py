@@ -30,7 +30,8 @@ from bulktag.errors import ConfigError
 from bulktag.journal import OUTCOME_COLUMNS, Journal, sink_joined
 from bulktag.normalise import quote_tag
 from bulktag.outcomes import UNSENT, FailureType, Halt, Status
-from bulktag.plan import Plan, slices
+from bulktag.plan import Plan
+from bulktag.scan import slices
 
 __all__ = ["Published", "atomic_write", "neutralise", "publish", "reject_rows", "write_output"]
 
@@ -136,7 +137,7 @@ def write_output(
     ``rows`` at a time, :data:`WRITE_ROWS` unless given).
 
     ``source`` is a scan of Parquet files. CSV and NDJSON are written a slice of
-    it at a time (:func:`bulktag.plan.slices`), ``shape`` applied to each: polars'
+    it at a time (:func:`bulktag.scan.slices`), ``shape`` applied to each: polars'
     streaming ``sink_csv`` ran ahead of the disk and held 340 MiB for 2.45M rows
     of results. Parquet goes through ``sink_parquet``; XLSX is built whole (a
     sheet holds at most 1,048,576 rows anyway).

@@ -31,19 +31,21 @@ import anyio
 import polars as pl
 
 from bulktag.client import check_trust_settings
+from bulktag.columns import earlier_columns
 from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url, load_api_key
 from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError
 from bulktag.journal import Journal
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import FailureType, Status
-from bulktag.plan import Plan, PlanStats, prepare_plan, slices
+from bulktag.plan import Plan, PlanStats, prepare_plan
 from bulktag.publish import Published, publish, write_json
 from bulktag.quota import QuotaBook, QuotaStore, default_state_dir
-from bulktag.read import InputFrame, earlier_columns, expand_inputs
+from bulktag.read import InputFrame, expand_inputs
 from bulktag.report import describe_plan, estimate, summary_lines
 from bulktag.rundir import RunFolder, is_run_folder, make_run_dir, new_run_dir
 from bulktag.runtime import Runtime
+from bulktag.scan import slices
 from bulktag.session import SessionResult, Target, send, unsent
 from bulktag.skip import ALREADY_APPLIED, skip_pairs, start_plan
 from bulktag.state import JobState

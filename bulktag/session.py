@@ -27,10 +27,11 @@ from bulktag.config import ApiKey, RunConfig
 from bulktag.dispatch import Dispatcher, DispatchStatistics, PlannedContact
 from bulktag.journal import Journal, sink_joined
 from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
-from bulktag.plan import Plan, slices
+from bulktag.plan import Plan
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.publish import write_json
 from bulktag.runtime import Runtime
+from bulktag.scan import slices
 from bulktag.skip import ALREADY_TAGGED, requests_to_send, skip_pairs
 from bulktag.state import JobState
 

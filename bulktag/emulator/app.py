@@ -19,13 +19,11 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import math
 import re
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -36,7 +34,7 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from bulktag.emulator.control import LIMITS, control_routes
-from bulktag.emulator.faults import Decision, FaultInjector, Faults
+from bulktag.emulator.faults import Decision, FaultInjector, Faults, LeakyBucket
 from bulktag.emulator.model import (
     DEFAULT_KEY,
     DEFAULT_WORKSPACE,
@@ -48,6 +46,15 @@ from bulktag.emulator.model import (
     StoredResponse,
     Workspace,
 )
+from bulktag.emulator.params import (
+    accepts_csv,
+    includes,
+    int_param,
+    list_order,
+    no_such_list,
+    tags_problem,
+    time_param,
+)
 from bulktag.emulator.responses import (
     DROP_EXTENSION,
     ConnectionDroppedError,
@@ -58,8 +65,7 @@ from bulktag.emulator.responses import (
     parse_json,
     rate_limited,
 )
-from bulktag.leadlex import EXPORT_MAX_LIMIT, MAX_TAG_LENGTH
-from bulktag.leadlex import MAX_TAGS_PER_REQUEST as MAX_TAGS
+from bulktag.leadlex import EXPORT_MAX_LIMIT
 
 __all__ = ["DROP_EXTENSION", "GATEWAY_PREFIX", "ConnectionDroppedError", "Emulator"]
 
@@ -76,8 +82,6 @@ MAX_BODY = 1 << 20
 LIST_DEFAULT_PER_PAGE = 50
 LIST_MAX_PER_PAGE = 100
 LIST_SORTS = ("created_at", "updated_date", "full_name")
-INCLUDES = {"notes": "recent_notes", "tasks": "open_tasks", "deals": "open_deals"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BEARER = re.compile(r"Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 log = logging.getLogger("bulktag.emulator")
@@ -120,22 +124,6 @@ async def _bounded_body(request: Request) -> bytes:
     if size > MAX_BODY:
         raise _BodyTooLargeError
     return b"".join(kept)
-
-
-class _LeakyBucket:
-    """nginx's ``limit_req`` (no burst): a call is admitted when at least 60 / rate seconds
-    have passed since the last one admitted (the excess drains at the rate)."""
-
-    def __init__(self) -> None:
-        self._excess = 0.0  # calls above the rate, draining
-        self._last = -math.inf
-
-    def admit(self, now: float, per_minute: int) -> bool:
-        excess = max(0.0, self._excess + 1.0 - (now - self._last) * per_minute / 60.0)
-        if excess > 1e-9:  # burst 0: no call above the rate
-            return False
-        self._excess, self._last = excess, now
-        return True
 
 
 _GATEWAY_429 = (
@@ -206,7 +194,7 @@ class Emulator:
         self.replays = 0
         self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.storm_until = 0.0
-        self._gateway = _LeakyBucket()
+        self._gateway = LeakyBucket()
         self._unrouted = _Endpoint("(unrouted)", None, self.unrouted)
         self._api = Router(routes=self._routes(), redirect_slashes=False, default=self._default)
         self._control = Router(routes=control_routes(self), redirect_slashes=False)
@@ -488,7 +476,7 @@ class Emulator:
             payload = parse_json(call.body)
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             return error(400, "validation_error", "Request body is not valid JSON")
-        problem = _tags_problem(payload)
+        problem = tags_problem(payload)
         if problem is not None:
             return error(
                 400, "validation_error", "Missing or invalid tags array", {"tags": problem}
@@ -506,7 +494,7 @@ class Emulator:
     async def get_contact(self, call: _Call) -> Response:
         params = call.request.query_params
         problems: dict[str, str] = {}
-        embeds = _includes(params.get("include"), problems)
+        embeds = includes(params.get("include"), problems)
         if problems:
             return error(400, "validation_error", "Invalid query parameters", problems)
         contact = self._contact(call.request.path_params["contact_id"], call.workspace, call.now)
@@ -518,8 +506,8 @@ class Emulator:
     async def list_contacts(self, call: _Call) -> Response:
         params = call.request.query_params
         problems: dict[str, str] = {}
-        page = _int_param(params.get("page"), 1, low=1, high=None, name="page", problems=problems)
-        per_page = _int_param(
+        page = int_param(params.get("page"), 1, low=1, high=None, name="page", problems=problems)
+        per_page = int_param(
             params.get("per_page"),
             LIST_DEFAULT_PER_PAGE,
             low=1,
@@ -530,8 +518,8 @@ class Emulator:
         sort = params.get("sort", "created_at")
         if sort.removeprefix("-") not in LIST_SORTS:
             problems["sort"] = f"must be one of {', '.join(LIST_SORTS)}, with - to descend"
-        after = _time_param(params.get("created_after"), "created_after", problems)
-        _no_such_list(params.get("list_id"), problems)
+        after = time_param(params.get("created_after"), "created_after", problems)
+        no_such_list(params.get("list_id"), problems)
         if problems:
             return error(400, "validation_error", "Invalid query parameters", problems)
         search = (params.get("search") or "").casefold()
@@ -542,7 +530,7 @@ class Emulator:
             and (after is None or c.created_at > after)
             and (not search or search in f"{c.names()[2]} {c.email}".casefold())
         ]
-        mine.sort(key=_list_order(sort.removeprefix("-")), reverse=sort.startswith("-"))
+        mine.sort(key=list_order(sort.removeprefix("-")), reverse=sort.startswith("-"))
         start = (page - 1) * per_page
         return json_response(
             200,
@@ -554,10 +542,10 @@ class Emulator:
 
     async def export(self, call: _Call) -> Response:
         params = call.request.query_params
-        if not _accepts_csv(call.request.headers.get("accept")):
+        if not accepts_csv(call.request.headers.get("accept")):
             return error(406, "not_acceptable", "The export is text/csv: send Accept: text/csv")
         problems: dict[str, str] = {}
-        limit = _int_param(
+        limit = int_param(
             params.get("limit"),
             EXPORT_DEFAULT_LIMIT,
             low=1,
@@ -571,9 +559,9 @@ class Emulator:
         unknown = [f for f in wanted if f not in EXPORT_FIELDS]
         if unknown:
             problems["fields"] = f"unknown field(s): {', '.join(unknown)}"
-        after = _time_param(params.get("created_after"), "created_after", problems)
-        before = _time_param(params.get("created_before"), "created_before", problems)
-        _no_such_list(params.get("list_id"), problems)
+        after = time_param(params.get("created_after"), "created_after", problems)
+        before = time_param(params.get("created_before"), "created_before", problems)
+        no_such_list(params.get("list_id"), problems)
         required = set(params.getlist("tag"))
         if "" in required:
             problems["tag"] = "must not be empty"
@@ -654,106 +642,3 @@ async def _drain(request: Request) -> None:
 
 def _shown_path(call: _Call) -> str:
     return call.request.url.path.removeprefix(GATEWAY_PREFIX)
-
-
-def _accepts_csv(accept: str | None) -> bool:
-    """Whether an ``Accept`` header allows text/csv (absent: anything goes)."""
-    if accept is None:
-        return True
-    kinds = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    return bool(kinds & {"text/csv", "text/*", "*/*"})
-
-
-def _includes(raw: str | None, problems: dict[str, str]) -> list[str]:
-    """``include=notes,tasks,deals`` or ``*``: the embedded arrays' names."""
-    if raw is None:
-        return []
-    asked = [part.strip() for part in raw.split(",")]
-    if asked == ["*"]:
-        return list(INCLUDES.values())
-    unknown = [part for part in asked if part not in INCLUDES]
-    if unknown:
-        problems["include"] = f"unknown value(s) {', '.join(map(repr, unknown))}: use notes, "
-        problems["include"] += "tasks, deals or *"
-        return []
-    return [INCLUDES[part] for part in dict.fromkeys(asked)]
-
-
-def _list_order(field: str) -> Callable[[Contact], tuple[Any, str]]:
-    """The sort key of ``GET /v1/contacts?sort=FIELD`` (ties broken by id)."""
-    values: dict[str, Callable[[Contact], Any]] = {
-        "created_at": lambda c: c.created_at,
-        "updated_date": lambda c: c.updated,
-        "full_name": lambda c: c.names()[2].casefold(),
-    }
-    value = values[field]
-    return lambda c: (value(c), c.id)
-
-
-def _no_such_list(list_id: str | None, problems: dict[str, str]) -> None:
-    """The emulator keeps no contact lists: any ``list_id`` names a list that does not exist."""
-    if list_id is not None:
-        problems["list_id"] = "no such list"
-
-
-def _tags_problem(payload: object) -> str | None:
-    if not isinstance(payload, dict) or "tags" not in payload:
-        return "is required"
-    tags = payload["tags"]
-    if not isinstance(tags, list) or not tags:
-        return "must be a non-empty array of strings"
-    if len(tags) > MAX_TAGS:
-        return f"at most {MAX_TAGS} tags per request"
-    for tag in tags:
-        if not isinstance(tag, str) or not tag:
-            return "every tag must be a non-empty string"
-        if len(tag) > MAX_TAG_LENGTH:
-            return f"every tag must be at most {MAX_TAG_LENGTH} characters"
-        if _CONTROL.search(tag):
-            return "tags cannot contain control characters"
-        if not _is_text(tag):
-            return "tags must be valid Unicode text (a lone surrogate is not)"
-    return None
-
-
-def _is_text(tag: str) -> bool:
-    try:
-        tag.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _int_param(
-    raw: str | None,
-    default: int,
-    *,
-    low: int,
-    high: int | None,
-    name: str,
-    problems: dict[str, str],
-) -> int:
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        problems[name] = "must be an integer"
-        return default
-    if value < low or (high is not None and value > high):
-        problems[name] = f"must be between {low} and {high}" if high else f"must be at least {low}"
-        return default
-    return value
-
-
-def _time_param(raw: str | None, name: str, problems: dict[str, str]) -> float | None:
-    if not raw:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        problems[name] = "must be an ISO 8601 date or timestamp"
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()

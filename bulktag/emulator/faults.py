@@ -6,6 +6,7 @@ it, so the faults of request ``n`` depend only on the seed and on ``n``.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -125,3 +126,19 @@ class FaultInjector:
             slow=u[6] < f.slow_rate,
             start_storm=u[7] < f.storm_rate,
         )
+
+
+class LeakyBucket:
+    """nginx's ``limit_req`` (no burst): a call is admitted when at least 60 / rate seconds
+    have passed since the last one admitted (the excess drains at the rate)."""
+
+    def __init__(self) -> None:
+        self._excess = 0.0  # calls above the rate, draining
+        self._last = -math.inf
+
+    def admit(self, now: float, per_minute: int) -> bool:
+        excess = max(0.0, self._excess + 1.0 - (now - self._last) * per_minute / 60.0)
+        if excess > 1e-9:  # burst 0: no call above the rate
+            return False
+        self._excess, self._last = excess, now
+        return True

@@ -9,8 +9,10 @@ import polars as pl
 import pytest
 
 from bulktag.config import ReadOptions
-from bulktag.plan import build_plan, chunks, slices
+from bulktag.leadlex import chunks
+from bulktag.plan import build_plan
 from bulktag.read import read_input
+from bulktag.scan import slices
 from tests.read.support import (
     A,
     B,
