@@ -180,7 +180,9 @@ def summary_lines(summary: Summary, advice: Sequence[str] = ()) -> list[str]:
         )
     rate = summary.rate
     if rate.rate_limited_429s:
-        now = f"rate now {rate.final_per_minute:g}/min" if rate.final_per_minute else "unlimited"
+        now = (
+            f"rate now {rate.final_per_minute:g}/min" if rate.final_per_minute else "rate unlimited"
+        )
         lines.append(f"{rate.rate_limited_429s:,} per-minute 429s; {now}")
     if summary.halt is not None:
         lines.append(f"stopped sending: {summary.halt} ({summary.halt_message})")
