@@ -52,19 +52,9 @@ RESULT_COLUMNS = (
     "source",
     "line",
 )
-FAILURE_COLUMNS = (
-    "contact_id",
-    "tags",
-    "status",
-    "error_type",
-    "retryable",
-    "http_status",
-    "error_code",
-    "message",
-    "attempts",
-    "request_id",
-    "source",
-    "line",
+#: A failures file is the results' columns a re-run reads, and what says why.
+FAILURE_COLUMNS = tuple(
+    c for c in RESULT_COLUMNS if c not in ("verified", "pending_tags", "finished_at")
 )
 REJECT_COLUMNS = ("contact_id", "tags", "source", "line", "column", "reason", "error_type")
 _FORMULA_START = r"^[=+\-@\t\r']"

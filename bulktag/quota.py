@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bulktag.clock import utc_day
 from bulktag.config import ApiKey
-from bulktag.store import open_store
+from bulktag.store import Store
 
 __all__ = ["QuotaBook", "QuotaRecord", "QuotaStore", "default_state_dir"]
 
@@ -70,21 +70,11 @@ class QuotaRecord:
     reset: int | None
 
 
-class QuotaStore:
-    """``quota.sqlite`` (see the module docstring); safe for one writer at a time."""
+class QuotaStore(Store):
+    """``quota.sqlite`` (see the module docstring)."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "quota.sqlite"
-        self._db = open_store(self.path, _SCHEMA, _FIX)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> QuotaStore:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        super().__init__(state_dir / "quota.sqlite", _SCHEMA, _FIX)
 
     def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
         """Today's record for a key, or None (nothing known, or the day has reset)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bulktag.store import open_store
+from bulktag.store import Store
 
 __all__ = ["JobState"]
 
@@ -43,23 +43,13 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-class JobState:
+class JobState(Store):
     """A job's ``state.sqlite`` (see the module docstring); one run of the job at a time."""
 
     def __init__(self, folder: Path) -> None:
         """Open (create) ``folder/state.sqlite``; ConfigError (exit 78) when it cannot be."""
-        self.path = folder / "state.sqlite"
         fix = f"the job keeps its state in its out folder ({folder}): make it writable"
-        self._db = open_store(self.path, _SCHEMA, fix)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> JobState:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+        super().__init__(folder / "state.sqlite", _SCHEMA, fix)
 
     # -- ledger ---------------------------------------------------------------
 

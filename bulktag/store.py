@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Self
 
 from bulktag.errors import ConfigError
 
-__all__ = ["open_sqlite", "open_store"]
+__all__ = ["Store", "open_sqlite", "open_store"]
 
 
 def open_sqlite(path: Path, schema: str, *, any_thread: bool = False) -> sqlite3.Connection:
@@ -39,3 +40,21 @@ def open_store(path: Path, schema: str, fix: str) -> sqlite3.Connection:
     except (OSError, sqlite3.Error) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"{path}: cannot create or open it ({reason}); {fix}") from None
+
+
+class Store:
+    """A state file that outlives a run (the quota store, a job's state): opened with its
+    schema, closed by ``with``; safe for one writer at a time."""
+
+    def __init__(self, path: Path, schema: str, fix: str) -> None:
+        self.path = path
+        self._db = open_store(path, schema, fix)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
