@@ -68,6 +68,7 @@ from bulktag.skip import (
     start_plan,
 )
 from bulktag.state import StateStore, default_state_dir
+from bulktag.timeline import timeline_json
 
 __all__ = ["RunReport", "Runtime", "run"]
 
@@ -643,6 +644,7 @@ class _Run:
                 "limit": stats.quota_limit if stats else None,
                 "remaining": stats.quota_remaining if stats else None,
                 "reset": stats.quota_reset if stats else None,
+                "before": stats.quota_before if stats else None,
             },
             "halt": None if stats is None or stats.halt is None else str(stats.halt),
             "halt_message": stats.halt_message if stats else "",
@@ -651,6 +653,12 @@ class _Run:
                 "final_per_minute": stats.limiter.rate if stats else None,
                 "rate_limited_429s": stats.limiter.rate_limited if stats else 0,
             },
+            "timeline": timeline_json(
+                stats.timeline_started if stats else None,
+                stats.timeline if stats else (),
+                config.dispatch.rate_per_minute,
+                stats.limiter.rate if stats else None,
+            ),
             "files": {
                 "results": str(published.results),
                 "failures": str(published.failures),
