@@ -55,6 +55,7 @@ from bulktag.journal import Journal, Offload, Recorder, sink_joined
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Halt, Status
+from bulktag.pages import after_run
 from bulktag.plan import InputSummary, Plan, PlanStats, prepare_plan, slices
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.publish import EXTENSIONS, Published, publish, write_json
@@ -549,6 +550,7 @@ class _Run:
         write_json(self.run_dir / "summary.json", summary)
         if self.state is not None:
             self.state.finish_run(self.run_id, ended.finished, int(ended.code))
+        after_run(self.run_dir, summary, state=self.state, job=config.job, report=config.report)
         if config.metrics_file is not None:
             job_name = config.job.name if config.job else "manual"
             try:

@@ -4,7 +4,9 @@ Two SQLite files (WAL) use this schema:
 
 - a job's ``state.sqlite`` (``--job``): the *ledger* of (contact, tag) pairs
   bulktag applied and when, so a nightly run never spends a call on a pair it
-  already applied; and the list of the job's runs;
+  already applied; the list of the job's runs; and one row per finished run (its
+  *night*: contacts by outcome, calls, the quota, the backlog left), which
+  ``bulktag history`` and ``history.html`` show and which outlives ``keep_runs``;
 - the user's ``quota.sqlite`` (``$BULKTAG_STATE_DIR``, else
   ``$XDG_STATE_HOME/bulktag``, else ``~/.local/state/bulktag``): calls used per
   API key fingerprint (a hash, never the key) and UTC day, as LeadLex last
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import polars as pl
 
 from bulktag.errors import ConfigError
 
-__all__ = ["QuotaRecord", "StateStore", "default_state_dir", "utc_day"]
+__all__ = ["Night", "QuotaRecord", "StateStore", "default_state_dir", "utc_day"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -64,6 +66,26 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     exit_code INTEGER
 );
+CREATE TABLE IF NOT EXISTS nights (
+    run_id TEXT PRIMARY KEY,
+    run_dir TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    exit_code INTEGER NOT NULL,
+    dry_run INTEGER NOT NULL,
+    planned INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    deferred INTEGER NOT NULL,
+    not_attempted INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    rejects INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    quota_limit INTEGER,
+    quota_remaining INTEGER,
+    per_night INTEGER,
+    backlog INTEGER NOT NULL
+);
 """
 
 
@@ -94,6 +116,33 @@ class QuotaRecord:
     remaining: int | None
     limit: int | None
     reset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Night:
+    """One finished run of a job, as its history shows it (``bulktag.history`` builds it)."""
+
+    run_id: str
+    run_dir: str
+    started_at: float
+    finished_at: float
+    exit_code: int
+    dry_run: bool
+    planned: int  #: contacts in the run's plan
+    ok: int
+    failed: int
+    deferred: int
+    not_attempted: int
+    skipped: int
+    rejects: int  #: input rows rejected
+    calls: int  #: calls made to LeadLex, every endpoint
+    quota_limit: int | None  #: the day's quota, as LeadLex reported it
+    quota_remaining: int | None  #: what was left of it after the run
+    per_night: int | None  #: calls a night may spend (the day's quota less the reserve)
+    backlog: int  #: contacts left for the next runs (deferred, not attempted, retryable)
+
+
+_NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 
 
 class StateStore:
@@ -256,6 +305,25 @@ class StateStore:
         """Every run of the job, oldest first."""
         rows = self._db.execute("SELECT run_dir FROM runs ORDER BY started_at").fetchall()
         return [Path(r[0]) for r in rows]
+
+    def record_night(self, night: Night) -> None:
+        """A finished run's row (a resumed run replaces its earlier one)."""
+        marks = ", ".join("?" * len(fields(Night)))
+        with self._db:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO nights ({_NIGHT_COLUMNS}) VALUES ({marks})",  # noqa: S608  (column names are ours)
+                astuple(night),
+            )
+
+    def nights(self) -> list[Night]:
+        """Every finished run of the job, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_NIGHT_COLUMNS} FROM nights ORDER BY started_at, finished_at"  # noqa: S608  (column names are ours)
+        ).fetchall()
+        names = [f.name for f in fields(Night)]
+        return [
+            Night(**{**dict(zip(names, row, strict=True)), "dry_run": bool(row[5])}) for row in rows
+        ]
 
     def forget_run(self, run_dir: Path) -> None:
         with self._db:
