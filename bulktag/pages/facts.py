@@ -46,7 +46,7 @@ class FailureGroup:
 class RejectGroup:
     reason: str
     count: int
-    examples: tuple[tuple[str, str, str, str], ...]  #: (source:line, column, contact_id, tags)
+    examples: tuple[tuple[str, str, str, str, str], ...]  #: (source, line, column, id, tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +172,16 @@ def _reject_groups(path: Path, counts: Mapping[str, int]) -> tuple[RejectGroup, 
         .head(EXAMPLES)
         .collect()
     )
-    shown: dict[str, list[tuple[str, str, str, str]]] = {}
+    shown: dict[str, list[tuple[str, str, str, str, str]]] = {}
     for reason, source, line, column, contact, tags in first.iter_rows():
-        where = _text(source, csv) + (f":{line}" if line not in (None, "") else "")
         shown.setdefault(_text(reason, csv), []).append(
-            (where, _text(column, csv), _text(contact, csv), _text(tags, csv))
+            (
+                _text(source, csv),
+                _text(line, csv),
+                _text(column, csv),
+                _text(contact, csv),
+                _text(tags, csv),
+            )
         )
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return tuple(RejectGroup(reason, int(n), tuple(shown.get(reason, ()))) for reason, n in ordered)

@@ -69,7 +69,7 @@ def tiles(items: Iterable[Tile]) -> Markup:
     cells = "".join(
         f'<div class="tile {esc(t.tone)}" data-tile="{esc(t.label)}">'
         f'<div class="number">{t.number:,}</div><div class="label">{esc(t.label)}</div>'
-        + (f'<div class="detail">{esc(t.detail)}</div>' if t.detail else "")
+        + (f'<div class="detail">{value(t.detail, 120)}</div>' if t.detail else "")
         + "</div>"
         for t in items
     )
@@ -144,7 +144,7 @@ th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid var
 th { font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .chart svg { width: 100%; height: auto; max-height: 440px; display: block; }
-.chart.small svg { max-height: 260px; }
+.chart.small svg { max-height: 210px; }
 .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace;
   font-size: 13px; }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bulktag import __version__
@@ -37,8 +38,19 @@ def _n(mapping: Mapping[str, Any], key: str) -> int:
 
 def _top(counts: Mapping[str, int], most: int = 3) -> str:
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    text = ", ".join(f"{n:,} {name}" for name, n in ordered[:most])
+    text = ", ".join(f"{n:,} {_short(name)}" for name, n in ordered[:most])
     return text + (f", +{len(ordered) - most} more" if len(ordered) > most else "")
+
+
+def _short(text: str, longest: int = 40) -> str:
+    return text if len(text) <= longest else text[: longest - 1].rstrip() + "\u2026"
+
+
+def _file(path: object, line: str = "") -> Markup:
+    """A file's name (and line), its whole path on hover."""
+    whole = "" if path is None else str(path)
+    name = Path(whole).name or whole
+    return Markup(f'<span class="mono" title="{esc(whole)}">{value(name + line)}</span>')
 
 
 def _banner(summary: Mapping[str, Any]) -> Markup:
@@ -109,7 +121,7 @@ def _plan(facts: RunFacts) -> Markup:
             "one per request of the plan, before skipping what is done",
         ],
         ["calls made", made, by_endpoint or "none"],
-        ["calls saved", saved, "by the ledger and the pre-check" if saved > 0 else ""],
+        ["calls saved", saved, "a naive run's calls less the calls made"],
     ]
     precheck = s.get("precheck")
     if precheck:
@@ -122,7 +134,7 @@ def _plan(facts: RunFacts) -> Markup:
             ]
         )
     inputs = [
-        [value(i.get("source")), i.get("format", ""), _n(i, "rows"), value(i.get("id_column"))]
+        [_file(i.get("source")), i.get("format", ""), _n(i, "rows"), value(i.get("id_column"))]
         for i in plan.get("inputs") or []
     ]
     chart = charts.bars(
@@ -219,8 +231,8 @@ def _rejects(facts: RunFacts) -> Markup:
             table(
                 ["file:line", "column", "contact id", "tags"],
                 [
-                    [Markup(f'<span class="mono">{value(w)}</span>'), value(c), value(i), value(t)]
-                    for w, c, i, t in group.examples
+                    [_file(src, f":{line}" if line else ""), value(c), value(i), value(t)]
+                    for src, line, c, i, t in group.examples
                 ],
             )
         )
