@@ -22,6 +22,7 @@ BENCHMARKS = {
     "overhead": "bench.overhead",
     "limiter": "bench.limiter_fidelity",
     "memory": "bench.memory",
+    "report": "bench.report",
 }
 
 

@@ -5,7 +5,8 @@
 2. ``bulktag run`` on every sample file: some contacts are unknown to the CRM,
    some rows are bad, some calls fail and are retried;
 3. turn the faults off and ``bulktag run`` the failures file, until only
-   permanent failures (contacts the CRM does not know) are left.
+   permanent failures (contacts the CRM does not know) are left;
+4. end with the path of the first run's ``report.html``, the page to open.
 """
 
 from __future__ import annotations
@@ -148,4 +149,10 @@ def run_demo(data: Path, out: Path | None = None) -> int:
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
+    report = (out / "1-first-run" / "report.html").resolve()
+    if report.is_file():
+        _say(f"\nthe first run's report, to open in a browser: {report}")
+    else:
+        _say(f"\nthe first run wrote no report ({report} is missing)")
+        converged = False
     return ExitCode.OK if converged else ExitCode.FAILURES

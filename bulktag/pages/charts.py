@@ -35,7 +35,7 @@ sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginIm
 __all__ = ["bars", "calls_per_minute", "history_charts", "stacked_bar"]
 
 #: At most this many points on the calls-per-minute chart (longer runs are bucketed).
-MAX_POINTS = 240
+MAX_POINTS = 150
 
 GOOD, BAD, WARN, GREY, BLUE, PURPLE, INK = (
     "#1b7f4b",
@@ -70,15 +70,28 @@ _LOOK: dict[str, Any] = {
 STYLE = Style(**_LOOK, colors=(BLUE, GOOD, BAD, WARN, GREY, PURPLE))
 
 
+def _local(tag: object) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
 def _static(root: Any) -> Any:
-    """pygal's tree without scripts or comments: drawing only."""
+    """pygal's tree as drawing only: no script, no comment; the ``<desc>`` elements its
+    script reads for tooltips become one ``<title>`` per point, which a browser shows on
+    hover without any script."""
     for parent in list(root.iter()):
+        described: list[str] = []
         for child in list(parent):
             tag = child.tag
-            if tag is etree.Comment or (
-                isinstance(tag, str) and tag.rsplit("}", 1)[-1] == "script"
-            ):
+            if tag is etree.Comment or _local(tag) == "script":
                 parent.remove(child)
+            elif _local(tag) == "desc":
+                if (child.get("class") or "").strip() in ("x_label", "value") and child.text:
+                    described.append(child.text)
+                parent.remove(child)
+        if described:
+            title = etree.Element("title")
+            title.text = ": ".join(described)
+            parent.insert(0, title)
     return root
 
 

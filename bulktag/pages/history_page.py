@@ -89,8 +89,8 @@ def render_history(job: str, folder: Path, nights: Sequence[Night]) -> str:
                 "nights",
                 "Night by night",
                 Markup(
-                    f'<div class="charts"><div class="chart">{outcome_chart}</div>'
-                    f'<div class="chart">{calls_chart}</div></div>'
+                    f'<div class="chart">{outcome_chart}</div>'
+                    f'<div class="chart">{calls_chart}</div>'
                 ),
                 table([*COLUMNS, ""], rows, numeric=numeric),
                 Markup(f"<p class=meta>{esc(_NOTE)}</p>"),

@@ -145,12 +145,10 @@ th { font-weight: 600; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .chart svg { width: 100%; height: auto; max-height: 440px; display: block; }
 .chart.small svg { max-height: 210px; }
-.charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace;
   font-size: 13px; }
 nav a { margin-right: 14px; }
 footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
-@media (max-width: 760px) { .charts { grid-template-columns: 1fr; } }
 @media print {
   body { max-width: none; padding: 0; font-size: 11pt; }
   nav { display: none; }
