@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bulktag.config import JobSettings
+from bulktag.errors import ConfigError
 from bulktag.history import record_night
 from bulktag.publish import atomic_write
 from bulktag.state import StateStore
@@ -42,19 +43,24 @@ def write_run_report(run_dir: Path) -> Path:
     from bulktag.pages.facts import read_run  # noqa: PLC0415  (polars and pygal: only when used)
     from bulktag.pages.run_page import render_run  # noqa: PLC0415
 
-    text = render_run(read_run(run_dir))
-    target = run_dir / REPORT
-    atomic_write(target, lambda path: path.write_text(text, encoding="utf-8"))
-    return target
+    return _write(run_dir / REPORT, render_run(read_run(run_dir)))
 
 
 def write_history(job: str, folder: Path, state: StateStore) -> Path:
     """``history.html`` in the job's ``folder``, from the nights in its ``state``."""
     from bulktag.pages.history_page import render_history  # noqa: PLC0415  (pygal: only when used)
 
-    text = render_history(job, folder, state.nights())
-    target = folder / HISTORY
-    atomic_write(target, lambda path: path.write_text(text, encoding="utf-8"))
+    return _write(folder / HISTORY, render_history(job, folder, state.nights()))
+
+
+def _write(target: Path, text: str) -> Path:
+    """``text`` into ``target`` atomically (0600); ConfigError (78) when it cannot be."""
+    try:
+        atomic_write(target, lambda path: path.write_text(text, encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            f"{target}: cannot write it ({exc.strerror or exc}); make {target.parent} writable"
+        ) from None
     return target
 
 

@@ -207,3 +207,24 @@ def test_report_takes_a_run_folder_or_a_job(
     """Neither or both of RUN_DIR and --job: a usage error (exit 2) saying which to give."""
     assert main(argv) == ExitCode.USAGE
     assert "give a run folder (bulktag report RUN_DIR) or a job" in capsys.readouterr().err
+
+
+def test_a_report_that_cannot_be_written_is_one_line(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report.html cannot be replaced: a resumed run still ends with its own code (a
+    warning); `bulktag report` exits 78 naming the file, never with a traceback."""
+    world = make_world(contacts=15, plan="starter", per_day=10)
+    source = world.write_csv("in.csv", [(cid, "a") for cid in world.contact_ids])
+    code, run_dir = world.run(str(source), "--plan", "starter")
+    assert code == ExitCode.WORK_LEFT
+    (run_dir / "report.html").unlink()
+    (run_dir / "report.html").mkdir()  # in the way of the page
+    world.next_night()
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir)], runtime=world.runtime()) == ExitCode.OK
+    assert f"cannot write the report of {run_dir}" in capsys.readouterr().err
+    assert main(["report", str(run_dir)]) == ExitCode.CONFIG
+    err = capsys.readouterr().err
+    assert err.startswith(f"bulktag: error: {run_dir / 'report.html'}: cannot write it (")
+    assert "Traceback" not in err
