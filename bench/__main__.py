@@ -23,6 +23,7 @@ BENCHMARKS = {
     "overhead": "bench.overhead",
     "limiter": "bench.limiter_fidelity",
     "memory": "bench.memory",
+    "report": "bench.report",
 }
 
 

@@ -21,6 +21,7 @@ from bulktag.jobfile import load_job
 from bulktag.leadlex import PLANS
 from bulktag.logs import escape, setup_logging
 from bulktag.options import add_input_options, add_run_options, resolve
+from bulktag.pagecmds import PAGE_COMMANDS, add_page_commands
 from bulktag.runtime import Runtime, environment
 from bulktag.usage import (
     SECRET_OPTIONS,
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_job(commands)
     _add_emulator(commands)
     _add_demo(commands)
+    add_page_commands(commands, _refuse_secrets)
     return parser
 
 
@@ -168,7 +170,7 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
 
 #: What --resume takes from the command line; every other run setting comes from the run.
 _RESUME_TAKES = frozenset(
-    {"resume", "inputs", "verbose", "quiet", "log_format", "progress", "metrics_file"}
+    {"resume", "inputs", "verbose", "quiet", "log_format", "progress", "metrics_file", "report"}
     | {"api_key_file", "ca_bundle", "handler", "command"}
 )
 
@@ -464,7 +466,7 @@ def _demo(args: argparse.Namespace, runtime: Runtime | None) -> int:
     return run_demo(args.data, args.out)
 
 
-COMMANDS = ("run", "validate", "check-job", "emulator", "demo")
+COMMANDS = ("run", "validate", "check-job", "emulator", "demo", *PAGE_COMMANDS)
 
 
 def _subparser(

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import anyio
 
-__all__ = ["Clock", "LoopClock", "SourceClock", "next_utc_midnight", "utc_day"]
+__all__ = ["Clock", "LoopClock", "SourceClock", "iso_utc", "next_utc_midnight", "utc_day"]
 
 
 class Clock(Protocol):
@@ -89,3 +89,8 @@ def next_utc_midnight(unix: float) -> int:
     """When the quota day of ``unix`` ends (LeadLex resets the daily quota at 00:00 UTC)."""
     day = datetime.fromtimestamp(unix, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return int((day + timedelta(days=1)).timestamp())
+
+
+def iso_utc(unix: float) -> str:
+    """Unix time as bulktag writes it in its files: ``2026-11-29T02:30:00Z``."""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

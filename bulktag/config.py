@@ -233,3 +233,4 @@ class RunConfig:
     skip_existing: bool = False  #: ask the CRM (export) what contacts carry before sending
     metrics_file: Path | None = None
     ca_bundle: Path | None = None  #: CAs to trust besides the system's (a company's own)
+    report: bool = True  #: write report.html (and a job's history.html) after the run

@@ -5,7 +5,8 @@
 2. ``bulktag run`` on every sample file: some contacts are unknown to the CRM,
    some rows are bad, some calls fail and are retried;
 3. turn the faults off and ``bulktag run`` the failures file, until only
-   permanent failures (contacts the CRM does not know) are left.
+   permanent failures (contacts the CRM does not know) are left;
+4. end with the path of the first run's ``report.html``, the page to open.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def sample_folder() -> Path:
     return shipped if not here.is_dir() and shipped.is_dir() else here
 
 
-def run_demo(data: Path | None = None, out: Path | None = None) -> int:
-    """Run the demo; returns 0 when the story ended as expected."""
+def _samples(data: Path | None) -> Path:
+    """The sample folder (``data``, else :func:`sample_folder`), checked whole."""
     data = data or sample_folder()
     missing = [name for name in ("crm_contacts.csv", *INPUTS) if not (data / name).is_file()]
     if missing:
@@ -80,6 +81,12 @@ def run_demo(data: Path | None = None, out: Path | None = None) -> int:
             f"{data}: sample files missing: {', '.join(missing)}; give --data FOLDER with the "
             "samples (sample_data/ of the repository)"
         )
+    return data
+
+
+def run_demo(data: Path | None = None, out: Path | None = None) -> int:
+    """Run the demo; returns 0 when the story ended as expected."""
+    data = _samples(data)
     out = out or Path("runs") / f"demo-{time.strftime('%Y%m%dT%H%M%S')}"
     started = time.monotonic()
     emulator_args = [
@@ -158,4 +165,10 @@ def run_demo(data: Path | None = None, out: Path | None = None) -> int:
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
+    report = (out / "1-first-run" / "report.html").resolve()
+    if report.is_file():
+        _say(f"\nthe first run's report, to open in a browser: {report}")
+    else:
+        _say(f"\nthe first run wrote no report ({report} is missing)")
+        converged = False
     return ExitCode.OK if converged else ExitCode.FAILURES

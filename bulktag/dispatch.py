@@ -38,6 +38,7 @@ from bulktag.leadlex import chunks
 from bulktag.limiter import BudgetSpentError, DailyBudget, LimiterStatistics, RateLimiter
 from bulktag.outcomes import UNSENT, Attempt, ContactOutcome, FailureType, Halt, Status
 from bulktag.retry import Backoff
+from bulktag.timeline import Timeline, TimelineMinute
 
 __all__ = [
     "DispatchStatistics",
@@ -80,6 +81,12 @@ class DispatchStatistics:
     quota_limit: int | None
     quota_reset: int | None
     limiter: LimiterStatistics
+    #: attempts per minute of the session (only minutes with a call), for the report
+    timeline: tuple[TimelineMinute, ...] = ()
+    timeline_started: float | None = None  #: Unix time of the timeline's minute 0
+    #: the quota left before the session: the first answer's X-RateLimit-Remaining, plus
+    #: the call it answered (the first call goes alone)
+    quota_before: int | None = None
 
 
 def idempotency_key(
@@ -135,6 +142,8 @@ class Dispatcher:
         self.other_calls: Counter[str] = Counter()
         self.verified = 0
         self._can_verify = settings.verify_ambiguous
+        self._timeline = Timeline(clock.now(), clock.wall())
+        self._quota_before: int | None = None
 
     # -- control ------------------------------------------------------------------
 
@@ -164,6 +173,9 @@ class Dispatcher:
             quota_limit=self._budget.limit,
             quota_reset=self._budget.reset,
             limiter=self._limiter.statistics(),
+            timeline=self._timeline.snapshot(),
+            timeline_started=self._timeline.started_at,
+            quota_before=self._quota_before,
         )
 
     # -- the task group -------------------------------------------------------------
@@ -244,7 +256,7 @@ class Dispatcher:
                 self._health.cancel()
                 return result
             result.attempts += 1
-            attempt = await self._send(contact.contact_id, tags, key)
+            attempt = await self._send(contact.contact_id, tags, key, retry=result.attempts > 1)
             result.attempt = attempt
             if attempt.ok:
                 return result
@@ -332,6 +344,7 @@ class Dispatcher:
         result = await send()
         attempt = result[0]
         self.other_calls[endpoint] += 1
+        self._count(attempt, retry=False)
         self._limiter.release(rate_limited=attempt.failure is FailureType.RATE_LIMITED)
         self._budget.release(None if attempt.failure is FailureType.INVALID_KEY else attempt.quota)
         self._judge(attempt)
@@ -369,7 +382,7 @@ class Dispatcher:
             finally:
                 self._waits.discard(scope)
 
-    async def _send(self, contact_id: str, tags: list[str], key: str) -> Attempt:
+    async def _send(self, contact_id: str, tags: list[str], key: str, *, retry: bool) -> Attempt:
         attempt: Attempt | None = None
         with anyio.CancelScope() as scope:
             self._requests.add(scope)
@@ -384,12 +397,27 @@ class Dispatcher:
                 ambiguous=True,
             )
         self.calls += 1
+        self._count(attempt, retry=retry)
         limited = attempt.failure is FailureType.RATE_LIMITED
         self._limiter.release(rate_limited=limited)
         key_rejected = attempt.failure is not None and attempt.failure.stops_run
         self._budget.release(None if key_rejected else attempt.quota)
         self._judge(attempt)
         return attempt
+
+    def _count(self, attempt: Attempt, *, retry: bool) -> None:
+        """The attempt in its minute of the timeline (429s apart from other failures)."""
+        failure = attempt.failure
+        if self._quota_before is None and attempt.quota is not None:
+            remaining, limit = attempt.quota.remaining, attempt.quota.limit
+            if remaining is not None:
+                self._quota_before = remaining + 1 if limit is None else min(limit, remaining + 1)
+        self._timeline.count(
+            self._clock.now(),
+            retry=retry,
+            limited=failure in _LIMITED,
+            failed=failure is not None,
+        )
 
     def _judge(self, attempt: Attempt) -> None:
         """Tell the run's health; stop the run on its verdict (a fault of the run)."""
@@ -478,6 +506,8 @@ class Dispatcher:
 
 
 _UNAPPLIED_HALTS = (FailureType.QUOTA_EXHAUSTED, FailureType.RATE_LIMITED)
+#: Answered 429: the per-minute limit (LeadLex's or a gateway's) or the daily quota.
+_LIMITED = frozenset(_UNAPPLIED_HALTS)
 
 
 def _export_limit(endpoint: str, attempt: Attempt) -> bool:

@@ -31,6 +31,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "dry_run": bool,
         "skip_existing": bool,
         "verify_ambiguous": bool,
+        "report": bool,
     },
     "read": {
         "delimiter": str,

@@ -186,6 +186,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         help="read and plan, write the files, send nothing",
     )
     out.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write report.html into the run folder, and a job's history.html (default on; "
+        "job files: report)",
+    )
+    out.add_argument(
         "--metrics-file",
         type=Path,
         metavar="PATH",
@@ -365,4 +372,5 @@ def resolve(
         metrics_file=metrics,
         ca_bundle=getattr(args, "ca_bundle", None)
         or (job.path_value("api", "ca_bundle") if job else None),
+        report=bool(_pick(args, "report", job, ("", "report"), True)),
     )

@@ -38,6 +38,7 @@ from bulktag.journal import Journal
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import FailureType, Status
+from bulktag.pages import after_run
 from bulktag.plan import Plan, PlanStats, prepare_plan
 from bulktag.publish import Published, publish, write_json
 from bulktag.quota import QuotaBook, QuotaStore, default_state_dir
@@ -245,7 +246,9 @@ class _Run:
             verified=published.verified,
             quota=QuotaView()
             if stats is None
-            else QuotaView(stats.quota_limit, stats.quota_remaining, stats.quota_reset),
+            else QuotaView(
+                stats.quota_limit, stats.quota_remaining, stats.quota_reset, stats.quota_before
+            ),
             halt=halt,
             halt_message="" if stats is None else stats.halt_message,
             rate=RateView(
@@ -256,14 +259,18 @@ class _Run:
             files=OutputFiles(
                 published.results, published.failures, published.rejects, self.folder.summary
             ),
+            timeline=() if stats is None else stats.timeline,
+            timeline_started=None if stats is None else stats.timeline_started,
         )
 
     def _finish(self, summary: Summary, published: Published) -> RunReport:
         """Write ``summary.json`` and the metrics, say how it went; the run is over."""
         config = self.config
-        write_json(self.folder.summary, summary.to_json())
+        written = summary.to_json()
+        write_json(self.folder.summary, written)
         if self.state is not None:
             self.state.finish_run(summary.run_id, summary.finished_at, int(summary.exit_code))
+        after_run(self.folder.path, written, state=self.state, job=config.job, report=config.report)
         if config.metrics_file is not None:
             try:
                 write_metrics(config.metrics_file, summary)
@@ -276,7 +283,7 @@ class _Run:
             level,
             "summary:\n%s",
             "\n".join(lines),
-            extra={"block": True, "summary": summary.to_json()},
+            extra={"block": True, "summary": written},
         )
         return RunReport(self.folder.path, summary.exit_code, summary)
 

@@ -4,7 +4,10 @@
   never spends a call on a pair it already applied;
 - the *pre-check history*: how many contacts carried each tag when the CRM was last
   asked (``--skip-existing`` skips asking about tags nobody carries);
-- the list of the job's *runs*, so an interrupted one is completed first.
+- the list of the job's *runs*, so an interrupted one is completed first;
+- one row per finished run, its *night* (contacts by outcome, calls, the quota, the
+  backlog left), which ``bulktag history`` and ``history.html`` show and which
+  outlives ``keep_runs``.
 
 The user's quota store, shared by every run on the machine, is :mod:`bulktag.quota`.
 """
@@ -12,13 +15,17 @@ The user's quota store, shared by every run on the machine, is :mod:`bulktag.quo
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
 import polars as pl
 
 from bulktag.store import Store
 
-__all__ = ["JobState"]
+__all__ = ["STATE_FILE", "JobState", "Night"]
+
+#: A job's state file, in the job's folder.
+STATE_FILE = "state.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -40,7 +47,54 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     exit_code INTEGER
 );
+CREATE TABLE IF NOT EXISTS nights (
+    run_id TEXT PRIMARY KEY,
+    run_dir TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    exit_code INTEGER NOT NULL,
+    dry_run INTEGER NOT NULL,
+    planned INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    deferred INTEGER NOT NULL,
+    not_attempted INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    rejects INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    quota_limit INTEGER,
+    quota_remaining INTEGER,
+    per_night INTEGER,
+    backlog INTEGER NOT NULL
+);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Night:
+    """One finished run of a job, as its history shows it (``bulktag.history`` builds it)."""
+
+    run_id: str
+    run_dir: str
+    started_at: float
+    finished_at: float
+    exit_code: int
+    dry_run: bool
+    planned: int  #: contacts in the run's plan
+    ok: int
+    failed: int
+    deferred: int
+    not_attempted: int
+    skipped: int
+    rejects: int  #: input rows rejected
+    calls: int  #: calls made to LeadLex, every endpoint
+    quota_limit: int | None  #: the day's quota, as LeadLex reported it
+    quota_remaining: int | None  #: what was left of it after the run
+    per_night: int | None  #: calls a night may spend (the day's quota less the reserve)
+    backlog: int  #: contacts left for the next runs (deferred, not attempted, retryable)
+
+
+_NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 
 
 class JobState(Store):
@@ -49,7 +103,7 @@ class JobState(Store):
     def __init__(self, folder: Path) -> None:
         """Open (create) ``folder/state.sqlite``; ConfigError (exit 78) when it cannot be."""
         fix = f"the job keeps its state in its out folder ({folder}): make it writable"
-        super().__init__(folder / "state.sqlite", _SCHEMA, fix)
+        super().__init__(folder / STATE_FILE, _SCHEMA, fix)
 
     # -- ledger ---------------------------------------------------------------
 
@@ -120,6 +174,25 @@ class JobState(Store):
         """Every run of the job, oldest first."""
         rows = self._db.execute("SELECT run_dir FROM runs ORDER BY started_at").fetchall()
         return [Path(r[0]) for r in rows]
+
+    def record_night(self, night: Night) -> None:
+        """A finished run's row (a resumed run replaces its earlier one)."""
+        marks = ", ".join("?" * len(fields(Night)))
+        with self._db:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO nights ({_NIGHT_COLUMNS}) VALUES ({marks})",  # noqa: S608  (column names are ours)
+                astuple(night),
+            )
+
+    def nights(self) -> list[Night]:
+        """Every finished run of the job, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_NIGHT_COLUMNS} FROM nights ORDER BY started_at, finished_at"  # noqa: S608  (column names are ours)
+        ).fetchall()
+        names = [f.name for f in fields(Night)]
+        return [
+            Night(**{**dict(zip(names, row, strict=True)), "dry_run": bool(row[5])}) for row in rows
+        ]
 
     def forget_run(self, run_dir: Path) -> None:
         with self._db:

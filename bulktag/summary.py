@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bulktag import __version__
+from bulktag.clock import iso_utc
 from bulktag.errors import ExitCode
 from bulktag.outcomes import FailureType, Halt, Status
 from bulktag.plan import PlanStats
+from bulktag.timeline import TimelineMinute, timeline_json
 
 __all__ = ["OutputFiles", "QuotaView", "RateView", "Summary", "exit_code"]
 
@@ -30,6 +31,7 @@ class QuotaView:
     limit: int | None = None
     remaining: int | None = None
     reset: int | None = None  #: Unix seconds
+    before: int | None = None  #: left before the session (its first answer, plus that call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,9 @@ class Summary:
     halt_message: str
     rate: RateView
     files: OutputFiles
+    #: calls per minute of the (last) session, from ``timeline_started`` (Unix seconds)
+    timeline: tuple[TimelineMinute, ...] = ()
+    timeline_started: float | None = None
     bulktag: str = __version__
 
     @property
@@ -93,8 +98,8 @@ class Summary:
             "run_id": self.run_id,
             "job": self.job,
             "resumed": self.resumed,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
             "duration_seconds": round(self.duration_seconds, 3),
             "exit_code": int(self.exit_code),
             "exit_meaning": self.exit_code.meaning,
@@ -114,6 +119,7 @@ class Summary:
                 "limit": self.quota.limit,
                 "remaining": self.quota.remaining,
                 "reset": self.quota.reset,
+                "before": self.quota.before,
             },
             "halt": None if self.halt is None else str(self.halt),
             "halt_message": self.halt_message,
@@ -122,6 +128,12 @@ class Summary:
                 "final_per_minute": self.rate.final_per_minute,
                 "rate_limited_429s": self.rate.rate_limited_429s,
             },
+            "timeline": timeline_json(
+                self.timeline_started,
+                self.timeline,
+                self.rate.configured_per_minute,
+                self.rate.final_per_minute,
+            ),
             "files": {
                 "results": str(self.files.results),
                 "failures": str(self.files.failures),
@@ -129,10 +141,6 @@ class Summary:
                 "summary": str(self.files.summary),
             },
         }
-
-
-def _iso(unix: float) -> str:
-    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def exit_code(

@@ -70,7 +70,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.slow
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
-    """bulktag demo: a run with faults, then re-runs of the failures down to permanent ones."""
+    """bulktag demo: a run with faults, re-runs down to permanent failures, then the report."""
     result = subprocess.run(
         [sys.executable, "-m", "bulktag", "demo", "--out", str(tmp_path / "demo")],
         capture_output=True,
@@ -84,6 +84,10 @@ def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     assert "tags ['existing-tag', 'vip', 'legal']" in result.stdout
     assert "Traceback" not in result.stderr
     assert (tmp_path / "demo" / "1-first-run" / "summary.json").is_file()
+    report = (tmp_path / "demo" / "1-first-run" / "report.html").resolve()
+    assert result.stdout.rstrip().endswith(
+        f"the first run's report, to open in a browser: {report}"
+    )
 
 
 def test_an_installed_package_carries_the_demo_samples(tmp_path: Path) -> None:

@@ -1,0 +1,28 @@
+"""Runs whose report the tests look at: hostile text, failures, rejects and 429s in one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bulktag.emulator import Faults
+from tests.world import World
+
+#: A tag a browser would run if the page did not escape it.
+HOSTILE_TAG = "<script>alert(1)</script>"
+#: A file name that would close an attribute and add an element.
+HOSTILE_FILE = '"><img src=x onerror=alert(2)>.csv'
+UNKNOWN = "00000000-0000-4000-8000-0000000000{:02d}"
+
+
+def hostile_run(make_world: Callable[..., World], *args: str) -> tuple[int, Path, World]:
+    """A starter-plan run of 60 contacts: some unknown to the CRM, 5xx faults, three bad
+    rows, the quota spent before the end; tags and file name hostile."""
+    world = make_world(contacts=60, plan="starter", faults=Faults(fault_rate=0.1), seed=5)
+    world.workspace_used(60)  # 40 calls left today: the last contacts are deferred
+    rows = [(UNKNOWN.format(n), "ghost") for n in range(4)]
+    rows += [(cid, f"vip,{HOSTILE_TAG}") for cid in world.contact_ids[:55]]
+    rows += [("not-an-id", HOSTILE_TAG), ("", "orphan"), (world.contact_ids[58], "")]
+    source = world.write_csv(HOSTILE_FILE, rows)
+    code, run_dir = world.run(str(source), "--plan", "starter", *args)
+    return code, run_dir, world
