@@ -189,6 +189,21 @@ def _skewed(rng: Any, n: int, size: int) -> Any:
     return pl.Series((rng.random(n) ** 3 * size).astype(np.int64))
 
 
+def _bad_rows(rng: Any, ids: Any, vocabulary: Any, bad: int, contacts: int) -> Any:
+    """``bad`` rows of the usual mistakes: half with a broken ID, half with an empty tag."""
+    import polars as pl
+
+    half = bad // 2
+    return pl.DataFrame(
+        {
+            "contact_id": [BROKEN_IDS[i % len(BROKEN_IDS)] for i in range(half)]
+            + ids.gather(pl.Series(rng.integers(0, contacts, size=bad - half))).to_list(),
+            "tag": vocabulary.gather(pl.Series(rng.integers(0, 50, size=half))).to_list()
+            + [""] * (bad - half),
+        }
+    )
+
+
 def _write(frame: Any, path: Path) -> None:
     """``frame`` as ``path`` (CSV, Parquet), written aside and renamed."""
     partial = path.with_name(path.name + ".partial")
@@ -248,15 +263,7 @@ def generate(rows: int, folder: Path = DATA) -> tuple[Path, Path]:
         .then(pl.lit("  ") + pl.col("tag") + pl.lit(" "))
         .otherwise(pl.col("tag")),
     )
-    half = bad // 2
-    bad_rows = pl.DataFrame(
-        {
-            "contact_id": [BROKEN_IDS[i % len(BROKEN_IDS)] for i in range(half)]
-            + ids.gather(pl.Series(rng.integers(0, contacts, size=bad - half))).to_list(),
-            "tag": vocabulary.gather(pl.Series(rng.integers(0, 50, size=half))).to_list()
-            + [""] * (bad - half),
-        }
-    )
+    bad_rows = _bad_rows(rng, ids, vocabulary, bad, contacts)
     everything = pl.concat([frame, bad_rows]).select(pl.all().gather(rng.permutation(rows)))
     _write(everything, csv_path)
     _write(everything, parquet_path)
@@ -300,15 +307,7 @@ def generate_messy(pairs: int, folder: Path = DATA) -> Input:
     tag = pl.when("upper_tag").then(tag.str.to_uppercase()).otherwise(tag)
     tag = pl.when("padded").then(pl.lit(" ") + tag + pl.lit("  ")).otherwise(tag)
     frame = frame.select(contact_id=contact, tag=tag)
-    half = bad // 2
-    bad_rows = pl.DataFrame(
-        {
-            "contact_id": [BROKEN_IDS[i % len(BROKEN_IDS)] for i in range(half)]
-            + ids.gather(pl.Series(rng.integers(0, contacts, size=bad - half))).to_list(),
-            "tag": vocabulary.gather(pl.Series(rng.integers(0, 50, size=half))).to_list()
-            + [""] * (bad - half),
-        }
-    )
+    bad_rows = _bad_rows(rng, ids, vocabulary, bad, contacts)
     everything = pl.concat([frame, bad_rows]).select(pl.all().gather(rng.permutation(pairs)))
     _write(everything, path)
     return _remember(Input(path, pairs, pairs))
