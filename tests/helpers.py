@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,12 @@ def contact_ids(ready: dict[str, Any], n: int) -> list[str]:
             ids += found
             page += 1
     return ids[:n]
+
+
+def emulator_env(ready: dict[str, Any]) -> dict[str, str]:
+    """This process's environment, its LeadLex settings replaced by an emulator's key and URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
+    return env | {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
 
 
 @contextmanager

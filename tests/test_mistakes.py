@@ -20,7 +20,7 @@ import pytest
 from bulktag.cli import main
 from bulktag.errors import ExitCode
 from tests.constants import KEY
-from tests.helpers import contact_ids, running_emulator
+from tests.helpers import contact_ids, emulator_env, running_emulator
 from tests.world import World, read_results
 
 pytestmark = pytest.mark.usefixtures("_in_tmp")
@@ -443,8 +443,7 @@ def test_a_run_after_a_clean_exit_takes_over_no_lock(tmp_path: Path) -> None:
         (tmp_path / "in.csv").write_text("contact_id,tags\n" + "".join(f"{i},x\n" for i in ids))
         job = 'inputs = ["in.csv"]\nout = "job"\n[limits]\nplan = "unmetered"\n'
         (tmp_path / "job.toml").write_text(job)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
-        env |= {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+        env = emulator_env(ready)
         said = []
         for _ in range(2):  # two processes: the second finds the first's pid in the lock file
             done = subprocess.run(

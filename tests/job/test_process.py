@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx2
 import polars as pl
 
 from bulktag.errors import ExitCode
-from tests.helpers import contact_ids, running_emulator
+from tests.helpers import contact_ids, emulator_env, running_emulator
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -22,10 +21,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 def bulktag(
     args: list[str], ready: dict[str, Any], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")
-    }  # BULKTAG_STATE_DIR: per test
-    env |= {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+    env = emulator_env(ready)  # BULKTAG_STATE_DIR: per test
     return subprocess.run(
         [sys.executable, "-m", "bulktag", *args],
         input=stdin.decode() if stdin is not None else None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,12 +19,7 @@ from bulktag.metrics import write_metrics
 from bulktag.plan import PlanStats
 from bulktag.summary import OutputFiles, QuotaView, RateView, Summary
 from tests.constants import API_URL
-from tests.helpers import contact_ids, running_emulator
-
-
-def _env(ready: dict[str, Any]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
-    return env | {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+from tests.helpers import contact_ids, emulator_env, running_emulator
 
 
 def _job(folder: Path, ids: list[str], extra: str = "") -> Path:
@@ -47,7 +41,9 @@ def test_a_second_instance_exits_75_at_once_and_sends_nothing(tmp_path: Path) ->
     ) as ready:
         job = _job(tmp_path, contact_ids(ready, 200))
         command = [sys.executable, "-m", "bulktag", "run", "--job", str(job), "--concurrency", "2"]
-        first = subprocess.Popen(command, env=_env(ready), stderr=subprocess.PIPE, text=True)
+        first = subprocess.Popen(
+            command, env=emulator_env(ready), stderr=subprocess.PIPE, text=True
+        )
         try:
             deadline = time.monotonic() + 30
             while _stats(ready)["tag_calls_handled"] < 5 and time.monotonic() < deadline:
@@ -55,7 +51,12 @@ def test_a_second_instance_exits_75_at_once_and_sends_nothing(tmp_path: Path) ->
             runs_before = set((tmp_path / "job" / "runs").iterdir())
             started = time.monotonic()
             second = subprocess.run(
-                command, env=_env(ready), capture_output=True, text=True, timeout=30, check=False
+                command,
+                env=emulator_env(ready),
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
             elapsed = time.monotonic() - started
             runs_after = set((tmp_path / "job" / "runs").iterdir())
@@ -99,7 +100,7 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path) -> None:
                 "--log-format",
                 "text",
             ],
-            env=_env(ready),
+            env=emulator_env(ready),
             capture_output=True,
             text=True,
             timeout=60,
@@ -133,7 +134,7 @@ def test_sigterm_drains_publishes_and_exits_75(tmp_path: Path) -> None:
                 "--log-format",
                 "text",
             ],
-            env=_env(ready),
+            env=emulator_env(ready),
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -231,7 +232,7 @@ def test_metrics_through_the_real_command(tmp_path: Path) -> None:
                 "--metrics-file",
                 str(tmp_path / "prom" / "bulktag.prom"),
             ],
-            env=_env(ready),
+            env=emulator_env(ready),
             capture_output=True,
             text=True,
             timeout=60,

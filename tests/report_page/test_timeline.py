@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import httpx2
 
 from bulktag.errors import ExitCode
 from bulktag.timeline import Timeline, TimelineMinute, timeline_json
-from tests.helpers import contact_ids, running_emulator
+from tests.helpers import contact_ids, emulator_env, running_emulator
 from tests.world import World
 
 
@@ -77,8 +76,7 @@ def test_an_interrupted_run_writes_its_report(tmp_path: Path) -> None:
         ids = contact_ids(ready, 200)
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},stop\n" for i in ids))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
-        env |= {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+        env = emulator_env(ready)
         command = [
             sys.executable,
             "-m",
