@@ -69,7 +69,7 @@ def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
         else cell_has_text(cell[i], separators)
         for i, is_list in enumerate(item.tag_lists)
     ]
-    quoted = [cell[i].str.contains('"', literal=True).fill_null(value=False) for i in text]
+    quoted = {i: pl.col(f"__quoted{i}") for i in text}
     extra = pl.col("extra").str.strip_chars()
     fine = (
         pl.col("key").is_not_null()
@@ -80,28 +80,32 @@ def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
     pieces = [
         pl.when(may).then(pl.col(tag_name(i)))
         if is_list
-        else cell_pieces(pl.when(may).then(cell[i]), whole[i], separators)
+        else cell_pieces(pl.when(may).then(cell[i]), whole[i], quoted[i], separators)
         for i, is_list in enumerate(item.tag_lists)
     ]
     unsure = ~pl.col("sure")
     frame = (
         item.frame.with_columns(
             src=pl.lit(index, dtype=pl.Int32),
-            raw_id=item.raw_id(),
             **{f"__cell{i}": item.unquote(pl.col(tag_name(i))) for i in text},
         )
         .with_columns(
             # a cell a spreadsheet typed as a number is never a contact, whatever its digits
             key=pl.when(~pl.col("id_number").fill_null(value=False)).then(
-                contact_key(pl.col("raw_id").str.strip_chars())
+                contact_key(pl.col("id"), apostrophe=item.quoted)
             ),
             has_text=pl.any_horizontal(has_text),
-            quoted=pl.any_horizontal(quoted) if quoted else pl.lit(value=False),
             **{f"__whole{i}": unsplit(cell[i], separators) for i in text},
+            **{
+                f"__quoted{i}": cell[i].str.contains('"', literal=True).fill_null(value=False)
+                for i in text
+            },
         )
+        .with_columns(quoted=pl.any_horizontal(quoted.values()) if quoted else pl.lit(value=False))
         .with_columns(sure=fine & pl.col("has_text"), may=fine & (pl.col("has_text") | "quoted"))
         .with_columns(
             piece=pieces[0] if len(pieces) == 1 else _joined(pieces),
+            raw_id=item.raw_id(only=unsure),
             raw_tags=item.raw_tags(only=unsure),
             # the tags cells of a row without text but with quotes, to tell afterwards
             quotes=pl.when(unsure & ~pl.col("has_text") & pl.col("quoted")).then(

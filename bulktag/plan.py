@@ -194,7 +194,7 @@ def _survey(
     read, blank, grouped = _row_counts(len(inputs), unusable, tag_rejects, pairs)
     del unusable, tag_rejects
     pair_n = sum(frame.height for frame in pairs)
-    contacts = _contacts(pairs, options)
+    contacts = _contacts(pairs, options, ordered=plan_path is not None)
     del pairs
     if plan_path is not None:
         _write_plan(contacts, [i.source for i in inputs], plan_path)
@@ -352,34 +352,42 @@ def _refuse_silent_nothing(item: InputFrame, records: int) -> None:
         )
 
 
-def _contacts(parts: list[pl.DataFrame], options: ReadOptions) -> pl.DataFrame:
+def _contacts(
+    parts: list[pl.DataFrame], options: ReadOptions, *, ordered: bool = True
+) -> pl.DataFrame:
     """One row per contact (``key, place, tags, input_tags``), in order of first appearance,
     tags de-duplicated in first-seen order (categorical), the static tags added.
 
     ``parts``: frames of pairs (key, tag, place), in input order, in parts by contact. It is
     emptied: each part goes once grouped, by a hash of fixed-width values (keys are numbers,
-    tags categorical).
+    tags categorical). Not ``ordered`` (what counts and demand need, not a plan): ``key,
+    tags, input_tags``, the contacts and their tags in no order, a quarter faster.
     """
     done = []
+
+    def unique(lists: pl.Expr) -> pl.Expr:
+        return lists.list.unique(maintain_order=ordered)
+
     while parts:
         part = parts.pop(0)
         # In memory (not streamed): each group's tags in input order, as a hash group-by
         # gathers them; the contacts ordered by first place afterwards, across the parts.
-        by_contact = part.lazy().group_by("key").agg("tag", place=pl.col("place").first())
-        tags = pl.col("tag").list.unique(maintain_order=True)  # (faster than in the group-by)
-        done.append(by_contact.select("key", "place", tags=tags).collect(engine="in-memory"))
+        first = (pl.col("place").first(),) if ordered else ()
+        by_contact = part.lazy().group_by("key").agg("tag", *first)
+        tags = unique(pl.col("tag"))  # (faster than in the group-by)
+        done.append(by_contact.select(pl.exclude("tag"), tags=tags).collect(engine="in-memory"))
         del part
-    contacts = pl.concat(done).lazy().sort("place")
+    contacts = pl.concat(done).lazy()
     del done
     tags = pl.col("tags")
     if options.static_tags:
         static = pl.lit(list(options.static_tags), dtype=pl.List(pl.String))
-        tags = pl.concat_list(tags.cast(pl.List(pl.String)), static).list.unique(
-            maintain_order=True
-        )
-    return contacts.select(
-        "key", "place", tags=tags, input_tags=pl.col("tags").list.len()
-    ).collect()
+        tags = unique(pl.concat_list(tags.cast(pl.List(pl.String)), static))
+    return (
+        (contacts.sort("place") if ordered else contacts)
+        .select(pl.exclude("tags"), tags=tags, input_tags=pl.col("tags").list.len())
+        .collect()
+    )
 
 
 def _write_plan(contacts: pl.DataFrame, sources: Sequence[str], path: Path) -> None:

@@ -102,9 +102,9 @@ class InputFrame:
         """``cell`` less Excel's apostrophe, where the format may carry one."""
         return _unquote(cell) if self.quoted else cell
 
-    def raw_id(self) -> pl.Expr:
-        """The ID cell as the user wrote it (less Excel's apostrophe)."""
-        return self.unquote(pl.col("id"))
+    def raw_id(self, only: pl.Expr | None = None) -> pl.Expr:
+        """The ID cell as the user wrote it (less Excel's apostrophe); null where not ``only``."""
+        return self.unquote(_only(pl.col("id"), only))
 
     def raw_tags(self, only: pl.Expr | None = None) -> pl.Expr:
         """The tag cells as written, joined with ", "; null where not ``only``."""
