@@ -96,10 +96,10 @@ def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
             ),
             has_text=pl.any_horizontal(has_text),
             **{f"__whole{i}": unsplit(cell[i], separators) for i in text},
-            **{
-                f"__quoted{i}": cell[i].str.contains('"', literal=True).fill_null(value=False)
-                for i in text
-            },
+        )
+        .with_columns(
+            # a cell that is one piece has no quote (on a long file: nearly none to look at)
+            **{f"__quoted{i}": _has_quote(pl.when(~whole[i]).then(cell[i])) for i in text}
         )
         .with_columns(quoted=pl.any_horizontal(quoted.values()) if quoted else pl.lit(value=False))
         .with_columns(sure=fine & pl.col("has_text"), may=fine & (pl.col("has_text") | "quoted"))
@@ -167,6 +167,10 @@ def problems(frame: pl.DataFrame, separators: str) -> pl.DataFrame:
         )
         .collect()
     )
+
+
+def _has_quote(cell: pl.Expr) -> pl.Expr:
+    return cell.str.contains('"', literal=True).fill_null(value=False)
 
 
 def _joined(pieces: list[pl.Expr]) -> pl.Expr:
