@@ -29,7 +29,6 @@ __all__ = [
     "finish_tag",
     "id_reason",
     "quote_tag",
-    "split_at",
     "split_cell",
     "tag_problem",
     "trim_tag",
@@ -149,11 +148,11 @@ def cell_pieces(cell: pl.Expr, whole: pl.Expr, quoted: pl.Expr, separators: str)
     costs 2-3 times the plain split, and (each branch computed on its rows only, null
     elsewhere) it runs on the few cells that need it."""
     exact = split_cell(pl.when(quoted).then(cell), separators)
-    plain = split_at(pl.when(~whole & ~quoted).then(cell), separators)
+    plain = _split_at(pl.when(~whole & ~quoted).then(cell), separators)
     return pl.when(whole).then(pl.concat_list(cell)).when(quoted).then(exact).otherwise(plain)
 
 
-def split_at(cell: pl.Expr, separators: str) -> pl.Expr:
+def _split_at(cell: pl.Expr, separators: str) -> pl.Expr:
     """A cell without double quotes split at every separator and line break: the pieces
     :func:`split_cell` gives it, and an empty piece between two separators in a row (or
     at an end), which, like a piece of white space, makes no tag."""

@@ -170,6 +170,7 @@ def problems(frame: pl.DataFrame, separators: str) -> pl.DataFrame:
 
 
 def _has_quote(cell: pl.Expr) -> pl.Expr:
+    """Whether a text cell holds a double quote (false for a null)."""
     return cell.str.contains('"', literal=True).fill_null(value=False)
 
 
