@@ -49,7 +49,7 @@ test: lint  ## lint, then the whole test suite
 bench: $(VENV)/.synced-bench  ## every benchmark; writes docs/benchmarks.md and bench/results.json
 	$(RUN) python -m bench
 
-bench-quick: $(VENV)/.synced-bench  ## the benchmarks at small sizes (under 2 minutes)
+bench-quick: $(VENV)/.synced-bench  ## the benchmarks at small sizes (2-3 minutes)
 	$(RUN) python -m bench --quick
 
 clean:  ## remove environments, caches and run outputs

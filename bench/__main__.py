@@ -1,7 +1,7 @@
 """Run the benchmarks and write docs/benchmarks.md and bench/results.json.
 
 python -m bench            # everything (make bench)
-python -m bench --quick    # small sizes, under 2 minutes (make bench-quick)
+python -m bench --quick    # small sizes, 2-3 minutes (make bench-quick)
 python -m bench --only prep startup   # measure these again; the report keeps the others
 """
 
