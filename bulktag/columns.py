@@ -5,7 +5,7 @@ ID column; ``--header-row`` forces it). The ID column is found by its name (alia
 without CRM prefixes like ``Person -`` or suffixes like ``__c``) or, when no name fits or
 the named column holds almost no UUIDs, by its content; the tag columns by their names
 (``tags``, ``tag1``...). A name given on the command line that is not there gets the
-closest names found (did you mean). A bulktag failures file is recognised by its columns.
+closest names found (did you mean).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from bulktag.rules import canonical_id_text
 
 __all__ = [
     "ColumnMap",
-    "earlier_columns",
     "header_index",
     "listed",
     "map_columns",
@@ -294,11 +293,3 @@ def _tag_columns(
         if (m := _NUMBERED_TAG.match(_bare_header(name)))
     ]
     return [i for _, i in sorted(numbered)]
-
-
-def earlier_columns(header: Sequence[str]) -> tuple[int, int] | None:
-    """A bulktag failures (or results) file's ``retryable`` and ``error_type`` columns."""
-    normalised = [normalise_header(h) for h in header]
-    if {"status", "retryable", "error_type"} <= set(normalised):
-        return normalised.index("retryable"), normalised.index("error_type")
-    return None

@@ -14,12 +14,12 @@ parts by contact (:func:`parts_for`), which bounds the memory of grouping them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 
@@ -37,16 +37,26 @@ from bulktag.normalise import (
     unsplit,
     uuid_text,
 )
+from bulktag.ownfiles import DONE_BEFORE
 from bulktag.read import InputFrame, tag_name
 from bulktag.rules import MISSING_ID, NO_TAGS, NUMERIC_ID, PERMANENT_BEFORE, RAGGED
 
-__all__ = ["PLACE", "Pass", "largest", "parts_for", "problems", "read_pieces", "tags"]
+__all__ = [
+    "PLACE",
+    "Pass",
+    "largest",
+    "parts_for",
+    "per_input",
+    "problems",
+    "read_pieces",
+    "tags",
+]
 
 #: A row's place, one number that sorts rows in input order: input * PLACE + line.
 PLACE = 1 << 40
 
 
-def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
+def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     """Per input row: ``src, line``, the contact's ``key`` (null when the ID is not usable),
     whether the row is ``sure`` to be usable (a usable ID, text in a tags cell) and whether
     it ``may`` be (a usable ID and, instead of text, a double quote: ``", "`` is the tag
@@ -59,7 +69,7 @@ def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
     needed. The steps are columns of their own: polars does not share a sub-expression
     between the branches of a ``when``.
     """
-    separators = options.tag_separators
+    separators = item.options.tag_separators
     text = [i for i, is_list in enumerate(item.tag_lists) if not is_list]
     cell = {i: pl.col(f"__cell{i}") for i in text}
     whole = {i: pl.col(f"__whole{i}") for i in text}
@@ -132,18 +142,48 @@ def _rows(item: InputFrame, index: int, options: ReadOptions) -> pl.LazyFrame:
     )
 
 
-def problems(frame: pl.DataFrame, separators: str) -> pl.DataFrame:
+def per_input(
+    inputs: Sequence[InputFrame], make: Callable[[ReadOptions], pl.Expr], src: pl.Expr
+) -> pl.Expr:
+    """``make(options)`` with the options of each row's input (``src``, its index): one
+    expression when every input is read alike (a person's inputs always are; bulktag's own
+    files are read with their own options, :mod:`bulktag.ownfiles`)."""
+    groups: dict[ReadOptions, list[int]] = {}
+    for index, item in enumerate(inputs):
+        groups.setdefault(item.options, []).append(index)
+    if not groups:
+        return make(ReadOptions())
+    *first, (last, _) = groups.items()
+    if not first:
+        return make(last)
+    chain: Any = pl
+    for options, indexes in first:
+        chain = chain.when(src.is_in(indexes)).then(make(options))
+    expr: pl.Expr = chain.otherwise(make(last))
+    return expr
+
+
+def problems(frame: pl.DataFrame, inputs: Sequence[InputFrame]) -> pl.DataFrame:
     """The rows not sure to be usable (:func:`_rows`), with their ``problem`` (null: usable
     after all) and whether they are ``blank`` (no ID and no tag: a blank line or an empty
-    spreadsheet row, counted, never rejected); for a few rows, cheap to compute exactly."""
+    spreadsheet row, counted, never rejected) or ``done`` (a results file's row that is done:
+    counted, not sent); for a few rows, cheap to compute exactly."""
     text = pl.col("quotes")
-    exact = split_cell(text, separators).list.eval(trim_tag(pl.element(), separators) != "")
-    has_tags = pl.col("has_text") | exact.list.any().fill_null(value=False)
+
+    def exact_tags(options: ReadOptions) -> pl.Expr:
+        separators = options.tag_separators
+        split = split_cell(text, separators)
+        return split.list.eval(trim_tag(pl.element(), separators) != "").list.any()
+
+    exact = per_input(inputs, exact_tags, pl.col("src"))
+    has_tags = pl.col("has_text") | exact.fill_null(value=False)
     extra = pl.col("extra").str.strip_chars()
     earlier = pl.col("earlier")
     problem = (
         pl.when(extra.is_not_null() & (extra != ""))
         .then(pl.lit(RAGGED))
+        .when(earlier == DONE_BEFORE)
+        .then(pl.lit(DONE_BEFORE))
         .when(earlier.is_not_null())
         .then(pl.concat_str(earlier, pl.lit(PERMANENT_BEFORE)))
         .when(pl.col("key").is_not_null())
@@ -164,6 +204,7 @@ def problems(frame: pl.DataFrame, separators: str) -> pl.DataFrame:
             "raw_id",
             "raw_tags",
             blank=(pl.col("problem") == MISSING_ID) & ~pl.col("has_tags"),
+            done=pl.col("problem") == DONE_BEFORE,
         )
         .collect()
     )
@@ -197,7 +238,7 @@ class Pass(Generic[_Frame]):
     pieces: list[_Frame]  #: ``key, place, piece`` of the rows that may be, in parts by contact
 
 
-def _queries(inputs: Sequence[InputFrame], options: ReadOptions, parts: int) -> Pass[pl.LazyFrame]:
+def _queries(inputs: Sequence[InputFrame], parts: int) -> Pass[pl.LazyFrame]:
     """What one pass over the inputs gives: the rows not sure to be usable, and the pieces
     of the rows that may be (``key, place, piece``: one row per piece of a tags cell, the
     piece as written, categorical) in ``parts`` by contact.
@@ -208,7 +249,7 @@ def _queries(inputs: Sequence[InputFrame], options: ReadOptions, parts: int) -> 
     scan, and a streaming group-by among several consumers makes polars buffer the others):
     the counts follow from the rest."""
     rows = pl.concat(
-        [_rows(item, i, options) for i, item in enumerate(inputs)],
+        [_rows(item, i) for i, item in enumerate(inputs)],
         how="vertical_relaxed",
     ).cache()
     pieces = (
@@ -224,36 +265,59 @@ def _queries(inputs: Sequence[InputFrame], options: ReadOptions, parts: int) -> 
     return Pass(unsure, _in_parts(pieces, parts))
 
 
+def _judged(pieces: pl.LazyFrame, options: ReadOptions) -> pl.LazyFrame:
+    """``piece`` trimmed, cased and prefixed as ``tag`` (empty ones dropped), and why the
+    tag cannot be sent (``problem``, null when it can)."""
+    finish = partial(finish_tag, lower=options.tag_case == "lower", prefix=options.tag_prefix)
+    text = trim_tag(pl.col("piece").cast(pl.String), options.tag_separators)
+    return (
+        pieces.with_columns(tag=text)
+        .filter(pl.col("tag") != "")
+        .with_columns(tag=finish(pl.col("tag")))
+        .with_columns(problem=tag_problem(pl.col("tag")))
+    )
+
+
 def tags(
-    parts: list[pl.DataFrame], options: ReadOptions
+    parts: list[pl.DataFrame], inputs: Sequence[InputFrame]
 ) -> tuple[list[pl.DataFrame], pl.DataFrame]:
     """The pairs (``key, tag, place``, in input order) from the pieces, in the same parts,
     and the tag rejects (``src, line, problem, raw_id, tag``).
 
-    Each distinct piece is trimmed, cased, prefixed and judged once; the pieces then get
-    their tag by a lookup of the categorical (a number). An empty piece gives no pair. A
+    Each distinct piece is trimmed, cased, prefixed and judged once, with its input's
+    options; the pieces then get their tag by a lookup of the categorical (a number), or,
+    when inputs are read differently (one of bulktag's own files among them, whose tags are
+    final), by a join on the piece and the way it is read. An empty piece gives no pair. A
     tag reject names the contact by its canonical ID: its row's ID was usable."""
-    finish = partial(finish_tag, lower=options.tag_case == "lower", prefix=options.tag_prefix)
-    distinct = pl.concat([part.lazy().select("piece") for part in parts]).unique().collect()
-    text = trim_tag(pl.col("piece").cast(pl.String), options.tag_separators)
-    judged = (
-        distinct.lazy()
-        .with_columns(tag=text)
-        .filter(pl.col("tag") != "")
-        .with_columns(tag=finish(pl.col("tag")))
-        .with_columns(problem=tag_problem(pl.col("tag")))
-        .collect()
-    )
-    valid = judged.filter(pl.col("problem").is_null())
+    ways = list(dict.fromkeys(item.options for item in inputs)) or [ReadOptions()]
+    if len(ways) == 1:
+        distinct = pl.concat([part.lazy().select("piece") for part in parts]).unique().collect()
+        judged = _judged(distinct.lazy(), ways[0]).collect()
+        valid = judged.filter(pl.col("problem").is_null())
+        tag = _lookup(distinct["piece"], valid["piece"], valid["tag"])
+        every = valid.height == distinct.height  # no piece empty, none rejected
+        on: list[str] = ["piece"]
+    else:
+        way = per_input(inputs, lambda o: pl.lit(ways.index(o)), pl.col("place") // PLACE)
+        parts[:] = [part.with_columns(way=way) for part in parts]
+        distinct = pl.concat([p.lazy().select("piece", "way") for p in parts]).unique().collect()
+        judged = pl.concat(
+            [_judged(distinct.lazy().filter(pl.col("way") == i), o) for i, o in enumerate(ways)]
+        ).collect()
+        valid = judged.filter(pl.col("problem").is_null())
+        tag, every, on = pl.col("tag").cast(pl.Categorical), False, ["piece", "way"]
+        valid = valid.select(*on, tag=tag)
     bad = judged.filter(pl.col("problem").is_not_null())
-    tag = _lookup(distinct["piece"], valid["piece"], valid["tag"])
-    every = valid.height == distinct.height  # no piece empty, none rejected
     pairs, rejects = [], []
     for part in parts:
-        found = part.select("key", "place", tag=tag)
+        if len(on) == 1:
+            found = part.select("key", "place", tag=tag)
+        else:
+            found = part.join(valid, on=on, how="left", maintain_order="left")
+            found = found.select("key", "place", "tag")
         pairs.append(found if every else found.filter(pl.col("tag").is_not_null()))
         if bad.height:
-            found = part.join(bad, on="piece", maintain_order="left")
+            found = part.join(bad, on=on, maintain_order="left")
             rejects.append(
                 found.select(
                     src=(pl.col("place") // PLACE).cast(pl.Int32),
@@ -295,11 +359,9 @@ def _in_parts(pieces: pl.LazyFrame, parts: int) -> list[pl.LazyFrame]:
 _SHARED_SCAN = pl.QueryOptFlags(comm_subplan_elim=False)
 
 
-def read_pieces(
-    inputs: Sequence[InputFrame], options: ReadOptions, parts: int
-) -> Pass[pl.DataFrame]:
+def read_pieces(inputs: Sequence[InputFrame], parts: int) -> Pass[pl.DataFrame]:
     """One pass over the inputs (:func:`_queries`), collected."""
-    queries = _queries(inputs, options, parts)
+    queries = _queries(inputs, parts)
     try:
         with _csv_chunks():
             unsure, *pieces = pl.collect_all(

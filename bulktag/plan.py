@@ -69,6 +69,8 @@ class InputSummary:
     notes: tuple[str, ...] = ()  #: how the file was read: format, line endings, ID column
     encoding_note: str | None = None  #: how the encoding was chosen (BOM, a guess and why)
     header: tuple[str, ...] = ()  #: every column the header names
+    own: str | None = None  #: which of bulktag's own files it is (None: a person's)
+    done_rows: int = 0  #: rows of a bulktag results file that were done: counted, not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,9 @@ class PlanStats:
     requests: int
     inputs: tuple[InputSummary, ...] = field(default_factory=tuple)
     blank_rows: int = 0
+    #: Rows of bulktag results files whose contact was done (ok or skipped) in the run that
+    #: wrote them: counted, neither grouped nor rejected, as blank rows are.
+    done_rows: int = 0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -93,6 +98,7 @@ class PlanStats:
             "rows_grouped": self.rows_grouped,
             "rows_rejected": self.rows_rejected,
             "blank_rows": self.blank_rows,
+            "done_rows": self.done_rows,
             "rejects": self.rejects,
             "rejects_by_reason": dict(self.rejects_by_reason),
             "pairs": self.pairs,
@@ -112,6 +118,8 @@ class PlanStats:
                     "notes": list(i.notes),
                     "encoding_note": i.encoding_note,
                     "header": list(i.header),
+                    "own": i.own,
+                    "done_rows": i.done_rows,
                 }
                 for i in self.inputs
             ],
@@ -186,19 +194,20 @@ def _survey(
     # First, while little memory is in use: polars maps the whole file to count its lines.
     lines = count_lines(inputs)
     parts = parts_for(inputs)
-    found = read_pieces(inputs, options, parts)
-    unusable = problems(found.unsure, options.tag_separators)
-    pairs, tag_rejects = tags(found.pieces, options)
+    found = read_pieces(inputs, parts)
+    unusable = problems(found.unsure, inputs)
+    pairs, tag_rejects = tags(found.pieces, inputs)
     del found
     reject_frame = _write_rejects(inputs, unusable, tag_rejects, rejects_path)
-    read, blank, grouped = _row_counts(len(inputs), unusable, tag_rejects, pairs)
+    read, blank, done, grouped = _row_counts(len(inputs), unusable, tag_rejects, pairs)
     del unusable, tag_rejects
     pair_n = sum(frame.height for frame in pairs)
-    contacts = _contacts(pairs, options, ordered=plan_path is not None)
+    fresh = [i for i, item in enumerate(inputs) if item.own is None]
+    contacts = _contacts(pairs, options, fresh, len(inputs), ordered=plan_path is not None)
     del pairs
     if plan_path is not None:
         _write_plan(contacts, [i.source for i in inputs], plan_path)
-    records = [read[i] + blank[i] for i in range(len(inputs))]
+    records = [read[i] + blank[i] + done[i] for i in range(len(inputs))]
     for item, count in zip(inputs, records, strict=True):
         _refuse_silent_nothing(item, count)
     fix_csv_lines(inputs, records, lines, plan_path, rejects_path)
@@ -215,6 +224,8 @@ def _survey(
             notes=item.notes,
             encoding_note=item.csv.encoding_note if item.csv else None,
             header=item.columns.header,
+            own=None if item.own is None else str(item.own),
+            done_rows=done[i],
         )
         for i, item in enumerate(inputs)
     )
@@ -234,15 +245,16 @@ def _survey(
         requests=int(requests or 0),
         inputs=summaries,
         blank_rows=sum(blank.values()),
+        done_rows=sum(done.values()),
     )
     return Survey(rejects_path, stats, _demand(contacts) if plan_path is None else ())
 
 
 def _row_counts(
     inputs: int, problems: pl.DataFrame, tag_rejects: pl.DataFrame, pairs: list[pl.DataFrame]
-) -> tuple[Counter[int], Counter[int], Counter[int]]:
-    """Per input: the rows read (blank ones aside), the blank rows, the rows grouped (that
-    give a contact a valid tag).
+) -> tuple[Counter[int], Counter[int], Counter[int], Counter[int]]:
+    """Per input: the rows read (blank and done ones aside), the blank rows, the rows done (a
+    results file's), the rows grouped (that give a contact a valid tag).
 
     A row without a problem holds a tag (else it would have one: no tags), which is a pair
     or a tag reject: the rows grouped are the places of the pairs, and the usable rows
@@ -261,8 +273,10 @@ def _row_counts(
         )
         rejected = rejected.filter(~pl.col("place").is_in(some_pair.collect()["place"]))
     blank = count([problems.lazy()], pl.col("blank"))
-    read = grouped + count([rejected.lazy()]) + count([problems.lazy()], ~pl.col("blank"))
-    return read, blank, grouped
+    done = count([problems.lazy()], pl.col("done"))
+    rows = ~pl.col("blank") & ~pl.col("done")
+    read = grouped + count([rejected.lazy()]) + count([problems.lazy()], rows)
+    return read, blank, done, grouped
 
 
 def _with_source(frame: pl.LazyFrame, sources: Sequence[str]) -> pl.LazyFrame:
@@ -299,7 +313,7 @@ def _write_rejects(
     """Row and tag rejects, by input and line, as Parquet; returns them."""
     source, id_column, tag_column = _column_names(inputs)
     problem = pl.col("problem")
-    rows = problems.filter(~pl.col("blank"))
+    rows = problems.filter(~pl.col("blank") & ~pl.col("done"))
     rejects = (
         pl.concat(
             [
@@ -353,10 +367,17 @@ def _refuse_silent_nothing(item: InputFrame, records: int) -> None:
 
 
 def _contacts(
-    parts: list[pl.DataFrame], options: ReadOptions, *, ordered: bool = True
+    parts: list[pl.DataFrame],
+    options: ReadOptions,
+    fresh: Sequence[int],
+    inputs: int,
+    *,
+    ordered: bool = True,
 ) -> pl.DataFrame:
     """One row per contact (``key, place, tags, input_tags``), in order of first appearance,
-    tags de-duplicated in first-seen order (categorical), the static tags added.
+    tags de-duplicated in first-seen order (categorical), the static tags added to the
+    contacts of a person's inputs (``fresh``, by index; of ``inputs``): a contact only in
+    bulktag's own files has its final tags already.
 
     ``parts``: frames of pairs (key, tag, place), in input order, in parts by contact. It is
     emptied: each part goes once grouped, by a hash of fixed-width values (keys are numbers,
@@ -368,11 +389,14 @@ def _contacts(
     def unique(lists: pl.Expr) -> pl.Expr:
         return lists.list.unique(maintain_order=ordered)
 
+    some_own = bool(options.static_tags) and len(fresh) < inputs
     while parts:
         part = parts.pop(0)
         # In memory (not streamed): each group's tags in input order, as a hash group-by
         # gathers them; the contacts ordered by first place afterwards, across the parts.
-        first = (pl.col("place").first(),) if ordered else ()
+        first: list[pl.Expr] = [pl.col("place").first()] if ordered else []
+        if some_own:
+            first.append((pl.col("place") // PLACE).is_in(list(fresh)).any().alias("fresh"))
         by_contact = part.lazy().group_by("key").agg("tag", *first)
         tags = unique(pl.col("tag"))  # (faster than in the group-by)
         done.append(by_contact.select(pl.exclude("tag"), tags=tags).collect(engine="in-memory"))
@@ -380,12 +404,15 @@ def _contacts(
     contacts = pl.concat(done).lazy()
     del done
     tags = pl.col("tags")
-    if options.static_tags:
+    if options.static_tags and fresh:
         static = pl.lit(list(options.static_tags), dtype=pl.List(pl.String))
-        tags = unique(pl.concat_list(tags.cast(pl.List(pl.String)), static))
+        added = unique(pl.concat_list(tags.cast(pl.List(pl.String)), static))
+        if some_own:
+            added = pl.when(pl.col("fresh")).then(added).otherwise(tags.cast(pl.List(pl.String)))
+        tags = added
     return (
         (contacts.sort("place") if ordered else contacts)
-        .select(pl.exclude("tags"), tags=tags, input_tags=pl.col("tags").list.len())
+        .select(pl.exclude("tags", "fresh"), tags=tags, input_tags=pl.col("tags").list.len())
         .collect()
     )
 

@@ -30,6 +30,7 @@ from bulktag.errors import ConfigError
 from bulktag.journal import OUTCOME_COLUMNS, Journal, sink_joined
 from bulktag.normalise import quote_tag
 from bulktag.outcomes import UNSENT, FailureType, Halt, Status
+from bulktag.ownfiles import MARK, OwnKind, mark
 from bulktag.plan import Plan
 from bulktag.scan import slices
 
@@ -57,6 +58,11 @@ FAILURE_COLUMNS = tuple(
     c for c in RESULT_COLUMNS if c not in ("verified", "pending_tags", "finished_at")
 )
 REJECT_COLUMNS = ("contact_id", "tags", "source", "line", "column", "reason", "error_type")
+
+
+def marked(kind: OwnKind) -> pl.Expr:
+    """The last column of each of bulktag's files: which one it is (:mod:`bulktag.ownfiles`)."""
+    return pl.lit(mark(kind)).alias(MARK)
 _FORMULA_START = r"^[=+\-@\t\r']"
 _RETRYABLE_TYPES = [str(t) for t in FailureType if t.retryable]
 
@@ -280,16 +286,29 @@ def publish(
     results_path = run_dir / f"results.{extension}"
     failures_path = run_dir / f"failures.{extension}"
     rejects_path = run_dir / f"rejects.{extension}"
-    write_output(final, results_path, fmt, lambda frame: frame.select(RESULT_COLUMNS), rows=rows)
+    write_output(
+        final,
+        results_path,
+        fmt,
+        lambda frame: frame.select(*RESULT_COLUMNS, marked(OwnKind.RESULTS)),
+        rows=rows,
+    )
 
     def failed(frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame.filter(~pl.col("status").is_in([str(Status.OK), str(Status.SKIPPED)])).select(
-            pl.col("contact_id"), pl.col("pending_tags").alias("tags"), *FAILURE_COLUMNS[2:]
+            pl.col("contact_id"),
+            pl.col("pending_tags").alias("tags"),
+            *FAILURE_COLUMNS[2:],
+            marked(OwnKind.FAILURES),
         )
 
     write_output(final, failures_path, fmt, failed, rows=rows)
     if carry_over is not None:
-        carried = failed(final).filter(pl.col("retryable")).select("contact_id", "tags")
+        carried = (
+            failed(final)
+            .filter(pl.col("retryable"))
+            .select("contact_id", "tags", marked(OwnKind.CARRY_OVER))
+        )
         if carried.select(pl.len()).collect().item():
             atomic_write(carry_over, carried.sink_parquet)
         else:
@@ -326,7 +345,11 @@ def publish(
 
 def reject_rows(rejects: pl.LazyFrame) -> pl.LazyFrame:
     """A plan's rejects as the rejects file has them."""
-    return rejects.select(*REJECT_COLUMNS[:-1], error_type=pl.lit(str(FailureType.INVALID_INPUT)))
+    return rejects.select(
+        *REJECT_COLUMNS[:-1],
+        error_type=pl.lit(str(FailureType.INVALID_INPUT)),
+        **{MARK: pl.lit(mark(OwnKind.REJECTS))},
+    )
 
 
 def _counts(frame: pl.DataFrame, key: str) -> dict[str, int]:

@@ -24,7 +24,7 @@ import shutil
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,31 +36,68 @@ if TYPE_CHECKING:
 from bulktag.columns import (
     HEADER_SEARCH_ROWS,
     ColumnMap,
-    earlier_columns,
     header_index,
     map_columns,
+    normalise_header,
 )
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
-from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, sniff_csv
+from bulktag.ownfiles import DONE_BEFORE, MARK, OwnKind, check_marks, own_options, recognise
+from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, peek_header, sniff_csv
 
 __all__ = ["InputFrame", "expand_inputs", "read_input", "tag_name"]
 
 _GLOB = re.compile(r"[*?\[]")
 
 
-def earlier_failure(
-    header: Sequence[str], options: ReadOptions, cell: Callable[[int], pl.Expr]
+def earlier(
+    own: OwnKind | None,
+    header: Sequence[str],
+    options: ReadOptions,
+    cell: Callable[[int], pl.Expr],
 ) -> pl.Expr:
-    """Per row of a bulktag failures file: the earlier run's failure type when it was
-    permanent (``retryable`` false), so the row is not sent again; null otherwise, and
-    always with ``--retry-permanent``. ``cell(i)``: the text of column ``i``."""
-    found = earlier_columns(header)
-    if found is None or options.retry_permanent:
+    """Per row of a bulktag failures or results file, why it is not sent again: the earlier
+    run's failure type when it was permanent (``retryable`` false; never with
+    ``--retry-permanent``), or :data:`~bulktag.ownfiles.DONE_BEFORE` for a results row that
+    ended ``ok`` or ``skipped``; null for a row to send. ``cell(i)``: the text of column
+    ``i``."""
+    if own not in (OwnKind.FAILURES, OwnKind.RESULTS):
         return pl.lit(None, dtype=pl.String)
-    retryable, error_type = found
-    flag = _unquote(cell(retryable)).str.strip_chars().str.to_lowercase()
-    return pl.when(flag == "false").then(_unquote(cell(error_type)).str.strip_chars())
+    names = [normalise_header(h) for h in header]
+
+    def text(name: str) -> pl.Expr:
+        return _unquote(cell(names.index(name))).str.strip_chars()
+
+    permanent = (
+        pl.lit(None, dtype=pl.String)
+        if options.retry_permanent
+        else pl.when(text("retryable").str.to_lowercase() == "false").then(text("error_type"))
+    )
+    done = text("status").str.to_lowercase().is_in(["ok", "skipped"])
+    return pl.when(done).then(pl.lit(DONE_BEFORE)).otherwise(permanent)
+
+
+def _own(
+    header: Sequence[str], name: str, options: ReadOptions
+) -> tuple[OwnKind | None, ReadOptions]:
+    """Which of bulktag's files ``header`` is (None: a person's), and how to read it."""
+    own = recognise(header, name)
+    return own, options if own is None else own_options(options, own)
+
+
+def _check_own(
+    own: OwnKind | None,
+    header: Sequence[str],
+    samples: Sequence[Sequence[str | None]],
+    source: str,
+) -> None:
+    """A file of bulktag's that cannot be read as one: a rejects file, a newer version."""
+    if own is None:
+        return
+    names = [normalise_header(h) for h in header]
+    at = names.index(MARK) if MARK in names else None
+    marks = [] if at is None else [row[at] for row in samples if at < len(row)]
+    check_marks(own, [None if m is None else str(m) for m in marks], source)
 
 
 def tag_name(index: int) -> str:
@@ -92,6 +129,10 @@ class InputFrame:
     header_line: int | None = None  #: the header's line (CSV) or row (sheet)
     #: What the plan tells about how the file was read (encoding, format, ID column).
     notes: tuple[str, ...] = ()
+    #: Which of bulktag's own files this is (None: a person's); its tags are final.
+    own: OwnKind | None = None
+    #: How this input is read: the run's options, or for bulktag's own files, theirs.
+    options: ReadOptions = field(default_factory=ReadOptions)
 
     @property
     def single_text_tags(self) -> bool:
@@ -178,6 +219,7 @@ def _csv_header(sniffed: SniffedCsv, source: str, options: ReadOptions) -> int:
 
 
 def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> InputFrame:
+    own, options = _own(peek_header(path), path.name, options)
     sniffed = sniff_csv(
         path, source, workdir, encoding=options.encoding, delimiter=options.delimiter
     )
@@ -190,6 +232,7 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
             line=sniffed.rows[at].line,
         )
     samples = [row.cells for row in sniffed.rows[at + 1 :]]
+    _check_own(own, header, samples, source)
     try:
         columns = map_columns(header, source, options, samples)
     except InputError as exc:
@@ -214,7 +257,7 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         line=(pl.col("__record").cast(pl.Int64) + skip + 1),
         id=pl.col(names[columns.id_index]),
         id_number=pl.lit(value=False),
-        earlier=earlier_failure(header, options, lambda i: pl.col(names[i])),
+        earlier=earlier(own, header, options, lambda i: pl.col(names[i])),
         extra=pl.col(names[width]),
         **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
     )
@@ -233,6 +276,8 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         tag_lists=(False,) * len(columns.tag_indexes),
         header_line=sniffed.rows[at].line,
         notes=tuple(notes),
+        own=own,
+        options=options,
     )
 
 
@@ -283,6 +328,8 @@ def _read_columnar(
         if head.height
         else []
     )
+    own, options = _own(names, Path(source).name, options)
+    _check_own(own, names, samples, source)
     columns = map_columns(names, source, options, samples)
     lists = tuple(isinstance(schema[name], pl.List | pl.Array) for name in columns.tag_names)
     cells = {
@@ -300,11 +347,13 @@ def _read_columnar(
         # a number column is never a UUID, whatever its digits
         id_number=pl.lit(id_dtype.is_numeric() or isinstance(id_dtype, pl.Decimal))
         & pl.col(columns.id_name).is_not_null(),
-        earlier=earlier_failure(names, options, lambda i: _as_text(names[i], schema[names[i]])),
+        earlier=earlier(own, names, options, lambda i: _as_text(names[i], schema[names[i]])),
         extra=pl.lit(None, dtype=pl.String),
         **cells,
     )
-    return InputFrame(source, fmt, frame, columns, tag_lists=lists, kind=fmt)
+    return InputFrame(
+        source, fmt, frame, columns, tag_lists=lists, kind=fmt, own=own, options=options
+    )
 
 
 #: Data rows sampled to find the ID column by its content.
@@ -348,19 +397,29 @@ def _excel_header(table: pl.DataFrame, options: ReadOptions, source: str) -> int
     return found
 
 
-def _open_workbook(
-    path: Path, kind: Kind, options: ReadOptions, source: str
-) -> tuple[fastexcel.ExcelReader, int | str, pl.DataFrame]:
+@dataclass(frozen=True, slots=True)
+class _Workbook:
+    reader: fastexcel.ExcelReader
+    sheet: int | str  #: the sheet read
+    table: pl.DataFrame  #: its cells as text
+    own: OwnKind | None  #: which of bulktag's files it is (None: a person's)
+    options: ReadOptions  #: how it is read
+
+
+def _open_workbook(path: Path, kind: Kind, options: ReadOptions, source: str) -> _Workbook:
     """The workbook, the sheet to read, and that sheet's cells as text."""
     import fastexcel  # noqa: PLC0415  (polars' calamine engine; only workbooks need it)
 
     # calamine goes by the extension; from the bytes it tells the format by content.
     named = path.suffix.lower().lstrip(".") in (kind, "xlsm" if kind == "xlsx" else kind)
     reader = fastexcel.read_excel(path if named else path.read_bytes())
+    first = reader.load_sheet(0, header_row=None, n_rows=1, dtypes="string").to_polars()
+    header = [str(v) for v in first.row(0) if v is not None] if first.height else []
+    own, options = _own(header, path.name, options)
     sheet = _sheet(reader, options, source)
     # skip_rows=0: keep leading empty rows, so a row's index is its sheet row number - 1.
     table = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string").to_polars()
-    return reader, sheet, table
+    return _Workbook(reader, sheet, table, own, options)
 
 
 def _compact_ods(path: Path, workdir: Path) -> Path:
@@ -384,15 +443,13 @@ def _read_excel(
 ) -> InputFrame:
     try:
         try:
-            reader, sheet, table = _open_workbook(path, kind, options, source)
+            book = _open_workbook(path, kind, options, source)
         except InputError:
             raise
         except Exception:
             if kind != "ods":
                 raise
-            reader, sheet, table = _open_workbook(
-                _compact_ods(path, workdir), kind, options, source
-            )
+            book = _open_workbook(_compact_ods(path, workdir), kind, options, source)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001  (fastexcel raises its own tree; all mean "unreadable")
@@ -400,15 +457,18 @@ def _read_excel(
             f"cannot read this {kind.upper()} file ({_first_line(exc)}): {_SAVE_AGAIN}",
             source=source,
         ) from None
+    table, options = book.table, book.options
     at = _excel_header(table, options, source)
     header = ["" if v is None else str(v) for v in table.row(at)]
     samples = [table.row(i) for i in range(at + 1, min(table.height, at + 1 + SAMPLE_ROWS))]
+    _check_own(book.own, header, samples, source)
     try:
         columns = map_columns(header, source, options, samples)
     except InputError as exc:
         raise _at_line(exc, at + 1) from None
     names = table.columns
-    typed = _typed_ids(reader, sheet, table.get_column(names[columns.id_index]), columns.id_index)
+    ids = table.get_column(names[columns.id_index])
+    typed = _typed_ids(book.reader, book.sheet, ids, columns.id_index)
     frame = (
         table.lazy()
         .with_row_index("__record")
@@ -418,7 +478,7 @@ def _read_excel(
             line=pl.col("__record").cast(pl.Int64) + 1,
             id=pl.col(names[columns.id_index]),
             id_number=pl.col("__typed"),
-            earlier=earlier_failure(header, options, lambda i: pl.col(names[i])),
+            earlier=earlier(book.own, header, options, lambda i: pl.col(names[i])),
             extra=pl.lit(None, dtype=pl.String),
             **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
         )
@@ -432,6 +492,8 @@ def _read_excel(
         tag_lists=(False,) * len(columns.tag_indexes),
         kind=kind,
         header_line=at + 1,
+        own=book.own,
+        options=options,
     )
 
 
@@ -500,5 +562,21 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
     else:
         scan = pl.scan_ndjson(_literal(path, workdir), infer_schema_length=10_000)
         item = _read_columnar(scan, name, "ndjson", options)
-    notes = tuple(filter(None, [detected.note, item.columns.id_note]))
+    notes = tuple(filter(None, [detected.note, item.columns.id_note, _own_note(item.own)]))
     return replace(item, notes=(*notes, *item.notes))
+
+
+def _own_note(own: OwnKind | None) -> str | None:
+    """What the plan says of one of bulktag's own files (see :mod:`bulktag.ownfiles`)."""
+    if own is None:
+        return None
+    what = {
+        OwnKind.RESULTS: "only its rows not ok or skipped are planned, with their pending "
+        "tags",
+        OwnKind.FAILURES: "its rows are sent again, less those whose failure was permanent",
+        OwnKind.CARRY_OVER: "what the job's last run could not finish",
+    }.get(own, "")
+    return (
+        f"bulktag's {own} file: {what}; read with its own columns, its tags as they are "
+        "(no prefix, case or added tag, no [read] setting)"
+    )

@@ -31,13 +31,13 @@ import anyio
 import polars as pl
 
 from bulktag.client import check_trust_settings
-from bulktag.columns import earlier_columns
 from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url, load_api_key
 from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError
 from bulktag.journal import Journal
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import FailureType, Status
+from bulktag.ownfiles import CARRY_OVER, OwnKind
 from bulktag.pages import after_run
 from bulktag.plan import Plan, PlanStats, prepare_plan
 from bulktag.publish import Published, publish, write_json
@@ -55,7 +55,6 @@ from bulktag.summary import OutputFiles, QuotaView, RateView, Summary, exit_code
 __all__ = ["RunReport", "Runtime", "run"]
 
 log = logging.getLogger("bulktag")
-CARRY_OVER = "carry-over.parquet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +329,11 @@ def _output_format(config: RunConfig, frames: list[InputFrame]) -> OutputFormat:
     """The input's format (CSV in, CSV out...); CSV when inputs mix formats."""
     if config.output_format:
         return config.output_format
-    formats = {f.format for f in frames if Path(f.source).name != CARRY_OVER} or {"csv"}
+    formats = (
+        {f.format for f in frames if f.own is None}
+        or {f.format for f in frames if f.own is not OwnKind.CARRY_OVER}
+        or {"csv"}
+    )
     return formats.pop() if len(formats) == 1 else "csv"
 
 
@@ -339,7 +342,7 @@ def _warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at
     content), naming that run's own failures file; then remember this run."""
     for item in stats.inputs:
         path = Path(item.source)
-        if earlier_columns(item.header) is None or not path.is_file():
+        if item.own not in (OwnKind.FAILURES, OwnKind.RESULTS) or not path.is_file():
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         with QuotaStore(state_dir) as store:

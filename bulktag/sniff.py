@@ -398,6 +398,24 @@ def _choose_encoding(given: str | None, sample: bytes, scan: _Scan, source: str)
     return _guess_8bit(sample, scan.line_endings)
 
 
+def peek_header(path: Path) -> list[str]:
+    """The first record of a text file, read without options (a BOM, else UTF-8 with
+    replacement; Excel's ``sep=`` line skipped; the most frequent candidate delimiter): enough
+    to tell one of bulktag's own files before the options meant for a person's file apply."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
+        return []
+    text = head.decode(_bom_encoding(head) or "utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines and _SEP_LINE.match(lines[0]):
+        lines = lines[1:]
+    first = lines[0] if lines else ""
+    delimiter = max(CANDIDATES, key=first.count)
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
 def sniff_csv(
     path: Path,
     source: str,

@@ -65,6 +65,7 @@ def test_outputs_and_summary(world: World) -> None:
         "column": "contact_id",
         "reason": "contact id is not a UUID",
         "error_type": "invalid_input",
+        "bulktag_file": "rejects/1",
     }
 
 
@@ -89,8 +90,11 @@ def test_result_columns_are_the_contract(world: World) -> None:
         "finished_at",
         "source",
         "line",
+        "bulktag_file",
     ]
-    assert read_results(run_dir / "failures.csv").columns[:2] == ["contact_id", "tags"]
+    failures = read_results(run_dir / "failures.csv").columns
+    assert failures[:2] == ["contact_id", "tags"]
+    assert failures[-1] == "bulktag_file"
 
 
 def test_more_than_100_tags_are_split_in_requests(world: World) -> None:
