@@ -159,10 +159,11 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
         raise UsageError("bulktag run: --resume continues RUN_DIR in place; give no --out")
     if args.resume:
         _refuse_settings_on_resume(args)
-    if args.job and args.out:
+    dry_run = bool(args.dry_run or (job is not None and job.get("", "dry_run")))
+    if args.job and args.out and not dry_run:
         raise UsageError(
             f"bulktag run: --out with --job: a job's runs go in its own folder (out = in "
-            f"{args.job}); give no --out, or run the inputs without --job"
+            f"{args.job}); give no --out (a --dry-run of the job may have one)"
         )
     config = resolve(args, environ, job)
     return int(run(config, runtime).exit_code)
@@ -204,32 +205,41 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    from bulktag.config import check_api_url
+    """Every check a run of the job makes before its first call, and what it would use."""
+    from bulktag.quota import QUOTA_FILE, QUOTA_FIX, default_state_dir
     from bulktag.read import expand_inputs
+    from bulktag.runner import key_source, preflight
+    from bulktag.state import STATE_FILE, state_fix
+    from bulktag.store import check_store
 
+    setup_logging(0, json_lines=False)  # check-job is for people at a terminal
     job = load_job(args.job)
+    environ = environment(runtime)
     blank = argparse.Namespace(inputs=[])
-    config = resolve(blank, environment(runtime), job)
-    check_api_url(config.api_url)
+    config = resolve(blank, environ, job)
+    assert config.job is not None
+    preflight(config, environ)  # the URL, the metrics file's folder, the key, TLS
+    check_store(config.job.folder / STATE_FILE, state_fix(config.job.folder))
+    check_store(default_state_dir(environ) / QUOTA_FILE, QUOTA_FIX)
     matched = []
     for pattern in config.inputs:
         try:
             matched.extend(expand_inputs([pattern]))
         except BulkTagError as exc:
             matched.append(f"(none yet: {exc})")
-    assert config.job is not None
     lines = [
         f"job {config.job.name}: {args.job}",
         f"  folder: {config.job.folder}",
         f"  inputs: {', '.join(config.inputs)}",
         f"  matching now: {', '.join(matched) if matched else 'nothing'}",
-        f"  API: {config.api_url}, key from "
-        + (str(config.key_file) if config.key_file else f"${config.key_env}"),
+        f"  API: {config.api_url} ({config.api_url_from})",
+        f"  key: {key_source(config)}" + (" (not needed: a dry run)" if config.dry_run else ""),
         f"  plan {config.plan_name}: "
         f"{config.dispatch.rate_per_minute or 'unlimited'} calls a minute, "
         f"{config.dispatch.per_day or 'unlimited'} a day, reserve {config.dispatch.quota_reserve}",
         f"  ledger: {'on' if config.job.ledger else 'off'}"
         + (f", {config.job.ledger_days:g} days" if config.job.ledger_days else ""),
+        "usable: every check a run makes before its first call passed",
     ]
     print("\n".join(lines))
     return ExitCode.OK

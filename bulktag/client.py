@@ -127,6 +127,10 @@ class LeadLexClient:
             return _transport_failure(exc)
         return classify_response(response, tags, self._clock.wall())
 
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url).rstrip("/")
+
     async def get_contact(self, contact_id: str) -> tuple[Attempt, list[str] | None]:
         """``GET /v1/contacts/{id}``: the attempt, and the contact's tags when it is ok."""
         try:

@@ -210,6 +210,12 @@ class JobSettings:
     keep_runs: int | None = None  #: None: keep every run folder
     ledger: bool = True
     ledger_days: float | None = None  #: None: applied pairs are skipped forever
+    file: Path | None = None  #: the job file (for the commands messages give)
+
+    @property
+    def command(self) -> str:
+        """The command that runs the job's next night."""
+        return f"bulktag run --job {self.file or 'FILE'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +225,7 @@ class RunConfig:
     inputs: tuple[str, ...]
     out_dir: Path | None = None
     api_url: str = DEFAULT_API_URL
+    api_url_from: str = "LeadLex's, the default"  #: where ``api_url`` came from, for the plan
     key_file: Path | None = None  #: else the environment variable ``key_env``
     key_env: str = API_KEY_ENV
     plan_name: str | None = "pro"

@@ -10,8 +10,15 @@ Memory stays flat: the feeder only reads the plan as fast as the workers take
 contacts, and the streams hold at most ``concurrency`` items. Every attempt
 (retries included) takes a slot from the rate limiter and one call from the
 daily budget. A *halt* stops the sending at once: a rejected key (401/403), the
-daily quota spent, a ``Retry-After`` beyond ``max_wait``, or a signal. Waits are
-interrupted; requests in flight finish (after a signal, within the grace period).
+daily quota spent, a ``Retry-After`` beyond ``max_wait``, a base URL that serves no
+LeadLex route, or a signal. Waits are interrupted; requests in flight finish (after a
+signal, within the grace period).
+
+A 404 before LeadLex has accepted a call of this run may be a wrong base URL (a path
+that ends in ``/v1``, another gateway) rather than a missing contact: the URL is then
+checked once with a route that must exist (``GET /v1/contacts?per_page=1``, through the
+same limiter and budget). A 404 there too stops the run (exit 78), and no contact is
+recorded ``not_found``: the contacts tried fail as ``unexpected_response``, retryable.
 Contacts never sent are not recorded here: the publisher accounts for them from
 the plan, with the halt's status.
 """
@@ -97,6 +104,48 @@ def idempotency_key(
     return f"bulktag-{digest.hexdigest()[:40]}"
 
 
+#: Route checks a run makes at most when they tell nothing (an outage, a halt).
+ROUTE_CHECKS = 3
+
+
+class _Route:
+    """Whether the base URL serves LeadLex's routes; see the module docstring."""
+
+    def __init__(self, check: Callable[[], Awaitable[bool | None]]) -> None:
+        self._check = check
+        self._lock = anyio.Lock()
+        self._checks = 0
+        self.proven = False  #: LeadLex accepted a call at this URL, or the check found it
+        self.wrong = False  #: the check found no route there
+        self.doubtful = False  #: a 404 is being checked: no other call goes meanwhile
+        self._settled = anyio.Event()
+
+    async def settled(self) -> None:
+        """Wait while a 404 is being checked (a wrong URL would answer 404 to every call)."""
+        while self.doubtful:
+            await self._settled.wait()
+
+    async def serves(self) -> bool | None:
+        """After a 404: whether the base URL serves LeadLex's routes (checked once; the calls
+        that meet a 404 meanwhile wait for that check, not for one each); None when the
+        checks could not tell (an outage, the run halted)."""
+        if self.proven:
+            return True
+        self.doubtful = True
+        async with self._lock:
+            try:
+                if not (self.proven or self.wrong) and self._checks < ROUTE_CHECKS:
+                    self._checks += 1
+                    verdict = await self._check()
+                    self.proven = verdict is True
+                    self.wrong = verdict is False
+            finally:
+                self.doubtful = False
+                self._settled.set()
+                self._settled = anyio.Event()
+            return True if self.proven else False if self.wrong else None
+
+
 @dataclass(slots=True)
 class _Chunk:
     """How one request of a contact ended."""
@@ -144,6 +193,7 @@ class Dispatcher:
         self._can_verify = settings.verify_ambiguous
         self._timeline = Timeline(clock.now(), clock.wall())
         self._quota_before: int | None = None
+        self._route = _Route(self._check_route)
 
     # -- control ------------------------------------------------------------------
 
@@ -260,6 +310,16 @@ class Dispatcher:
             result.attempt = attempt
             if attempt.ok:
                 return result
+            if attempt.failure is FailureType.NOT_FOUND:
+                serves = await self._route.serves()
+                if serves is False:
+                    result.attempt = self._no_route(attempt)
+                if serves is False or (serves is None and self.halt is not None):
+                    # never recorded not_found on a 404 nobody could tell apart from a wrong
+                    # URL: failed (retryable) at a wrong URL, else unsent like the rest
+                    result.attempt = None if serves is None else result.attempt
+                    result.halt = self.halt
+                    return result
             if (
                 attempt.ambiguous
                 and self._can_verify
@@ -289,9 +349,9 @@ class Dispatcher:
                 result.halt = self.halt
                 return result
 
-    async def _slot(self) -> float | None:
+    async def _slot(self, *, checking_route: bool = False) -> float | None:
         """The run's turn, one call of the daily budget, then a rate-limiter slot; ``None``
-        once halted.
+        once halted. While a 404 is being checked, only the check goes (``checking_route``).
 
         The turn (:class:`RunHealth`: one call at a time until LeadLex has answered, or
         during an outage) and the budget come first: a worker waiting for another's
@@ -302,6 +362,8 @@ class Dispatcher:
             try:
                 if self.halt is not None:
                     return None
+                if not checking_route:
+                    await self._route.settled()
                 await self._health.enter()
                 try:
                     await self._budget.acquire()
@@ -331,19 +393,25 @@ class Dispatcher:
         return None
 
     async def call(
-        self, endpoint: str, send: Callable[[], Awaitable[tuple[Attempt, T]]]
+        self,
+        endpoint: str,
+        send: Callable[[], Awaitable[tuple[Attempt, T]]],
+        *,
+        checking_route: bool = False,
     ) -> tuple[Attempt, T] | None:
         """A call other than add-tags, under the same limiter and budget; None once halted.
 
         A 429 pauses everyone and a spent quota halts the run, as for add-tags;
         a 401 halts it too. A 403 does not: a key without Read can still tag.
         """
-        sent_at = await self._slot()
+        sent_at = await self._slot(checking_route=checking_route)
         if sent_at is None:
             return None
         result = await send()
         attempt = result[0]
         self.other_calls[endpoint] += 1
+        if attempt.ok:
+            self._route.proven = True
         self._count(attempt, retry=False)
         self._limiter.release(rate_limited=attempt.failure is FailureType.RATE_LIMITED)
         self._budget.release(None if attempt.failure is FailureType.INVALID_KEY else attempt.quota)
@@ -355,6 +423,39 @@ class Dispatcher:
         if attempt.failure is not None:
             self._settle(attempt, sent_at)
         return result
+
+    async def _check_route(self) -> bool | None:
+        """Whether the base URL serves a route that must exist (``GET /v1/contacts``): True
+        (answered, or 403: routed but not permitted), False (404), None (no telling)."""
+        answer = await self.call("list_contacts", self._client.count_contacts, checking_route=True)
+        if answer is None:
+            return None
+        attempt = answer[0]
+        if attempt.ok or attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
+            return True
+        if attempt.http_status == 404:
+            return False
+        return None
+
+    def _no_route(self, attempt: Attempt) -> Attempt:
+        """A 404 at a base URL that serves no LeadLex route: the run stops (78)."""
+        url = self._client.base_url
+        message = (
+            f"the API URL {url} serves no LeadLex route: adding tags and listing contacts "
+            "both answered 404. Check --api-url, $LEADLEX_API_URL or the job's [api] url: "
+            "LeadLex's is https://data.leadlex.com/functions/v1/api-gateway (every path "
+            "after it starts with /v1/)"
+        )
+        if self.halt is None:
+            log.error("stopping: %s", message)
+        self.stop(Halt.CONFIG, message)
+        return Attempt(
+            FailureType.UNEXPECTED_RESPONSE,
+            http_status=attempt.http_status,
+            error_code=attempt.error_code,
+            message=f"404 at a URL that serves no LeadLex route ({attempt.message[:120]})",
+            request_id=attempt.request_id,
+        )
 
     async def _verify(self, contact_id: str, tags: list[str]) -> bool:
         """Read the contact once: does it carry ``tags`` (the ambiguous call was applied)?"""
@@ -397,6 +498,8 @@ class Dispatcher:
                 ambiguous=True,
             )
         self.calls += 1
+        if attempt.ok or attempt.failure is FailureType.VALIDATION_ERROR:
+            self._route.proven = True  # LeadLex's handler answered at this URL
         self._count(attempt, retry=retry)
         limited = attempt.failure is FailureType.RATE_LIMITED
         self._limiter.release(rate_limited=limited)

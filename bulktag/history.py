@@ -46,14 +46,20 @@ def _retryable(name: str) -> bool:
 
 
 def night_from_run(
-    run_dir: Path, summary: Mapping[str, Any], config: Mapping[str, Any] | None
+    run_dir: Path,
+    summary: Mapping[str, Any],
+    config: Mapping[str, Any] | None,
+    last_limit: int | None = None,
 ) -> Night:
-    """The night a run's ``summary.json`` (and ``config.json``, when readable) describes."""
+    """The night a run's ``summary.json`` (and ``config.json``, when readable) describes.
+    ``last_limit``: the day's quota LeadLex reported to an earlier night, for a night that
+    made no call (its quota stays LeadLex's figure, not the plan's)."""
     contacts = summary.get("contacts", {})
     quota = summary.get("quota") or {}
     dispatch = (config or {}).get("dispatch", {})
     limit = quota.get("limit")
-    day = limit if limit is not None else dispatch.get("per_day")
+    known = limit if limit is not None else last_limit
+    day = known if known is not None else dispatch.get("per_day")
     per_night = None if day is None else max(0, int(day) - int(dispatch.get("quota_reserve", 0)))
     backlog = sum(
         int(n) for name, n in summary.get("failures_by_type", {}).items() if _retryable(name)
@@ -87,13 +93,52 @@ def record_night(state: JobState, run_dir: Path, summary: Mapping[str, Any]) -> 
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         config = None
-    night = night_from_run(run_dir, summary, config)
+    night = night_from_run(run_dir, summary, config, state.last_quota_limit())
     state.record_night(night)
     return night
 
 
-def nights_to_finish(night: Night) -> int:
-    """Runs still needed for the backlog left after ``night`` (see the module docstring)."""
+def record_failed_night(
+    state: JobState, started: float, finished: float, code: int, message: str
+) -> Night:
+    """A night that stopped on a mistake before it could send (exit 65, 78...): shown in the
+    history with its exit and why, the backlog as the night before left it."""
+    nights = state.nights()
+    before = nights[-1] if nights else None
+    night = Night(
+        run_id=f"failed-{started:.3f}",
+        run_dir="",
+        started_at=started,
+        finished_at=finished,
+        exit_code=code,
+        dry_run=False,
+        planned=0,
+        ok=0,
+        failed=0,
+        deferred=0,
+        not_attempted=0,
+        skipped=0,
+        rejects=0,
+        calls=0,
+        quota_limit=None,
+        quota_remaining=None,
+        per_night=None if before is None else before.per_night,
+        backlog=0 if before is None else before.backlog,
+        message=message or "stopped",
+    )
+    state.record_night(night)
+    return night
+
+
+#: Exits after which the backlog waits for a person: the input, the settings or the key.
+STUCK = frozenset({65, 77, 78})
+
+
+def nights_to_finish(night: Night) -> int | None:
+    """Runs still needed for the backlog left after ``night`` (see the module docstring);
+    None when the night ended on what only a person can fix (:data:`STUCK`)."""
+    if night.exit_code in STUCK:
+        return None
     if night.backlog == 0:
         return 0
     if night.per_night is None:
@@ -136,6 +181,16 @@ def row_cells(night: Night) -> list[str]:
     """One night as the table's cells (the page uses them too)."""
     quota = "" if night.per_night is None else f" / {night.per_night:,}"
     stamp = datetime.fromtimestamp(night.started_at, UTC).strftime("%Y-%m-%d %H:%M")
+    left = nights_to_finish(night)
+    if night.failed_to_start:
+        return [
+            stamp + " (stopped)",
+            str(night.exit_code),
+            *["-"] * 5,
+            "0",
+            f"{night.backlog:,}",
+            "-",
+        ]
     return [
         stamp + (" (dry run)" if night.dry_run else ""),
         str(night.exit_code),
@@ -146,7 +201,7 @@ def row_cells(night: Night) -> list[str]:
         f"{night.rejects:,}",
         f"{night.calls:,}{quota}",
         f"{night.backlog:,}",
-        str(nights_to_finish(night)),
+        "-" if left is None else str(left),
     ]
 
 
@@ -161,17 +216,24 @@ def table_lines(job: str, nights: Sequence[Night]) -> list[str]:
         first = cells[0].ljust(widths[0])
         return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
 
-    last = nights[-1]
-    left = nights_to_finish(last)
-    outlook = (
-        "the backlog is done"
-        if left == 0
-        else f"{last.backlog:,} contacts left: about {left} more night{'s' if left > 1 else ''}"
-    )
     return [
-        f"job {job}: {len(nights)} run{'s' if len(nights) > 1 else ''}",
+        f"job {job}: {len(nights)} night{'s' if len(nights) > 1 else ''}",
         line(rows[0]),
         *(line(r) for r in rows[1:]),
         f"deferred includes not attempted; calls against the day's quota less the reserve; "
-        f"{outlook}",
+        f"{outlook(nights[-1])}",
     ]
+
+
+def outlook(last: Night) -> str:
+    """What the last night leaves, in words: done, the nights to go, or what blocks it."""
+    left = nights_to_finish(last)
+    if left is None:
+        why = f": {last.message}" if last.message else ""
+        return (
+            f"the last night ended with exit {last.exit_code}{why}; its backlog "
+            f"({last.backlog:,} contacts) waits until that is fixed"
+        )
+    if left == 0:
+        return "the backlog is done"
+    return f"{last.backlog:,} contacts left: about {left} more night{'s' if left > 1 else ''}"

@@ -1,13 +1,16 @@
 """The options of ``run`` and ``validate``, and how they layer into a RunConfig.
 
-Precedence: a command-line flag, then the job file (``--job``), then the default.
-So every option here defaults to ``None`` on the command line, and ``resolve``
-fills in the rest.
+Precedence: a command-line flag, then the environment (``LEADLEX_API_URL``, the
+key's variable), then the job file (``--job``), then the default. So every option
+here defaults to ``None`` on the command line, and ``resolve`` fills in the rest; the
+environment overriding a job file's setting is said in a warning, and the plan says
+where the URL and the key came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +31,8 @@ from bulktag.leadlex import DEFAULT_API_URL, PLANS
 from bulktag.rules import normalise_tag_text, tag_problem_text
 
 __all__ = ["add_input_options", "add_run_options", "resolve"]
+
+log = logging.getLogger("bulktag")
 
 #: Requests in flight at most (DispatchSettings checks it too).
 MAX_CONCURRENCY = 256
@@ -328,14 +333,61 @@ def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> Dispa
     return DispatchSettings.for_plan(plan, **values)
 
 
+def _api_url(
+    args: argparse.Namespace, environ: Mapping[str, str], job: JobFile | None
+) -> tuple[str, str]:
+    """The API URL and where it came from: the flag, the environment, the job file, the
+    default, in this order."""
+    flag = getattr(args, "api_url", None)
+    if flag:
+        return flag, "from --api-url"
+    in_job = job.get("api", "url") if job else None
+    if environ.get(API_URL_ENV):
+        url = environ[API_URL_ENV]
+        if in_job and in_job.rstrip("/") != url.strip().rstrip("/"):
+            assert job is not None
+            log.warning(
+                "$%s (%s) is used, not the job file's [api] url (%s): the environment "
+                "comes before the job file",
+                API_URL_ENV,
+                url,
+                in_job,
+            )
+        return url, f"from ${API_URL_ENV}"
+    if in_job:
+        assert job is not None
+        return in_job, f"from [api] url in {job.path}"
+    return DEFAULT_API_URL, "LeadLex's, the default"
+
+
+def _key_file(
+    args: argparse.Namespace, environ: Mapping[str, str], job: JobFile | None, variable: str
+) -> Path | None:
+    """The key file, when the key comes from one: ``--api-key-file``, else the job file's
+    ``key_file`` unless the key's variable is set (the environment comes first)."""
+    flag: Path | None = getattr(args, "api_key_file", None)
+    if flag is not None or job is None:
+        return flag
+    in_job = job.path_value("api", "key_file")
+    if in_job is not None and environ.get(variable, "").strip():
+        log.warning(
+            "the key in $%s is used, not the job file's [api] key_file (%s): the environment "
+            "comes before the job file",
+            variable,
+            in_job,
+        )
+        return None
+    return in_job
+
+
 def resolve(
     args: argparse.Namespace, environ: Mapping[str, str], job: JobFile | None = None
 ) -> RunConfig:
-    """Flags over the job file over defaults."""
+    """Flags over the environment over the job file over defaults."""
     plan = _pick(args, "plan", job, ("limits", "plan"), "pro")
-    key_file = getattr(args, "api_key_file", None) or (
-        job.path_value("api", "key_file") if job else None
-    )
+    key_env = job.get("api", "key_env", API_KEY_ENV) if job else API_KEY_ENV
+    key_file = _key_file(args, environ, job, key_env)
+    api_url, api_url_from = _api_url(args, environ, job)
     inputs = tuple(args.inputs) or (job.inputs if job else ())
     settings = None
     if job is not None:
@@ -346,6 +398,7 @@ def resolve(
             keep_runs=job.get("", "keep_runs"),
             ledger=job.get("ledger", "enabled", True),
             ledger_days=days or None,
+            file=job.path,
         )
     metrics = getattr(args, "metrics_file", None) or (
         job.path_value("", "metrics_file") if job else None
@@ -353,12 +406,10 @@ def resolve(
     return RunConfig(
         inputs=inputs,
         out_dir=getattr(args, "out", None),
-        api_url=getattr(args, "api_url", None)
-        or (job.get("api", "url") if job else None)
-        or environ.get(API_URL_ENV)
-        or DEFAULT_API_URL,
+        api_url=api_url,
+        api_url_from=api_url_from,
         key_file=key_file,
-        key_env=job.get("api", "key_env", API_KEY_ENV) if job else API_KEY_ENV,
+        key_env=key_env,
         plan_name=plan,
         read=_read_options(args, job),
         dispatch=_dispatch(args, job, plan),

@@ -63,6 +63,8 @@ REJECT_COLUMNS = ("contact_id", "tags", "source", "line", "column", "reason", "e
 def marked(kind: OwnKind) -> pl.Expr:
     """The last column of each of bulktag's files: which one it is (:mod:`bulktag.ownfiles`)."""
     return pl.lit(mark(kind)).alias(MARK)
+
+
 _FORMULA_START = r"^[=+\-@\t\r']"
 _RETRYABLE_TYPES = [str(t) for t in FailureType if t.retryable]
 
@@ -188,6 +190,8 @@ class Published:
     failures_by_type: dict[str, int]
     skipped_by_reason: dict[str, int]
     applied: Path | None  #: Parquet of the ``contact_id, tag`` pairs this run applied
+    #: Parquet of the pairs that failed for good: ``contact_id, tag, error_type, message``
+    permanent: Path | None = None
     verified: int = 0  #: outcomes found ok by reading the contact after an ambiguous failure
     retryable_failures: int = 0  #: contacts failed with a retryable type (the failures file's)
 
@@ -270,6 +274,7 @@ def publish(
     work: Path,
     carry_over: Path | None = None,
     applied: Path | None = None,
+    permanent: Path | None = None,
     rows: int | None = None,
 ) -> Published:
     """Write results, failures and rejects into ``run_dir``; summary.json is the caller's.
@@ -278,7 +283,8 @@ def publish(
     retryable) are written there for the job's next run, or the file is removed.
     With ``applied``, the ``contact_id, tag`` pairs this run applied are written
     there (a job's ledger reads them back in batches: at 10M rows they are
-    hundreds of MiB, so they never sit in memory whole). ``rows``: plan rows taken at a
+    hundreds of MiB, so they never sit in memory whole); with ``permanent``, the pairs that
+    failed for good (a job does not send them again). ``rows``: plan rows taken at a
     time (each stage's own size unless given).
     """
     extension = fmt  # each format is its own extension
@@ -320,6 +326,14 @@ def publish(
         ).explode("tag").filter(~pl.col("tag").is_in(pl.col("pending_tags"))).select(
             "contact_id", "tag"
         ).sink_parquet(applied)
+    if permanent is not None:
+        final.filter(
+            (pl.col("status") == str(Status.FAILED)) & ~pl.col("retryable").fill_null(value=True)
+        ).select("contact_id", "error_type", "message", tag="pending_tags").explode("tag").filter(
+            pl.col("tag").is_not_null()
+        ).select("contact_id", "tag", "error_type", pl.col("message").fill_null("")).sink_parquet(
+            permanent
+        )
     failed_again = (pl.col("status") == str(Status.FAILED)) & pl.col("retryable")
     by_status, by_type, by_skip, verified, retryable = pl.collect_all(
         [
@@ -338,6 +352,7 @@ def publish(
         failures_by_type=_counts(by_type, "error_type"),
         skipped_by_reason=_counts(by_skip, "skip_reason"),
         applied=applied,
+        permanent=permanent,
         verified=int(verified.item() or 0),
         retryable_failures=int(retryable.item() or 0),
     )

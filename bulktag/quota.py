@@ -24,7 +24,7 @@ from bulktag.clock import utc_day
 from bulktag.config import ApiKey
 from bulktag.store import Store
 
-__all__ = ["QuotaBook", "QuotaRecord", "QuotaStore", "default_state_dir"]
+__all__ = ["QUOTA_FILE", "QUOTA_FIX", "QuotaBook", "QuotaRecord", "QuotaStore", "default_state_dir"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (
@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS reruns (
 );
 """
 
-_FIX = (
+#: The quota store's file, in the state folder.
+QUOTA_FILE = "quota.sqlite"
+QUOTA_FIX = (
     "the quota store lives in $BULKTAG_STATE_DIR (else $XDG_STATE_HOME/bulktag, else "
     "~/.local/state/bulktag): set BULKTAG_STATE_DIR to a folder this user can write"
 )
@@ -74,7 +76,7 @@ class QuotaStore(Store):
     """``quota.sqlite`` (see the module docstring)."""
 
     def __init__(self, state_dir: Path) -> None:
-        super().__init__(state_dir / "quota.sqlite", _SCHEMA, _FIX)
+        super().__init__(state_dir / QUOTA_FILE, _SCHEMA, QUOTA_FIX)
 
     def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
         """Today's record for a key, or None (nothing known, or the day has reset)."""

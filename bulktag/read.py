@@ -571,8 +571,7 @@ def _own_note(own: OwnKind | None) -> str | None:
     if own is None:
         return None
     what = {
-        OwnKind.RESULTS: "only its rows not ok or skipped are planned, with their pending "
-        "tags",
+        OwnKind.RESULTS: "only its rows not ok or skipped are planned, with their pending tags",
         OwnKind.FAILURES: "its rows are sent again, less those whose failure was permanent",
         OwnKind.CARRY_OVER: "what the job's last run could not finish",
     }.get(own, "")

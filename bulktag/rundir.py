@@ -24,6 +24,7 @@ from bulktag.clock import Clock
 from bulktag.config import (
     OUTPUT_FORMATS,
     DispatchSettings,
+    JobSettings,
     OutputFormat,
     ReadOptions,
     RunConfig,
@@ -54,9 +55,19 @@ def new_run_dir(base: Path, clock: Clock) -> Path:
     return make_run_dir(folder)
 
 
+def is_finished(folder: Path) -> bool:
+    """A run folder whose run ended: its ``summary.json`` is written."""
+    return (folder / "summary.json").is_file()
+
+
 def make_run_dir(folder: Path) -> Path:
     """A new run folder: ``folder`` absent, empty, or left by a start that failed before
     sending (only ``.bulktag/`` without a config); never a folder of someone's files."""
+    if is_run_folder(folder) and is_finished(folder):
+        raise UsageError(
+            f"--out {folder}: it holds a finished run (its summary.json); give a new or "
+            "empty folder"
+        )
     if is_run_folder(folder):
         raise ConfigError(f"{folder} already holds a run: --resume {folder} continues it")
     if folder.is_dir():
@@ -124,6 +135,24 @@ class RunFolder:
             return _config_from_json(stored, config), identity
         write_json(path, _config_json(config, run_id, now))
         return config, Identity(run_id, now, resumed=False)
+
+    def stored_job(self) -> JobSettings | None:
+        """The job this run belongs to, as ``config.json`` says (None: a run by hand).
+        An earlier bulktag named only the job in a job's run: UsageError then."""
+        stored = json.loads((self.internal / "config.json").read_text(encoding="utf-8"))
+        settings = stored.get("job_settings")
+        if settings is not None:
+            return _job_from_json(settings)
+        if stored.get("job"):
+            raise UsageError(
+                f"{self.path} is a run of the job {stored['job']!r}: the job's next night "
+                "finishes it (bulktag run --job FILE)"
+            )
+        return None
+
+    def stored_dry_run(self) -> bool:
+        stored = json.loads((self.internal / "config.json").read_text(encoding="utf-8"))
+        return bool(stored.get("dry_run"))
 
     # -- the plan ---------------------------------------------------------------------
 
@@ -206,6 +235,7 @@ def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, An
         "force": config.force,
         "skip_existing": config.skip_existing,
         "job": None if config.job is None else config.job.name,
+        "job_settings": None if config.job is None else _job_json(config.job),
         "ca_bundle": None if config.ca_bundle is None else str(config.ca_bundle),
     }
 
@@ -223,6 +253,7 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         base,
         inputs=tuple(data["inputs"]),
         api_url=data["api_url"],
+        api_url_from="as the run started (its config.json)",
         key_file=base.key_file or (Path(data["key_file"]) if data["key_file"] else None),
         key_env=data["key_env"],
         plan_name=data["plan_name"],
@@ -233,6 +264,26 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         force=data["force"],
         skip_existing=data["skip_existing"],
         ca_bundle=base.ca_bundle or (Path(data["ca_bundle"]) if data.get("ca_bundle") else None),
+        job=base.job
+        or (_job_from_json(data["job_settings"]) if data.get("job_settings") else None),
+    )
+
+
+def _job_json(job: JobSettings) -> dict[str, Any]:
+    return {
+        **asdict(job),
+        "folder": str(job.folder),
+        "file": None if job.file is None else str(job.file),
+    }
+
+
+def _job_from_json(data: dict[str, Any]) -> JobSettings:
+    return JobSettings(
+        **{
+            **data,
+            "folder": Path(data["folder"]),
+            "file": None if data.get("file") is None else Path(data["file"]),
+        }
     )
 
 

@@ -8,15 +8,20 @@ published files (:mod:`bulktag.publish`), and the :class:`~bulktag.summary.Summa
 from which ``summary.json``, the stderr summary, the metrics and the exit code come.
 
 A job (``--job``) adds a folder of its own: a lock (one run at a time),
-``state.sqlite`` (:mod:`bulktag.state`: the ledger of applied tags, the list of
-runs), ``carry-over.parquet`` (what the last run could not finish, sent first next
-time) and ``runs/``.
+``state.sqlite`` (:mod:`bulktag.state`: the ledger of applied tags, the pairs that
+failed for good, the list of runs and nights), ``carry-over.parquet`` (what the last
+run could not finish, sent first next time), ``permanent-failures.csv`` (the pairs it
+no longer sends, for a person) and ``runs/``. Only a run that may send changes them:
+a dry run of a job reads its state and carry-over and writes nothing but its own run
+folder (``dry-runs/``), and a resume by hand of a job's run folder finishes it as the
+job's next night would, updating the job.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -32,24 +37,32 @@ import polars as pl
 
 from bulktag.client import check_trust_settings
 from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url, load_api_key
-from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError
+from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
 from bulktag.journal import Journal
 from bulktag.lock import FolderLock
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import FailureType, Status
 from bulktag.ownfiles import CARRY_OVER, OwnKind
-from bulktag.pages import after_run
+from bulktag.pages import after_run, failed_night
 from bulktag.plan import Plan, PlanStats, prepare_plan
-from bulktag.publish import Published, publish, write_json
+from bulktag.publish import Published, marked, publish, write_json, write_output
 from bulktag.quota import QuotaBook, QuotaStore, default_state_dir
 from bulktag.read import InputFrame, expand_inputs
 from bulktag.report import describe_plan, estimate, summary_lines
-from bulktag.rundir import RunFolder, is_run_folder, make_run_dir, new_run_dir
+from bulktag.rundir import RunFolder, is_finished, is_run_folder, make_run_dir, new_run_dir
 from bulktag.runtime import Runtime
 from bulktag.scan import slices
 from bulktag.session import SessionResult, Target, send, unsent
-from bulktag.skip import ALREADY_APPLIED, skip_pairs, start_plan
-from bulktag.state import JobState
+from bulktag.skip import (
+    ALREADY_APPLIED,
+    ALREADY_TAGGED,
+    FAILED_BEFORE,
+    requests_to_send,
+    skip_pairs,
+    skipped_contacts,
+    start_plan,
+)
+from bulktag.state import STATE_FILE, JobState
 from bulktag.summary import OutputFiles, QuotaView, RateView, Summary, exit_code
 
 __all__ = ["RunReport", "Runtime", "run"]
@@ -74,11 +87,16 @@ class _Run:
         runtime: Runtime,
         *,
         state: JobState | None = None,
+        ledger: JobState | None = None,
         carry_over: Path | None = None,
     ) -> None:
+        """``state``: the job's state this run updates (its ledger, runs and nights);
+        ``ledger``: a job's state only read, to plan (a dry run's); ``carry_over``: where
+        the job keeps what this run leaves."""
         self.folder = folder
         self.runtime = runtime
         self.state = state
+        self.ledger = ledger if ledger is not None else state
         self.carry_over = carry_over
         stored, self.identity = folder.open(config, str(uuid.uuid4()), runtime.clock.wall())
         self.config = replace(stored, api_url=check_api_url(stored.api_url))
@@ -114,6 +132,7 @@ class _Run:
                 work=folder.work,
                 carry_over=self.carry_over,
                 applied=None if self.state is None else folder.work / "applied.parquet",
+                permanent=None if self.state is None else folder.work / "permanent.parquet",
                 rows=self.runtime.slice_rows,
             )
             calls = journal.add_calls({} if stats is None else stats.other_calls)
@@ -151,22 +170,28 @@ class _Run:
         frames, raw = prepare_plan(config.inputs, config.read, work, work / "plan-raw.parquet")
         folder.refuse_overwriting_inputs(frames)
         start_plan(raw.path, work / "plan-start.parquet")
-        job = config.job
-        if self.state is not None and job is not None and job.ledger and not config.force:
-            since = None if not job.ledger_days else self.now - job.ledger_days * 86_400
-            applied = list(self.state.applied(since))
-            if applied:
-                ledgered = work / "plan-ledger.parquet"
-                skip_pairs(
-                    work / "plan-start.parquet", ledgered, pl.concat(applied), ALREADY_APPLIED
-                )
-                ledgered.replace(work / "plan-start.parquet")
+        job, ledger = config.job, self.ledger
+        if ledger is not None and job is not None:
+            if job.ledger and not config.force:
+                since = None if not job.ledger_days else self.now - job.ledger_days * 86_400
+                self._skip(list(ledger.applied(since)), ALREADY_APPLIED)
+            if not config.read.retry_permanent:
+                self._skip(list(ledger.failed()), FAILED_BEFORE)
         plan = folder.plan(raw.stats)
         (work / "plan-start.parquet").replace(plan.path)
         raw.rejects_path.replace(plan.rejects_path)
         fmt = _output_format(config, frames)
         folder.store_plan(raw.stats, fmt)
         return plan, fmt
+
+    def _skip(self, pairs: list[pl.DataFrame], reason: str) -> None:
+        """The plan being made, less ``pairs`` (``contact_id, tag``), for ``reason``."""
+        if not pairs:
+            return
+        work = self.folder.work
+        start, less = work / "plan-start.parquet", work / "plan-less.parquet"
+        skip_pairs(start, less, pl.concat(pairs).select("contact_id", "tag"), reason)
+        less.replace(start)
 
     def _send(
         self, plan: Plan, journal: Journal, key: ApiKey, quota_left: int | None
@@ -197,7 +222,8 @@ class _Run:
         )
 
     def _record_applied(self, published: Published) -> None:
-        """The pairs this run applied go into the job's ledger, in batches."""
+        """The pairs this run applied go into the job's ledger, in batches; those that
+        failed for good into its list of them (written out for a person)."""
         if self.state is None or published.applied is None:
             return
         batches = slices(pl.scan_parquet(published.applied), 100_000)
@@ -206,6 +232,15 @@ class _Run:
             self.now,
             self.identity.run_id,
         )
+        if published.permanent is not None:
+            failed = slices(pl.scan_parquet(published.permanent), 100_000)
+            self.state.record_failed(
+                (row for batch in failed for row in batch.iter_rows()),
+                self.now,
+                self.identity.run_id,
+            )
+        assert self.config.job is not None
+        write_permanent_failures(self.state, self.config.job.folder)
 
     def _summarise(
         self,
@@ -269,7 +304,8 @@ class _Run:
         write_json(self.folder.summary, written)
         if self.state is not None:
             self.state.finish_run(summary.run_id, summary.finished_at, int(summary.exit_code))
-        after_run(self.folder.path, written, state=self.state, job=config.job, report=config.report)
+        job = None if self.state is None else config.job  # a dry run's job has no new night
+        after_run(self.folder.path, written, state=self.state, job=job, report=config.report)
         if config.metrics_file is not None:
             try:
                 write_metrics(config.metrics_file, summary)
@@ -287,17 +323,29 @@ class _Run:
         return RunReport(self.folder.path, summary.exit_code, summary)
 
     def _log_plan(self, plan: Plan, quota_left: int | None) -> None:
-        settings = self.config.dispatch
+        config = self.config
+        settings = config.dispatch
+        lines = describe_plan(plan.stats, settings, config.plan_name, quota_left)
+        skipped = skipped_contacts(plan.path)
+        needed = requests_to_send(plan.path)
+        if skipped:
+            lines.append(
+                "not sent: "
+                + ", ".join(f"{n:,} contacts {_SKIPPED[why]}" for why, n in skipped.items())
+                + f"; requests to send: {needed:,}"
+            )
+        lines.append(f"API: {config.api_url} ({config.api_url_from}); key {key_source(config)}")
         log.info(
             "%s:\n%s",
             "resuming the plan" if self.identity.resumed else "plan",
-            "\n".join(describe_plan(plan.stats, settings, self.config.plan_name, quota_left)),
+            "\n".join(lines),
             extra={"block": True, "plan": plan.stats.as_json()},
         )
-        if estimate(plan.stats, settings, quota_left).exceeds_today and not self.config.dry_run:
+        left = replace(plan.stats, requests=needed)
+        if estimate(left, settings, quota_left).exceeds_today and not config.dry_run:
             log.warning(
                 "the plan needs %s calls, more than today's quota allows: the rest is deferred",
-                f"{plan.stats.requests:,}",
+                f"{needed:,}",
             )
 
     def _advice(self, summary: Summary, published: Published) -> list[str]:
@@ -314,7 +362,7 @@ class _Run:
         if summary.exit_code is not ExitCode.WORK_LEFT:
             return lines
         if self.config.job is not None:
-            lines.append("next: the job's next run sends what is left (bulktag run --job FILE)")
+            lines.append(f"next: the job's next run sends what is left ({self.config.job.command})")
             return lines
         if counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0):
             lines.append(
@@ -323,6 +371,15 @@ class _Run:
         if published.retryable_failures:
             lines.append(f"next: bulktag run {published.failures}   (sends the failures again)")
         return lines
+
+
+#: Why a plan's contacts need no call, as the plan says it.
+_SKIPPED = {
+    ALREADY_APPLIED: "whose tags the job's ledger says were applied",
+    FAILED_BEFORE: "whose tags failed for good on an earlier night (--retry-permanent sends "
+    "them; see permanent-failures.csv)",
+    ALREADY_TAGGED: "already tagged in the CRM",
+}
 
 
 def _output_format(config: RunConfig, frames: list[InputFrame]) -> OutputFormat:
@@ -335,6 +392,40 @@ def _output_format(config: RunConfig, frames: list[InputFrame]) -> OutputFormat:
         or {"csv"}
     )
     return formats.pop() if len(formats) == 1 else "csv"
+
+
+#: In a job's folder: the pairs that failed for good, which the job no longer sends.
+PERMANENT_FAILURES = "permanent-failures.csv"
+
+
+def write_permanent_failures(state: JobState, folder: Path) -> None:
+    """``permanent-failures.csv`` in the job's folder, for a person: one row per contact
+    whose tags failed for good (a failures file: ``bulktag run FILE --retry-permanent``
+    sends them again); removed when there are none."""
+    target = folder / PERMANENT_FAILURES
+    if not state.failed_count():
+        target.unlink(missing_ok=True)
+        return
+    rows = (
+        pl.concat(list(state.failed()))
+        .lazy()
+        .group_by("contact_id", "error_type", "message", maintain_order=True)
+        .agg(tags="tag", failed_at=pl.col("failed_at").max(), run_id=pl.col("run_id").last())
+        .select(
+            "contact_id",
+            "tags",
+            status=pl.lit(str(Status.FAILED)),
+            error_type="error_type",
+            retryable=pl.lit(value=False),
+            message="message",
+            failed_at=pl.from_epoch((pl.col("failed_at") * 1000).cast(pl.Int64), time_unit="ms")
+            .dt.replace_time_zone("UTC")
+            .dt.to_string("%Y-%m-%dT%H:%M:%SZ"),
+            run_id="run_id",
+        )
+        .with_columns(marked(OwnKind.FAILURES))
+    )
+    write_output(rows, target, "csv")
 
 
 def _warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at: float) -> None:
@@ -397,15 +488,9 @@ def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
     runtime = runtime or Runtime()
     os.umask(0o077)  # what a run writes (plans, journals, temporary files) is the user's only
     if config.job is not None:
-        return _run_job(config, runtime)
+        return _dry_run_job(config, runtime) if config.dry_run else _run_job(config, runtime)
     if config.resume is not None:
-        folder = RunFolder(config.resume)
-        if not is_run_folder(folder.path):
-            raise ConfigError(
-                f"{folder.path} is not a bulktag run folder (no {folder.internal.name}/config.json)"
-            )
-        with FolderLock(folder.internal):
-            return _Run(config, folder, runtime).execute()
+        return _resume(config, RunFolder(config.resume), runtime)
     preflight(config, runtime.env)  # a mistake there leaves no folder behind
     existed = config.out_dir is not None and config.out_dir.exists()
     path = (
@@ -427,6 +512,57 @@ def _execute(one: _Run, *, keep_folder: bool = False) -> RunReport:
         raise
 
 
+def _resume(config: RunConfig, folder: RunFolder, runtime: Runtime) -> RunReport:
+    """``--resume RUN_DIR``: an interrupted run continued, or a run that stopped with
+    contacts unsent (deferred, not attempted) sent on. A job's run is finished as the job's
+    next night would finish it, under the job's lock, its ledger, carry-over and history
+    updated (once it ended, what it left is the job's carry-over: the job's next night sends
+    it). A run with nothing left is refused, and left as it is."""
+    if not is_run_folder(folder.path):
+        raise ConfigError(
+            f"{folder.path} is not a bulktag run folder (no {folder.internal.name}/config.json)"
+        )
+    owner = folder.stored_job()
+    _refuse_finished(folder, job=owner is not None)
+    if owner is None or folder.stored_dry_run():
+        with FolderLock(folder.internal):
+            return _Run(config, folder, runtime).execute()
+    log.info(
+        "%s is a run of the job %s: finishing it as the job's next night would (its ledger, "
+        "carry-over and history are updated)",
+        folder.path,
+        owner.name,
+    )
+    with FolderLock(owner.folder), JobState(owner.folder) as state:
+        _refuse_finished(folder, job=True)  # the job may have finished it meanwhile
+        carry = owner.folder / CARRY_OVER
+        return _Run(config, folder, runtime, state=state, carry_over=carry).execute()
+
+
+def _refuse_finished(folder: RunFolder, *, job: bool) -> None:
+    """A run with nothing to resume: UsageError (2) with what to do instead. That is a job's
+    run that ended (its carry-over holds what it left), a dry run that ended, and a run that
+    ended with no contact deferred or not attempted."""
+    if not is_finished(folder.path):
+        return
+    try:
+        summary = json.loads(folder.summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    contacts = summary.get("contacts", {})
+    unsent = int(contacts.get("deferred", 0)) + int(contacts.get("not_attempted", 0))
+    if unsent and not job and not summary.get("dry_run"):
+        return
+    ended = f" (exit {summary['exit_code']})" if "exit_code" in summary else ""
+    failures = sorted(folder.path.glob("failures.*"))
+    left = f"bulktag run {failures[0]}" if failures else "a new run"
+    job = summary.get("job")
+    instead = f"the job {job}'s next night sends what it left" if job else f"what it left: {left}"
+    raise UsageError(
+        f"--resume {folder.path}: the run is finished{ended}, nothing to resume; {instead}"
+    )
+
+
 def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
     """Carried-over contacts first, then the job's inputs (a glob matching nothing warns)."""
     found: list[str] = [str(carry)] if carry.exists() else []
@@ -441,30 +577,91 @@ def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
 
 
 def _run_job(config: RunConfig, runtime: Runtime) -> RunReport:
+    """A job's night: the runs it left unfinished, then a run of its inputs."""
     job = config.job
     assert job is not None
     job.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     with FolderLock(job.folder), JobState(job.folder) as state:
         carry = job.folder / CARRY_OVER
         for unfinished in state.unfinished_runs():
-            if is_run_folder(unfinished):
-                log.warning("resuming the interrupted run %s", unfinished)
-                _Run(
-                    config, RunFolder(unfinished), runtime, state=state, carry_over=carry
-                ).execute()
-            else:
-                state.forget_run(unfinished)
-        inputs = _job_inputs(config, carry)
-        folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
-        one = _Run(replace(config, inputs=inputs), folder, runtime, state=state, carry_over=carry)
+            _finish_unfinished(config, RunFolder(unfinished), runtime, state, carry)
+        started = runtime.clock.wall()
+        one = None
         try:
+            inputs = _job_inputs(config, carry)
+            folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
+            one = _Run(
+                replace(config, inputs=inputs), folder, runtime, state=state, carry_over=carry
+            )
             report = _execute(one)
-        except BulkTagError:
-            if not one.sending:
-                state.forget_run(folder.path)  # the next night starts afresh, not from this mistake
+        except BulkTagError as exc:
+            if one is None or not one.sending:
+                if one is not None:  # the next night starts afresh, not from this mistake
+                    state.forget_run(one.folder.path)
+                failed_night(
+                    state,
+                    job,
+                    started=started,
+                    finished=runtime.clock.wall(),
+                    error=exc,
+                    report=config.report,
+                )
             raise
         if job.keep_runs:
             for old in state.run_dirs()[: -job.keep_runs]:
                 shutil.rmtree(old, ignore_errors=True)
                 state.forget_run(old)
     return report
+
+
+def _finish_unfinished(
+    config: RunConfig, folder: RunFolder, runtime: Runtime, state: JobState, carry: Path
+) -> None:
+    """A run of the job that did not finish: resumed; one killed after its summary was
+    written only closed (its files, ledger and carry-over are written before it)."""
+    if not is_run_folder(folder.path):
+        state.forget_run(folder.path)
+    elif is_finished(folder.path):
+        summary = json.loads(folder.summary.read_text(encoding="utf-8"))
+        finished = datetime.fromisoformat(summary["finished_at"].replace("Z", "+00:00"))
+        state.finish_run(summary["run_id"], finished.timestamp(), int(summary["exit_code"]))
+        after_run(folder.path, summary, state=state, job=config.job, report=config.report)
+    else:
+        log.warning("resuming the interrupted run %s", folder.path)
+        _Run(config, folder, runtime, state=state, carry_over=carry).execute()
+
+
+#: Where a dry run of a job writes its run folder, in the job's folder (unless --out).
+DRY_RUNS = "dry-runs"
+
+
+def _dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
+    """A dry run of a job: what its next night would send, from its carry-over, inputs and
+    ledger, read and never written. It changes nothing of the job (no lock, no state, no
+    carry-over, no history, no quota): only its own run folder is written."""
+    job = config.job
+    assert job is not None
+    ledger = JobState(job.folder, read_only=True) if (job.folder / STATE_FILE).is_file() else None
+    try:
+        for unfinished in [] if ledger is None else ledger.unfinished_runs():
+            if is_run_folder(unfinished) and not is_finished(unfinished):
+                log.warning(
+                    "the interrupted run %s is finished first by the job's next night; this "
+                    "dry run leaves it alone and does not count what it will send",
+                    unfinished,
+                )
+        inputs = _job_inputs(config, job.folder / CARRY_OVER)
+        preflight(config, runtime.env)
+        existed = config.out_dir is not None and config.out_dir.exists()
+        path = (
+            make_run_dir(config.out_dir)
+            if config.out_dir
+            else new_run_dir(job.folder / DRY_RUNS, runtime.clock)
+        )
+        folder = RunFolder(path)
+        with FolderLock(folder.internal):
+            one = _Run(replace(config, inputs=inputs), folder, runtime, ledger=ledger)
+            return _execute(one, keep_folder=existed)
+    finally:
+        if ledger is not None:
+            ledger.close()

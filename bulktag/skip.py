@@ -2,7 +2,8 @@
 
 The plan file carries ``send`` (the tags still to send, in order) and
 ``skip_reason`` (why some were left out): ``already_applied`` from the job's
-ledger, ``already_tagged`` when the CRM itself said so (``--skip-existing``). A
+ledger, ``failed_before`` for pairs that failed for good on an earlier night of the
+job, ``already_tagged`` when the CRM itself said so (``--skip-existing``). A
 contact whose ``send`` is empty is reported ``skipped`` and costs no call.
 """
 
@@ -14,10 +15,19 @@ import polars as pl
 
 from bulktag.leadlex import MAX_TAGS_PER_REQUEST
 
-__all__ = ["ALREADY_APPLIED", "ALREADY_TAGGED", "requests_to_send", "skip_pairs", "start_plan"]
+__all__ = [
+    "ALREADY_APPLIED",
+    "ALREADY_TAGGED",
+    "FAILED_BEFORE",
+    "requests_to_send",
+    "skip_pairs",
+    "skipped_contacts",
+    "start_plan",
+]
 
 ALREADY_APPLIED = "already_applied"
 ALREADY_TAGGED = "already_tagged"
+FAILED_BEFORE = "failed_before"
 
 
 def start_plan(raw: Path, target: Path) -> None:
@@ -63,3 +73,16 @@ def requests_to_send(plan: Path) -> int:
         .item()
     )
     return int(total or 0)
+
+
+def skipped_contacts(plan: Path) -> dict[str, int]:
+    """Contacts the plan sends nothing, by why (``skip_reason``)."""
+    counts = (
+        pl.scan_parquet(plan)
+        .filter((pl.col("send").list.len() == 0) & pl.col("skip_reason").is_not_null())
+        .group_by("skip_reason")
+        .len()
+        .sort("skip_reason")
+        .collect()
+    )
+    return dict(zip(counts["skip_reason"].to_list(), counts["len"].to_list(), strict=True))

@@ -156,12 +156,29 @@ def _kind(path: Path, head: bytes, source: str) -> Kind:
             f"{what} (web apps and Salesforce Classic save HTML tables as .xls)",
         )
     if text.startswith(b"{"):
+        _refuse_summary(path, text, source)
         return "ndjson"
     start = head[:8192]
     binary = start.count(0) >= max(2, len(start) // 100)  # NULs in 1 % of it: not text
     if binary and _bom_encoding(head) is None and _utf16_guess(head) is None:
         raise _unusable(source, "binary data, not a table", "export the data as CSV or XLSX")
     return "csv"
+
+
+_SUMMARY = re.compile(rb'^\{\s*"bulktag"\s*:\s*"[^"]*",\s*"run_id"\s*:')
+
+
+def _refuse_summary(path: Path, text: bytes, source: str) -> None:
+    """A run's ``summary.json`` is not a list of contacts: refused, with the file to use."""
+    if not _SUMMARY.match(text):
+        return
+    failures = sorted(path.parent.glob("failures.*"))
+    instead = failures[0] if failures else path.parent / "failures.csv"
+    raise InputError(
+        f"this is a run's summary.json, not a list of contacts: what that run could not do "
+        f"is in its failures file: bulktag run {instead}",
+        source=source,
+    )
 
 
 def _tail(path: Path) -> bytes:

@@ -2,6 +2,9 @@
 
 - the *ledger* of (contact, tag) pairs bulktag applied and when, so a nightly run
   never spends a call on a pair it already applied;
+- the pairs that *failed for good* (``not_found``, ``validation_error``), so a nightly
+  run does not spend a call a night on them; ``--retry-permanent`` sends them again,
+  and ``permanent-failures.csv`` in the job's folder lists them for a person;
 - the *pre-check history*: how many contacts carried each tag when the CRM was last
   asked (``--skip-existing`` skips asking about tags nobody carries);
 - the list of the job's *runs*, so an interrupted one is completed first;
@@ -22,7 +25,7 @@ import polars as pl
 
 from bulktag.store import Store
 
-__all__ = ["STATE_FILE", "JobState", "Night"]
+__all__ = ["STATE_FILE", "JobState", "Night", "state_fix"]
 
 #: A job's state file, in the job's folder.
 STATE_FILE = "state.sqlite"
@@ -32,6 +35,15 @@ CREATE TABLE IF NOT EXISTS ledger (
     contact_id TEXT NOT NULL,
     tag TEXT NOT NULL,
     applied_at REAL NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (contact_id, tag)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS failed (
+    contact_id TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    error_type TEXT NOT NULL,
+    message TEXT NOT NULL,
+    failed_at REAL NOT NULL,
     run_id TEXT NOT NULL,
     PRIMARY KEY (contact_id, tag)
 ) WITHOUT ROWID;
@@ -65,7 +77,8 @@ CREATE TABLE IF NOT EXISTS nights (
     quota_limit INTEGER,
     quota_remaining INTEGER,
     per_night INTEGER,
-    backlog INTEGER NOT NULL
+    backlog INTEGER NOT NULL,
+    message TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -92,6 +105,18 @@ class Night:
     quota_remaining: int | None  #: what was left of it after the run
     per_night: int | None  #: calls a night may spend (the day's quota less the reserve)
     backlog: int  #: contacts left for the next runs (deferred, not attempted, retryable)
+    #: why the night failed before it could send (its exit 65, 78...); "" for a run
+    message: str = ""
+
+    @property
+    def failed_to_start(self) -> bool:
+        """A night that stopped on a mistake before sending: no counts, an exit and why."""
+        return bool(self.message)
+
+
+def state_fix(folder: Path) -> str:
+    """What to do when a job's state cannot be opened."""
+    return f"the job keeps its state in its out folder ({folder}): make it writable"
 
 
 _NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
@@ -100,10 +125,25 @@ _NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 class JobState(Store):
     """A job's ``state.sqlite`` (see the module docstring); one run of the job at a time."""
 
-    def __init__(self, folder: Path) -> None:
-        """Open (create) ``folder/state.sqlite``; ConfigError (exit 78) when it cannot be."""
-        fix = f"the job keeps its state in its out folder ({folder}): make it writable"
-        super().__init__(folder / STATE_FILE, _SCHEMA, fix)
+    def __init__(self, folder: Path, *, read_only: bool = False) -> None:
+        """Open (create) ``folder/state.sqlite``; ConfigError (exit 78) when it cannot be.
+        ``read_only``: open an existing one to read it, and never write (a dry run)."""
+        super().__init__(folder / STATE_FILE, _SCHEMA, state_fix(folder), read_only=read_only)
+        if not read_only:
+            self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Columns an earlier bulktag's state file lacks, added."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(nights)")}
+        if "message" not in columns:
+            self._db.execute("ALTER TABLE nights ADD COLUMN message TEXT NOT NULL DEFAULT ''")
+
+    def _has(self, table: str) -> bool:
+        """Whether the file has ``table`` (one an older bulktag made may not, read only)."""
+        found = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return found is not None
 
     # -- ledger ---------------------------------------------------------------
 
@@ -112,6 +152,7 @@ class JobState(Store):
 
         ``pairs`` is consumed as it is written (one transaction), never held whole.
         """
+        failed = self.failed_count() > 0  # a pair applied at last no longer failed
         with self._db:
             self._db.execute("BEGIN")
             cursor = self._db.executemany(
@@ -119,6 +160,13 @@ class JobState(Store):
                 "VALUES (?, ?, ?, ?)",
                 ((c, t, at, run_id) for c, t in pairs),
             )
+            if failed:
+                self._db.execute(
+                    "DELETE FROM failed WHERE EXISTS (SELECT 1 FROM ledger WHERE "
+                    "ledger.contact_id = failed.contact_id AND ledger.tag = failed.tag "
+                    "AND ledger.run_id = ?)",
+                    (run_id,),
+                )
         return cursor.rowcount
 
     def applied(self, since: float | None = None, batch: int = 200_000) -> Iterator[pl.DataFrame]:
@@ -133,6 +181,46 @@ class JobState(Store):
 
     def ledger_size(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM ledger").fetchone()[0])
+
+    # -- permanent failures ---------------------------------------------------------
+
+    def record_failed(
+        self, rows: Iterable[tuple[str, str, str, str]], at: float, run_id: str
+    ) -> None:
+        """Pairs that failed for good (``contact_id, tag, error_type, message``)."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO failed "
+                "(contact_id, tag, error_type, message, failed_at, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                ((c, t, e, m, at, run_id) for c, t, e, m in rows),
+            )
+
+    def failed_count(self) -> int:
+        if not self._has("failed"):
+            return 0
+        return int(self._db.execute("SELECT count(*) FROM failed").fetchone()[0])
+
+    def failed(self, batch: int = 200_000) -> Iterator[pl.DataFrame]:
+        """The pairs that failed for good: frames of ``contact_id, tag, error_type, message,
+        failed_at, run_id``, by contact."""
+        if not self._has("failed"):
+            return
+        cursor = self._db.execute(
+            "SELECT contact_id, tag, error_type, message, failed_at, run_id FROM failed "
+            "ORDER BY contact_id, failed_at"
+        )
+        schema = {
+            "contact_id": pl.String,
+            "tag": pl.String,
+            "error_type": pl.String,
+            "message": pl.String,
+            "failed_at": pl.Float64,
+            "run_id": pl.String,
+        }
+        while rows := cursor.fetchmany(batch):
+            yield pl.DataFrame(rows, schema=schema, orient="row")
 
     # -- pre-check history -------------------------------------------------------
 
@@ -193,6 +281,14 @@ class JobState(Store):
         return [
             Night(**{**dict(zip(names, row, strict=True)), "dry_run": bool(row[5])}) for row in rows
         ]
+
+    def last_quota_limit(self) -> int | None:
+        """The day's quota LeadLex last reported to a night of this job (None: never)."""
+        row = self._db.execute(
+            "SELECT quota_limit FROM nights WHERE quota_limit IS NOT NULL "
+            "ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def forget_run(self, run_dir: Path) -> None:
         with self._db:

@@ -34,23 +34,35 @@ from tests.constants import API_URL, KEY, T0
 URL = API_URL
 
 
+class Crash(BaseException):
+    """The process dies here (what kill -9 does, without a process)."""
+
+
 async def inline(function: Callable[..., Any], *args: Any) -> Any:
     """Run a blocking call on the loop: a thread would let virtual time jump ahead."""
     return function(*args)
 
 
 class _Hooked(httpx2.AsyncBaseTransport):
-    """The emulator's transport, with a hook that may act before each request."""
+    """The emulator's transport, with hooks that may act before and after each request."""
 
     def __init__(
-        self, inner: httpx2.AsyncBaseTransport, hook: Callable[[httpx2.Request], None]
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        hook: Callable[[httpx2.Request], None] | None,
+        after: Callable[[httpx2.Request, httpx2.Response], None] | None,
     ) -> None:
         self._inner = inner
         self._hook = hook
+        self._after = after
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        self._hook(request)
-        return await self._inner.handle_async_request(request)
+        if self._hook is not None:
+            self._hook(request)
+        response = await self._inner.handle_async_request(request)
+        if self._after is not None:
+            self._after(request, response)
+        return response
 
 
 @dataclass
@@ -62,6 +74,9 @@ class World:
     folder: Path
     environ: dict[str, str] = field(default_factory=dict)
     hook: Callable[[httpx2.Request], None] | None = None
+    #: acts after the emulator answered (a kill after a call was applied, say)
+    after: Callable[[httpx2.Request, httpx2.Response], None] | None = None
+    handle_signals: bool = False  #: the command's own SIGTERM handling, on this process
     runs: int = 0
     slice_rows: int | None = None  #: plan rows at a time (Runtime.slice_rows)
 
@@ -75,15 +90,15 @@ class World:
 
     def runtime(self) -> Runtime:
         transport: httpx2.AsyncBaseTransport = EmulatorTransport(self.emulator)
-        if self.hook is not None:
-            transport = _Hooked(transport, self.hook)
+        if self.hook is not None or self.after is not None:
+            transport = _Hooked(transport, self.hook, self.after)
         return Runtime(
             transport=transport,
             clock=SourceClock(self.clock.current_time, T0),
             backend="trio",
             backend_options={"clock": self.clock},
             environ=self.environ,
-            handle_signals=False,
+            handle_signals=self.handle_signals,
             seed=1,
             offload=inline,
             slice_rows=self.slice_rows,
@@ -99,14 +114,52 @@ class World:
         return main(argv, runtime=self.runtime()), run_dir
 
     def run_job(self, job: Path, *args: str) -> tuple[int, Path | None]:
-        """``bulktag run --job JOB ARGS --api-url URL``; returns (exit code, newest run folder)."""
+        """``bulktag run --job JOB ARGS --api-url URL``; returns (exit code, newest run folder:
+        of ``dry-runs/`` for a ``--dry-run``)."""
         code = main(["run", "--job", str(job), *args, "--api-url", URL], runtime=self.runtime())
+        kind = "dry-runs" if "--dry-run" in args else "runs"
         runs = (
-            sorted((self.folder / "job" / "runs").glob("*"))
-            if (self.folder / "job").exists()
-            else []
+            sorted((self.folder / "job" / kind).glob("*")) if (self.folder / "job").exists() else []
         )
         return code, (runs[-1] if runs else None)
+
+    def crash_after(self, calls: int, *, applied: bool = False) -> None:
+        """The add-tags call after ``calls`` more kills the command (:class:`Crash`): before
+        the emulator sees it, or once it has applied it (``applied``). Others pass."""
+        seen = {"n": 0}
+
+        def count(request: httpx2.Request) -> bool:
+            if request.method == "POST" and request.url.path.endswith("/tags"):
+                seen["n"] += 1
+            return seen["n"] > calls
+
+        def before(request: httpx2.Request) -> None:
+            if not applied and count(request):
+                raise Crash
+
+        def after(request: httpx2.Request, response: httpx2.Response) -> None:
+            if applied and count(request):
+                raise Crash
+
+        self.hook, self.after = before, after
+
+    def crashing(self, *args: str) -> None:
+        """``bulktag run ARGS`` (a job's when ARGS start with --job) that must meet its crash."""
+        try:
+            if args[:1] == ("--job",):
+                self.run_job(Path(args[1]), *args[2:])
+            else:
+                self.run(*args)
+        except BaseException as exc:
+            crashed = isinstance(exc, Crash) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(Crash) is not None
+            )
+            if not crashed:
+                raise
+        else:
+            raise AssertionError("the command did not crash")
+        finally:
+            self.hook = self.after = None
 
     def write_job(self, text: str, name: str = "job.toml") -> Path:
         """A job file whose ``out`` is ``<folder>/job``; TEXT adds keys and sections."""

@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from bulktag.config import JobSettings
-from bulktag.errors import ConfigError
-from bulktag.history import record_night
+from bulktag.errors import BulkTagError, ConfigError
+from bulktag.history import record_failed_night, record_night
 from bulktag.publish import atomic_write
 from bulktag.state import JobState
 
-__all__ = ["HISTORY", "REPORT", "after_run", "write_history", "write_run_report"]
+__all__ = ["HISTORY", "REPORT", "after_run", "failed_night", "write_history", "write_run_report"]
 
 log = logging.getLogger("bulktag")
 REPORT = "report.html"
@@ -88,3 +88,22 @@ def after_run(
     except Exception as exc:  # noqa: BLE001  (a page is an extra: it never changes the run's outcome)
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         log.warning("cannot write the report of %s: %s", run_dir, reason)
+
+
+def failed_night(
+    state: JobState,
+    job: JobSettings,
+    *,
+    started: float,
+    finished: float,
+    error: BulkTagError,
+    report: bool,
+) -> None:
+    """A job's night that stopped before sending (exit 65, 78...): recorded in its
+    history with the exit and the line said, and ``history.html`` written again."""
+    try:
+        record_failed_night(state, started, finished, int(error.exit_code), str(error))
+        if report:
+            write_history(job.name, job.folder, state)
+    except Exception as exc:  # noqa: BLE001  (the night's own error is what the user must see)
+        log.warning("cannot record the failed night in the job's history: %s", exc)

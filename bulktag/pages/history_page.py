@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bulktag import __version__
-from bulktag.history import COLUMNS, nights_to_finish, row_cells
+from bulktag.history import COLUMNS, nights_to_finish, outlook, row_cells
 from bulktag.pages import charts
 from bulktag.pages.layout import Markup, Tile, esc, link, page, section, table, tiles, value
 from bulktag.state import Night
@@ -22,7 +22,7 @@ _NOTE = (
 
 def _report_link(folder: Path, night: Night) -> Markup | str:
     run_dir = Path(night.run_dir)
-    if not (run_dir / "report.html").is_file():
+    if not night.run_dir or not (run_dir / "report.html").is_file():
         return ""
     try:
         relative = run_dir.resolve().relative_to(folder.resolve())
@@ -62,7 +62,9 @@ def render_history(job: str, folder: Path, nights: Sequence[Night]) -> str:
                 left,
                 "at the day's quota" if left else "the backlog is done",
                 "warn" if left else "good",
-            ),
+            )
+            if left is not None
+            else Tile("last exit", last.exit_code, outlook(last), "bad"),
         ]
     )
     labels = [datetime.fromtimestamp(n.started_at, UTC).strftime("%m-%d %H:%M") for n in nights]

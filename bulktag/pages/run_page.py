@@ -33,7 +33,11 @@ _FILES = {
 
 
 def _n(mapping: Mapping[str, Any], key: str) -> int:
-    return int(mapping.get(key) or 0)
+    """A count in ``summary.json``; a count by endpoint (the pre-check's calls) summed."""
+    found = mapping.get(key) or 0
+    if isinstance(found, Mapping):
+        return sum(int(n or 0) for n in found.values())
+    return int(found)
 
 
 def _top(counts: Mapping[str, int], most: int = 3) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -145,22 +146,68 @@ def test_a_bad_job_file_is_one_line_and_78(
     assert world.emulator.requests == {}
 
 
-def test_check_job_describes_a_good_file(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    """check-job: exit 0 and what a run would use."""
+def test_check_job_describes_a_good_file(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-job: exit 0 and what a run would use, the URL and the key with their sources."""
+    monkeypatch.setenv("LEADLEX_API_KEY", KEY)
+    monkeypatch.delenv("LEADLEX_API_URL", raising=False)
     world.write_csv("in.csv", [(world.contact_ids[0], "a")])
     job = world.write_job('inputs = ["in.csv"]\n[limits]\nplan = "starter"\nquota_reserve = 5\n')
     assert main(["check-job", str(job)]) == ExitCode.OK
     out = capsys.readouterr().out
     assert "plan starter: 10.0 calls a minute, 100 a day, reserve 5" in out
     assert str(world.folder / "in.csv") in out
+    assert "API: https://data.leadlex.com/functions/v1/api-gateway (LeadLex's, the default)" in out
+    assert "key: the key in $LEADLEX_API_KEY" in out
+    assert KEY not in out
 
 
-def test_shipped_job_files_are_valid() -> None:
-    """jobs/*.toml parse and check (their inputs need not exist on this machine)."""
+def _on_this_machine(job: Path, root: Path) -> Path:
+    """A copy of a shipped job file whose absolute paths point below ``root``, made."""
+    text = job.read_text(encoding="utf-8")
+    for absolute in sorted(set(re.findall(r'"(/[^"]+)"', text))):
+        local = root / absolute.lstrip("/")
+        folder = local if "." not in local.name else local.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        text = text.replace(f'"{absolute}"', f'"{local}"')
+    copy = root / "jobs" / job.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(text, encoding="utf-8")
+    return copy
+
+
+def test_shipped_job_files_are_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """jobs/*.toml pass every check a run makes (their folders made, a key in the
+    environment); their inputs need not exist on this machine."""
+    monkeypatch.setenv("LEADLEX_API_KEY", KEY)
+    monkeypatch.delenv("LEADLEX_API_URL", raising=False)
     jobs = sorted((Path(__file__).resolve().parents[2] / "jobs").glob("*.toml"))
     assert len(jobs) >= 2
     for job in jobs:
-        assert main(["check-job", str(job)]) == ExitCode.OK, job
+        assert main(["check-job", str(_on_this_machine(job, tmp_path))]) == ExitCode.OK, job
+        assert "usable: every check a run makes" in capsys.readouterr().out
+
+
+def test_check_job_checks_what_a_run_checks(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-job fails where the run would, before its first call: a metrics file whose
+    folder is missing, no key (the run would exit 78 on each; chain 10 of issue 22)."""
+    world.write_csv("in.csv", [(world.contact_ids[0], "a")])
+    job = world.write_job('inputs = ["in.csv"]\nmetrics_file = "nowhere/bulktag.prom"\n')
+    monkeypatch.setenv("LEADLEX_API_KEY", KEY)
+    assert main(["check-job", str(job)]) == ExitCode.CONFIG
+    assert "nowhere does not exist" in capsys.readouterr().err
+    code, _ = world.run_job(job)
+    assert code == ExitCode.CONFIG  # the run agrees
+    assert world.emulator.requests == {}
+    job = world.write_job('inputs = ["in.csv"]\n')
+    monkeypatch.delenv("LEADLEX_API_KEY")
+    assert main(["check-job", str(job)]) == ExitCode.CONFIG
+    assert "no API key: set LEADLEX_API_KEY" in capsys.readouterr().err
 
 
 def test_job_key_comes_from_the_named_variable_only(

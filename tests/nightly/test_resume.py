@@ -155,12 +155,13 @@ def test_resume_of_a_folder_that_is_not_a_run_is_78(
 def test_a_second_run_into_the_same_folder_is_refused(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--out onto a folder that holds a run: exit 78, pointing to --resume."""
+    """--out onto a folder that holds a finished run: exit 2, asking for a new folder (a
+    finished run has nothing to continue)."""
     source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
     world.run(str(source), out="same")
     code, _ = world.run(str(source), out="same")
-    assert code == ExitCode.CONFIG
-    assert "--resume" in capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "holds a finished run" in capsys.readouterr().err
 
 
 def test_resume_with_inputs_is_a_usage_error(world: World) -> None:

@@ -218,14 +218,23 @@ def test_validate_shows_the_plan_with_and_without_the_precheck(
 
 
 def test_resume_does_not_precheck_again(world: World) -> None:
-    """A resumed run keeps what its pre-check found: no second export."""
+    """A run stopped by the quota, resumed the next day, keeps what its pre-check found: no
+    second export, and only the contacts it could not send then."""
     _tag(world, world.contact_ids[:30], "x")
     source = world.write_csv("in.csv", [(cid, "x") for cid in world.contact_ids])
-    world.run(str(source), "--skip-existing", out="run")
+    world.workspace_used(1000 - 10)  # ten calls left today
+    code, _ = world.run(str(source), "--skip-existing", out="run")
+    assert code == ExitCode.WORK_LEFT
     exports = world.emulator.handled["GET /v1/contacts/export"]
+    assert exports == 1
+    sent = world.handled_tag_calls()
+    world.next_night()
     code = main(["run", "--resume", str(world.folder / "run")], runtime=world.runtime())
     assert code == ExitCode.OK
     assert world.emulator.handled["GET /v1/contacts/export"] == exports
+    assert sent < 30
+    assert world.handled_tag_calls() == 30  # the 30 untagged, each once
+    assert all(world.tags_of(cid) == ["x"] for cid in world.contact_ids)
 
 
 def test_many_tags_on_few_contacts_take_one_full_export(make_world: Callable[..., World]) -> None:

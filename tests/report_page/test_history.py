@@ -63,7 +63,7 @@ def test_history_prints_the_nights_as_a_table(
     code, out = _history(job, capsys)
     assert code == ExitCode.OK
     lines = out.splitlines()
-    assert lines[0] == "job job: 3 runs"
+    assert lines[0] == "job job: 3 nights"
     assert lines[1].split()[:3] == ["night", "(UTC)", "exit"]
     assert [line.split()[2:6] for line in lines[2:5]] == [
         ["75", "10", "15", "0"],
