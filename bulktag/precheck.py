@@ -14,7 +14,9 @@ strategy is chosen from the plan:
 A tag is only checked when checking it can save more calls than it costs (its
 planned contacts outnumber its export calls), and when the job's history does
 not say it is never found (a tag new to the CRM: checked once, then not for
-``FORGET_DAYS`` days). Without Read permission, or when an export fails, the
+``FORGET_DAYS`` days). The pre-check spends at most half of the calls left today
+(:func:`export_budget`): a small daily quota is never all spent on asking, night
+after night, with nothing left to send. Without Read permission, or when an export fails, the
 pre-check warns once and the run goes on without it: never fail a run for an
 optimisation.
 """
@@ -35,7 +37,15 @@ import polars as pl
 from bulktag.leadlex import EXPORT_MAX_LIMIT, EXPORT_PER_HOUR
 from bulktag.outcomes import Attempt, FailureType
 
-__all__ = ["Precheck", "Strategy", "TagDemand", "choose", "run_precheck", "tag_demand"]
+__all__ = [
+    "Precheck",
+    "Strategy",
+    "TagDemand",
+    "choose",
+    "export_budget",
+    "run_precheck",
+    "tag_demand",
+]
 
 log = logging.getLogger("bulktag")
 
@@ -111,6 +121,8 @@ def choose(
         why = (
             f"{skipped} tag(s) never found before"
             if skipped
+            else "today's quota leaves no room for it"
+            if export_budget < 1
             else "it would cost more than it can save"
         )
         return Strategy("none", (), 0, why)
@@ -130,6 +142,14 @@ def tag_demand(plan: Path, column: str = "send") -> list[TagDemand]:
         .collect()
     )
     return [TagDemand(t, n) for t, n in frame.iter_rows()]
+
+
+def export_budget(calls_today: int | None) -> int:
+    """The calls a pre-check may spend: the export limit's 10 an hour, and at most half of
+    the calls left today (``calls_today``, None: not known), so that sending goes on."""
+    if calls_today is None:
+        return EXPORT_PER_HOUR
+    return max(0, min(EXPORT_PER_HOUR, calls_today // 2))
 
 
 def wants_workspace_size(demand: Sequence[TagDemand], export_budget: int = EXPORT_PER_HOUR) -> bool:
@@ -213,17 +233,26 @@ async def run_precheck(
     contacts: int,
     requests: int,
     never_found: frozenset[str] = frozenset(),
+    calls_today: int | None = None,
 ) -> Precheck:
-    """Choose a strategy, run it, return the (contact, tag) pairs the CRM already has."""
+    """Choose a strategy within the budget (``calls_today``: the calls left today, less the
+    reserve; None: not known), run it, return the (contact, tag) pairs the CRM already has."""
     size = None
     spent: dict[str, int] = {}
-    if wants_workspace_size(demand):
+    budget = export_budget(calls_today)
+    if budget > 2 and wants_workspace_size(demand, budget):
         answer = await reads.count_contacts()
         spent["list_contacts"] = 1
+        budget -= 1
         if answer is not None and answer[0].ok:
             size = answer[1]
     strategy = choose(
-        demand, contacts=contacts, requests=requests, workspace_size=size, never_found=never_found
+        demand,
+        contacts=contacts,
+        requests=requests,
+        workspace_size=size,
+        export_budget=budget,
+        never_found=never_found,
     )
     result = Precheck(strategy, calls=spent)
     pairs: list[pl.DataFrame] = []

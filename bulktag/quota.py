@@ -124,6 +124,15 @@ class QuotaStore(Store):
                 ),
             )
 
+    def last_limit(self, fingerprint: str) -> int | None:
+        """The daily quota LeadLex last reported for a key, on any day (None: never)."""
+        row = self._db.execute(
+            "SELECT quota_limit FROM quota WHERE fingerprint = ? AND quota_limit IS NOT NULL "
+            "ORDER BY day DESC LIMIT 1",
+            (fingerprint,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def reruns_of(self, digest: str) -> list[tuple[Path, float]]:
         """Run folders that already sent the file with this content, oldest first."""
         rows = self._db.execute(
@@ -147,9 +156,11 @@ class QuotaBook:
         self._fingerprint = fingerprint(key, api_url)
 
     def remaining(self, now: float) -> int | None:
+        """Today's calls left as LeadLex last said; on a day not yet spent, the daily quota
+        LeadLex last reported (the day starts whole); None when nothing is known."""
         with QuotaStore(self._state_dir) as store:
             known = store.quota(self._fingerprint, now)
-        return known.remaining if known else None
+            return known.remaining if known else store.last_limit(self._fingerprint)
 
     def spend(
         self, now: float, *, calls: int, remaining: int | None, limit: int | None, reset: int | None

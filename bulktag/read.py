@@ -550,6 +550,9 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
             shutil.copyfileobj(sys.stdin.buffer, handle)
         return _read_csv(path, "<stdin>", options, workdir)
     path = Path(name)
+    empty = _empty_output(path)
+    if empty is not None:
+        return _read_columnar(empty, name, "ndjson", options)
     detected = detect_format(path, name)
     if detected.format == "csv":
         item = _read_csv(path, name, options, workdir)
@@ -564,6 +567,22 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
         item = _read_columnar(scan, name, "ndjson", options)
     notes = tuple(filter(None, [detected.note, item.columns.id_note, _own_note(item.own)]))
     return replace(item, notes=(*notes, *item.notes))
+
+
+def _empty_output(path: Path) -> pl.LazyFrame | None:
+    """A run's own results or failures file with no row, which NDJSON writes as an empty
+    file: no contact, nothing to send (an empty file of a person's is refused)."""
+    kind = {"failures": OwnKind.FAILURES, "results": OwnKind.RESULTS}.get(path.stem)
+    try:
+        empty = kind is not None and path.stat().st_size == 0
+    except OSError:
+        return None
+    if not empty or not (path.parent / ".bulktag" / "config.json").is_file():
+        return None
+    names = ["contact_id", "tags", "status", "error_type", "retryable"]
+    if kind is OwnKind.RESULTS:
+        names.append("pending_tags")
+    return pl.LazyFrame(schema=dict.fromkeys([*names, MARK], pl.String))
 
 
 def _own_note(own: OwnKind | None) -> str | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import polars as pl
 from tqdm import tqdm
 
@@ -138,11 +139,13 @@ async def send(
         )
         try:
             async with anyio.create_task_group() as watch:
-                if runtime.handle_signals:
-                    watch.start_soon(_watch_signals, dispatcher, settings.grace, runtime)
+                if runtime.handle_signals:  # listening before the first call goes out
+                    await watch.start(_watch_signals, dispatcher, settings.grace, runtime)
                 if precheck_path is not None:
                     reads = _GatedReads(dispatcher, client)
-                    report = await _precheck(plan, reads, runtime, state, work)
+                    report = await _precheck(
+                        plan, reads, runtime, state=state, work=work, target=target
+                    )
                     write_json(precheck_path, report)  # a resumed run does not ask again
                     todo = await runtime.offload(
                         unsent, plan, journal, work, runtime.slice_rows
@@ -166,10 +169,17 @@ async def _feed(todo: pl.LazyFrame, runtime: Runtime) -> AsyncGenerator[PlannedC
             yield PlannedContact(seq, contact_id, tuple(tags), source, line)
 
 
-async def _watch_signals(dispatcher: Dispatcher, grace: float, runtime: Runtime) -> None:
+async def _watch_signals(
+    dispatcher: Dispatcher,
+    grace: float,
+    runtime: Runtime,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """SIGINT or SIGTERM: finish the requests in flight within ``grace``, then publish; a
     second signal cancels them at once."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
         async with anyio.create_task_group() as group:
             async for signum in signals:
                 if dispatcher.halt is Halt.SIGNAL:
@@ -189,9 +199,18 @@ async def _cancel_after(dispatcher: Dispatcher, grace: float, runtime: Runtime) 
 
 
 async def _precheck(
-    plan: Plan, reads: _GatedReads, runtime: Runtime, state: JobState | None, work: Path
+    plan: Plan,
+    reads: _GatedReads,
+    runtime: Runtime,
+    *,
+    state: JobState | None,
+    work: Path,
+    target: Target,
 ) -> dict[str, Any]:
-    """Ask the CRM what the plan's contacts carry; take it out of the plan."""
+    """Ask the CRM what the plan's contacts carry; take it out of the plan. A job's ledger
+    learns the pairs found: its next nights skip them without asking again."""
+    settings = target.config.dispatch
+    known = target.quota_left if target.quota_left is not None else settings.per_day
     demand = tag_demand(plan.path)
     contacts = pl.scan_parquet(plan.path).filter(pl.col("send").list.len() > 0).select(pl.len())
     before = requests_to_send(plan.path)
@@ -202,12 +221,16 @@ async def _precheck(
         contacts=contacts.collect().item(),
         requests=before,
         never_found=history_never_found(history, runtime.clock.wall()),
+        calls_today=None if known is None else max(0, known - settings.quota_reserve),
     )
     skipped = 0
     if result.present.height:
         checked = work / "plan-checked.parquet"
         skipped = skip_pairs(plan.path, checked, result.present, ALREADY_TAGGED)
         checked.replace(plan.path)
+        if state is not None:
+            pairs = result.present.select("contact_id", "tag").iter_rows()
+            state.record_applied(pairs, runtime.clock.wall(), target.run_id)
     if state is not None and result.checked:
         state.record_precheck(result.checked, runtime.clock.wall())
     after = requests_to_send(plan.path)

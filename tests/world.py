@@ -9,6 +9,8 @@ milliseconds, and tests can assert exact schedules.
 from __future__ import annotations
 
 import csv
+import hashlib
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +194,25 @@ class World:
             writer.writerows(rows)
         return path
 
+    def job_fingerprint(self, job: str = "job") -> dict[str, str]:
+        """What a dry run must leave as it was: the job's folder (but its dry runs), its
+        state (as data), carry-over, history, and the user's quota store (as data)."""
+        folder = self.folder / job
+        found = {}
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder).as_posix()
+            if relative.startswith("dry-runs") or path.name.endswith(("-wal", "-shm")):
+                continue
+            if path.suffix == ".sqlite":
+                found[relative] = _dump(path)
+            elif path.is_file():
+                found[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                found[relative] = "folder"
+        store = Path(self.environ["BULKTAG_STATE_DIR"]) / "quota.sqlite"
+        found["quota store"] = _dump(store) if store.exists() else "none"
+        return found
+
     def tags_of(self, contact_id: str) -> list[str]:
         return list(self.emulator.contacts[contact_id].tags)
 
@@ -204,6 +225,15 @@ class World:
             for (route, status), n in self.emulator.requests.items()
             if route.endswith("/tags")
         }
+
+
+def _dump(path: Path) -> str:
+    """A SQLite file's content as SQL, read only."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return "\n".join(db.iterdump())
+    finally:
+        db.close()
 
 
 def read_results(path: Path) -> pl.DataFrame:

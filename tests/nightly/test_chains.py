@@ -6,9 +6,7 @@ The numbers are those of issue 22's list. The model-based test of the whole comm
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,28 +121,6 @@ def test_2_a_failures_rerun_with_the_first_runs_flags(
     assert _every_tag(world) == {"crm-winter", "import-1"}
 
 
-def _fingerprint(world: World) -> dict[str, str]:
-    """What a dry run must leave as it was: the job's folder (but its dry runs), its state
-    (as data), carry-over, history and the user's quota store (as data)."""
-    job = world.folder / "job"
-    found = {}
-    for path in sorted(job.rglob("*")):
-        relative = path.relative_to(job).as_posix()
-        if relative.startswith("dry-runs") or path.name.endswith(("-wal", "-shm")):
-            continue
-        if path.suffix == ".sqlite":
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-                found[relative] = "\n".join(db.iterdump())
-        elif path.is_file():
-            found[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            found[relative] = "folder"
-    store = world.folder / "state" / "quota.sqlite"
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-        found["quota store"] = "\n".join(db.iterdump())
-    return found
-
-
 def test_3_a_dry_run_changes_nothing_of_the_job(make_world: Callable[..., World]) -> None:
     """After a short night, a killed night and a failed one, a dry run of the job leaves its
     folder, state, carry-over, history and the quota store exactly as they were."""
@@ -159,18 +135,18 @@ def test_3_a_dry_run_changes_nothing_of_the_job(make_world: Callable[..., World]
     world.next_night()
     world.crash_after(4)
     world.crashing("--job", str(job))
-    before = _fingerprint(world)
+    before = world.job_fingerprint()
     assert "carry-over.parquet" in before
     code, dry = world.run_job(job, "--dry-run")
     assert code == ExitCode.OK
     assert dry is not None
     assert dry.parent == world.folder / "job" / "dry-runs"
     assert (dry / "report.html").is_file()
-    assert _fingerprint(world) == before
+    assert world.job_fingerprint() == before
     out = world.folder / "elsewhere"
     assert world.run_job(job, "--dry-run", "--out", str(out))[0] == ExitCode.OK
     assert (out / "summary.json").is_file()
-    assert _fingerprint(world) == before
+    assert world.job_fingerprint() == before
 
 
 def test_4_a_resume_by_hand_of_a_jobs_run_updates_the_job(

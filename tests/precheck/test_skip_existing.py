@@ -252,3 +252,31 @@ def test_many_tags_on_few_contacts_take_one_full_export(make_world: Callable[...
     assert summary["calls"] == {"add_tags": 30, "export": 1, "list_contacts": 1, "total": 32}
     assert summary["contacts"]["skipped"] == 30
     assert all(set(tags) <= set(world.tags_of(cid)) for cid in ids)
+
+
+def test_a_small_quota_is_never_all_spent_on_asking(make_world: Callable[..., World]) -> None:
+    """A job with skip_existing on 5 calls a day and 5 tags: each night the pre-check spends
+    at most half the day, the job's ledger keeps what the exports found (not asked again),
+    and the backlog is done in a few nights, not 75 for ever (issue 22's state machine)."""
+    world = make_world(contacts=8, plan="starter", per_day=5)
+    ids = world.contact_ids
+    tags = ["a", "b", "c", "d", "e"]
+    rows = [(cid, tag) for i, cid in enumerate(ids[:6]) for tag in tags[i % 5 : i % 5 + 2]]
+    for cid, tag in rows[:6]:
+        world.emulator.contacts[cid].tags.append(tag)
+    world.write_csv("export.csv", rows)
+    job = world.write_job(
+        'inputs = ["export.csv"]\nskip_existing = true\n[limits]\nplan = "starter"\n'
+    )
+    world.run(str(world.folder / "export.csv"), "--plan", "starter")  # spends today's 5
+    codes, exports = [], []
+    for _night in range(4):
+        world.next_night()
+        before = world.emulator.handled["GET /v1/contacts/export"]
+        code, _ = world.run_job(job)
+        codes.append(code)
+        exports.append(world.emulator.handled["GET /v1/contacts/export"] - before)
+    assert codes[-1] == ExitCode.OK
+    assert codes.index(ExitCode.OK) <= 2
+    assert all(n <= 2 for n in exports)  # half of 5, rounded down
+    assert all({t for c, t in rows if c == cid} <= set(world.tags_of(cid)) for cid in ids[:6])
