@@ -16,7 +16,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help demo test lint bench bench-quick clean
+.PHONY: help demo test lint stateful bench bench-quick clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lint: $(VENV)/.synced-dev  ## ruff and mypy --strict
 
 test: lint  ## lint, then the whole test suite
 	$(RUN) pytest
+
+stateful: $(VENV)/.synced-dev  ## the model of the whole command at 2,000 sequences (about an hour)
+	BULKTAG_STATEFUL_EXAMPLES=$${BULKTAG_STATEFUL_EXAMPLES:-2000} $(RUN) pytest -q -p no:cacheprovider tests/nightly/test_stateful.py
 
 bench: $(VENV)/.synced-bench  ## every benchmark; writes docs/benchmarks.md and bench/results.json
 	$(RUN) python -m bench

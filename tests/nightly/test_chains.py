@@ -7,10 +7,13 @@ The numbers are those of issue 22's list. The model-based test of the whole comm
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
 from bulktag.cli import main
@@ -382,3 +385,30 @@ def test_12_a_night_with_nothing_to_send_is_quiet(
     main(["history", "--job", str(job), "--json"])
     nights = json.loads(capsys.readouterr().out)["nights"]
     assert [n["per_night"] for n in nights] == [10, 10, 10]  # LeadLex's 10, not pro's 1,000
+
+
+def test_a_sigterm_at_the_first_call_is_bulktags(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGTERM as the very first call goes out is bulktag's to handle (its handler is in
+    place before any call): the call finishes, the rest is not attempted, exit 75 (found
+    by the model: the handler was installed after the first call could go)."""
+    ids = world.contact_ids[:6]
+    source = world.write_csv("in.csv", [(c, "x") for c in ids])
+
+    def hook(request: httpx2.Request) -> None:
+        if request.url.path.endswith("/tags") and world.handled_tag_calls() == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    missed: list[int] = []
+    world.hook, world.handle_signals = hook, True
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: missed.append(signum))
+    try:
+        code, run_dir = world.run(str(source), "--concurrency", "1")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert missed == []  # not one reached the process's default handler (death)
+    assert code == ExitCode.WORK_LEFT
+    assert "SIGTERM: finishing requests in flight" in capsys.readouterr().err
+    results = read_results(run_dir / "results.csv")
+    assert results["status"].to_list() == ["ok"] + ["not_attempted"] * 5
