@@ -291,31 +291,14 @@ def tags(
     tag reject names the contact by its canonical ID: its row's ID was usable."""
     ways = list(dict.fromkeys(item.options for item in inputs)) or [ReadOptions()]
     if len(ways) == 1:
-        distinct = pl.concat([part.lazy().select("piece") for part in parts]).unique().collect()
-        judged = _judged(distinct.lazy(), ways[0]).collect()
-        valid = judged.filter(pl.col("problem").is_null())
-        tag = _lookup(distinct["piece"], valid["piece"], valid["tag"])
-        every = valid.height == distinct.height  # no piece empty, none rejected
-        on: list[str] = ["piece"]
+        find, bad, on = _by_lookup(parts, ways[0])
     else:
         way = per_input(inputs, lambda o: pl.lit(ways.index(o)), pl.col("place") // PLACE)
         parts[:] = [part.with_columns(way=way) for part in parts]
-        distinct = pl.concat([p.lazy().select("piece", "way") for p in parts]).unique().collect()
-        judged = pl.concat(
-            [_judged(distinct.lazy().filter(pl.col("way") == i), o) for i, o in enumerate(ways)]
-        ).collect()
-        valid = judged.filter(pl.col("problem").is_null())
-        tag, every, on = pl.col("tag").cast(pl.Categorical), False, ["piece", "way"]
-        valid = valid.select(*on, tag=tag)
-    bad = judged.filter(pl.col("problem").is_not_null())
+        find, bad, on = _by_join(parts, ways)
     pairs, rejects = [], []
     for part in parts:
-        if len(on) == 1:
-            found = part.select("key", "place", tag=tag)
-        else:
-            found = part.join(valid, on=on, how="left", maintain_order="left")
-            found = found.select("key", "place", "tag")
-        pairs.append(found if every else found.filter(pl.col("tag").is_not_null()))
+        pairs.append(find(part))
         if bad.height:
             found = part.join(bad, on=on, maintain_order="left")
             rejects.append(
@@ -332,6 +315,48 @@ def tags(
     types = (pl.Int32, pl.Int64, pl.String, pl.String, pl.String)
     none = pl.DataFrame(schema=dict(zip(columns, types, strict=True)))
     return pairs, pl.concat(rejects) if rejects else none
+
+
+_Find = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def _by_lookup(
+    parts: list[pl.DataFrame], options: ReadOptions
+) -> tuple[_Find, pl.DataFrame, list[str]]:
+    """Every input read alike: each distinct piece judged once, a part's pairs by a lookup
+    of the categorical; the bad pieces (to join on ``piece``)."""
+    distinct = pl.concat([part.lazy().select("piece") for part in parts]).unique().collect()
+    judged = _judged(distinct.lazy(), options).collect()
+    valid = judged.filter(pl.col("problem").is_null())
+    tag = _lookup(distinct["piece"], valid["piece"], valid["tag"])
+    every = valid.height == distinct.height  # no piece empty, none rejected
+
+    def find(part: pl.DataFrame) -> pl.DataFrame:
+        found = part.select("key", "place", tag=tag)
+        return found if every else found.filter(pl.col("tag").is_not_null())
+
+    return find, judged.filter(pl.col("problem").is_not_null()), ["piece"]
+
+
+def _by_join(
+    parts: list[pl.DataFrame], ways: list[ReadOptions]
+) -> tuple[_Find, pl.DataFrame, list[str]]:
+    """Inputs read in several ``ways`` (a part's ``way``: its index): each distinct piece
+    judged once per way, a part's pairs by a join on both; the bad pieces (to join on both)."""
+    on = ["piece", "way"]
+    distinct = pl.concat([part.lazy().select(*on) for part in parts]).unique().collect()
+    judged = pl.concat(
+        [_judged(distinct.lazy().filter(pl.col("way") == i), o) for i, o in enumerate(ways)]
+    ).collect()
+    valid = judged.filter(pl.col("problem").is_null()).select(
+        *on, tag=pl.col("tag").cast(pl.Categorical)
+    )
+
+    def find(part: pl.DataFrame) -> pl.DataFrame:
+        found = part.join(valid, on=on, how="left", maintain_order="left")
+        return found.filter(pl.col("tag").is_not_null()).select("key", "place", "tag")
+
+    return find, judged.filter(pl.col("problem").is_not_null()), on
 
 
 def _lookup(pieces: pl.Series, old: pl.Series, new: pl.Series) -> pl.Expr:
