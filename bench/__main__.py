@@ -24,6 +24,7 @@ BENCHMARKS = {
     "limiter": "bench.limiter_fidelity",
     "memory": "bench.memory",
     "report": "bench.report",
+    "encodings": "bench.encodings",
 }
 
 

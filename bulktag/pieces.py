@@ -39,7 +39,7 @@ from bulktag.normalise import (
 )
 from bulktag.ownfiles import DONE_BEFORE
 from bulktag.read import InputFrame, tag_name
-from bulktag.rules import MISSING_ID, NO_TAGS, NUMERIC_ID, PERMANENT_BEFORE, RAGGED
+from bulktag.rules import MISSING_ID, NO_TAGS, NUMERIC_ID, RAGGED
 
 __all__ = [
     "PLACE",
@@ -82,9 +82,7 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     quoted = {i: pl.col(f"__quoted{i}") for i in text}
     extra = pl.col("extra").str.strip_chars()
     fine = (
-        pl.col("key").is_not_null()
-        & (extra.is_null() | (extra == ""))
-        & pl.col("earlier").is_null()
+        pl.col("key").is_not_null() & (extra.is_null() | (extra == "")) & pl.col("held").is_null()
     )
     may = pl.col("may")
     pieces = [
@@ -137,7 +135,7 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
         "quotes",
         "has_text",
         "extra",
-        "earlier",
+        "held",
         "id_number",
     )
 
@@ -178,14 +176,12 @@ def problems(frame: pl.DataFrame, inputs: Sequence[InputFrame]) -> pl.DataFrame:
     exact = per_input(inputs, exact_tags, pl.col("src"))
     has_tags = pl.col("has_text") | exact.fill_null(value=False)
     extra = pl.col("extra").str.strip_chars()
-    earlier = pl.col("earlier")
+    held = pl.col("held")
     problem = (
         pl.when(extra.is_not_null() & (extra != ""))
         .then(pl.lit(RAGGED))
-        .when(earlier == DONE_BEFORE)
-        .then(pl.lit(DONE_BEFORE))
-        .when(earlier.is_not_null())
-        .then(pl.concat_str(earlier, pl.lit(PERMANENT_BEFORE)))
+        .when(held.is_not_null())
+        .then(held)
         .when(pl.col("key").is_not_null())
         .then(pl.when(~pl.col("has_tags")).then(pl.lit(NO_TAGS)))
         .when(pl.col("id_number").fill_null(value=False))
@@ -258,7 +254,7 @@ def _queries(inputs: Sequence[InputFrame], parts: int) -> Pass[pl.LazyFrame]:
         .explode("piece")
         .with_columns(pl.col("piece").cast(pl.Categorical))
     )
-    owned = ("raw_id", "raw_tags", "quotes", "extra", "earlier")
+    owned = ("raw_id", "raw_tags", "quotes", "extra", "held")
     unsure = rows.filter(~pl.col("sure")).select(
         "src", "line", "key", "has_text", "id_number", *(_own(name) for name in owned)
     )

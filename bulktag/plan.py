@@ -32,7 +32,7 @@ from bulktag.normalise import uuid_text
 from bulktag.pieces import PLACE, parts_for, problems, read_pieces, tags
 from bulktag.precheck import TagDemand
 from bulktag.read import InputFrame, expand_inputs, read_input
-from bulktag.rules import NO_TAGS, PERMANENT_BEFORE, RAGGED
+from bulktag.rules import NO_TAGS, PERMANENT_BEFORE, WHOLE_ROW
 from bulktag.scan import slices
 
 __all__ = [
@@ -324,7 +324,7 @@ def _write_rejects(
                     line=pl.col("line"),
                     column=pl.when(problem == NO_TAGS)
                     .then(tag_column)
-                    .when(problem == RAGGED)
+                    .when(problem.is_in(WHOLE_ROW))
                     .then(pl.lit(None, dtype=pl.String))
                     .when(problem.str.ends_with(PERMANENT_BEFORE))
                     .then(pl.lit("retryable"))

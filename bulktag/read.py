@@ -43,6 +43,7 @@ from bulktag.columns import (
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
 from bulktag.ownfiles import DONE_BEFORE, MARK, OwnKind, check_marks, own_options, recognise
+from bulktag.rules import CUT_CHARACTER, PERMANENT_BEFORE
 from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, peek_header, sniff_csv
 
 __all__ = ["InputFrame", "expand_inputs", "read_input", "tag_name"]
@@ -50,14 +51,14 @@ __all__ = ["InputFrame", "expand_inputs", "read_input", "tag_name"]
 _GLOB = re.compile(r"[*?\[]")
 
 
-def earlier(
+def held(
     own: OwnKind | None,
     header: Sequence[str],
     options: ReadOptions,
     cell: Callable[[int], pl.Expr],
 ) -> pl.Expr:
-    """Per row of a bulktag failures or results file, why it is not sent again: the earlier
-    run's failure type when it was permanent (``retryable`` false; never with
+    """Per row of a bulktag failures or results file, why it is not sent again: its reject
+    reason when the earlier run's failure was permanent (``retryable`` false; never with
     ``--retry-permanent``), or :data:`~bulktag.ownfiles.DONE_BEFORE` for a results row that
     ended ``ok`` or ``skipped``; null for a row to send. ``cell(i)``: the text of column
     ``i``."""
@@ -71,7 +72,9 @@ def earlier(
     permanent = (
         pl.lit(None, dtype=pl.String)
         if options.retry_permanent
-        else pl.when(text("retryable").str.to_lowercase() == "false").then(text("error_type"))
+        else pl.when(text("retryable").str.to_lowercase() == "false").then(
+            pl.concat_str(text("error_type"), pl.lit(PERMANENT_BEFORE))
+        )
     )
     done = text("status").str.to_lowercase().is_in(["ok", "skipped"])
     return pl.when(done).then(pl.lit(DONE_BEFORE)).otherwise(permanent)
@@ -109,9 +112,11 @@ def tag_name(index: int) -> str:
 class InputFrame:
     """One input, read lazily into the common shape.
 
-    The frame's columns: ``line, id, id_number, earlier, extra, tag0...`` (``id_number``:
-    the ID cell was typed as a number, a spreadsheet's doing, never a contact; ``earlier``:
-    in a bulktag failures file, the type of a permanent failure, not to be sent again).
+    The frame's columns: ``line, id, id_number, held, extra, tag0...`` (``id_number``:
+    the ID cell was typed as a number, a spreadsheet's doing, never a contact; ``held``:
+    why a row is not used whatever it holds: the reject reason of a bulktag failures file's
+    permanent failure, a line cut while the file was being written; or, for a results
+    file's row that is done, :data:`~bulktag.ownfiles.DONE_BEFORE`).
     """
 
     source: str
@@ -237,6 +242,8 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         columns = map_columns(header, source, options, samples)
     except InputError as exc:
         raise _at_line(exc, sniffed.rows[at].line) from None
+    if sniffed.uncertain:
+        raise _not_sure(sniffed, at, columns, source)
     skip = sniffed.first_record + at + 1  # records before the data: "sep=", titles, header
     width = len(header)
     names = [f"c{i}" for i in range(width + 1)]  # one more: catches ragged rows
@@ -252,12 +259,18 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         missing_columns="insert",
         row_index_name="__record",
         quote_char='"',
+        # a file cut inside its last character: the rest is UTF-8, its last row a reject
+        encoding="utf8-lossy" if sniffed.cut_end else "utf8",
     )
+    reason = held(own, header, options, lambda i: pl.col(names[i]))
+    if sniffed.cut_end:
+        last = pl.col("__record") == pl.col("__record").max()
+        reason = pl.when(last).then(pl.lit(CUT_CHARACTER)).otherwise(reason)
     frame = scan.select(
         line=(pl.col("__record").cast(pl.Int64) + skip + 1),
         id=pl.col(names[columns.id_index]),
         id_number=pl.lit(value=False),
-        earlier=earlier(own, header, options, lambda i: pl.col(names[i])),
+        held=reason,
         extra=pl.col(names[width]),
         **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
     )
@@ -278,6 +291,28 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         notes=tuple(notes),
         own=own,
         options=options,
+    )
+
+
+def _not_sure(sniffed: SniffedCsv, at: int, columns: ColumnMap, source: str) -> InputError:
+    """A file whose encoding is not certain: nothing is sent; a few tags as each candidate
+    reads them, and the fix."""
+    readings = []
+    for encoding, rows in sniffed.uncertain.items():
+        cells = [
+            row.cells[i]
+            for row in rows[at + 1 :]
+            for i in columns.tag_indexes
+            if i < len(row.cells)
+        ]
+        shown = [c for c in cells if not c.isascii()][:3] or cells[:3]
+        readings.append(f"as {encoding}: " + ", ".join(repr(c[:40]) for c in shown))
+    first = next(iter(sniffed.uncertain))
+    return InputError(
+        "the encoding is not certain (not UTF-8, no byte order mark, and two detectors read it "
+        "differently): " + "; ".join(readings) + ". Nothing was sent: give the right one with "
+        f'--encoding {first} (or encoding = "{first}" under [read] in a job file)',
+        source=source,
     )
 
 
@@ -347,7 +382,7 @@ def _read_columnar(
         # a number column is never a UUID, whatever its digits
         id_number=pl.lit(id_dtype.is_numeric() or isinstance(id_dtype, pl.Decimal))
         & pl.col(columns.id_name).is_not_null(),
-        earlier=earlier(own, names, options, lambda i: _as_text(names[i], schema[names[i]])),
+        held=held(own, names, options, lambda i: _as_text(names[i], schema[names[i]])),
         extra=pl.lit(None, dtype=pl.String),
         **cells,
     )
@@ -478,7 +513,7 @@ def _read_excel(
             line=pl.col("__record").cast(pl.Int64) + 1,
             id=pl.col(names[columns.id_index]),
             id_number=pl.col("__typed"),
-            earlier=earlier(book.own, header, options, lambda i: pl.col(names[i])),
+            held=held(book.own, header, options, lambda i: pl.col(names[i])),
             extra=pl.lit(None, dtype=pl.String),
             **{tag_name(j): pl.col(names[i]) for j, i in enumerate(columns.tag_indexes)},
         )

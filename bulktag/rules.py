@@ -27,6 +27,7 @@ from bulktag.leadlex import MAX_TAG_LENGTH
 
 __all__ = [
     "CONTROL",
+    "CUT_CHARACTER",
     "DEFAULT_SEPARATORS",
     "ENDS",
     "HEX32_PATTERN",
@@ -41,6 +42,7 @@ __all__ = [
     "TAG_CONTROL",
     "TAG_TOO_LONG",
     "UUID_PATTERN",
+    "WHOLE_ROW",
     "ZERO_WIDTH",
     "canonical_id_text",
     "normalise_tag_text",
@@ -79,6 +81,13 @@ PERMANENT_BEFORE = (
     "(--retry-permanent sends it)"
 )
 RAGGED = "row has more fields than the header: quote cells that contain the delimiter"
+#: The last line of a UTF-8 file that ends inside a character (copied while being written).
+CUT_CHARACTER = (
+    "the file ends inside a character: cut while it was being written? (the rest was read; "
+    "export it again to send this row)"
+)
+#: Reasons about a whole row, no column in particular.
+WHOLE_ROW = (RAGGED, CUT_CHARACTER)
 NO_TAGS = "no tags"
 TAG_TOO_LONG = f"tag longer than {MAX_TAG_LENGTH} characters"
 TAG_CONTROL = "tag contains control characters"

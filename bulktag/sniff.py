@@ -7,12 +7,14 @@ password-protected workbook; a ZIP of something else) stops with a message that
 says what the file is and how to save it.
 
 Polars scans UTF-8 with LF or CRLF line endings only, so a file in another encoding
-(cp1252 or Mac Roman from Excel's "CSV", UTF-16 from its "Unicode text"), or with
-CR-only line endings (Excel for Mac's "CSV (Macintosh)"), is rewritten once, in
-chunks, into a UTF-8 file with LF line endings in the run's work folder; line
-numbers do not change (every CR, LF or CRLF ends one line). Everything here reads
-a bounded sample, except that the rewrite and the strict UTF-8 check of files up to
-``FULL_CHECK_BYTES`` read the whole file.
+(cp1252 or Mac Roman from Excel's "CSV", UTF-16 from its "Unicode text", Shift-JIS,
+Windows-1251...), or with CR-only line endings (Excel for Mac's "CSV (Macintosh)"), is
+rewritten once, in chunks, into a UTF-8 file with LF line endings in the run's work
+folder; line numbers do not change (every CR, LF or CRLF ends one line). Which encoding,
+and how sure, is :mod:`bulktag.encoding`: a file it is not sure of is not rewritten, and
+carries each candidate's reading of its sample for the message that stops the run.
+Everything here reads a bounded sample, except that the rewrite and the strict UTF-8
+check of files up to ``FULL_CHECK_BYTES`` read the whole file.
 """
 
 from __future__ import annotations
@@ -24,15 +26,14 @@ import io
 import os
 import re
 import tempfile
-import unicodedata
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from bulktag.config import OutputFormat
+from bulktag.encoding import bom_encoding, choose, scan, utf16_guess
 from bulktag.errors import InputError
 
 __all__ = ["Detected", "Format", "SampleRow", "SniffedCsv", "detect_format", "sniff_csv"]
@@ -43,7 +44,6 @@ Format = OutputFormat
 Kind = Literal["csv", "parquet", "xlsx", "xlsb", "xls", "ods", "ndjson"]
 
 SAMPLE_BYTES = 256 * 1024
-FULL_CHECK_BYTES = 64 * 1024 * 1024
 #: Records of the sample kept for the header search and the ID column's content.
 SAMPLE_RECORDS = 1_000
 CANDIDATES = (",", ";", "\t", "|")
@@ -51,16 +51,6 @@ _SEP_LINE = re.compile(r"^sep=(.)\r?$")
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED = "EncryptedPackage".encode("utf-16-le")
 _SAVE_AS = "open it in Excel, LibreOffice or Google Sheets and save it as XLSX or CSV"
-
-
-def _latin1_fallback(error: UnicodeError) -> tuple[str, int]:
-    """cp1252 leaves five bytes undefined; read them as their Latin-1 characters."""
-    assert isinstance(error, UnicodeDecodeError)
-    bad = error.object[error.start : error.end]
-    return bytes(bad).decode("latin-1"), error.end
-
-
-codecs.register_error("bulktag-latin1", _latin1_fallback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +150,7 @@ def _kind(path: Path, head: bytes, source: str) -> Kind:
         return "ndjson"
     start = head[:8192]
     binary = start.count(0) >= max(2, len(start) // 100)  # NULs in 1 % of it: not text
-    if binary and _bom_encoding(head) is None and _utf16_guess(head) is None:
+    if binary and bom_encoding(head) is None and utf16_guess(head) is None:
         raise _unusable(source, "binary data, not a table", "export the data as CSV or XLSX")
     return "csv"
 
@@ -230,116 +220,11 @@ class SniffedCsv:
     rows: list[SampleRow]  #: the sample's records after a "sep=" line, blank ones included
     first_record: int  #: records before ``rows`` (1 for Excel's "sep=;" line, else 0)
     line_endings: str  #: what the file uses: "LF", "CRLF", "CR" or "mixed"
-
-
-def _bom_encoding(head: bytes) -> str | None:
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    return None
-
-
-def _utf16_guess(sample: bytes) -> str | None:
-    """UTF-16 without a BOM, by where its NUL bytes fall (ASCII text: every other byte)."""
-    if len(sample) < 4:
-        return None
-    even, odd = sample[0::2], sample[1::2]
-    if odd.count(0) > 0.3 * len(odd) and even.count(0) < 0.05 * len(even):
-        return "utf-16-le"
-    if even.count(0) > 0.3 * len(even) and odd.count(0) < 0.05 * len(odd):
-        return "utf-16-be"
-    return None
-
-
-@dataclass
-class _Scan:
-    """What one pass over the raw bytes found."""
-
-    utf8: bool = True
-    cr: int = 0  #: carriage returns
-    crlf: int = 0  #: CR LF pairs
-    lf: int = 0  #: line feeds
-
-    @property
-    def lone_cr(self) -> bool:
-        return self.cr > self.crlf
-
-    @property
-    def line_endings(self) -> str:
-        lone_cr, lone_lf = self.cr - self.crlf, self.lf - self.crlf
-        kinds = [name for name, n in (("CR", lone_cr), ("LF", lone_lf), ("CRLF", self.crlf)) if n]
-        return "mixed" if len(kinds) > 1 else (kinds[0] if kinds else "LF")
-
-
-def _scan(path: Path, sample: bytes, size: int) -> _Scan:
-    """Strict UTF-8 check and line-ending counts: of the whole file up to FULL_CHECK_BYTES,
-    else of the sample."""
-    found = _Scan()
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    chunks = _chunks(path) if size <= FULL_CHECK_BYTES else iter([sample])
-    previous = b""
-    try:
-        for chunk in chunks:
-            found.cr += chunk.count(b"\r")
-            found.lf += chunk.count(b"\n")
-            found.crlf += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
-            previous = chunk[-1:]
-            if found.utf8:
-                try:
-                    # ASCII is UTF-8: only decode (slower) what is not, or ends a sequence
-                    if not (chunk.isascii() and not decoder.getstate()[0]):
-                        decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    found.utf8 = False
-        if found.utf8 and size <= FULL_CHECK_BYTES:
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        found.utf8 = False
-    return found
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            yield chunk
-
-
-def _plausibility(text: str) -> int:
-    """How much the non-ASCII letters of ``text`` read like words: letters inside words
-    count for, capitals and symbols in the middle of a word against ("MŸnchen", "Stra§e")."""
-    score = 0
-    for index, char in enumerate(text):
-        if char.isascii():
-            continue
-        before = text[index - 1] if index else " "
-        after = text[index + 1] if index + 1 < len(text) else " "
-        category = unicodedata.category(char)
-        if "\x80" <= char <= "\x9f":  # a byte cp1252 leaves undefined
-            score -= 2
-        elif category == "Ll" or (category == "Lu" and not before.isalpha()):
-            score += 1
-        elif (category == "Lu" and (before.islower() or after.islower())) or (
-            category[0] in "SP" and before.isalpha() and after.isalpha()
-        ):
-            score -= 1
-    return score
-
-
-def _guess_8bit(sample: bytes, line_endings: str) -> tuple[str, str]:
-    """cp1252 (Windows) or Mac Roman (Excel for Mac's "CSV (Macintosh)"), for text that is
-    not UTF-8: whichever reads more like words; a tie goes to Mac Roman when lines end
-    with CR alone (the Mac's own line ending), else to cp1252."""
-    windows = _plausibility(sample.decode("cp1252", errors="bulktag-latin1"))
-    mac = _plausibility(sample.decode("mac-roman"))
-    if mac > windows or (mac == windows and line_endings == "CR"):
-        why = "CR line endings" if line_endings == "CR" else ""
-        if mac > windows:
-            why = ", ".join(filter(None, [why, "accented letters read as Mac Roman"]))
-        return "mac-roman", f"guessed: not UTF-8; {why}"
-    return "cp1252", "guessed: not UTF-8, read as Windows-1252"
+    #: Not sure of the encoding: each candidate's reading of the sample (``rows`` is the
+    #: first's), and nothing may be sent (:func:`bulktag.read` says so, with the tags).
+    uncertain: dict[str, list[SampleRow]] = field(default_factory=dict)
+    #: UTF-8 but for a character cut at the very end: the last record is a reject.
+    cut_end: bool = False
 
 
 def _rewrite(path: Path, encoding: str, target: Path, source: str) -> None:
@@ -398,23 +283,6 @@ def _sniff_delimiter(text: str) -> str:
     return best
 
 
-def _choose_encoding(given: str | None, sample: bytes, scan: _Scan, source: str) -> tuple[str, str]:
-    """The encoding, and how it was chosen: given, a BOM, UTF-16's NULs, valid UTF-8, or a
-    guess between cp1252 and Mac Roman."""
-    if given is not None:
-        try:
-            return codecs.lookup(given).name, "given with --encoding"
-        except LookupError:
-            raise InputError(f"unknown encoding {given!r}", source=source) from None
-    if (bom := _bom_encoding(sample)) is not None:
-        return bom, "byte order mark"
-    if (wide := _utf16_guess(sample)) is not None:
-        return wide, "guessed: UTF-16 without a byte order mark"
-    if scan.utf8:
-        return "utf-8", "valid UTF-8"
-    return _guess_8bit(sample, scan.line_endings)
-
-
 def peek_header(path: Path) -> list[str]:
     """The first record of a text file, read without options (a BOM, else UTF-8 with
     replacement; Excel's ``sep=`` line skipped; the most frequent candidate delimiter): enough
@@ -424,7 +292,7 @@ def peek_header(path: Path) -> list[str]:
             head = handle.read(64 * 1024)
     except OSError:
         return []
-    text = head.decode(_bom_encoding(head) or "utf-8", errors="replace").lstrip("\ufeff")
+    text = head.decode(bom_encoding(head) or "utf-8", errors="replace").lstrip("\ufeff")
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and _SEP_LINE.match(lines[0]):
         lines = lines[1:]
@@ -450,23 +318,47 @@ def sniff_csv(
         raise InputError(f"cannot read the file ({exc.strerror})", source=source) from None
     if not sample.strip():
         raise InputError("the file is empty: expected a header row and data", source=source)
-    scan = _scan(path, sample, size)
-    detected = encoding is None
-    encoding, note = _choose_encoding(encoding, sample, scan, source)
-    wide_text = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    found = scan(path, sample, size)
+    choice = choose(encoding, sample, found, source)
+    readings = {e: sample.decode(e, errors="replace") for e in choice.uncertain}
+    wide_text = codecs.lookup(choice.encoding).name.startswith(("utf-16", "utf-32"))
     scanned = path
-    if codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig") or (
-        scan.lone_cr and not wide_text
-    ):
+    needs_rewrite = codecs.lookup(choice.encoding).name not in ("utf-8", "utf-8-sig") or (
+        found.lone_cr and not wide_text
+    )
+    if needs_rewrite and not readings:
         workdir.mkdir(parents=True, exist_ok=True)
         handle_fd, name = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=".utf8.csv", dir=workdir)
         os.close(handle_fd)
         scanned = Path(name)
-        _rewrite(path, encoding, scanned, source)
+        _rewrite(path, choice.encoding, scanned, source)
         with scanned.open("rb") as handle:
             sample = handle.read(SAMPLE_BYTES)
-    text = sample.decode("utf-8", errors="replace").lstrip("\ufeff")
-    if len(sample) == SAMPLE_BYTES and "\n" in text:
+    text = readings.get(choice.encoding) or sample.decode("utf-8", errors="replace")
+    first_record, delimiter, rows = _sample_rows(text, len(sample), delimiter, source)
+    return SniffedCsv(
+        scanned,
+        choice.encoding,
+        choice.detected,
+        choice.note,
+        delimiter,
+        rows,
+        first_record,
+        found.line_endings,
+        uncertain={
+            e: _sample_rows(t, len(sample), delimiter, source)[2] for e, t in readings.items()
+        },
+        cut_end=choice.cut_end,
+    )
+
+
+def _sample_rows(
+    text: str, size: int, delimiter: str | None, source: str
+) -> tuple[int, str, list[SampleRow]]:
+    """The sample's records (after Excel's ``sep=`` line, counted in the first value), and
+    the delimiter (sniffed unless given)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    if size == SAMPLE_BYTES and "\n" in text:
         text = text[: text.rindex("\n") + 1]  # the last line of a cut sample may be partial
     first_record = 0
     sep_line = _SEP_LINE.match(text.split("\n", 1)[0])
@@ -483,13 +375,4 @@ def sniff_csv(
         SampleRow(row.line + first_record, row.cells)
         for row in _records(text, delimiter, SAMPLE_RECORDS)
     ]
-    return SniffedCsv(
-        scanned,
-        encoding,
-        detected,
-        note,
-        delimiter,
-        rows,
-        first_record,
-        scan.line_endings,
-    )
+    return first_record, delimiter, rows

@@ -230,15 +230,17 @@ def test_a_header_only_file_is_zero_rows_exit_0(
 
 
 def test_mac_roman_is_told_from_cp1252(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Excel for Mac's "CSV (Macintosh)": Mac Roman, CR; the plan says it was a guess."""
+    """Excel for Mac's "CSV (Macintosh)": Mac Roman, CR; two detectors disagree (chardetng
+    knows no Mac encoding), the reading whose letters read as words wins, and the plan says
+    how the encoding was found."""
     text = f"contact_id;tags\r{A};München,Größe\r{B};Café\r"
     path = write(tmp_path, "in.csv", text.encode("mac-roman"))
     run = dry_run(capsys, path, tmp_path / "out", "-v", "--log-format", "text")
     assert run.contacts == {A: ["München", "Größe"], B: ["Café"]}
     summary = run.summary["plan"]["inputs"][0]
     assert summary["encoding"] == "mac-roman"
-    assert summary["encoding_note"].startswith("guessed")
-    assert "mac-roman (guessed" in run.err
+    assert summary["encoding_note"].startswith("detected: its letters read as words")
+    assert "mac-roman (detected: its letters read as words, not as" in run.err
 
 
 def test_cp1252_is_still_cp1252(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,9 +38,9 @@ UNUSABLE: list[tuple[str, Maker, list[str], str]] = [
         ':3: cannot split this row into fields: a quoted cell is not closed: its quote (")',
     ),
     (
-        "unclosed quote in a cp1252 file",
+        "unclosed quote in a cp1252 file",  # two é tell too little: the encoding is given
         lambda d: write(d, "in.csv", f'id;tags\n{A};é\n{A};é\n"{B};oops\n'.encode("cp1252")),
-        [],
+        ["--encoding", "cp1252"],
         ":4: cannot split this row into fields: a quoted cell is not closed",
     ),
     (
