@@ -12,7 +12,10 @@ from bulktag.rules import (
     CONTROL,
     DEFAULT_SEPARATORS,
     ENDS,
+    LIST_PIECE,
+    MARKER_PIECE,
     MISSING_ID,
+    NOT_TAGS,
     NOT_UUID,
     NUMBER,
     NUMERIC_ID,
@@ -28,12 +31,18 @@ __all__ = [
     "contact_key",
     "finish_tag",
     "id_reason",
+    "is_marker",
+    "list_has_tags",
+    "list_pieces",
+    "listed",
+    "not_a_tag",
     "quote_tag",
     "split_cell",
     "tag_problem",
     "trim_tag",
     "unsplit",
     "uuid_text",
+    "without_markers",
 ]
 
 
@@ -193,3 +202,73 @@ def quote_tag(tag: pl.Expr, separators: str = DEFAULT_SEPARATORS) -> pl.Expr:
     edge = tag.str.starts_with('"') | tag.str.ends_with('"')
     needs = tag.str.contains("[" + re.escape(separators) + "]") | edge
     return pl.when(needs).then(pl.lit('"') + tag + pl.lit('"')).otherwise(tag)
+
+
+#: A null marker or an error value, alone in a cell (white space around it aside).
+_MARKER = "^\\s*(?:" + "|".join(re.escape(m) for m in NOT_TAGS) + ")\\s*$"
+
+
+def is_marker(cell: pl.Expr) -> pl.Expr:
+    """Whether a text cell holds a null marker or an error value alone (never a tag)."""
+    return cell.str.contains(_MARKER)
+
+
+def without_markers(cell: pl.Expr) -> pl.Expr:
+    """A text cell, null where it holds a null marker or an error value: an empty cell."""
+    return pl.when(is_marker(cell)).then(pl.lit(None, dtype=pl.String)).otherwise(cell)
+
+
+#: One element of a JSON or Python list of strings: a double- or single-quoted string.
+_ELEMENT = r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\""""
+#: A whole cell that is such a list: ``["a", "b"]``, ``['a', 'b']``, ``[]``.
+_LIST = f"(?s)^\\s*\\[\\s*(?:(?:{_ELEMENT})\\s*(?:,\\s*(?:{_ELEMENT})\\s*)*,?\\s*)?\\]\\s*$"
+
+
+def listed(cell: pl.Expr) -> pl.Expr:
+    """Whether a text cell is a JSON or Python list of strings (pandas' ``to_csv`` of a list
+    column, mongoexport, a JSON field): read as that list, never split. Never null. The
+    whole-list regex runs only on cells that start with ``[``."""
+    starts = cell.str.contains("^\\s*\\[").fill_null(value=False)
+    return starts & pl.when(starts).then(cell).str.contains(_LIST).fill_null(value=False)
+
+
+def list_pieces(cell: pl.Expr) -> pl.Expr:
+    """A list cell's elements, each its string: JSON's escapes read, Python's quotes too."""
+    element = pl.element()
+    single = element.str.starts_with("'")
+    body = element.str.slice(1, element.str.len_chars() - 2)
+    as_json = (
+        pl.when(single)
+        .then(
+            pl.lit('"')
+            + body.str.replace_all("\\\\'", "'", literal=True).str.replace_all('"', '\\"')
+            + pl.lit('"')
+        )
+        .otherwise(element)
+        # an escape JSON has not (Python's \x41): the character itself
+        .str.replace_all(r'\\([^"\\/bfnrtu])', "$1")
+    )
+    return cell.str.extract_all(_ELEMENT).list.eval(as_json.str.json_decode(pl.String))
+
+
+def list_has_tags(cell: pl.Expr, separators: str) -> pl.Expr:
+    """Whether a list cell holds an element a tag can be made of."""
+    kept = list_pieces(cell).list.eval(trim_tag(pl.element(), separators) != "")
+    return kept.list.any().fill_null(value=False)
+
+
+#: A piece that is part of a list literal cut apart: ``['a'``, ``"b"]``.
+_LIST_PART = r"""^\s*\[\s*['"]|['"]\s*\]\s*$|^\s*\[\s*\]\s*$"""
+
+
+def not_a_tag(piece: pl.Expr) -> pl.Expr:
+    """Why a piece of a cell (as split, before its quotes come off) is no tag: a null
+    marker or an error value, part of a list literal; null otherwise."""
+    bare = piece.str.strip_chars()
+    return (
+        pl.when(bare.is_in(list(NOT_TAGS)))
+        .then(pl.lit(MARKER_PIECE))
+        .when(bare.str.contains(_LIST_PART))
+        .then(pl.lit(LIST_PIECE))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )

@@ -31,15 +31,21 @@ from bulktag.normalise import (
     contact_key,
     finish_tag,
     id_reason,
+    is_marker,
+    list_has_tags,
+    list_pieces,
+    listed,
+    not_a_tag,
     split_cell,
     tag_problem,
     trim_tag,
     unsplit,
     uuid_text,
+    without_markers,
 )
 from bulktag.ownfiles import DONE_BEFORE
 from bulktag.read import InputFrame, tag_name
-from bulktag.rules import MISSING_ID, NO_TAGS, NUMERIC_ID, RAGGED
+from bulktag.rules import MARKER_CELL, MISSING_ID, NO_TAGS, NUMERIC_ID, RAGGED
 
 __all__ = [
     "PLACE",
@@ -73,10 +79,14 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     text = [i for i, is_list in enumerate(item.tag_lists) if not is_list]
     cell = {i: pl.col(f"__cell{i}") for i in text}
     whole = {i: pl.col(f"__whole{i}") for i in text}
+    # a text cell that is a JSON or Python list literal: read as that list, never split
+    lists = {i: pl.col(f"__list{i}") for i in text}
     has_text = [
         _list_has_tags(pl.col(tag_name(i)), separators)
         if is_list
-        else cell_has_text(cell[i], separators)
+        else pl.when(lists[i])
+        .then(list_has_tags(pl.when(lists[i]).then(cell[i]), separators))
+        .otherwise(cell_has_text(cell[i], separators))
         for i, is_list in enumerate(item.tag_lists)
     ]
     quoted = {i: pl.col(f"__quoted{i}") for i in text}
@@ -88,26 +98,33 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     pieces = [
         pl.when(may).then(pl.col(tag_name(i)))
         if is_list
-        else cell_pieces(pl.when(may).then(cell[i]), whole[i], quoted[i], separators)
+        else pl.when(lists[i])
+        .then(list_pieces(pl.when(may & lists[i]).then(cell[i])))
+        .otherwise(cell_pieces(pl.when(may).then(cell[i]), whole[i], quoted[i], separators))
         for i, is_list in enumerate(item.tag_lists)
     ]
     unsure = ~pl.col("sure")
     frame = (
         item.frame.with_columns(
             src=pl.lit(index, dtype=pl.Int32),
-            **{f"__cell{i}": item.unquote(pl.col(tag_name(i))) for i in text},
+            # a null marker or an error value alone in a cell: an empty cell
+            **{f"__cell{i}": without_markers(item.unquote(pl.col(tag_name(i)))) for i in text},
         )
+        .with_columns(**{f"__list{i}": listed(cell[i]) for i in text})
         .with_columns(
             # a cell a spreadsheet typed as a number is never a contact, whatever its digits
             key=pl.when(~pl.col("id_number").fill_null(value=False)).then(
                 contact_key(pl.col("id"), apostrophe=item.quoted)
             ),
             has_text=pl.any_horizontal(has_text),
-            **{f"__whole{i}": unsplit(cell[i], separators) for i in text},
+            **{f"__whole{i}": unsplit(cell[i], separators) & ~lists[i] for i in text},
         )
         .with_columns(
             # a cell that is one piece has no quote (on a long file: nearly none to look at)
-            **{f"__quoted{i}": _has_quote(pl.when(~whole[i]).then(cell[i])) for i in text}
+            **{
+                f"__quoted{i}": _has_quote(pl.when(~whole[i] & ~lists[i]).then(cell[i]))
+                for i in text
+            }
         )
         .with_columns(quoted=pl.any_horizontal(quoted.values()) if quoted else pl.lit(value=False))
         .with_columns(sure=fine & pl.col("has_text"), may=fine & (pl.col("has_text") | "quoted"))
@@ -183,7 +200,13 @@ def problems(frame: pl.DataFrame, inputs: Sequence[InputFrame]) -> pl.DataFrame:
         .when(held.is_not_null())
         .then(held)
         .when(pl.col("key").is_not_null())
-        .then(pl.when(~pl.col("has_tags")).then(pl.lit(NO_TAGS)))
+        .then(
+            pl.when(~pl.col("has_tags")).then(
+                pl.when(is_marker(pl.col("raw_tags")).fill_null(value=False))
+                .then(pl.lit(MARKER_CELL))
+                .otherwise(pl.lit(NO_TAGS))
+            )
+        )
         .when(pl.col("id_number").fill_null(value=False))
         .then(pl.lit(NUMERIC_ID))
         .otherwise(id_reason(pl.col("raw_id")))
@@ -267,10 +290,11 @@ def _judged(pieces: pl.LazyFrame, options: ReadOptions) -> pl.LazyFrame:
     finish = partial(finish_tag, lower=options.tag_case == "lower", prefix=options.tag_prefix)
     text = trim_tag(pl.col("piece").cast(pl.String), options.tag_separators)
     return (
-        pieces.with_columns(tag=text)
+        pieces.with_columns(tag=text, odd=not_a_tag(pl.col("piece").cast(pl.String)))
         .filter(pl.col("tag") != "")
         .with_columns(tag=finish(pl.col("tag")))
-        .with_columns(problem=tag_problem(pl.col("tag")))
+        .with_columns(problem=pl.coalesce("odd", tag_problem(pl.col("tag"))))
+        .drop("odd")
     )
 
 

@@ -32,7 +32,7 @@ from bulktag.normalise import uuid_text
 from bulktag.pieces import PLACE, parts_for, problems, read_pieces, tags
 from bulktag.precheck import TagDemand
 from bulktag.read import InputFrame, expand_inputs, read_input
-from bulktag.rules import NO_TAGS, PERMANENT_BEFORE, WHOLE_ROW
+from bulktag.rules import MARKER_CELL, NO_TAGS, PERMANENT_BEFORE, WHOLE_ROW
 from bulktag.scan import slices
 
 __all__ = [
@@ -322,7 +322,7 @@ def _write_rejects(
                     tags=pl.col("raw_tags"),
                     source=source,
                     line=pl.col("line"),
-                    column=pl.when(problem == NO_TAGS)
+                    column=pl.when(problem.is_in([NO_TAGS, MARKER_CELL]))
                     .then(tag_column)
                     .when(problem.is_in(WHOLE_ROW))
                     .then(pl.lit(None, dtype=pl.String))

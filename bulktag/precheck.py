@@ -117,7 +117,7 @@ def choose(
                 "full", tags, full_cost, f"a full export of {workspace_size:,} contacts"
             )
     if not chosen or cost >= min(covered, requests):
-        skipped = len(demand) - len(worth)
+        skipped = sum(d.tag in never_found for d in demand)
         why = (
             f"{skipped} tag(s) never found before"
             if skipped

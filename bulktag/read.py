@@ -344,16 +344,28 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     return column.cast(pl.String)
 
 
+def _may_hold_text(dtype: pl.DataType) -> bool:
+    """A column that may hold contact IDs or tags as text: text, a category, 16 bytes (a
+    UUID), a number (a spreadsheet's damage, rejected) or a list of text (tags)."""
+    if isinstance(dtype, pl.List | pl.Array):
+        return False  # tags as lists: read as such, never sampled as text
+    return (
+        dtype in (pl.String, pl.Binary)
+        or isinstance(dtype, pl.Categorical | pl.Enum | pl.Decimal)
+        or dtype.is_numeric()
+    )
+
+
 def _read_columnar(
     scan: pl.LazyFrame, source: str, fmt: Format, options: ReadOptions
 ) -> InputFrame:
     try:
         schema = scan.collect_schema()
-        texts = {
-            n: _as_text(n, t) for n, t in schema.items() if not isinstance(t, pl.List | pl.Array)
-        }
+        # only the columns that may hold IDs or tags as text: another column's type (a
+        # struct, a map, an interval) can never break a read
+        texts = {n: _as_text(n, t) for n, t in schema.items() if _may_hold_text(t)}
         head = scan.head(SAMPLE_ROWS).select(**texts).collect() if texts else pl.DataFrame()
-    except (pl.exceptions.PolarsError, OSError) as exc:
+    except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
         raise InputError(
             f"cannot read this {fmt} file: {_first_line(exc)}", source=source
         ) from None

@@ -86,6 +86,24 @@ CUT_CHARACTER = (
     "the file ends inside a character: cut while it was being written? (the rest was read; "
     "export it again to send this row)"
 )
+#: How other programs write an empty cell (PostgreSQL's COPY, SQL, pandas, R, spreadsheets),
+#: and spreadsheets' error values: never a tag. A cell holding one is empty; such a piece
+#: of a cell a reject. In double quotes (``"NULL"``) it is a tag like any other.
+NULL_MARKERS = ("\\N", "NULL", "null", "None", "nan", "NaN", "N/A", "#N/A", "<NA>")
+ERROR_VALUES = ("#REF!", "#VALUE!", "#NAME?", "#DIV/0!", "#NULL!", "#NUM!", "#N/A", "#SPILL!")
+NOT_TAGS = tuple(dict.fromkeys((*NULL_MARKERS, *ERROR_VALUES)))
+MARKER_CELL = (
+    "no tags: the tags cell holds a null marker or an error value (\\N, NULL, nan, #N/A, "
+    "#REF!...), which other programs write for an empty cell, never a tag"
+)
+MARKER_PIECE = (
+    "not a tag: a null marker or an error value (\\N, NULL, nan, #N/A, #REF!...), which "
+    "other programs write for an empty cell; in double quotes it would be sent as a tag"
+)
+LIST_PIECE = (
+    "not a tag: part of a list another program wrote (['a', 'b'] or [\"a\", \"b\"]) that "
+    "is not whole: save the file again, or split the list into tags"
+)
 #: Reasons about a whole row, no column in particular.
 WHOLE_ROW = (RAGGED, CUT_CHARACTER)
 NO_TAGS = "no tags"
