@@ -70,6 +70,8 @@ _ENTITY_PREFIX = re.compile(r"^(?:person|contact|lead)_+")
 _CUSTOM_SUFFIX = re.compile(r"_+c$")
 #: The header is looked for in this many first rows (titles, dates, blank rows above it).
 HEADER_SEARCH_ROWS = 20
+#: Data rows sampled to find the ID column by its content.
+SAMPLE_ROWS = 1_000
 #: A column holding at least this share of UUIDs (of its non-empty sample values) holds
 #: contact IDs; an aliased column with at most ALMOST_NONE gives way to such a column.
 MOSTLY = 0.5

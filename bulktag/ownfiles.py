@@ -39,6 +39,7 @@ __all__ = [
     "check_marks",
     "mark",
     "own_options",
+    "reading",
     "recognise",
 ]
 
@@ -85,6 +86,15 @@ def recognise(header: Sequence[str], name: str = "") -> OwnKind | None:
     if name == CARRY_OVER and names == {"contact_id", "tags"}:
         return OwnKind.CARRY_OVER
     return None
+
+
+def reading(
+    header: Sequence[str], name: str, options: ReadOptions
+) -> tuple[OwnKind | None, ReadOptions]:
+    """Which of bulktag's files ``header`` (and the file's ``name``) is, None for a person's,
+    and the options to read it with: its own, or ``options``."""
+    own = recognise(header, name)
+    return own, options if own is None else own_options(options, own)
 
 
 def own_options(given: ReadOptions, kind: OwnKind) -> ReadOptions:

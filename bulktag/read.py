@@ -18,11 +18,15 @@ and normalising are done in :mod:`bulktag.pieces`. Which columns are the ID and 
 
 from __future__ import annotations
 
-import difflib
+import codecs
+import gzip
+import json
+import logging
 import re
 import shutil
 import sys
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,10 +35,10 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 if TYPE_CHECKING:
-    import fastexcel
+    pass
 
 from bulktag.columns import (
-    HEADER_SEARCH_ROWS,
+    SAMPLE_ROWS,
     ColumnMap,
     header_index,
     map_columns,
@@ -42,13 +46,17 @@ from bulktag.columns import (
 )
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
-from bulktag.ownfiles import DONE_BEFORE, MARK, OwnKind, check_marks, own_options, recognise
+from bulktag.ownfiles import DONE_BEFORE, MARK, OwnKind, check_marks, reading
 from bulktag.rules import CUT_CHARACTER, PERMANENT_BEFORE
+from bulktag.sheets import SAVE_AGAIN, header_row, open_sheet, typed_ids
 from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, peek_header, sniff_csv
 
 __all__ = ["InputFrame", "expand_inputs", "read_input", "tag_name"]
 
 _GLOB = re.compile(r"[*?\[]")
+#: Excel's lock file of an open workbook: ``~$segment.xlsx`` beside ``segment.xlsx``.
+LOCK_PREFIX = "~$"
+log = logging.getLogger("bulktag")
 
 
 def held(
@@ -78,14 +86,6 @@ def held(
     )
     done = text("status").str.to_lowercase().is_in(["ok", "skipped"])
     return pl.when(done).then(pl.lit(DONE_BEFORE)).otherwise(permanent)
-
-
-def _own(
-    header: Sequence[str], name: str, options: ReadOptions
-) -> tuple[OwnKind | None, ReadOptions]:
-    """Which of bulktag's files ``header`` is (None: a person's), and how to read it."""
-    own = recognise(header, name)
-    return own, options if own is None else own_options(options, own)
 
 
 def _check_own(
@@ -177,6 +177,14 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
             anchor = Path(base.anchor) if base.is_absolute() else Path()
             relative = str(base.relative_to(anchor)) if base.is_absolute() else pattern
             matches = sorted(str(p) for p in anchor.glob(relative) if p.is_file())
+            locks = [m for m in matches if Path(m).name.startswith(LOCK_PREFIX)]
+            for lock in locks:
+                log.warning(
+                    "%s: skipped, Excel's lock file of %s (open in Excel right now)",
+                    lock,
+                    Path(lock).name.removeprefix(LOCK_PREFIX),
+                )
+            matches = [m for m in matches if m not in locks]
             if not matches:
                 raise InputError(f"no file matches {pattern!r}")
             files.extend(matches)
@@ -184,6 +192,12 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
         path = Path(pattern).expanduser()
         if not path.exists():
             raise InputError("no such file", source=pattern)
+        if path.name.startswith(LOCK_PREFIX):
+            raise InputError(
+                "this is Excel's lock file of an open workbook, not the workbook: give "
+                f"{path.with_name(path.name.removeprefix(LOCK_PREFIX))}",
+                source=pattern,
+            )
         if path.is_dir():
             raise InputError(
                 "is a folder; give files or a glob such as 'folder/*.csv'", source=pattern
@@ -224,7 +238,7 @@ def _csv_header(sniffed: SniffedCsv, source: str, options: ReadOptions) -> int:
 
 
 def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> InputFrame:
-    own, options = _own(peek_header(path), path.name, options)
+    own, options = reading(peek_header(path), path.name, options)
     sniffed = sniff_csv(
         path, source, workdir, encoding=options.encoding, delimiter=options.delimiter
     )
@@ -357,7 +371,7 @@ def _may_hold_text(dtype: pl.DataType) -> bool:
 
 
 def _read_columnar(
-    scan: pl.LazyFrame, source: str, fmt: Format, options: ReadOptions
+    scan: pl.LazyFrame, source: str, fmt: Format, options: ReadOptions, kind: Kind | None = None
 ) -> InputFrame:
     try:
         schema = scan.collect_schema()
@@ -375,7 +389,7 @@ def _read_columnar(
         if head.height
         else []
     )
-    own, options = _own(names, Path(source).name, options)
+    own, options = reading(names, Path(source).name, options)
     _check_own(own, names, samples, source)
     columns = map_columns(names, source, options, samples)
     lists = tuple(isinstance(schema[name], pl.List | pl.Array) for name in columns.tag_names)
@@ -399,74 +413,8 @@ def _read_columnar(
         **cells,
     )
     return InputFrame(
-        source, fmt, frame, columns, tag_lists=lists, kind=fmt, own=own, options=options
+        source, fmt, frame, columns, tag_lists=lists, kind=kind or fmt, own=own, options=options
     )
-
-
-#: Data rows sampled to find the ID column by its content.
-SAMPLE_ROWS = 1_000
-
-
-def _sheet(reader: fastexcel.ExcelReader, options: ReadOptions, source: str) -> int | str:
-    """The sheet to read: ``--sheet`` as a 1-based number or a name (checked), else the first."""
-    sheet = options.sheet or "1"
-    names = reader.sheet_names
-    if sheet.isdigit():
-        number = int(sheet)
-        if not 1 <= number <= len(names):
-            raise InputError(
-                f"--sheet {sheet}: the workbook has {len(names)} sheet(s), numbered from 1: "
-                + ", ".join(f"{i} {n!r}" for i, n in enumerate(names, start=1)),
-                source=source,
-            )
-        return number - 1
-    if sheet in names:
-        return sheet
-    close = difflib.get_close_matches(sheet, names, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise InputError(
-        f"no sheet {sheet!r}{hint} Sheets: {', '.join(repr(n) for n in names)}", source=source
-    )
-
-
-def _excel_header(table: pl.DataFrame, options: ReadOptions, source: str) -> int:
-    rows = [table.row(i) for i in range(min(table.height, HEADER_SEARCH_ROWS))]
-    if options.header_row is not None:
-        if not 1 <= options.header_row <= table.height:
-            raise InputError(
-                f"--header-row {options.header_row}: the sheet has {table.height} row(s)",
-                source=source,
-            )
-        return int(options.header_row) - 1
-    found = header_index(rows, options)
-    if found is None:
-        raise InputError("the sheet is empty: expected a header row and data", source=source)
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class _Workbook:
-    reader: fastexcel.ExcelReader
-    sheet: int | str  #: the sheet read
-    table: pl.DataFrame  #: its cells as text
-    own: OwnKind | None  #: which of bulktag's files it is (None: a person's)
-    options: ReadOptions  #: how it is read
-
-
-def _open_workbook(path: Path, kind: Kind, options: ReadOptions, source: str) -> _Workbook:
-    """The workbook, the sheet to read, and that sheet's cells as text."""
-    import fastexcel  # noqa: PLC0415  (polars' calamine engine; only workbooks need it)
-
-    # calamine goes by the extension; from the bytes it tells the format by content.
-    named = path.suffix.lower().lstrip(".") in (kind, "xlsm" if kind == "xlsx" else kind)
-    reader = fastexcel.read_excel(path if named else path.read_bytes())
-    first = reader.load_sheet(0, header_row=None, n_rows=1, dtypes="string").to_polars()
-    header = [str(v) for v in first.row(0) if v is not None] if first.height else []
-    own, options = _own(header, path.name, options)
-    sheet = _sheet(reader, options, source)
-    # skip_rows=0: keep leading empty rows, so a row's index is its sheet row number - 1.
-    table = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="string").to_polars()
-    return _Workbook(reader, sheet, table, own, options)
 
 
 def _compact_ods(path: Path, workdir: Path) -> Path:
@@ -490,22 +438,22 @@ def _read_excel(
 ) -> InputFrame:
     try:
         try:
-            book = _open_workbook(path, kind, options, source)
+            book = open_sheet(path, kind, options, source)
         except InputError:
             raise
         except Exception:
             if kind != "ods":
                 raise
-            book = _open_workbook(_compact_ods(path, workdir), kind, options, source)
+            book = open_sheet(_compact_ods(path, workdir), kind, options, source)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001  (fastexcel raises its own tree; all mean "unreadable")
         raise InputError(
-            f"cannot read this {kind.upper()} file ({_first_line(exc)}): {_SAVE_AGAIN}",
+            f"cannot read this {kind.upper()} file ({_first_line(exc)}): {SAVE_AGAIN}",
             source=source,
         ) from None
     table, options = book.table, book.options
-    at = _excel_header(table, options, source)
+    at = header_row(table, options, source)
     header = ["" if v is None else str(v) for v in table.row(at)]
     samples = [table.row(i) for i in range(at + 1, min(table.height, at + 1 + SAMPLE_ROWS))]
     _check_own(book.own, header, samples, source)
@@ -515,7 +463,7 @@ def _read_excel(
         raise _at_line(exc, at + 1) from None
     names = table.columns
     ids = table.get_column(names[columns.id_index])
-    typed = _typed_ids(book.reader, book.sheet, ids, columns.id_index)
+    typed = typed_ids(book.reader, book.index, ids, columns.id_index)
     frame = (
         table.lazy()
         .with_row_index("__record")
@@ -539,37 +487,10 @@ def _read_excel(
         tag_lists=(False,) * len(columns.tag_indexes),
         kind=kind,
         header_line=at + 1,
+        notes=() if book.note is None else (book.note,),
         own=book.own,
         options=options,
     )
-
-
-_SAVE_AGAIN = (
-    "open it in Excel, LibreOffice or Google Sheets and save it as XLSX or CSV, or export it "
-    "again if the file is cut short"
-)
-
-
-def _typed_ids(
-    reader: fastexcel.ExcelReader, sheet: int | str, ids: pl.Series, index: int
-) -> pl.Series:
-    """Per row: whether the ID cell is typed as a number (or a date, a boolean), not text.
-
-    A number cell reads as its digits: as text, most cannot pass for a UUID (the ID rules
-    reject them as numbers), but a bare-hex UUID made only of digits becomes a float whose
-    32 digits (float noise in the last ones) would, and the largest floats read "inf".
-    Only then is the sheet's ID column read again,
-    as booleans: fastexcel gives a value for a number, date or boolean cell and none for
-    text, whatever the text holds.
-    """
-    ambiguous = ids.str.contains(r"(?i)^\s*(?:\d{32}|[+-]?inf|nan)\s*$").fill_null(value=False)
-    if not ambiguous.any():
-        return pl.repeat(value=False, n=ids.len(), dtype=pl.Boolean, eager=True)
-    kinds = reader.load_sheet(
-        sheet, header_row=None, skip_rows=0, dtypes={index: "boolean"}, use_columns=[index]
-    )
-    typed: pl.Series = kinds.to_polars().to_series().is_not_null()
-    return typed
 
 
 def _first_line(exc: BaseException) -> str:
@@ -577,15 +498,91 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _literal(path: Path, workdir: Path) -> Path:
-    """``path``, or a link to it without glob characters: polars 2.1's ``scan_ndjson`` has
-    no ``glob=False`` and would take "export [2].ndjson" for a pattern."""
+def _ndjson(path: Path, workdir: Path) -> Path:
+    """``path`` as polars' ``scan_ndjson`` can take it: a copy without its UTF-8 byte order
+    mark (Windows PowerShell 5.1 writes one; polars stops at it), or a link without glob
+    characters (polars 2.1's ``scan_ndjson`` has no ``glob=False`` and would take
+    "export [2].ndjson" for a pattern)."""
+    with path.open("rb") as handle:
+        bom = handle.read(3) == codecs.BOM_UTF8
+        if bom:
+            workdir.mkdir(parents=True, exist_ok=True)
+            copy = workdir / f"input-{len(list(workdir.glob('input-*')))}.ndjson"
+            with copy.open("wb") as out:
+                shutil.copyfileobj(handle, out, 1 << 20)
+            return copy
     if not _GLOB.search(str(path)):
         return path
     workdir.mkdir(parents=True, exist_ok=True)
     link = workdir / f"input-{len(list(workdir.glob('input-*')))}.ndjson"
     link.symlink_to(path.resolve())
     return link
+
+
+def _json_records(path: Path, source: str) -> pl.LazyFrame:
+    """A JSON array of records (``to_json(orient="records")``) as a frame: by polars when
+    it can, else by Python's json with every value text (lists as JSON text, read then as
+    lists of tags), as NDJSON's mixed columns are."""
+    try:
+        return pl.read_json(path, infer_schema_length=10_000).lazy()
+    except pl.exceptions.PolarsError:
+        pass
+    try:
+        records = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(
+            f"not a JSON array of records: {_first_line(exc)}", source=source
+        ) from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise InputError("not a JSON array of records (objects)", source=source)
+    names = list(dict.fromkeys(key for record in records for key in record))
+
+    def text(value: object) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False)
+
+    columns = {n: [text(r.get(n)) for r in records] for n in names}
+    return pl.LazyFrame(columns, schema=dict.fromkeys(names, pl.String))
+
+
+#: A gzip file inflating more than this many times its size is refused (a bomb); CSV
+#: exports compress 5 to 20 times.
+MAX_INFLATE = 200
+
+
+def inflate(path: Path, source: str, workdir: Path) -> tuple[Path, str | None]:
+    """A gzip file (``export.csv.gz``) inflated into ``workdir``, and the plan's note; any
+    other file as it is. Streamed: memory does not grow with the file."""
+    try:
+        with path.open("rb") as handle:
+            gzipped = handle.read(2) == b"\x1f\x8b"
+    except OSError:
+        return path, None  # detect_format says why
+    if not gzipped:
+        return path, None
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = workdir / f"inflated-{len(list(workdir.glob('inflated-*')))}-{path.stem}"
+    limit = max(1 << 20, path.stat().st_size * MAX_INFLATE)
+    written = 0
+    try:
+        with gzip.open(path, "rb") as packed, target.open("wb") as out:
+            while chunk := packed.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise InputError(
+                        f"this gzip file inflates more than {MAX_INFLATE} times its size: "
+                        "a decompression bomb? Nothing was sent",
+                        source=source,
+                    )
+                out.write(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(
+            f"this gzip file does not inflate ({_first_line(exc)}): cut short or damaged; "
+            "download or export it again",
+            source=source,
+        ) from None
+    return target, f"gzip: inflated ({written:,} bytes)"
 
 
 def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
@@ -600,20 +597,25 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
     empty = _empty_output(path)
     if empty is not None:
         return _read_columnar(empty, name, "ndjson", options)
+    path, inflated = inflate(path, name, workdir)
     detected = detect_format(path, name)
     if detected.format == "csv":
         item = _read_csv(path, name, options, workdir)
     elif detected.format == "xlsx":
         item = _read_excel(path, name, options, detected.kind, workdir)
+    elif detected.kind == "arrow":
+        item = _read_columnar(pl.scan_ipc(path, glob=False), name, "parquet", options, "arrow")
     elif detected.format == "parquet":
         # glob=False: a file named "export [2].parquet" is that file (globs are expanded
         # before, by expand_inputs)
         item = _read_columnar(pl.scan_parquet(path, glob=False), name, "parquet", options)
+    elif detected.kind == "json":
+        item = _read_columnar(_json_records(path, name), name, "ndjson", options, "json")
     else:
-        scan = pl.scan_ndjson(_literal(path, workdir), infer_schema_length=10_000)
+        scan = pl.scan_ndjson(_ndjson(path, workdir), infer_schema_length=10_000)
         item = _read_columnar(scan, name, "ndjson", options)
-    notes = tuple(filter(None, [detected.note, item.columns.id_note, _own_note(item.own)]))
-    return replace(item, notes=(*notes, *item.notes))
+    notes = [inflated, detected.note, item.columns.id_note, _own_note(item.own)]
+    return replace(item, notes=(*filter(None, notes), *item.notes))
 
 
 def _empty_output(path: Path) -> pl.LazyFrame | None:

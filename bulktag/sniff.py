@@ -41,7 +41,7 @@ __all__ = ["Detected", "Format", "SampleRow", "SniffedCsv", "detect_format", "sn
 #: How a file is read (and the family of its outputs).
 Format = OutputFormat
 #: What a file is, as a person names it (a spreadsheet may be XLSX, XLSB, XLS or ODS).
-Kind = Literal["csv", "parquet", "xlsx", "xlsb", "xls", "ods", "ndjson"]
+Kind = Literal["csv", "parquet", "xlsx", "xlsb", "xls", "ods", "ndjson", "json", "arrow"]
 
 SAMPLE_BYTES = 256 * 1024
 #: Records of the sample kept for the header search and the ID column's content.
@@ -76,6 +76,10 @@ _EXTENSION_KINDS: dict[str, Kind] = {
     ".ods": "ods",
     ".ndjson": "ndjson",
     ".jsonl": "ndjson",
+    ".json": "json",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+    ".ipc": "arrow",
 }
 _READ_AS: dict[Kind, Format] = {
     "csv": "csv",
@@ -85,6 +89,8 @@ _READ_AS: dict[Kind, Format] = {
     "xls": "xlsx",
     "ods": "xlsx",
     "ndjson": "ndjson",
+    "json": "ndjson",
+    "arrow": "parquet",
 }
 _KIND_NAMES = {
     "csv": "a text (CSV) file",
@@ -94,6 +100,8 @@ _KIND_NAMES = {
     "xls": "a legacy XLS workbook",
     "ods": "an OpenDocument (ODS) spreadsheet",
     "ndjson": "an NDJSON file",
+    "json": "a JSON array of records",
+    "arrow": "an Arrow IPC (Feather) file",
 }
 
 
@@ -121,9 +129,32 @@ def detect_format(path: Path, source: str | None = None) -> Detected:
     return Detected(_READ_AS[kind], kind, note)
 
 
+#: What bulktag does not read, told by its first bytes: (magic, what it is, the fix).
+_REFUSED = (
+    (b"%PDF", "a PDF document", "export the table itself as CSV or XLSX"),
+    (
+        b"SQLite format 3\x00",
+        "a SQLite database",
+        "export the table as CSV, e.g. sqlite3 -header -csv FILE 'SELECT * FROM contacts' "
+        "> contacts.csv",
+    ),
+    (b"FEA1", "a Feather v1 file", "write it as an Arrow IPC file (Feather v2), Parquet or CSV"),
+    (
+        b"\xff\xff\xff\xff",
+        "an Arrow IPC stream",
+        "write it as an Arrow IPC file (Feather v2), Parquet or CSV",
+    ),
+)
+
+
 def _kind(path: Path, head: bytes, source: str) -> Kind:
     if head.startswith(b"PAR1"):
         return "parquet"
+    if head.startswith(b"ARROW1"):
+        return "arrow"
+    for magic, what, fix in _REFUSED:
+        if head.startswith(magic):
+            raise _unusable(source, what, fix)
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(path, source)
     if head.startswith(_OLE2):
@@ -134,8 +165,6 @@ def _kind(path: Path, head: bytes, source: str) -> Kind:
                 "remove the password (File > Info > Protect Workbook in Excel) and save again",
             )
         return "xls"
-    if head.startswith(b"%PDF"):
-        raise _unusable(source, "a PDF document", "export the table itself as CSV or XLSX")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<"):
         if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
@@ -148,6 +177,9 @@ def _kind(path: Path, head: bytes, source: str) -> Kind:
     if text.startswith(b"{"):
         _refuse_summary(path, text, source)
         return "ndjson"
+    if text.startswith(b"[") and text[1:].lstrip(b" \t\r\n").startswith((b"{", b"]")):
+        return "json"  # a JSON array of records (pandas' to_json(orient="records"))
+    _refuse_nul_padding(path, head, source)
     start = head[:8192]
     binary = start.count(0) >= max(2, len(start) // 100)  # NULs in 1 % of it: not text
     if binary and bom_encoding(head) is None and utf16_guess(head) is None:
@@ -169,6 +201,30 @@ def _refuse_summary(path: Path, text: bytes, source: str) -> None:
         f"is in its failures file: bulktag run {instead}",
         source=source,
     )
+
+
+#: NUL bytes a text file may end with before it is taken for one a crash padded.
+_NUL_RUN = 16
+
+
+def _refuse_nul_padding(path: Path, head: bytes, source: str) -> None:
+    """A text file that ends in a run of NUL bytes: what a file system leaves when the
+    program writing it crashed (or a copy of a file still being written). Refused: the
+    last rows cannot be trusted."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    padding = len(tail) - len(tail.rstrip(b"\x00"))
+    text = head[: max(0, size - padding)][:8192]
+    if padding >= _NUL_RUN and text and not text.count(0):  # NULs at the end alone
+        raise InputError(
+            f"the file ends with {padding:,} NUL bytes: written by a program that crashed, "
+            "or copied while it was still being written, so its last rows cannot be trusted; "
+            "nothing was sent. Export it again",
+            source=source,
+        )
 
 
 def _tail(path: Path) -> bytes:
