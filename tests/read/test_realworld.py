@@ -25,6 +25,9 @@ EXPECTED = sorted(FIXTURES.glob("*.expected.json"))
 
 #: A reject's reason text -> its kind, by the first substring found (case-insensitive).
 REASON_KINDS: tuple[tuple[str, str], ...] = (
+    ("null marker", "marker"),
+    ("part of a list", "list_part"),
+    ("ends inside a character", "cut"),
     ("missing contact id", "missing_id"),
     ("is a number", "number"),
     ("scientific notation", "number"),
@@ -64,6 +67,20 @@ def _ndjson(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+def _same_reading(path: Path, found: str | None, expected: str) -> bool:
+    """The same encoding, or one that reads the file as the same text (KOI8-U for KOI8-R
+    text: the detectors may name either)."""
+    if _codec(found) == _codec(expected):
+        return True
+    if found is None:
+        return False
+    data = path.read_bytes()
+    try:
+        return data.decode(found) == data.decode(expected)
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
 def _codec(name: str | None) -> str | None:
     """An encoding's canonical Python codec name (utf8 and UTF-8 are the same)."""
     if name is None:
@@ -96,7 +113,7 @@ def _quoted(tag: str) -> str:
     return tag
 
 
-def _check_ndjson_run(out: Path, expected: dict[str, Any], problems: list[str]) -> None:
+def _check_ndjson_run(out: Path, expected: dict[str, Any], problems: list[str], path: Path) -> None:
     """results.ndjson, rejects.ndjson and summary.json against the expectation."""
     got = [(r["contact_id"], r["tags"]) for r in _ndjson(out / "results.ndjson")]
     want = [(contact, tags) for contact, tags in expected["contacts"]]
@@ -122,7 +139,7 @@ def _check_ndjson_run(out: Path, expected: dict[str, Any], problems: list[str]) 
         )
     if "encoding" in expected:
         found = plan["inputs"][0].get("encoding") if plan["inputs"] else None
-        if _codec(found) != _codec(expected["encoding"]):
+        if not _same_reading(path, found, expected["encoding"]):
             problems.append(f"encoding {found!r} != {expected['encoding']!r}")
 
 
@@ -160,7 +177,7 @@ def test_realworld_file(
     if code != csv_code:
         problems.append(f"--format ndjson exit {code} != --format csv exit {csv_code}")
     if code in (0, 1):
-        _check_ndjson_run(tmp_path / "out-ndjson", expected, problems)
+        _check_ndjson_run(tmp_path / "out-ndjson", expected, problems, path)
     assert not problems, f"{path.name} ({expected['exercises']}):\n  " + "\n  ".join(problems)
 
 
