@@ -41,7 +41,6 @@ from bulktag.normalise import (
     trim_tag,
     unsplit,
     uuid_text,
-    without_markers,
 )
 from bulktag.ownfiles import DONE_BEFORE
 from bulktag.read import InputFrame, tag_name
@@ -79,14 +78,15 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     text = [i for i, is_list in enumerate(item.tag_lists) if not is_list]
     cell = {i: pl.col(f"__cell{i}") for i in text}
     whole = {i: pl.col(f"__whole{i}") for i in text}
-    # a text cell that is a JSON or Python list literal: read as that list, never split
+    # a text cell that is a JSON or Python list literal: read as that list, never split;
+    # one that is a null marker or an error value: an empty cell
     lists = {i: pl.col(f"__list{i}") for i in text}
+    markers = {i: pl.col(f"__marker{i}") for i in text}
     has_text = [
         _list_has_tags(pl.col(tag_name(i)), separators)
         if is_list
-        else pl.when(lists[i])
-        .then(list_has_tags(pl.when(lists[i]).then(cell[i]), separators))
-        .otherwise(cell_has_text(cell[i], separators))
+        else (cell_has_text(cell[i], separators) & ~lists[i] & ~markers[i])
+        | list_has_tags(pl.when(lists[i]).then(cell[i]), separators)
         for i, is_list in enumerate(item.tag_lists)
     ]
     quoted = {i: pl.col(f"__quoted{i}") for i in text}
@@ -100,17 +100,21 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
         if is_list
         else pl.when(lists[i])
         .then(list_pieces(pl.when(may & lists[i]).then(cell[i])))
-        .otherwise(cell_pieces(pl.when(may).then(cell[i]), whole[i], quoted[i], separators))
+        .otherwise(
+            cell_pieces(pl.when(may & ~markers[i]).then(cell[i]), whole[i], quoted[i], separators)
+        )
         for i, is_list in enumerate(item.tag_lists)
     ]
     unsure = ~pl.col("sure")
     frame = (
         item.frame.with_columns(
             src=pl.lit(index, dtype=pl.Int32),
-            # a null marker or an error value alone in a cell: an empty cell
-            **{f"__cell{i}": without_markers(item.unquote(pl.col(tag_name(i)))) for i in text},
+            **{f"__cell{i}": item.unquote(pl.col(tag_name(i))) for i in text},
         )
-        .with_columns(**{f"__list{i}": listed(cell[i]) for i in text})
+        .with_columns(
+            **{f"__list{i}": listed(cell[i]) for i in text},
+            **{f"__marker{i}": is_marker(cell[i]) for i in text},
+        )
         .with_columns(
             # a cell a spreadsheet typed as a number is never a contact, whatever its digits
             key=pl.when(~pl.col("id_number").fill_null(value=False)).then(
@@ -202,7 +206,7 @@ def problems(frame: pl.DataFrame, inputs: Sequence[InputFrame]) -> pl.DataFrame:
         .when(pl.col("key").is_not_null())
         .then(
             pl.when(~pl.col("has_tags")).then(
-                pl.when(is_marker(pl.col("raw_tags")).fill_null(value=False))
+                pl.when(is_marker(pl.col("raw_tags").str.strip_chars()))
                 .then(pl.lit(MARKER_CELL))
                 .otherwise(pl.lit(NO_TAGS))
             )
