@@ -1,7 +1,9 @@
 """The ``bulktag`` command: parses arguments, runs one sub-command, maps errors to exit codes.
 
-``main`` never lets a traceback reach the user for a problem it knows: every
-:class:`~bulktag.errors.BulkTagError` becomes one line on stderr and its exit code.
+``main`` never lets a traceback reach the user: every
+:class:`~bulktag.errors.BulkTagError` becomes one line on stderr and its exit code; a
+fault of the machine that no phase named (:mod:`bulktag.machine`) too; anything else is
+a bug: one line naming the file that holds its traceback, and exit 70.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from bulktag.errors import BulkTagError, ExitCode, UsageError
 from bulktag.jobfile import load_job
 from bulktag.leadlex import PLANS
 from bulktag.logs import escape, setup_logging
+from bulktag.machine import bug_report, translated
 from bulktag.options import add_input_options, add_run_options, resolve
 from bulktag.pagecmds import PAGE_COMMANDS, add_page_commands
 from bulktag.runtime import Runtime, environment
@@ -505,6 +508,20 @@ def _json_errors(arguments: Sequence[str]) -> bool:
     return chosen == "json"
 
 
+def _said(text: str, code: ExitCode, arguments: Sequence[str]) -> int:
+    """``text`` said as one line, in the command's log format; returns ``code``."""
+    logger = logging.getLogger("bulktag")
+    if logger.handlers:  # the command set up its logging: one record in its format
+        logger.error("%s", text, extra={"exit_code": int(code)})
+    elif _json_errors(arguments):
+        when = datetime.now(UTC).isoformat(timespec="milliseconds")
+        record = {"time": when, "level": "error", "message": text, "exit_code": int(code)}
+        print(json.dumps(record, ensure_ascii=False), file=sys.stderr)
+    else:  # one plain line; input text in it cannot break it
+        print(f"bulktag: error: {escape(text)}", file=sys.stderr)
+    return int(code)
+
+
 def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -> int:
     """Run the ``bulktag`` command; returns the exit code.
 
@@ -519,7 +536,7 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
     try:
         misplaced = misplaced_option(arguments, COMMANDS)
         if misplaced is not None:
-            raise UsageError(misplaced)
+            raise UsageError(misplaced)  # noqa: TRY301  (said as every usage error is)
         try:
             args = parser.parse_args(arguments)
         except UsageError as exc:  # hints from the sub-command's own options
@@ -527,22 +544,15 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
             raise UsageError(hint_unknown(chosen, str(exc))) from None
         return int(args.handler(args, runtime))
     except BulkTagError as exc:
-        text = redact(str(exc), hidden)  # nothing typed that may be a secret is repeated
-        logger = logging.getLogger("bulktag")
-        if logger.handlers:  # the command set up its logging: one record in its format
-            logger.error("%s", text, extra={"exit_code": int(exc.exit_code)})  # noqa: TRY400  (no traceback: one line)
-        elif _json_errors(arguments):
-            when = datetime.now(UTC).isoformat(timespec="milliseconds")
-            record = {
-                "time": when,
-                "level": "error",
-                "message": text,
-                "exit_code": int(exc.exit_code),
-            }
-            print(json.dumps(record, ensure_ascii=False), file=sys.stderr)
-        else:  # one plain line; input text in it cannot break it
-            print(f"bulktag: error: {escape(text)}", file=sys.stderr)
-        return int(exc.exit_code)
+        return _said(redact(str(exc), hidden), exc.exit_code, arguments)
+    except Exception as exc:  # noqa: BLE001  (the net: a fault of the machine, or a bug)
+        fault = translated(exc, "")
+        if fault is not None:
+            return _said(redact(str(fault), hidden), fault.exit_code, arguments)
+        from bulktag.quota import default_state_dir
+
+        text = bug_report(exc, hidden, default_state_dir(environ) / "bugs")
+        return _said(redact(text, hidden), ExitCode.SOFTWARE, arguments)
     except KeyboardInterrupt:
         print("bulktag: interrupted", file=sys.stderr)
         return int(ExitCode.WORK_LEFT)

@@ -8,7 +8,12 @@ goes on. Job-level problems stop it with one line and one of these codes::
     ├── InputError               65  input unusable: missing column, unreadable file
     ├── WorkLeftError            75  another run holds the job's lock
     ├── KeyRejectedError         77  key invalid or lacking permission
-    └── ConfigError              78  bad job file, URL, key file, output folder
+    ├── ConfigError              78  bad job file, URL, key file, output folder
+    └── MachineError          75/78  a fault of the machine (bulktag.machine): a full
+                                     disk (75), a read-only folder (78), ...
+
+A bug (any other exception) ends in one line, the traceback written to a file, and
+exit 70: never 1, which scripts read as "some rows failed".
 
 Precedence when a finished run has several outcomes (highest first):
 77 key rejected > 78 a run fault configuration fixes (an untrusted certificate, a
@@ -41,6 +46,7 @@ class ExitCode(IntEnum):
     INPUT_UNUSABLE = 65  #: EX_DATAERR: input cannot be read at all
     WORK_LEFT = 75  #: EX_TEMPFAIL: quota spent, interrupted, retryable failures, locked
     KEY_REJECTED = 77  #: EX_NOPERM: key invalid, revoked, expired or lacking permission
+    SOFTWARE = 70  #: EX_SOFTWARE: a bug in bulktag (the traceback is in a file)
     CONFIG = 78  #: EX_CONFIG: configuration error, or a run fault configuration fixes
 
     @property
@@ -55,12 +61,14 @@ _MEANINGS = {
     ExitCode.INPUT_UNUSABLE: "input unusable (nothing was sent)",
     ExitCode.WORK_LEFT: (
         "work left to re-run: quota spent, interrupted, retryable failures, LeadLex "
-        "unreachable or down longer than --max-wait, or job locked"
+        "unreachable or down longer than --max-wait, job locked, or a fault of the machine "
+        "a re-run recovers from (a full disk)"
     ),
+    ExitCode.SOFTWARE: "a bug in bulktag: the message names the file with the traceback",
     ExitCode.KEY_REJECTED: "API key invalid or lacking permission",
     ExitCode.CONFIG: (
         "configuration error: bad settings (nothing was sent), or a run-wide fault "
-        "configuration fixes (certificate, URL, proxy)"
+        "configuration fixes (certificate, URL, proxy, a read-only folder)"
     ),
 }
 

@@ -18,7 +18,9 @@ The thread cost 5-12 % of dispatch speed, the task 9 % more (``docs/performance.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +60,9 @@ OUTCOME_COLUMNS = tuple(OUTCOME_SCHEMA)
 
 #: Plan rows per slice when the plan is joined with the journal (``sink_joined``).
 SLICE_ROWS = 25_000
+
+#: The journal's schema (``PRAGMA user_version``): a run folder of a newer bulktag is refused.
+JOURNAL_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -110,7 +115,7 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         # Written on the event loop, read from worker threads (one user at a time).
-        self._db = open_sqlite(path, _SCHEMA, any_thread=True)
+        self._db = open_sqlite(path, _SCHEMA, version=JOURNAL_VERSION, any_thread=True)
 
     def close(self) -> None:
         self._db.close()
@@ -134,10 +139,12 @@ class Journal:
                 f"INSERT OR REPLACE INTO outcomes VALUES ({placeholders})",  # noqa: S608  (constant)
                 [_row(o) for o in outcomes],
             )
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # a COMMIT refused (a full disk) leaves it open
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def add_calls(self, other: Mapping[str, int]) -> dict[str, int]:
         """The run's calls by endpoint, every session's: add-tags calls from the recorded

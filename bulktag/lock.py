@@ -7,6 +7,7 @@ message a second instance prints), or that it was released cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bulktag.errors import WorkLeftError
+from bulktag.machine import guarded, translated
 
 __all__ = ["FolderLock"]
 
@@ -39,13 +41,31 @@ class FolderLock:
         self._fd: int | None = None
 
     def __enter__(self) -> FolderLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with guarded(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        created = not self.path.exists()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise translated(exc, self.path) or exc from None
+        try:
+            self._take(fd)
+        except BaseException as exc:
+            os.close(fd)
+            if created:  # a failed start leaves no lock file behind
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            if isinstance(exc, OSError):
+                raise translated(exc, self.path) or exc from None
+            raise
+        self._fd = fd
+        return self
+
+    def _take(self, fd: int) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-            os.close(fd)
             raise WorkLeftError(
                 f"{self.path.parent} is in use by another bulktag run ({holder}); nothing was sent"
             ) from None
@@ -60,8 +80,6 @@ class FolderLock:
         os.ftruncate(fd, 0)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         os.pwrite(fd, f"{os.getpid()} pid since {stamp}\n".encode(), 0)
-        self._fd = fd
-        return self
 
     def __exit__(
         self,
@@ -69,11 +87,16 @@ class FolderLock:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._fd is not None:
-            # a clean release says so: the next run does not take it for a crash
-            os.ftruncate(self._fd, 0)
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            os.pwrite(self._fd, f"free since {stamp} (pid {os.getpid()} ended)\n".encode(), 0)
+        if self._fd is None:
+            return
+        try:
+            # a clean release says so: the next run does not take it for a crash (on a
+            # full disk it may not be said: the lock is released all the same)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+                stamp = datetime.now(UTC).isoformat(timespec="seconds")
+                os.pwrite(self._fd, f"free since {stamp} (pid {os.getpid()} ended)\n".encode(), 0)
+        finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

@@ -28,6 +28,7 @@ import polars as pl
 from bulktag.config import OutputFormat
 from bulktag.errors import ConfigError
 from bulktag.journal import OUTCOME_COLUMNS, Journal, sink_joined
+from bulktag.machine import guarded
 from bulktag.normalise import quote_tag
 from bulktag.outcomes import UNSENT, FailureType, Halt, Status
 from bulktag.ownfiles import MARK, OwnKind, mark
@@ -79,24 +80,25 @@ def atomic_write(target: Path, write: Callable[[Path], object], *, mode: int = 0
     if target.is_symlink():
         raise ConfigError(f"{target}: refusing to write through a symbolic link")
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    try:
-        write(temporary)
-        temporary.chmod(mode)
-        descriptor = os.open(temporary, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        temporary.replace(target)
-    finally:
+    with guarded(target):  # a full disk or read-only folder names the file meant
         temporary.unlink(missing_ok=True)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            write(temporary)
+            temporary.chmod(mode)
+            descriptor = os.open(temporary, os.O_RDONLY)
+            try:
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            temporary.replace(target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 #: Rows per slice when CSV and NDJSON outputs are written.

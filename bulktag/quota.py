@@ -16,15 +16,28 @@ A job's own state (ledger, runs) is :mod:`bulktag.state`.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bulktag.clock import utc_day
 from bulktag.config import ApiKey
-from bulktag.store import Store
+from bulktag.machine import DamagedFileError
+from bulktag.store import Store, move_aside
 
-__all__ = ["QUOTA_FILE", "QUOTA_FIX", "QuotaBook", "QuotaRecord", "QuotaStore", "default_state_dir"]
+log = logging.getLogger("bulktag")
+
+__all__ = [
+    "QUOTA_FILE",
+    "QUOTA_FIX",
+    "QUOTA_VERSION",
+    "QuotaBook",
+    "QuotaRecord",
+    "QuotaStore",
+    "default_state_dir",
+    "open_quota_store",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota (
@@ -45,6 +58,8 @@ CREATE TABLE IF NOT EXISTS reruns (
 );
 """
 
+#: The quota store's schema (``PRAGMA user_version``): a newer one is refused.
+QUOTA_VERSION = 1
 #: The quota store's file, in the state folder.
 QUOTA_FILE = "quota.sqlite"
 QUOTA_FIX = (
@@ -76,7 +91,7 @@ class QuotaStore(Store):
     """``quota.sqlite`` (see the module docstring)."""
 
     def __init__(self, state_dir: Path) -> None:
-        super().__init__(state_dir / QUOTA_FILE, _SCHEMA, QUOTA_FIX)
+        super().__init__(state_dir / QUOTA_FILE, _SCHEMA, QUOTA_FIX, version=QUOTA_VERSION)
 
     def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
         """Today's record for a key, or None (nothing known, or the day has reset)."""
@@ -153,22 +168,42 @@ class QuotaBook:
 
     def __init__(self, state_dir: Path, key: ApiKey, api_url: str) -> None:
         self._state_dir = state_dir
+        self.path = state_dir / QUOTA_FILE
         self._fingerprint = fingerprint(key, api_url)
 
     def remaining(self, now: float) -> int | None:
         """Today's calls left as LeadLex last said; on a day not yet spent, the daily quota
         LeadLex last reported (the day starts whole); None when nothing is known."""
-        with QuotaStore(self._state_dir) as store:
+        with open_quota_store(self._state_dir, now) as store:
             known = store.quota(self._fingerprint, now)
             return known.remaining if known else store.last_limit(self._fingerprint)
 
     def spend(
         self, now: float, *, calls: int, remaining: int | None, limit: int | None, reset: int | None
     ) -> None:
-        with QuotaStore(self._state_dir) as store:
+        with open_quota_store(self._state_dir, now) as store:
             store.spend(
                 self._fingerprint, now, calls=calls, remaining=remaining, limit=limit, reset=reset
             )
+
+
+def open_quota_store(state_dir: Path, now: float) -> QuotaStore:
+    """The user's quota store; a damaged one is moved aside and a new one begun (what it
+    knew of today's calls is lost: LeadLex's first answer says what is left)."""
+    try:
+        return QuotaStore(state_dir)
+    except DamagedFileError as exc:
+        path = state_dir / QUOTA_FILE
+        aside = move_aside(path, now)
+        log.warning(
+            "%s: %s; moved aside to %s and a new one begun: what it knew of today's calls "
+            "is lost (LeadLex's first answer says what is left), and of failures files sent "
+            "before",
+            path,
+            exc.what,
+            aside.name,
+        )
+        return QuotaStore(state_dir)
 
 
 def fingerprint(key: ApiKey, api_url: str) -> str:

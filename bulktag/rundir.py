@@ -30,6 +30,7 @@ from bulktag.config import (
     RunConfig,
 )
 from bulktag.errors import ConfigError, UsageError
+from bulktag.machine import guarded, translated
 from bulktag.plan import InputSummary, Plan, PlanStats
 from bulktag.publish import write_json
 from bulktag.read import InputFrame
@@ -83,7 +84,10 @@ def make_run_dir(folder: Path) -> Path:
     try:
         (folder / INTERNAL).mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise ConfigError(f"{folder}: cannot create the run folder ({exc.strerror})") from None
+        fault = translated(exc, folder)
+        raise fault or ConfigError(
+            f"{folder}: cannot create the run folder ({exc.strerror})"
+        ) from None
     return folder
 
 
@@ -133,8 +137,13 @@ class RunFolder:
             stored = json.loads(path.read_text(encoding="utf-8"))
             identity = Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
             return _config_from_json(stored, config), identity
-        write_json(path, _config_json(config, run_id, now))
+        with guarded(path):
+            write_json(path, _config_json(config, run_id, now))
         return config, Identity(run_id, now, resumed=False)
+
+    def stored_identity(self) -> Identity:
+        stored = json.loads((self.internal / "config.json").read_text(encoding="utf-8"))
+        return Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
 
     def stored_job(self) -> JobSettings | None:
         """The job this run belongs to, as ``config.json`` says (None: a run by hand).

@@ -19,6 +19,7 @@ job's next night would, updating the job.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -27,7 +28,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,23 +37,32 @@ import anyio
 import polars as pl
 
 from bulktag.client import check_trust_settings
-from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url, load_api_key
+from bulktag.config import (
+    ApiKey,
+    JobSettings,
+    OutputFormat,
+    RunConfig,
+    check_api_url,
+    load_api_key,
+)
+from bulktag.dispatch import DispatchStatistics
 from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
 from bulktag.journal import Journal
 from bulktag.lock import FolderLock
+from bulktag.machine import DamagedFileError, MachineError, fault_of, guarded
 from bulktag.metrics import write_metrics
 from bulktag.outcomes import FailureType, Status
 from bulktag.ownfiles import CARRY_OVER, OwnKind
 from bulktag.pages import after_run, failed_night
 from bulktag.plan import Plan, PlanStats, prepare_plan
 from bulktag.publish import Published, marked, publish, write_json, write_output
-from bulktag.quota import QuotaBook, QuotaStore, default_state_dir
+from bulktag.quota import QuotaBook, default_state_dir, open_quota_store
 from bulktag.read import InputFrame, expand_inputs
 from bulktag.report import describe_plan, estimate, summary_lines
 from bulktag.rundir import RunFolder, is_finished, is_run_folder, make_run_dir, new_run_dir
 from bulktag.runtime import Runtime
 from bulktag.scan import slices
-from bulktag.session import SessionResult, Target, send, unsent
+from bulktag.session import SessionResult, SessionStoppedError, Target, send, unsent
 from bulktag.skip import (
     ALREADY_APPLIED,
     ALREADY_TAGGED,
@@ -63,6 +73,7 @@ from bulktag.skip import (
     start_plan,
 )
 from bulktag.state import STATE_FILE, JobState
+from bulktag.store import move_aside
 from bulktag.summary import OutputFiles, QuotaView, RateView, Summary, exit_code
 
 __all__ = ["RunReport", "Runtime", "run"]
@@ -101,25 +112,44 @@ class _Run:
         stored, self.identity = folder.open(config, str(uuid.uuid4()), runtime.clock.wall())
         self.config = replace(stored, api_url=check_api_url(stored.api_url))
         self.sending = False  #: a session that may send has started
+        self.book: QuotaBook | None = None  #: the key's quota in the user's store
+        self._statistics: DispatchStatistics | None = None  #: the session's, once it ended
 
     def execute(self) -> RunReport:
+        """The stages (:meth:`_stages`). A fault of the machine met on the way (a full
+        disk, a read-only folder) ends the run in one line: the file, the fix, what was
+        sent, and the command that goes on once it is fixed."""
+        try:
+            return self._stages()
+        except SessionStoppedError as stop:
+            self._book(stop.statistics)
+            raise self._stopped(stop, stop.statistics) from None
+        except Exception as exc:
+            fault = fault_of(exc, self.folder.path)
+            if fault is None:
+                raise
+            raise self._stopped(fault, self._statistics) from None
+
+    def _stages(self) -> RunReport:
         began = time.monotonic()
         config, folder, env = self.config, self.folder, self.runtime.env
         key = preflight(config, env)
-        folder.work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with guarded(folder.work):
+            folder.work.mkdir(parents=True, exist_ok=True, mode=0o700)
         plan, fmt = folder.stored_plan() or self._plan()
         if not self.identity.resumed and not config.dry_run:
             _warn_of_earlier_reruns(plan.stats, default_state_dir(env), folder.path, self.now)
         folder.refuse_symlinked_outputs(config.metrics_file)
-        book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
-        quota_left = None if book is None else book.remaining(self.now)
+        self.book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
+        quota_left = None if self.book is None else self.book.remaining(self.now)
         self._log_plan(plan, quota_left)
         if self.state is not None:
             self.state.start_run(self.identity.run_id, folder.path, self.identity.started)
-        journal = Journal(folder.journal)
+        journal = self._journal()
         try:
             session = None if key is None else self._send(plan, journal, key, quota_left)
-            stats = None if session is None else session.statistics
+            stats = self._statistics = None if session is None else session.statistics
+            self._book(stats)
             published = publish(
                 folder.path,
                 plan,
@@ -138,14 +168,6 @@ class _Run:
             calls = journal.add_calls({} if stats is None else stats.other_calls)
         finally:
             journal.close()
-        if book is not None and stats is not None:
-            book.spend(
-                self.now,
-                calls=stats.calls + sum(stats.other_calls.values()),
-                remaining=stats.quota_remaining,
-                limit=stats.quota_limit,
-                reset=stats.quota_reset,
-            )
         self._record_applied(published)
         precheck = None if session is None else session.precheck
         summary = self._summarise(
@@ -157,6 +179,69 @@ class _Run:
             seconds=time.monotonic() - began,
         )
         return self._finish(summary, published)
+
+    def _journal(self) -> Journal:
+        """The run's journal; a damaged one moved aside (what it held is lost: the
+        contacts it answered are sent again, the CRM asked first if the run asks it)."""
+        path = self.folder.journal
+        try:
+            return Journal(path)
+        except DamagedFileError as exc:
+            aside = move_aside(path, self.now)
+            self.folder.precheck.unlink(missing_ok=True)  # the CRM is asked again
+            log.warning(
+                "%s: it is damaged (%s); moved aside to %s. What it recorded of this run "
+                "cannot be recovered: every contact of the run's plan is sent again (a tag "
+                "a contact already has changes nothing; --skip-existing asks the CRM first)",
+                path,
+                exc.what.removeprefix("it is damaged (").removesuffix(")"),
+                aside.name,
+            )
+            return Journal(path)
+
+    def _book(self, stats: DispatchStatistics | None) -> None:
+        """The calls a session made, booked in the user's quota store. A store that cannot
+        be written (a full disk) is warned about: the run's own outcome matters more, and
+        LeadLex's next answer says what is left."""
+        if self.book is None or stats is None:
+            return
+        calls = stats.calls + sum(stats.other_calls.values())
+        try:
+            self.book.spend(
+                self.now,
+                calls=calls,
+                remaining=stats.quota_remaining,
+                limit=stats.quota_limit,
+                reset=stats.quota_reset,
+            )
+        except Exception as exc:
+            fault = fault_of(exc, self.book.path)
+            if fault is None:
+                raise
+            log.warning(
+                "%s: the quota store could not book this run's %d calls (%s); the next "
+                "run's first answer from LeadLex says what is left",
+                fault.path,
+                calls,
+                fault.what,
+            )
+
+    def _stopped(self, fault: MachineError, stats: DispatchStatistics | None) -> MachineError:
+        """``fault``, told with what the run sent and how it goes on once it is fixed."""
+        resume = f"bulktag run --resume {self.folder.path}"
+        if self.state is not None:
+            go_on = f"once fixed, the job's next night finishes this run (or now: {resume})"
+        else:
+            go_on = f"once fixed: {resume}"
+        if not self.sending:
+            return fault.then(
+                f"nothing more was sent; {go_on}" if self.identity.resumed else "nothing was sent"
+            )
+        calls = 0 if stats is None else stats.calls + sum(stats.other_calls.values())
+        return fault.then(
+            f"the run stopped after {calls} calls to LeadLex; what was answered is kept in "
+            f"its journal, nothing is lost; {go_on}"
+        )
 
     @property
     def now(self) -> float:
@@ -436,7 +521,7 @@ def _warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at
         if item.own not in (OwnKind.FAILURES, OwnKind.RESULTS) or not path.is_file():
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        with QuotaStore(state_dir) as store:
+        with open_quota_store(state_dir, at) as store:
             for earlier, when in store.reruns_of(digest):
                 failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
                 stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -497,19 +582,35 @@ def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
         make_run_dir(config.out_dir) if config.out_dir else new_run_dir(Path("runs"), runtime.clock)
     )
     folder = RunFolder(path)
-    with FolderLock(folder.internal):
-        return _execute(_Run(config, folder, runtime), keep_folder=existed)
+    return _fresh(folder, lambda: _Run(config, folder, runtime), keep_folder=existed)
 
 
-def _execute(one: _Run, *, keep_folder: bool = False) -> RunReport:
-    """``one.execute()``; a new run that fails before it sends anything leaves no run folder
-    behind (only an empty folder the user named), so the corrected command may use it."""
+def _fresh(
+    folder: RunFolder,
+    make: Callable[[], _Run],
+    *,
+    keep_folder: bool = False,
+    forget: Callable[[Path], None] | None = None,
+) -> RunReport:
+    """A new run in ``folder`` (``make`` it), under the folder's lock. One that fails before
+    it sends anything leaves no run folder behind (only an empty folder the user named), so
+    the corrected command may use it; ``forget`` then drops it from a job's list of runs."""
+    one: _Run | None = None
     try:
-        return one.execute()
-    except BulkTagError:
-        if not one.identity.resumed and not one.sending:
-            one.folder.discard(keep_folder=keep_folder)
-        raise
+        with FolderLock(folder.internal):
+            one = make()
+            return one.execute()
+    except Exception as exc:
+        if one is None or not one.sending:
+            folder.discard(keep_folder=keep_folder)
+            if forget is not None:
+                forget(folder.path)
+        fault = exc if isinstance(exc, BulkTagError) else fault_of(exc, folder.path)
+        if one is None and isinstance(fault, MachineError):
+            fault = fault.then("nothing was sent; once fixed, run the same command")
+        if fault is None or fault is exc:
+            raise
+        raise fault from None
 
 
 def _resume(config: RunConfig, folder: RunFolder, runtime: Runtime) -> RunReport:
@@ -533,7 +634,7 @@ def _resume(config: RunConfig, folder: RunFolder, runtime: Runtime) -> RunReport
         folder.path,
         owner.name,
     )
-    with FolderLock(owner.folder), JobState(owner.folder) as state:
+    with FolderLock(owner.folder), _open_state(owner.folder, runtime.clock.wall()) as state:
         _refuse_finished(folder, job=True)  # the job may have finished it meanwhile
         carry = owner.folder / CARRY_OVER
         return _Run(config, folder, runtime, state=state, carry_over=carry).execute()
@@ -580,38 +681,112 @@ def _run_job(config: RunConfig, runtime: Runtime) -> RunReport:
     """A job's night: the runs it left unfinished, then a run of its inputs."""
     job = config.job
     assert job is not None
-    job.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with FolderLock(job.folder), JobState(job.folder) as state:
+    with _job_opened(job, runtime.clock.wall()) as state:
         carry = job.folder / CARRY_OVER
         for unfinished in state.unfinished_runs():
             _finish_unfinished(config, RunFolder(unfinished), runtime, state, carry)
         started = runtime.clock.wall()
-        one = None
+        folder = None
         try:
             inputs = _job_inputs(config, carry)
             folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
-            one = _Run(
-                replace(config, inputs=inputs), folder, runtime, state=state, carry_over=carry
+            night = replace(
+                config, inputs=inputs, skip_existing=config.skip_existing or state.begun_anew
             )
-            report = _execute(one)
+            report = _fresh(
+                folder,
+                functools.partial(_Run, night, folder, runtime, state=state, carry_over=carry),
+                forget=state.forget_run,
+            )
         except BulkTagError as exc:
-            if one is None or not one.sending:
-                if one is not None:  # the next night starts afresh, not from this mistake
-                    state.forget_run(one.folder.path)
-                failed_night(
-                    state,
-                    job,
-                    started=started,
-                    finished=runtime.clock.wall(),
-                    error=exc,
-                    report=config.report,
-                )
+            if folder is None or not folder.internal.exists():  # it sent nothing
+                with contextlib.suppress(MachineError):  # a full disk, said once
+                    failed_night(
+                        state,
+                        job,
+                        started=started,
+                        finished=runtime.clock.wall(),
+                        error=exc,
+                        report=config.report,
+                    )
             raise
-        if job.keep_runs:
-            for old in state.run_dirs()[: -job.keep_runs]:
-                shutil.rmtree(old, ignore_errors=True)
-                state.forget_run(old)
+        _prune(job, state)
     return report
+
+
+@contextlib.contextmanager
+def _job_opened(job: JobSettings, now: float) -> Iterator[JobState]:
+    """The job's folder, locked, and its state, open; a fault of the machine on the way
+    says nothing was sent."""
+    try:
+        with guarded(job.folder):
+            job.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock = FolderLock(job.folder)
+        lock.__enter__()
+    except MachineError as fault:
+        raise fault.then("nothing was sent; once fixed, run the same command") from None
+    try:
+        try:
+            state = _open_state(job.folder, now)
+        except MachineError as fault:
+            raise fault.then("nothing was sent; once fixed, run the same command") from None
+        with state:
+            yield state
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _open_state(folder: Path, now: float) -> JobState:
+    """A job's state. A damaged one is moved aside and a new one begun from what can be
+    trusted: the run folders still in ``runs/`` (an unfinished one is finished first) and
+    the CRM's answers (the night asks it before sending, as --skip-existing does)."""
+    try:
+        return JobState(folder)
+    except DamagedFileError as exc:
+        what = exc.what
+    path = folder / STATE_FILE
+    aside = move_aside(path, now)
+    state = JobState(folder)
+    state.begun_anew = True
+    found = 0
+    for run in sorted((folder / "runs").glob("*")):
+        if not is_run_folder(run):
+            continue
+        identity = RunFolder(run).stored_identity()
+        state.start_run(identity.run_id, run, identity.started)
+        found += 1
+        if is_finished(run):
+            summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+            state.finish_run(identity.run_id, identity.started, int(summary["exit_code"]))
+    log.warning(
+        "%s: %s; moved aside to %s and a new one begun. Not recovered: its ledger of the "
+        "tags applied, its list of permanent failures and its history; so this night asks "
+        "the CRM which contacts carry the tags before sending (--skip-existing). Recovered: "
+        "%d run folders in %s (an unfinished one is finished first)",
+        path,
+        what,
+        aside.name,
+        found,
+        folder / "runs",
+    )
+    return state
+
+
+def _prune(job: JobSettings, state: JobState) -> None:
+    """``keep_runs``: the job's newest finished run folders kept, older ones removed, and
+    any folder of a run killed before it could send (never in the job's list of runs)."""
+    runs = job.folder / "runs"
+    if not job.keep_runs or not runs.is_dir():
+        return
+    registered = {p.resolve() for p in state.run_dirs()}
+    unfinished = {p.resolve() for p in state.unfinished_runs()}
+    folders = sorted(p for p in runs.iterdir() if p.is_dir())
+    kept = [p for p in folders if p.resolve() in registered or is_finished(p)]
+    abandoned = [p for p in folders if p.resolve() not in registered and not is_finished(p)]
+    finished = [p for p in kept if p.resolve() not in unfinished]
+    for old in [*finished[: -job.keep_runs], *abandoned]:
+        shutil.rmtree(old, ignore_errors=True)
+        state.forget_run(old)
 
 
 def _finish_unfinished(
@@ -631,6 +806,21 @@ def _finish_unfinished(
         _Run(config, folder, runtime, state=state, carry_over=carry).execute()
 
 
+def _read_state(job: JobSettings) -> JobState | None:
+    """A job's state, to read (a dry run's); a damaged one is left for the next night to
+    move aside, and the dry run plans as that night will: without its ledger."""
+    try:
+        return JobState(job.folder, read_only=True)
+    except DamagedFileError as exc:
+        log.warning(
+            "%s: %s; the job's next night moves it aside and plans without its ledger, as "
+            "this dry run does",
+            exc.path,
+            exc.what,
+        )
+        return None
+
+
 #: Where a dry run of a job writes its run folder, in the job's folder (unless --out).
 DRY_RUNS = "dry-runs"
 
@@ -641,7 +831,7 @@ def _dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
     carry-over, no history, no quota): only its own run folder is written."""
     job = config.job
     assert job is not None
-    ledger = JobState(job.folder, read_only=True) if (job.folder / STATE_FILE).is_file() else None
+    ledger = _read_state(job) if (job.folder / STATE_FILE).is_file() else None
     try:
         for unfinished in [] if ledger is None else ledger.unfinished_runs():
             if is_run_folder(unfinished) and not is_finished(unfinished):
@@ -659,9 +849,10 @@ def _dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
             else new_run_dir(job.folder / DRY_RUNS, runtime.clock)
         )
         folder = RunFolder(path)
-        with FolderLock(folder.internal):
-            one = _Run(replace(config, inputs=inputs), folder, runtime, ledger=ledger)
-            return _execute(one, keep_folder=existed)
+        night = replace(config, inputs=inputs)
+        return _fresh(
+            folder, lambda: _Run(night, folder, runtime, ledger=ledger), keep_folder=existed
+        )
     finally:
         if ledger is not None:
             ledger.close()

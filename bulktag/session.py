@@ -27,6 +27,7 @@ from bulktag.client import LeadLexClient, make_http_client
 from bulktag.config import ApiKey, RunConfig
 from bulktag.dispatch import Dispatcher, DispatchStatistics, PlannedContact
 from bulktag.journal import Journal, sink_joined
+from bulktag.machine import MachineError, fault_of, guarded
 from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
 from bulktag.plan import Plan
 from bulktag.precheck import Precheck, history_never_found, run_precheck, tag_demand
@@ -36,7 +37,7 @@ from bulktag.scan import slices
 from bulktag.skip import ALREADY_TAGGED, requests_to_send, skip_pairs
 from bulktag.state import JobState
 
-__all__ = ["SessionResult", "send", "unsent"]
+__all__ = ["SessionResult", "SessionStoppedError", "send", "unsent"]
 
 log = logging.getLogger("bulktag")
 
@@ -48,6 +49,15 @@ FEED_ROWS = 10_000
 class SessionResult:
     statistics: DispatchStatistics
     precheck: dict[str, Any] | None  #: what this session's pre-check did (None: none ran)
+
+
+class SessionStoppedError(MachineError):
+    """A fault of the machine stopped the session (a journal on a full disk, say):
+    ``statistics`` are the calls it made before, to book and to tell."""
+
+    def __init__(self, fault: MachineError, statistics: DispatchStatistics) -> None:
+        super().__init__(fault.path, fault.what, fault.fix, fault.exit_code)
+        self.statistics = statistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +121,8 @@ async def send(
     async def record(outcome: ContactOutcome) -> None:
         """Commit ``outcome`` before its worker takes another contact (see journal)."""
         nonlocal failed
-        journal.record((outcome,))
+        with guarded(journal.path):
+            journal.record((outcome,))
         failed += outcome.status is not Status.OK
         bar.update(1)
         if failed:
@@ -154,6 +165,11 @@ async def send(
                 bar.reset(total=total)
                 await dispatcher.run(_feed(contacts, runtime), record)
                 watch.cancel_scope.cancel()
+        except Exception as exc:
+            fault = fault_of(exc, journal.path)
+            if fault is None:
+                raise
+            raise SessionStoppedError(fault, dispatcher.statistics()) from None
         finally:
             bar.close()
         return SessionResult(dispatcher.statistics(), report)

@@ -17,6 +17,7 @@ The user's quota store, shared by every run on the machine, is :mod:`bulktag.quo
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -25,7 +26,7 @@ import polars as pl
 
 from bulktag.store import Store
 
-__all__ = ["STATE_FILE", "JobState", "Night", "state_fix"]
+__all__ = ["STATE_FILE", "STATE_VERSION", "JobState", "Night", "state_fix"]
 
 #: A job's state file, in the job's folder.
 STATE_FILE = "state.sqlite"
@@ -121,6 +122,17 @@ def state_fix(folder: Path) -> str:
 
 _NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 
+#: The state file's schema (``PRAGMA user_version``): a newer one is refused.
+STATE_VERSION = 1
+
+
+def _upgrade(db: sqlite3.Connection, found: int) -> None:
+    """What a file of an earlier bulktag (``found``: its version) lacks, added."""
+    del found  # version 0 (before versions) is the only earlier one
+    columns = {row[1] for row in db.execute("PRAGMA table_info(nights)")}
+    if "message" not in columns:
+        db.execute("ALTER TABLE nights ADD COLUMN message TEXT NOT NULL DEFAULT ''")
+
 
 class JobState(Store):
     """A job's ``state.sqlite`` (see the module docstring); one run of the job at a time."""
@@ -128,15 +140,16 @@ class JobState(Store):
     def __init__(self, folder: Path, *, read_only: bool = False) -> None:
         """Open (create) ``folder/state.sqlite``; ConfigError (exit 78) when it cannot be.
         ``read_only``: open an existing one to read it, and never write (a dry run)."""
-        super().__init__(folder / STATE_FILE, _SCHEMA, state_fix(folder), read_only=read_only)
-        if not read_only:
-            self._upgrade()
-
-    def _upgrade(self) -> None:
-        """Columns an earlier bulktag's state file lacks, added."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(nights)")}
-        if "message" not in columns:
-            self._db.execute("ALTER TABLE nights ADD COLUMN message TEXT NOT NULL DEFAULT ''")
+        super().__init__(
+            folder / STATE_FILE,
+            _SCHEMA,
+            state_fix(folder),
+            read_only=read_only,
+            version=STATE_VERSION,
+            upgrade=_upgrade,
+        )
+        #: the file was damaged and this one begun anew: its ledger is lost (see runner)
+        self.begun_anew = False
 
     def _has(self, table: str) -> bool:
         """Whether the file has ``table`` (one an older bulktag made may not, read only)."""

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from bulktag.cli import main
 from bulktag.errors import ExitCode
+from bulktag.machine import MachineError
 from bulktag.publish import atomic_write, neutralise
 from tests.world import URL, World, new_world
 
@@ -231,7 +232,8 @@ def test_a_failure_while_publishing_leaves_the_previous_file_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     """A disk full mid-write, or a failing fsync, while results.csv is replaced: the error
-    surfaces, the previous results.csv is intact and no partial or temporary file is left."""
+    surfaces as a fault of the machine naming the file, the previous results.csv is intact
+    and no partial or temporary file is left."""
     target = tmp_path / "results.csv"
     target.write_text("contact_id,tags\nprevious,run\n")
     target.chmod(0o600)
@@ -246,7 +248,7 @@ def test_a_failure_while_publishing_leaves_the_previous_file_whole(
             raise OSError(5, "Input/output error")
 
         monkeypatch.setattr("bulktag.publish.os.fsync", fail)
-    with pytest.raises(OSError, match=r"No space|Input/output"):
+    with pytest.raises(MachineError, match=r"results.csv: (the disk is full|an input/output)"):
         atomic_write(target, _half_then_fail if where == "while-writing" else write)
     assert target.read_text() == "contact_id,tags\nprevious,run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -1,0 +1,71 @@
+"""What every fault test asserts of what the command said: one error line, its code."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from bulktag.cli import main
+from tests.world import World
+
+
+def said(err: str) -> tuple[list[str], list[str]]:
+    """The error and warning messages in ``err`` (JSON lines or plain ``bulktag: error:``
+    lines), and nothing else: a traceback or a stray line fails the test."""
+    assert "Traceback" not in err, err
+    errors: list[str] = []
+    warnings: list[str] = []
+    for line in err.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("bulktag: error: "):
+            errors.append(line.removeprefix("bulktag: error: "))
+            continue
+        record: dict[str, Any] = json.loads(line)  # anything else is a stray line
+        if record["level"] == "error":
+            errors.append(record["message"])
+        elif record["level"] == "warning":
+            warnings.append(record["message"])
+    return errors, warnings
+
+
+def one_error(err: str) -> str:
+    """The one error line the command printed."""
+    errors, _ = said(err)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def after_calls(world: World, calls: int, act: Any) -> None:
+    """``act()`` just before the add-tags call after ``calls`` more goes out (once)."""
+    seen = {"n": 0}
+
+    def hook(request: httpx2.Request) -> None:
+        if request.method == "POST" and request.url.path.endswith("/tags"):
+            seen["n"] += 1
+            if seen["n"] == calls + 1:
+                act()
+
+    world.hook = hook
+
+
+def resume(world: World, run_dir: Path) -> int:
+    return main(["run", "--resume", str(run_dir)], runtime=world.runtime())
+
+
+def tagged(world: World, tag: str) -> int:
+    """Contacts carrying ``tag`` in the emulator's CRM."""
+    return sum(tag in world.tags_of(c) for c in world.contact_ids)
+
+
+def quota_calls(state_dir: Path) -> int:
+    """Calls the user's quota store booked, every key and day."""
+    db = sqlite3.connect(f"file:{state_dir / 'quota.sqlite'}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT coalesce(sum(calls), 0) FROM quota").fetchone()[0])
+    finally:
+        db.close()
