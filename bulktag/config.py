@@ -161,6 +161,11 @@ class ReadOptions:
     static_tags: tuple[str, ...] = ()
     #: Rows of a bulktag failures file whose failure was permanent are sent again too.
     retry_permanent: bool = False
+    #: An input changed less than this many seconds ago is not read yet (a job's [read]).
+    settle_seconds: float = 0.0
+    #: Inputs whose last line has no end while the job's earlier exports of them had one:
+    #: their last row is a reject (cut while being written?), never tags.
+    cut_suspects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

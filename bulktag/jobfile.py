@@ -41,6 +41,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "id_column": str,
         "tags_columns": list,
         "tag_separators": str,
+        "settle_seconds": (int, float),
     },
     "tags": {"case": str, "prefix": str, "add": list},
     "api": {"url": str, "key_env": str, "key_file": str, "ca_bundle": str},
@@ -149,6 +150,9 @@ def _check_whole(path: Path, values: dict[tuple[str, str], Any]) -> None:
     header_row = values.get(("read", "header_row"))
     if header_row is not None and header_row < 1:
         raise _fail(path, "[read] header_row must be a line or row number from 1")
+    settle = values.get(("read", "settle_seconds"))
+    if settle is not None and not 0 <= settle <= 86_400:
+        raise _fail(path, "[read] settle_seconds must be between 0 and 86400 (a day)")
     keep = values.get(("", "keep_runs"))
     if keep is not None and keep < 1:
         raise _fail(path, "keep_runs must be at least 1")

@@ -28,11 +28,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 import polars as pl
 
 from bulktag import __version__
 from bulktag.errors import BulkTagError, ExitCode
+from bulktag.usage import redact
 
 __all__ = [
     "DamagedFileError",
@@ -61,10 +63,22 @@ class MachineError(BulkTagError):
         self.after = after  #: what to do once it is fixed
         self.exit_code = code
 
-    def then(self, after: str) -> MachineError:
+    def then(self, after: str) -> Self:
         """The same fault, ``after`` told as what was done and what to do once fixed (in
         place of "then run the same command again")."""
-        return MachineError(self.path, self.what, self.fix, self.exit_code, after=after)
+        return self._told(self.fix, after)
+
+    def fixed(self, fix: str) -> Self:
+        """The same fault, ``fix`` told in place of its own (what bulktag did about it)."""
+        return self._told(fix, self.after)
+
+    def _told(self, fix: str, after: str) -> Self:
+        told = type(self).__new__(type(self))
+        told.__dict__.update(self.__dict__)
+        told.fix, told.after = fix, after
+        said = f"{self.what}; {fix}" + (f"; {after}" if after else "")
+        told.args = (f"{self.path}: {said}" if self.path else said,)
+        return told
 
 
 class DamagedFileError(MachineError):
@@ -79,6 +93,7 @@ class DamagedFileError(MachineError):
             "the next run moves it aside (NAME.damaged-TIME) and goes on from what can be trusted",
             ExitCode.WORK_LEFT,
         )
+        self.detail = detail
 
 
 #: Errors of writers that may hide a full or read-only disk behind their own words.
@@ -271,9 +286,7 @@ FULL_BELOW = 64 * 1024
 def bug_report(exc: BaseException, hidden: Sequence[str], folder: Path) -> str:
     """What to say of a bug: one line naming the file in ``folder`` (else the temporary
     folder) that holds its traceback, ``hidden`` values (secrets) blanked out in it."""
-    text = "".join(traceback.format_exception(exc))
-    for secret in hidden:
-        text = text.replace(secret, "[hidden]")
+    text = redact("".join(traceback.format_exception(exc)), hidden)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"bug-{stamp}-{os.getpid()}.txt"
     for where in (folder, Path(tempfile.gettempdir())):

@@ -294,6 +294,7 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         tag_prefix=_pick(args, "tag_prefix", job, ("tags", "prefix"), ""),
         static_tags=tuple(static),
         retry_permanent=bool(getattr(args, "retry_permanent", None)),
+        settle_seconds=float(_pick(args, "settle_seconds", job, ("read", "settle_seconds"), 0)),
     )
 
 

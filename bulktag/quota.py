@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from bulktag.clock import utc_day
 from bulktag.config import ApiKey
@@ -27,6 +28,7 @@ from bulktag.machine import DamagedFileError
 from bulktag.store import Store, move_aside
 
 log = logging.getLogger("bulktag")
+_T = TypeVar("_T")
 
 __all__ = [
     "QUOTA_FILE",
@@ -36,7 +38,7 @@ __all__ = [
     "QuotaRecord",
     "QuotaStore",
     "default_state_dir",
-    "open_quota_store",
+    "using_quota_store",
 ]
 
 _SCHEMA = """
@@ -174,36 +176,44 @@ class QuotaBook:
     def remaining(self, now: float) -> int | None:
         """Today's calls left as LeadLex last said; on a day not yet spent, the daily quota
         LeadLex last reported (the day starts whole); None when nothing is known."""
-        with open_quota_store(self._state_dir, now) as store:
+
+        def read(store: QuotaStore) -> int | None:
             known = store.quota(self._fingerprint, now)
             return known.remaining if known else store.last_limit(self._fingerprint)
+
+        return using_quota_store(self._state_dir, now, read)
 
     def spend(
         self, now: float, *, calls: int, remaining: int | None, limit: int | None, reset: int | None
     ) -> None:
-        with open_quota_store(self._state_dir, now) as store:
+        def write(store: QuotaStore) -> None:
             store.spend(
                 self._fingerprint, now, calls=calls, remaining=remaining, limit=limit, reset=reset
             )
 
+        using_quota_store(self._state_dir, now, write)
 
-def open_quota_store(state_dir: Path, now: float) -> QuotaStore:
-    """The user's quota store; a damaged one is moved aside and a new one begun (what it
-    knew of today's calls is lost: LeadLex's first answer says what is left)."""
+
+def using_quota_store(state_dir: Path, now: float, use: Callable[[QuotaStore], _T]) -> _T:
+    """``use(store)`` on the user's quota store. A damaged one (found as it is opened or
+    used) is moved aside and a new one begun: what it knew of today's calls is lost, and
+    LeadLex's first answer says what is left."""
     try:
-        return QuotaStore(state_dir)
+        with QuotaStore(state_dir) as store:
+            return use(store)
     except DamagedFileError as exc:
-        path = state_dir / QUOTA_FILE
-        aside = move_aside(path, now)
-        log.warning(
-            "%s: %s; moved aside to %s and a new one begun: what it knew of today's calls "
-            "is lost (LeadLex's first answer says what is left), and of failures files sent "
-            "before",
-            path,
-            exc.what,
-            aside.name,
-        )
-        return QuotaStore(state_dir)
+        what = exc.what
+    path = state_dir / QUOTA_FILE
+    aside = move_aside(path, now)
+    log.warning(
+        "%s: %s; moved aside to %s and a new one begun: what it knew of today's calls is "
+        "lost (LeadLex's first answer says what is left), and of failures files sent before",
+        path,
+        what,
+        aside.name,
+    )
+    with QuotaStore(state_dir) as store:
+        return use(store)
 
 
 def fingerprint(key: ApiKey, api_url: str) -> str:

@@ -47,7 +47,7 @@ from bulktag.columns import (
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
 from bulktag.ownfiles import DONE_BEFORE, MARK, OwnKind, check_marks, reading
-from bulktag.rules import CUT_CHARACTER, PERMANENT_BEFORE
+from bulktag.rules import CUT_CHARACTER, CUT_LINE, PERMANENT_BEFORE
 from bulktag.sheets import SAVE_AGAIN, header_row, open_sheet, typed_ids
 from bulktag.sniff import Format, Kind, SniffedCsv, detect_format, peek_header, sniff_csv
 
@@ -277,9 +277,12 @@ def _read_csv(path: Path, source: str, options: ReadOptions, workdir: Path) -> I
         encoding="utf8-lossy" if sniffed.cut_end else "utf8",
     )
     reason = held(own, header, options, lambda i: pl.col(names[i]))
-    if sniffed.cut_end:
+    cut = CUT_CHARACTER if sniffed.cut_end else None
+    if cut is None and source in options.cut_suspects:
+        cut = CUT_LINE
+    if cut is not None:  # cut while being written: its last row is a reject, never tags
         last = pl.col("__record") == pl.col("__record").max()
-        reason = pl.when(last).then(pl.lit(CUT_CHARACTER)).otherwise(reason)
+        reason = pl.when(last).then(pl.lit(cut)).otherwise(reason)
     frame = scan.select(
         line=(pl.col("__record").cast(pl.Int64) + skip + 1),
         id=pl.col(names[columns.id_index]),

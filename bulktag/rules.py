@@ -28,6 +28,7 @@ from bulktag.leadlex import MAX_TAG_LENGTH
 __all__ = [
     "CONTROL",
     "CUT_CHARACTER",
+    "CUT_LINE",
     "DEFAULT_SEPARATORS",
     "ENDS",
     "HEX32_PATTERN",
@@ -104,8 +105,12 @@ LIST_PIECE = (
     "not a tag: part of a list another program wrote (['a', 'b'] or [\"a\", \"b\"]) that "
     "is not whole: save the file again, or split the list into tags"
 )
+CUT_LINE = (
+    "the last line has no end: cut? (the job's earlier exports of this input ended with "
+    "one; the rest was read; export it again to send this row)"
+)
 #: Reasons about a whole row, no column in particular.
-WHOLE_ROW = (RAGGED, CUT_CHARACTER)
+WHOLE_ROW = (RAGGED, CUT_CHARACTER, CUT_LINE)
 NO_TAGS = "no tags"
 TAG_TOO_LONG = f"tag longer than {MAX_TAG_LENGTH} characters"
 TAG_CONTROL = "tag contains control characters"

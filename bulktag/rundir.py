@@ -14,7 +14,7 @@ import contextlib
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,11 @@ from bulktag.config import (
     RunConfig,
 )
 from bulktag.errors import ConfigError, UsageError
-from bulktag.machine import guarded, translated
+from bulktag.machine import DamagedFileError, guarded, translated
 from bulktag.plan import InputSummary, Plan, PlanStats
 from bulktag.publish import write_json
 from bulktag.read import InputFrame
+from bulktag.store import NewerFileError
 
 __all__ = ["INTERNAL", "OUTPUT_STEMS", "RunFolder", "is_run_folder", "make_run_dir", "new_run_dir"]
 
@@ -134,21 +135,37 @@ class RunFolder:
         settings), or a new one, its ``config.json`` written first."""
         path = self.internal / "config.json"
         if path.exists():
-            stored = json.loads(path.read_text(encoding="utf-8"))
+            stored = self._stored()
             identity = Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
             return _config_from_json(stored, config), identity
         with guarded(path):
             write_json(path, _config_json(config, run_id, now))
         return config, Identity(run_id, now, resumed=False)
 
+    def _stored(self) -> dict[str, Any]:
+        """``config.json``: NewerFileError (78) when a newer bulktag wrote it,
+        DamagedFileError when it is not what bulktag writes."""
+        path = self.internal / "config.json"
+        with guarded(path):
+            text = path.read_text(encoding="utf-8")
+        try:
+            stored = json.loads(text)
+            found = int(stored.get("schema", 0))
+            stored["run_id"], stored["started_at"]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise DamagedFileError(path, f"not the JSON bulktag writes: {exc}") from None
+        if found > CONFIG_SCHEMA:
+            raise NewerFileError(path, found, CONFIG_SCHEMA)
+        return dict(stored)
+
     def stored_identity(self) -> Identity:
-        stored = json.loads((self.internal / "config.json").read_text(encoding="utf-8"))
+        stored = self._stored()
         return Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
 
     def stored_job(self) -> JobSettings | None:
         """The job this run belongs to, as ``config.json`` says (None: a run by hand).
         An earlier bulktag named only the job in a job's run: UsageError then."""
-        stored = json.loads((self.internal / "config.json").read_text(encoding="utf-8"))
+        stored = self._stored()
         settings = stored.get("job_settings")
         if settings is not None:
             return _job_from_json(settings)
@@ -160,8 +177,7 @@ class RunFolder:
         return None
 
     def stored_dry_run(self) -> bool:
-        stored = json.loads((self.internal / "config.json").read_text(encoding="utf-8"))
-        return bool(stored.get("dry_run"))
+        return bool(self._stored().get("dry_run"))
 
     # -- the plan ---------------------------------------------------------------------
 
@@ -227,8 +243,19 @@ class RunFolder:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+#: ``config.json``'s schema: a run folder of a newer bulktag is refused (78).
+CONFIG_SCHEMA = 1
+
+
+def _known(kind: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` less the keys ``kind`` (a dataclass) does not have (a newer bulktag's)."""
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in values.items() if k in names}
+
+
 def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, Any]:
     return {
+        "schema": CONFIG_SCHEMA,
         "run_id": run_id,
         "started_at": started,
         "bulktag": __version__,
@@ -252,11 +279,15 @@ def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, An
 def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
     read = data["read"]
     read = ReadOptions(
-        **{
-            **read,
-            "tags_columns": tuple(read["tags_columns"]),
-            "static_tags": tuple(read["static_tags"]),
-        }
+        **_known(
+            ReadOptions,
+            {
+                **read,
+                "tags_columns": tuple(read["tags_columns"]),
+                "static_tags": tuple(read["static_tags"]),
+                "cut_suspects": tuple(read.get("cut_suspects", ())),
+            },
+        )
     )
     return replace(
         base,
@@ -267,7 +298,7 @@ def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
         key_env=data["key_env"],
         plan_name=data["plan_name"],
         read=read,
-        dispatch=DispatchSettings(**data["dispatch"]),
+        dispatch=DispatchSettings(**_known(DispatchSettings, data["dispatch"])),
         output_format=data["output_format"],
         dry_run=data["dry_run"],
         force=data["force"],
@@ -288,11 +319,14 @@ def _job_json(job: JobSettings) -> dict[str, Any]:
 
 def _job_from_json(data: dict[str, Any]) -> JobSettings:
     return JobSettings(
-        **{
-            **data,
-            "folder": Path(data["folder"]),
-            "file": None if data.get("file") is None else Path(data["file"]),
-        }
+        **_known(
+            JobSettings,
+            {
+                **data,
+                "folder": Path(data["folder"]),
+                "file": None if data.get("file") is None else Path(data["file"]),
+            },
+        )
     )
 
 

@@ -48,6 +48,7 @@ from bulktag.config import (
 from bulktag.dispatch import DispatchStatistics
 from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
 from bulktag.journal import Journal
+from bulktag.landing import check_settled, check_unchanged, cut_suspects, marks
 from bulktag.lock import FolderLock
 from bulktag.machine import DamagedFileError, MachineError, fault_of, guarded
 from bulktag.metrics import write_metrics
@@ -56,7 +57,7 @@ from bulktag.ownfiles import CARRY_OVER, OwnKind
 from bulktag.pages import after_run, failed_night
 from bulktag.plan import Plan, PlanStats, prepare_plan
 from bulktag.publish import Published, marked, publish, write_json, write_output
-from bulktag.quota import QuotaBook, default_state_dir, open_quota_store
+from bulktag.quota import QuotaBook, QuotaStore, default_state_dir, using_quota_store
 from bulktag.read import InputFrame, expand_inputs
 from bulktag.report import describe_plan, estimate, summary_lines
 from bulktag.rundir import RunFolder, is_finished, is_run_folder, make_run_dir, new_run_dir
@@ -123,12 +124,25 @@ class _Run:
             return self._stages()
         except SessionStoppedError as stop:
             self._book(stop.statistics)
-            raise self._stopped(stop, stop.statistics) from None
+            raise self._stopped(self._set_aside(stop), stop.statistics) from None
         except Exception as exc:
             fault = fault_of(exc, self.folder.path)
             if fault is None:
                 raise
-            raise self._stopped(fault, self._statistics) from None
+            raise self._stopped(self._set_aside(fault), self._statistics) from None
+
+    def _set_aside(self, fault: MachineError) -> MachineError:
+        """A journal found damaged as the run used it is moved aside at once (it is
+        closed by now), so that the next session does not meet it again."""
+        journal = self.folder.journal
+        if not isinstance(fault, DamagedFileError) or Path(fault.path) != journal:
+            return fault
+        aside = move_aside(journal, self.now)
+        self.folder.precheck.unlink(missing_ok=True)  # the CRM is asked again
+        return fault.fixed(
+            f"moved aside to {aside.name}: what it recorded is lost, so the contacts of the "
+            "run's plan are sent again (a tag a contact already has changes nothing)"
+        )
 
     def _stages(self) -> RunReport:
         began = time.monotonic()
@@ -194,7 +208,7 @@ class _Run:
                 "cannot be recovered: every contact of the run's plan is sent again (a tag "
                 "a contact already has changes nothing; --skip-existing asks the CRM first)",
                 path,
-                exc.what.removeprefix("it is damaged (").removesuffix(")"),
+                exc.detail,
                 aside.name,
             )
             return Journal(path)
@@ -238,10 +252,12 @@ class _Run:
                 f"nothing more was sent; {go_on}" if self.identity.resumed else "nothing was sent"
             )
         calls = 0 if stats is None else stats.calls + sum(stats.other_calls.values())
-        return fault.then(
-            f"the run stopped after {calls} calls to LeadLex; what was answered is kept in "
-            f"its journal, nothing is lost; {go_on}"
+        kept = (
+            ""
+            if Path(fault.path) == self.folder.journal and isinstance(fault, DamagedFileError)
+            else "what was answered is kept in its journal, nothing is lost; "
         )
+        return fault.then(f"the run stopped after {calls} calls to LeadLex; {kept}{go_on}")
 
     @property
     def now(self) -> float:
@@ -252,7 +268,10 @@ class _Run:
     def _plan(self) -> tuple[Plan, OutputFormat]:
         """Read the inputs, less what the job's ledger says was applied, into the folder."""
         config, folder, work = self.config, self.folder, self.folder.work
+        check_settled(config.inputs, config.read.settle_seconds)
+        noted = marks(config.inputs)
         frames, raw = prepare_plan(config.inputs, config.read, work, work / "plan-raw.parquet")
+        check_unchanged(noted)  # a file still being written is not read as finished
         folder.refuse_overwriting_inputs(frames)
         start_plan(raw.path, work / "plan-start.parquet")
         job, ledger = config.job, self.ledger
@@ -521,19 +540,23 @@ def _warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at
         if item.own not in (OwnKind.FAILURES, OwnKind.RESULTS) or not path.is_file():
             continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        with open_quota_store(state_dir, at) as store:
+        source = item.source
+
+        def warn(store: QuotaStore, digest: str = digest, source: str = source) -> None:
             for earlier, when in store.reruns_of(digest):
                 failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
                 stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
                 log.warning(
                     "%s was already sent by the run %s (%s): what that run could not do is in "
                     "%s; sending this file again re-sends what it did",
-                    item.source,
+                    source,
                     earlier,
                     stamp,
                     failures,
                 )
-            store.record_rerun(digest, item.source, run_dir, at)
+            store.record_rerun(digest, source, run_dir, at)
+
+        using_quota_store(state_dir, at, warn)
 
 
 def preflight(config: RunConfig, env: Mapping[str, str]) -> ApiKey | None:
@@ -690,8 +713,12 @@ def _run_job(config: RunConfig, runtime: Runtime) -> RunReport:
         try:
             inputs = _job_inputs(config, carry)
             folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
+            suspects = cut_suspects(config.inputs, state, note=True)
             night = replace(
-                config, inputs=inputs, skip_existing=config.skip_existing or state.begun_anew
+                config,
+                inputs=inputs,
+                read=replace(config.read, cut_suspects=suspects),
+                skip_existing=config.skip_existing or state.begun_anew,
             )
             report = _fresh(
                 folder,
@@ -730,46 +757,65 @@ def _job_opened(job: JobSettings, now: float) -> Iterator[JobState]:
             state = _open_state(job.folder, now)
         except MachineError as fault:
             raise fault.then("nothing was sent; once fixed, run the same command") from None
-        with state:
-            yield state
+        try:
+            with state:
+                yield state
+        except DamagedFileError as fault:  # found as the night used it: closed by now
+            if Path(fault.path) != state.path:
+                raise
+            aside = move_aside(state.path, now)
+            raise fault.fixed(
+                f"moved aside to {aside.name}: the next night begins a new state from the "
+                "run folders and asks the CRM before sending"
+            ) from None
     finally:
         lock.__exit__(None, None, None)
 
 
 def _open_state(folder: Path, now: float) -> JobState:
-    """A job's state. A damaged one is moved aside and a new one begun from what can be
-    trusted: the run folders still in ``runs/`` (an unfinished one is finished first) and
-    the CRM's answers (the night asks it before sending, as --skip-existing does)."""
-    try:
-        return JobState(folder)
-    except DamagedFileError as exc:
-        what = exc.what
+    """A job's state. A damaged one is moved aside, and a lost one (moved aside, removed)
+    begun anew from what can be trusted: the run folders still in ``runs/`` (an unfinished
+    one is finished first) and the CRM's answers (the night asks it before sending, as
+    --skip-existing does)."""
     path = folder / STATE_FILE
-    aside = move_aside(path, now)
+    runs = [p for p in _run_folders(folder) if is_run_folder(p)]
+    if path.exists():
+        try:
+            return JobState(folder)
+        except DamagedFileError as exc:
+            aside = move_aside(path, now)
+            lost = f"{exc.what}; moved aside to {aside.name} and a new one begun"
+    elif runs:
+        lost = "it is missing (moved aside as damaged, or removed), and a new one is begun"
+    else:
+        return JobState(folder)  # the job's first night
     state = JobState(folder)
     state.begun_anew = True
-    found = 0
-    for run in sorted((folder / "runs").glob("*")):
-        if not is_run_folder(run):
-            continue
+    for run in runs:
         identity = RunFolder(run).stored_identity()
         state.start_run(identity.run_id, run, identity.started)
-        found += 1
         if is_finished(run):
             summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
             state.finish_run(identity.run_id, identity.started, int(summary["exit_code"]))
     log.warning(
-        "%s: %s; moved aside to %s and a new one begun. Not recovered: its ledger of the "
-        "tags applied, its list of permanent failures and its history; so this night asks "
-        "the CRM which contacts carry the tags before sending (--skip-existing). Recovered: "
-        "%d run folders in %s (an unfinished one is finished first)",
+        "%s: %s. Not recovered: its ledger of the tags applied, its list of permanent "
+        "failures and its history; so this night asks the CRM which contacts carry the tags "
+        "before sending (--skip-existing). Recovered: %d run folders in %s (an unfinished one "
+        "is finished first)",
         path,
-        what,
-        aside.name,
-        found,
+        lost,
+        len(runs),
         folder / "runs",
     )
     return state
+
+
+def _run_folders(job_folder: Path) -> list[Path]:
+    """The folders in the job's ``runs/``, oldest first, but those moved aside as damaged
+    (kept for a person)."""
+    runs = job_folder / "runs"
+    found = runs.iterdir() if runs.is_dir() else iter(())
+    return sorted(p for p in found if p.is_dir() and ".damaged-" not in p.name)
 
 
 def _prune(job: JobSettings, state: JobState) -> None:
@@ -780,7 +826,7 @@ def _prune(job: JobSettings, state: JobState) -> None:
         return
     registered = {p.resolve() for p in state.run_dirs()}
     unfinished = {p.resolve() for p in state.unfinished_runs()}
-    folders = sorted(p for p in runs.iterdir() if p.is_dir())
+    folders = _run_folders(job.folder)
     kept = [p for p in folders if p.resolve() in registered or is_finished(p)]
     abandoned = [p for p in folders if p.resolve() not in registered and not is_finished(p)]
     finished = [p for p in kept if p.resolve() not in unfinished]
@@ -803,7 +849,28 @@ def _finish_unfinished(
         after_run(folder.path, summary, state=state, job=config.job, report=config.report)
     else:
         log.warning("resuming the interrupted run %s", folder.path)
-        _Run(config, folder, runtime, state=state, carry_over=carry).execute()
+        try:
+            _Run(config, folder, runtime, state=state, carry_over=carry).execute()
+        except DamagedFileError as fault:
+            if not Path(fault.path).is_relative_to(folder.internal):
+                raise
+            _set_run_aside(folder, state, fault, runtime.clock.wall())
+
+
+def _set_run_aside(folder: RunFolder, state: JobState, fault: DamagedFileError, now: float) -> None:
+    """An interrupted run whose own files are damaged (its config.json, its plan): moved
+    aside so that the nights go on; what it had not sent is lost unless an input still
+    holds it, and said so."""
+    aside = move_aside(folder.path, now)
+    state.forget_run(folder.path)
+    log.warning(
+        "%s: %s; the interrupted run %s cannot be finished: it is moved aside to %s. What it "
+        "had sent is in the CRM; what it had not is sent only if an input still holds it",
+        fault.path,
+        fault.what,
+        folder.path,
+        aside.name,
+    )
 
 
 def _read_state(job: JobSettings) -> JobState | None:
@@ -841,6 +908,7 @@ def _dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                     unfinished,
                 )
         inputs = _job_inputs(config, job.folder / CARRY_OVER)
+        suspects = cut_suspects(config.inputs, ledger, note=False)
         preflight(config, runtime.env)
         existed = config.out_dir is not None and config.out_dir.exists()
         path = (
@@ -849,7 +917,7 @@ def _dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
             else new_run_dir(job.folder / DRY_RUNS, runtime.clock)
         )
         folder = RunFolder(path)
-        night = replace(config, inputs=inputs)
+        night = replace(config, inputs=inputs, read=replace(config.read, cut_suspects=suspects))
         return _fresh(
             folder, lambda: _Run(night, folder, runtime, ledger=ledger), keep_folder=existed
         )

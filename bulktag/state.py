@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     exit_code INTEGER
 );
+CREATE TABLE IF NOT EXISTS exports (
+    pattern TEXT NOT NULL,
+    path TEXT NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    line_end INTEGER NOT NULL,
+    PRIMARY KEY (pattern, path, mtime_ns)
+);
 CREATE TABLE IF NOT EXISTS nights (
     run_id TEXT PRIMARY KEY,
     run_dir TEXT NOT NULL,
@@ -123,12 +130,12 @@ def state_fix(folder: Path) -> str:
 _NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 
 #: The state file's schema (``PRAGMA user_version``): a newer one is refused.
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: exports
 
 
 def _upgrade(db: sqlite3.Connection, found: int) -> None:
     """What a file of an earlier bulktag (``found``: its version) lacks, added."""
-    del found  # version 0 (before versions) is the only earlier one
+    del found  # tables are made by the schema (IF NOT EXISTS); columns are added here
     columns = {row[1] for row in db.execute("PRAGMA table_info(nights)")}
     if "message" not in columns:
         db.execute("ALTER TABLE nights ADD COLUMN message TEXT NOT NULL DEFAULT ''")
@@ -302,6 +309,35 @@ class JobState(Store):
             "ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
         return None if row is None else int(row[0])
+
+    # -- exports ------------------------------------------------------------
+
+    def note_export(self, pattern: str, path: str, mtime_ns: int, *, line_end: bool) -> None:
+        """An input file of ``pattern`` as a night found it: whether its last line ended
+        (the newest 100 files per pattern are kept)."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO exports (pattern, path, mtime_ns, line_end) "
+                "VALUES (?, ?, ?, ?)",
+                (pattern, path, mtime_ns, int(line_end)),
+            )
+            self._db.execute(
+                "DELETE FROM exports WHERE pattern = ? AND mtime_ns NOT IN (SELECT mtime_ns "
+                "FROM exports WHERE pattern = ? ORDER BY mtime_ns DESC LIMIT 100)",
+                (pattern, pattern),
+            )
+
+    def exports_end_lines(self, pattern: str, before: int) -> bool:
+        """Whether the files of ``pattern`` met before ``before`` (mtime, ns) mostly ended
+        their last line (False when none was met: nothing is known)."""
+        if not self._has("exports"):
+            return False
+        ended, unended = self._db.execute(
+            "SELECT coalesce(sum(line_end), 0), coalesce(sum(1 - line_end), 0) FROM exports "
+            "WHERE pattern = ? AND mtime_ns < ?",
+            (pattern, before),
+        ).fetchone()
+        return bool(ended > unended)
 
     def forget_run(self, run_dir: Path) -> None:
         with self._db:
