@@ -25,6 +25,7 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "report": "bench.report",
     "encodings": "bench.encodings",
+    "bombs": "bench.bombs",
 }
 
 

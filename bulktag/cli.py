@@ -209,10 +209,10 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     """Every check a run of the job makes before its first call, and what it would use."""
-    from bulktag.quota import QUOTA_FILE, QUOTA_FIX, default_state_dir
+    from bulktag.quota import QUOTA_FILE, QUOTA_FIX, QUOTA_VERSION, default_state_dir
     from bulktag.read import expand_inputs
     from bulktag.runner import key_source, preflight
-    from bulktag.state import STATE_FILE, state_fix
+    from bulktag.state import STATE_FILE, STATE_VERSION, state_fix
     from bulktag.store import check_store
 
     setup_logging(0, json_lines=False)  # check-job is for people at a terminal
@@ -222,8 +222,8 @@ def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     config = resolve(blank, environ, job)
     assert config.job is not None
     preflight(config, environ)  # the URL, the metrics file's folder, the key, TLS
-    check_store(config.job.folder / STATE_FILE, state_fix(config.job.folder))
-    check_store(default_state_dir(environ) / QUOTA_FILE, QUOTA_FIX)
+    check_store(config.job.folder / STATE_FILE, state_fix(config.job.folder), version=STATE_VERSION)
+    check_store(default_state_dir(environ) / QUOTA_FILE, QUOTA_FIX, version=QUOTA_VERSION)
     matched = []
     for pattern in config.inputs:
         try:

@@ -22,6 +22,7 @@ import errno
 import os
 import re
 import sqlite3
+import sys
 import tempfile
 import traceback
 from collections.abc import Iterator, Sequence
@@ -29,8 +30,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
-
-import polars as pl
 
 from bulktag import __version__
 from bulktag.errors import BulkTagError, ExitCode
@@ -96,8 +95,14 @@ class DamagedFileError(MachineError):
         self.detail = detail
 
 
-#: Errors of writers that may hide a full or read-only disk behind their own words.
-_WRITERS = (OSError, sqlite3.Error, pl.exceptions.PolarsError)
+def _a_writers_error(exc: BaseException) -> bool:
+    """An error of a writer that may hide a full or read-only disk behind its own words
+    (polars is looked up, not imported: ``--help`` starts without it)."""
+    polars = sys.modules.get("polars")
+    return isinstance(exc, OSError | sqlite3.Error) or (
+        polars is not None and isinstance(exc, polars.exceptions.PolarsError)
+    )
+
 
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
 #: errno -> (what is wrong, the fix, exit code); {folder} is the file's folder.
@@ -234,7 +239,7 @@ def translated(exc: BaseException, path: Path | str) -> MachineError | None:
     known = _ERRNO.get(number or -1) or _SQLITE.get(_sqlite_name(exc) or "")
     own = getattr(exc, "filename", None)
     where = own if isinstance(own, str) and own else str(path)
-    if known is None and where and isinstance(exc, _WRITERS):
+    if known is None and where and _a_writers_error(exc):
         # polars says what it could not finish, not why ("Invalid thrift: transport
         # error" of a Parquet file cut by a full disk): the file system tells
         known = _disk_state(Path(where))

@@ -196,10 +196,16 @@ def quote_tag(tag: pl.Expr, separators: str = DEFAULT_SEPARATORS) -> pl.Expr:
     holds a separator or starts or ends with one (bulktag's reader takes one pair off, and
     an unquoted ``"a`` would open a quoted run across the next separator).
 
-    A tag holding both a separator and a double quote cannot be written this way (the
-    reader has no escape inside quotes); such tags only come from list columns."""
+    A tag that reads as a null marker or part of a list (``null``, ``#N/A``, ``['a'``) is
+    quoted too: in quotes the reader takes it as a tag. A tag holding both a separator and
+    a double quote cannot be written this way (the reader has no escape inside quotes);
+    such tags only come from list columns."""
     edge = tag.str.starts_with('"') | tag.str.ends_with('"')
-    needs = tag.str.contains("[" + re.escape(separators) + "]") | edge
+    needs = (
+        tag.str.contains("[" + re.escape(separators) + "]")
+        | edge
+        | not_a_tag(tag).is_not_null()  # a tag "null" or "#N/A": quoted, it reads as a tag
+    )
     return pl.when(needs).then(pl.lit('"') + tag + pl.lit('"')).otherwise(tag)
 
 

@@ -44,7 +44,15 @@ from bulktag.normalise import (
 )
 from bulktag.ownfiles import DONE_BEFORE
 from bulktag.read import InputFrame, tag_name
-from bulktag.rules import MARKER_CELL, MISSING_ID, NO_TAGS, NUMERIC_ID, RAGGED
+from bulktag.rules import (
+    CELL_TOO_LARGE,
+    MARKER_CELL,
+    MAX_CELL_BYTES,
+    MISSING_ID,
+    NO_TAGS,
+    NUMERIC_ID,
+    RAGGED,
+)
 
 __all__ = [
     "PLACE",
@@ -107,7 +115,18 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     ]
     unsure = ~pl.col("sure")
     frame = (
-        item.frame.with_columns(
+        item.frame.with_columns(large=_too_large(item))
+        .with_columns(
+            # a cell too large to be tags is never split (a bomb of 22M tags would be), nor
+            # copied: the row keeps only why (the plan refuses the input for it)
+            held=pl.coalesce("large", "held"),
+            id=pl.when(pl.col("large").is_null()).then("id"),
+            **{
+                tag_name(i): pl.when(pl.col("large").is_null()).then(tag_name(i))
+                for i in range(len(item.tag_lists))
+            },
+        )
+        .with_columns(
             src=pl.lit(index, dtype=pl.Int32),
             **{f"__cell{i}": item.unquote(pl.col(tag_name(i))) for i in text},
         )
@@ -230,6 +249,27 @@ def problems(frame: pl.DataFrame, inputs: Sequence[InputFrame]) -> pl.DataFrame:
             done=pl.col("problem") == DONE_BEFORE,
         )
         .collect()
+    )
+
+
+def _too_large(item: InputFrame) -> pl.Expr:
+    """For a row whose ID or tags cell holds more than :data:`~bulktag.rules.MAX_CELL_BYTES`
+    (a list cell: its elements together, two bytes an element at least), why:
+    ``CELL_TOO_LARGE (COLUMN: N bytes)``, the first such cell's; null otherwise."""
+    sizes = [(item.columns.id_name, pl.col("id").str.len_bytes())]
+    for i, is_list in enumerate(item.tag_lists):
+        cell = pl.col(tag_name(i))
+        name = item.columns.tag_names[i] if i < len(item.columns.tag_names) else tag_name(i)
+        if is_list:
+            elements = cell.list.eval(pl.element().str.len_bytes()).list.sum()
+            sizes.append((name, pl.max_horizontal(cell.list.len() * 2, elements)))
+        else:
+            sizes.append((name, cell.str.len_bytes()))
+    return pl.coalesce(
+        pl.when(size > MAX_CELL_BYTES).then(
+            pl.format(f"{CELL_TOO_LARGE} ({{}}: {{}} bytes)", pl.lit(name), size)
+        )
+        for name, size in sizes
     )
 
 

@@ -16,6 +16,7 @@ their physical lines (:mod:`bulktag.csvlines`), and every row is counted.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,12 +28,21 @@ import polars as pl
 from bulktag.config import ReadOptions
 from bulktag.csvlines import count_lines, fix_csv_lines
 from bulktag.errors import InputError
-from bulktag.leadlex import MAX_TAGS_PER_REQUEST
+from bulktag.leadlex import MAX_TAG_LENGTH, MAX_TAGS_PER_REQUEST
 from bulktag.normalise import uuid_text
 from bulktag.pieces import PLACE, parts_for, problems, read_pieces, tags
 from bulktag.precheck import TagDemand
 from bulktag.read import InputFrame, expand_inputs, read_input
-from bulktag.rules import MARKER_CELL, NO_TAGS, PERMANENT_BEFORE, WHOLE_ROW
+from bulktag.rules import (
+    CELL_TOO_LARGE,
+    MARKER_CELL,
+    MAX_CELL_BYTES,
+    MAX_RAW_CHARS,
+    MAX_TAGS_PER_CONTACT,
+    NO_TAGS,
+    PERMANENT_BEFORE,
+    WHOLE_ROW,
+)
 from bulktag.scan import slices
 
 __all__ = [
@@ -196,6 +206,7 @@ def _survey(
     parts = parts_for(inputs)
     found = read_pieces(inputs, parts)
     unusable = problems(found.unsure, inputs)
+    _refuse_too_large(inputs, unusable)
     pairs, tag_rejects = tags(found.pieces, inputs)
     del found
     reject_frame = _write_rejects(inputs, unusable, tag_rejects, rejects_path)
@@ -205,6 +216,7 @@ def _survey(
     fresh = [i for i, item in enumerate(inputs) if item.own is None]
     contacts = _contacts(pairs, options, fresh, len(inputs), ordered=plan_path is not None)
     del pairs
+    _refuse_too_many(inputs, contacts)
     if plan_path is not None:
         _write_plan(contacts, [i.source for i in inputs], plan_path)
     records = [read[i] + blank[i] + done[i] for i in range(len(inputs))]
@@ -344,8 +356,70 @@ def _write_rejects(
         .select(pl.col(name).cast(dtype) for name, dtype in REJECT_SCHEMA.items())
         .sort("source", "line", maintain_order=True)
     )
+    rejects = _short_raw_values(rejects)
     rejects.write_parquet(path)
     return rejects
+
+
+def _short_raw_values(rejects: pl.DataFrame) -> pl.DataFrame:
+    """A raw value longer than :data:`~bulktag.rules.MAX_RAW_CHARS` kept as its start, its
+    length and its SHA-256 (``sha256sum`` of the cell's UTF-8 finds it again): a rejects
+    file never grows with a hostile cell."""
+    for name in ("contact_id", "tags"):
+        long = rejects[name].str.len_chars() > MAX_RAW_CHARS
+        if long.any():
+            values = [
+                _shortened(value) if too_long else value
+                for value, too_long in zip(rejects[name], long, strict=True)
+            ]
+            rejects = rejects.with_columns(pl.Series(name, values, dtype=pl.String))
+    return rejects
+
+
+def _shortened(value: str) -> str:
+    data = value.encode()
+    digest = hashlib.sha256(data).hexdigest()
+    return f"{value[:100]}... ({len(data):,} bytes in all, sha256 {digest})"
+
+
+def _refuse_too_large(inputs: Sequence[InputFrame], problems: pl.DataFrame) -> None:
+    """A cell larger than :data:`~bulktag.rules.MAX_CELL_BYTES`: the input is no list of
+    contacts and their tags (a bomb, a column of documents): InputError (65), nothing sent."""
+    found = problems.filter(pl.col("problem").str.starts_with(CELL_TOO_LARGE)).head(1)
+    if not found.height:
+        return
+    row = found.row(0, named=True)
+    item = inputs[row["src"]]
+    column, _, size_text = row["problem"].removeprefix(f"{CELL_TOO_LARGE} (").rpartition(": ")
+    size = int(size_text.split()[0])
+    raise InputError(
+        f"a cell of {size:,} bytes, more than the {MAX_CELL_BYTES:,} a cell of tags may hold "
+        f"(LeadLex takes at most {MAX_TAGS_PER_REQUEST} tags of {MAX_TAG_LENGTH} characters a "
+        "call): not a list of tags a person wrote; nothing was sent",
+        source=item.source,
+        line=row["line"],
+        column=column,
+    )
+
+
+def _refuse_too_many(inputs: Sequence[InputFrame], contacts: pl.DataFrame) -> None:
+    """A contact given more than :data:`~bulktag.rules.MAX_TAGS_PER_CONTACT` tags: not what
+    a person meant (another kind of column taken for tags?): InputError (65), nothing sent."""
+    many = contacts.filter(pl.col("tags").list.len() > MAX_TAGS_PER_CONTACT).head(1)
+    if not many.height:
+        return
+    row = many.row(0, named=True)
+    contact = many.select(uuid_text(pl.col("key"))).item()
+    item = inputs[row["place"] // PLACE]
+    raise InputError(
+        f"the contact {contact} gets {len(row['tags']):,} tags, more than the "
+        f"{MAX_TAGS_PER_CONTACT:,} a run gives one contact "
+        f"({MAX_TAGS_PER_CONTACT // MAX_TAGS_PER_REQUEST} calls): not what a person meant "
+        "(another kind of column taken for tags?); nothing was sent",
+        source=item.source,
+        line=row["place"] % PLACE,
+        column=", ".join(item.columns.tag_names),
+    )
 
 
 def _refuse_silent_nothing(item: InputFrame, records: int) -> None:

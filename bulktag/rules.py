@@ -26,6 +26,7 @@ import re
 from bulktag.leadlex import MAX_TAG_LENGTH
 
 __all__ = [
+    "CELL_TOO_LARGE",
     "CONTROL",
     "CUT_CHARACTER",
     "CUT_LINE",
@@ -33,6 +34,9 @@ __all__ = [
     "ENDS",
     "HEX32_PATTERN",
     "ID_REASONS",
+    "MAX_CELL_BYTES",
+    "MAX_RAW_CHARS",
+    "MAX_TAGS_PER_CONTACT",
     "MISSING_ID",
     "NOT_UUID",
     "NO_TAGS",
@@ -109,6 +113,15 @@ CUT_LINE = (
     "the last line has no end: cut? (the job's earlier exports of this input ended with "
     "one; the rest was read; export it again to send this row)"
 )
+#: A cell larger than this is no list of tags a person wrote (at most 100 tags of 100
+#: characters go in a call): the input is refused whole (exit 65), never split.
+MAX_CELL_BYTES = 64 * 1024
+CELL_TOO_LARGE = f"a cell larger than {MAX_CELL_BYTES // 1024} KiB"
+#: Tags one contact may get in a run: 10 calls. More is not what a person meant (another
+#: kind of column taken for tags?): the input is refused whole (exit 65).
+MAX_TAGS_PER_CONTACT = 1_000
+#: A reject's raw value longer than this is kept as its start, its length and its hash.
+MAX_RAW_CHARS = 1_000
 #: Reasons about a whole row, no column in particular.
 WHOLE_ROW = (RAGGED, CUT_CHARACTER, CUT_LINE)
 NO_TAGS = "no tags"

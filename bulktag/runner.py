@@ -56,7 +56,7 @@ from bulktag.outcomes import FailureType, Status
 from bulktag.ownfiles import CARRY_OVER, OwnKind
 from bulktag.pages import after_run, failed_night
 from bulktag.plan import Plan, PlanStats, prepare_plan
-from bulktag.publish import Published, marked, publish, write_json, write_output
+from bulktag.publish import XLSX_ROWS, Published, marked, publish, write_json, write_output
 from bulktag.quota import QuotaBook, QuotaStore, default_state_dir, using_quota_store
 from bulktag.read import InputFrame, expand_inputs
 from bulktag.report import describe_plan, estimate, summary_lines
@@ -285,6 +285,7 @@ class _Run:
         (work / "plan-start.parquet").replace(plan.path)
         raw.rejects_path.replace(plan.rejects_path)
         fmt = _output_format(config, frames)
+        _refuse_overfull_sheet(fmt, raw.stats)
         folder.store_plan(raw.stats, fmt)
         return plan, fmt
 
@@ -500,6 +501,18 @@ def _output_format(config: RunConfig, frames: list[InputFrame]) -> OutputFormat:
 
 #: In a job's folder: the pairs that failed for good, which the job no longer sends.
 PERMANENT_FAILURES = "permanent-failures.csv"
+
+
+def _refuse_overfull_sheet(fmt: OutputFormat, stats: PlanStats) -> None:
+    """XLSX results that a sheet cannot hold: refused before anything is sent (rows would
+    be lost after it)."""
+    rows = max(stats.contacts, stats.rejects)
+    if fmt == "xlsx" and rows >= XLSX_ROWS:
+        raise UsageError(
+            f"the results would hold {rows:,} rows, more than an XLSX sheet does "
+            f"({XLSX_ROWS - 1:,} below its header): give --format csv or parquet; nothing "
+            "was sent"
+        )
 
 
 def write_permanent_failures(state: JobState, folder: Path) -> None:

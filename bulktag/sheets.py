@@ -12,6 +12,12 @@ Read through fastexcel (calamine), every cell as text. Which sheet:
 
 A merged cell (XLSX: a ``Segment`` label merged down a group's rows) gives its value to
 every cell it spans, as the person sees it on each row; calamine gives it to the first only.
+
+A workbook is a ZIP of XML (XLSX, ODS) that calamine inflates and holds whole: a 4 MiB file
+can inflate to 4 GiB. Before calamine opens it, each part it would read is bounded
+(:func:`check_inflation`): by the sizes the ZIP declares, and where a part could inflate
+past the bound whatever it declares (deflate inflates at most 1032 times), by inflating it
+once, counting. A larger one is refused (exit 65), with the advice to save it as CSV.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -57,9 +65,76 @@ class Sheet:
     note: str | None = None  #: for the plan: which sheet, and why it
 
 
+#: The XML of one part of a workbook (a sheet, its shared strings) bulktag inflates: a
+#: full sheet of 1,048,576 rows of an ID and tags is about 190 MiB.
+MAX_PART_BYTES = 256 << 20
+#: The parts together (the sheets are looked at one after another).
+MAX_BOOK_BYTES = 1 << 30
+#: How much deflate can inflate a byte, at most.
+_DEFLATE_RATIO = 1032
+_BIG_PARTS = re.compile(r"(^|/)(sheet\d*|sharedStrings|content|styles)\.xml$", re.IGNORECASE)
+
+
+def check_inflation(path: Path, source: str) -> None:
+    """InputError (65) for a workbook whose XML would inflate past :data:`MAX_PART_BYTES` a
+    part or :data:`MAX_BOOK_BYTES` in all (see the module docstring)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return  # not a ZIP (XLS, XLSB's container is one): calamine says what it is
+    with archive:
+        total = 0
+        for info in archive.infolist():
+            if not _BIG_PARTS.search(info.filename):
+                continue
+            size = info.file_size
+            if size <= MAX_PART_BYTES and info.compress_size * _DEFLATE_RATIO > MAX_PART_BYTES:
+                size = max(size, _inflated(path, info))  # it may hold more than it says
+            total += size
+            if size > MAX_PART_BYTES or total > MAX_BOOK_BYTES:
+                raise InputError(
+                    f"the workbook's {info.filename} inflates to more than "
+                    f"{min(size, total) / (1 << 20):,.0f} MiB (bulktag reads at most "
+                    f"{MAX_PART_BYTES >> 20} MiB a part, {MAX_BOOK_BYTES >> 30} GiB in all, "
+                    "from a file of "
+                    f"{path.stat().st_size / (1 << 20):,.1f} MiB): save the sheet as CSV "
+                    "(CSV UTF-8), which bulktag reads as it goes; nothing was sent",
+                    source=source,
+                )
+
+
+def _inflated(path: Path, info: zipfile.ZipInfo) -> int:
+    """``info``'s size once inflated, counted up to just past :data:`MAX_PART_BYTES`, from
+    its raw deflate stream: what it declares is not trusted (zipfile would stop there)."""
+    if info.compress_type != zipfile.ZIP_DEFLATED:
+        return info.compress_size
+    counted = 0
+    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        with path.open("rb") as handle:
+            handle.seek(info.header_offset)
+            header = handle.read(30)
+            name, extra = struct.unpack("<HH", header[26:30])
+            handle.seek(info.header_offset + 30 + name + extra)
+            left = info.compress_size
+            while left > 0 and counted <= MAX_PART_BYTES:
+                data = handle.read(min(left, 1 << 16))
+                if not data:
+                    break
+                left -= len(data)
+                while data and counted <= MAX_PART_BYTES:
+                    counted += len(inflate.decompress(data, 1 << 20))
+                    data = inflate.unconsumed_tail
+    except (OSError, zlib.error, struct.error):
+        pass  # a damaged part: calamine says so
+    return counted
+
+
 def open_sheet(path: Path, kind: str, options: ReadOptions, source: str) -> Sheet:
     """The workbook's sheet to read (see the module docstring), its merged cells filled."""
     import fastexcel  # noqa: PLC0415  (polars' calamine engine; only workbooks need it)
+
+    check_inflation(path, source)
 
     # calamine goes by the extension; from the bytes it tells the format by content.
     named = path.suffix.lower().lstrip(".") in (kind, "xlsm" if kind == "xlsx" else kind)

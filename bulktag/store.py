@@ -194,7 +194,7 @@ def move_aside(path: Path, now: float) -> Path:
     return aside
 
 
-def check_store(path: Path, fix: str, *, version: int = 1) -> None:
+def check_store(path: Path, fix: str, *, version: int) -> None:
     """What opening ``path`` as a run would tells, without creating or changing anything:
     its folder can be made or written, and the file, if there, is a sound SQLite file of
     a version this bulktag reads. ConfigError (exit 78) naming it and ``fix`` otherwise;

@@ -176,7 +176,8 @@ def test_a_job_folder_full_or_read_only_fails_each_night_in_one_line_as_check_jo
     assert main(["check-job", str(job)], runtime=world.runtime()) == expected
     assert words in one_error(capsys.readouterr().err)
     disk.free() if fault == "full" else disk.writable()
-    assert main(["check-job", str(job)], runtime=world.runtime()) == ExitCode.OK
+    checked = main(["check-job", str(job)], runtime=world.runtime())
+    assert checked == ExitCode.OK, capsys.readouterr().err
     world.next_night()
     assert world.run_job(job)[0] == ExitCode.OK
     assert tagged(world, "second") == 20

@@ -164,7 +164,10 @@ def test_a_state_of_a_newer_bulktag_is_refused_before_sending(
     world.next_night()
     assert world.run_job(job)[0] == ExitCode.CONFIG
     line = one_error(capsys.readouterr().err)
-    assert f"{state}: it was written by a newer bulktag (its schema is version 2" in line
+    assert (
+        f"{state}: it was written by a newer bulktag (its schema is version {STATE_VERSION + 1}"
+        in line
+    )
     assert "nothing was sent" in line
     assert world.handled_tag_calls() == 10
     assert main(["check-job", str(job)], runtime=world.runtime()) == ExitCode.CONFIG
