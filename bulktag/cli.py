@@ -211,8 +211,8 @@ def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     """Every check a run of the job makes before its first call, and what it would use."""
     from bulktag.quota import QUOTA_FILE, QUOTA_FIX, QUOTA_VERSION, default_state_dir
     from bulktag.read import expand_inputs
-    from bulktag.runner import key_source, preflight
-    from bulktag.state import STATE_FILE, STATE_VERSION, state_fix
+    from bulktag.runner import claim, key_source, preflight
+    from bulktag.state import STATE_FILE, STATE_VERSION, JobState, state_fix
     from bulktag.store import check_store
 
     setup_logging(0, json_lines=False)  # check-job is for people at a terminal
@@ -224,6 +224,9 @@ def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     preflight(config, environ)  # the URL, the metrics file's folder, the key, TLS
     check_store(config.job.folder / STATE_FILE, state_fix(config.job.folder), version=STATE_VERSION)
     check_store(default_state_dir(environ) / QUOTA_FILE, QUOTA_FIX, version=QUOTA_VERSION)
+    if (config.job.folder / STATE_FILE).is_file():
+        with JobState(config.job.folder, read_only=True) as state:
+            claim(config.job, state, write=False)  # its folder is no other job's
     matched = []
     for pattern in config.inputs:
         try:

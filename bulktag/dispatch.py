@@ -42,7 +42,13 @@ from bulktag.clock import Clock
 from bulktag.config import DispatchSettings
 from bulktag.health import RunHealth, Verdicts
 from bulktag.leadlex import chunks
-from bulktag.limiter import BudgetSpentError, DailyBudget, LimiterStatistics, RateLimiter
+from bulktag.limiter import (
+    BudgetSpentError,
+    DailyBudget,
+    LimiterStatistics,
+    RateLimiter,
+    SharedQuota,
+)
 from bulktag.outcomes import UNSENT, Attempt, ContactOutcome, FailureType, Halt, Status
 from bulktag.retry import Backoff
 from bulktag.timeline import Timeline, TimelineMinute
@@ -170,6 +176,7 @@ class Dispatcher:
         seed: int | None = None,
         quota_remaining: int | None = None,
         key_source: str = "the API key",
+        shared: SharedQuota | None = None,
     ) -> None:
         self._client = client
         self._key_source = key_source
@@ -178,7 +185,7 @@ class Dispatcher:
         self._run_id = run_id
         self._rng = random.Random(seed)  # noqa: S311  (backoff jitter, not a secret)
         self._limiter = RateLimiter(settings.rate_per_minute, clock)
-        self._budget = DailyBudget(settings.quota_reserve, quota_remaining)
+        self._budget = DailyBudget(settings.quota_reserve, quota_remaining, shared)
         self._health = RunHealth(clock, settings.max_wait)
         self._backoff = Backoff(
             settings.backoff_base, settings.backoff_cap, settings.max_attempts, settings.retry_time

@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
@@ -235,12 +236,28 @@ class BudgetSpentError(Exception):
     """The daily quota, less the reserve, is spent."""
 
 
-class DailyBudget:
-    """Follows ``X-RateLimit-Remaining`` so the run never sends past the quota reserve."""
+class SharedQuota(Protocol):
+    """The calls other processes have in flight on the same key (:mod:`bulktag.quota`'s
+    bookings): a reserve holds only if every process counts them all."""
 
-    def __init__(self, reserve: int = 0, remaining: int | None = None) -> None:
+    def book(self, in_flight: int, reserve: int, remaining: int | None, reset: int | None) -> bool:
+        """Book one more call of this process (``in_flight`` already) if the calls in flight
+        everywhere leave ``reserve`` of what LeadLex last said is left, by any of them."""
+
+    def land(self, in_flight: int, quota: Quota | None) -> None:
+        """A call of this process is answered (``in_flight`` left); ``quota``: its word."""
+
+
+class DailyBudget:
+    """Follows ``X-RateLimit-Remaining`` so the run never sends past the quota reserve;
+    with ``shared``, counting the calls other processes have in flight on the key too."""
+
+    def __init__(
+        self, reserve: int = 0, remaining: int | None = None, shared: SharedQuota | None = None
+    ) -> None:
         self.reserve = reserve
         self.remaining = remaining
+        self.shared = shared
         self.limit: int | None = None
         self.reset: int | None = None
         self.spent = False
@@ -266,7 +283,7 @@ class DailyBudget:
                 await self._changed.wait()  # the first answer tells what is left
                 continue
             available = self.available
-            if available is None or available > 0:
+            if (available is None or available > 0) and self._booked():
                 self._in_flight += 1
                 return
             if self._in_flight == 0:
@@ -274,9 +291,16 @@ class DailyBudget:
                 raise BudgetSpentError
             await self._changed.wait()
 
+    def _booked(self) -> bool:
+        if self.shared is None:
+            return True
+        return self.shared.book(self._in_flight, self.reserve, self.remaining, self.reset)
+
     def release(self, quota: Quota | None) -> None:
         """An attempt is over; ``quota`` is what its answer said."""
         self._in_flight -= 1
+        if self.shared is not None:
+            self.shared.land(self._in_flight, quota)
         self._probing = False
         if quota is not None and quota.remaining is not None:
             stale = quota.reset is not None and self.reset is not None and quota.reset < self.reset

@@ -16,21 +16,11 @@ from pathlib import Path
 from types import TracebackType
 
 from bulktag.errors import WorkLeftError
-from bulktag.machine import guarded, translated
+from bulktag.machine import alive, guarded, translated
 
 __all__ = ["FolderLock"]
 
 log = logging.getLogger("bulktag")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class FolderLock:
@@ -71,7 +61,7 @@ class FolderLock:
             ) from None
         previous = os.read(fd, 200).decode(errors="replace").split()
         stale = previous and previous[0].isdigit() and int(previous[0]) != os.getpid()
-        if stale and not _alive(int(previous[0])):
+        if stale and not alive(int(previous[0])):
             log.info(
                 "the last run (pid %s) ended without releasing its lock (killed?); its lock "
                 "is taken over, and what it left is resumed",

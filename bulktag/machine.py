@@ -38,6 +38,7 @@ from bulktag.usage import redact
 __all__ = [
     "DamagedFileError",
     "MachineError",
+    "alive",
     "bug_report",
     "damaged",
     "disk_fault",
@@ -286,6 +287,17 @@ def _disk_state(path: Path, room: int = 0) -> tuple[str, str, ExitCode] | None:
 
 #: Free bytes below which a file system counts as full (a SQLite page or two).
 FULL_BELOW = 64 * 1024
+
+
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` lives on this machine (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def bug_report(exc: BaseException, hidden: Sequence[str], folder: Path) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import TypeVar
 
 from bulktag.clock import utc_day
 from bulktag.config import ApiKey
-from bulktag.machine import DamagedFileError
+from bulktag.machine import DamagedFileError, alive
+from bulktag.outcomes import Quota
 from bulktag.store import Store, move_aside
 
 log = logging.getLogger("bulktag")
@@ -34,6 +36,7 @@ __all__ = [
     "QUOTA_FILE",
     "QUOTA_FIX",
     "QUOTA_VERSION",
+    "Bookings",
     "QuotaBook",
     "QuotaRecord",
     "QuotaStore",
@@ -52,6 +55,15 @@ CREATE TABLE IF NOT EXISTS quota (
     updated_at REAL NOT NULL,
     PRIMARY KEY (fingerprint, day)
 );
+CREATE TABLE IF NOT EXISTS flights (
+    fingerprint TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    in_flight INTEGER NOT NULL,
+    remaining INTEGER,
+    reset INTEGER,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (fingerprint, pid)
+);
 CREATE TABLE IF NOT EXISTS reruns (
     digest TEXT NOT NULL,
     source TEXT NOT NULL,
@@ -61,7 +73,10 @@ CREATE TABLE IF NOT EXISTS reruns (
 """
 
 #: The quota store's schema (``PRAGMA user_version``): a newer one is refused.
-QUOTA_VERSION = 1
+QUOTA_VERSION = 2  # 2: flights
+#: How far the local clock may be from LeadLex's near its daily reset: a record whose reset
+#: is this close is not trusted (the day may have turned at LeadLex), so the run asks.
+CLOCK_SKEW = 300.0
 #: The quota store's file, in the state folder.
 QUOTA_FILE = "quota.sqlite"
 QUOTA_FIX = (
@@ -96,18 +111,20 @@ class QuotaStore(Store):
         super().__init__(state_dir / QUOTA_FILE, _SCHEMA, QUOTA_FIX, version=QUOTA_VERSION)
 
     def quota(self, fingerprint: str, now: float) -> QuotaRecord | None:
-        """Today's record for a key, or None (nothing known, or the day has reset)."""
+        """The key's record of LeadLex's current day, or None: nothing known, or its day
+        has reset, or may have (within :data:`CLOCK_SKEW` of LeadLex's reset, the local
+        clock is not trusted to tell: the run's first answer does)."""
         row = self._db.execute(
             "SELECT day, calls, remaining, quota_limit, reset FROM quota "
-            "WHERE fingerprint = ? AND day = ?",
-            (fingerprint, utc_day(now)),
+            "WHERE fingerprint = ? ORDER BY day DESC LIMIT 1",
+            (fingerprint,),
         ).fetchone()
         if row is None:
             return None
         record = QuotaRecord(*row)
-        if record.reset is not None and now >= record.reset:
-            return None
-        return record
+        if record.reset is None:
+            return record if record.day == utc_day(now) else None
+        return record if now < record.reset - CLOCK_SKEW else None
 
     def spend(
         self,
@@ -119,8 +136,10 @@ class QuotaStore(Store):
         limit: int | None,
         reset: int | None,
     ) -> None:
-        """Add ``calls`` to today's count and keep LeadLex's last word on what is left."""
-        day = utc_day(now)
+        """Add ``calls`` to the day's count and keep LeadLex's last word on what is left. The
+        day is LeadLex's, the one its ``reset`` ends, once it has answered; else the local
+        clock's."""
+        day = utc_day(now) if reset is None else utc_day(reset - 1)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             current = self._db.execute(
@@ -193,27 +212,122 @@ class QuotaBook:
 
         using_quota_store(self._state_dir, now, write)
 
+    def bookings(self, now: Callable[[], float]) -> Bookings:
+        """The key's calls in flight, every process's, for a session (close it after)."""
+        return Bookings(open_quota_store(self._state_dir, now()), self._fingerprint, now)
+
+
+class Bookings:
+    """The calls in flight on a key, every process's, in the quota store's ``flights``: a
+    call is booked before it is sent (in one transaction with the check of what every
+    process has in flight), and landed when answered, so that two jobs on one key keep
+    its reserve between them (:class:`~bulktag.limiter.SharedQuota`). A process that died
+    with calls booked is no longer counted (its pid is gone)."""
+
+    def __init__(self, store: QuotaStore, fingerprint: str, now: Callable[[], float]) -> None:
+        self._store = store
+        self._db = store._db
+        self._fingerprint = fingerprint
+        self._pid = os.getpid()
+        self._now = now
+        self._write(0, None, None)
+
+    def book(self, in_flight: int, reserve: int, remaining: int | None, reset: int | None) -> bool:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            others = 0
+            latest, lowest = reset, remaining
+            for pid, flying, said, their_reset in self._db.execute(
+                "SELECT pid, in_flight, remaining, reset FROM flights "
+                "WHERE fingerprint = ? AND pid != ?",
+                (self._fingerprint, self._pid),
+            ).fetchall():
+                if not alive(pid):
+                    self._db.execute(
+                        "DELETE FROM flights WHERE fingerprint = ? AND pid = ?",
+                        (self._fingerprint, pid),
+                    )
+                    continue
+                others += flying
+                if said is None:
+                    continue
+                if latest is None or (their_reset is not None and their_reset > latest):
+                    latest, lowest = their_reset, said  # a newer day: its word wins
+                elif their_reset == latest or their_reset is None:
+                    lowest = said if lowest is None else min(lowest, said)
+            allowed = lowest is None or lowest - others - in_flight - reserve > 0
+            if allowed:
+                self._upsert(in_flight + 1, remaining, reset)
+            return allowed
+
+    def land(self, in_flight: int, quota: Quota | None) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            said = None if quota is None else quota.remaining
+            self._upsert(in_flight, said, None if quota is None else quota.reset, keep=said is None)
+
+    def close(self) -> None:
+        """This process's calls are all answered: its row goes, and the store is closed."""
+        try:
+            with self._db:
+                self._db.execute(
+                    "DELETE FROM flights WHERE fingerprint = ? AND pid = ?",
+                    (self._fingerprint, self._pid),
+                )
+        finally:
+            self._store.close()
+
+    def _write(self, in_flight: int, remaining: int | None, reset: int | None) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._upsert(in_flight, remaining, reset)
+
+    def _upsert(
+        self, in_flight: int, remaining: int | None, reset: int | None, *, keep: bool = False
+    ) -> None:
+        """This process's row; ``keep``: its last word on what is left stays."""
+        self._db.execute(
+            "INSERT INTO flights (fingerprint, pid, in_flight, remaining, reset, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint, pid) DO UPDATE SET "
+            "in_flight = excluded.in_flight, updated_at = excluded.updated_at"
+            + ("" if keep else ", remaining = excluded.remaining, reset = excluded.reset"),
+            (self._fingerprint, self._pid, in_flight, remaining, reset, self._now()),
+        )
+
 
 def using_quota_store(state_dir: Path, now: float, use: Callable[[QuotaStore], _T]) -> _T:
     """``use(store)`` on the user's quota store. A damaged one (found as it is opened or
-    used) is moved aside and a new one begun: what it knew of today's calls is lost, and
-    LeadLex's first answer says what is left."""
+    used) is moved aside and a new one begun (:func:`open_quota_store`)."""
     try:
         with QuotaStore(state_dir) as store:
             return use(store)
     except DamagedFileError as exc:
-        what = exc.what
+        _set_aside(state_dir, exc, now)
+    with QuotaStore(state_dir) as store:
+        return use(store)
+
+
+def open_quota_store(state_dir: Path, now: float) -> QuotaStore:
+    """The user's quota store, open (close it after). A damaged one is moved aside and a new
+    one begun: what it knew of today's calls is lost, and LeadLex's first answer says what
+    is left."""
+    try:
+        return QuotaStore(state_dir)
+    except DamagedFileError as exc:
+        _set_aside(state_dir, exc, now)
+    return QuotaStore(state_dir)
+
+
+def _set_aside(state_dir: Path, fault: DamagedFileError, now: float) -> None:
     path = state_dir / QUOTA_FILE
     aside = move_aside(path, now)
     log.warning(
         "%s: %s; moved aside to %s and a new one begun: what it knew of today's calls is "
         "lost (LeadLex's first answer says what is left), and of failures files sent before",
         path,
-        what,
+        fault.what,
         aside.name,
     )
-    with QuotaStore(state_dir) as store:
-        return use(store)
 
 
 def fingerprint(key: ApiKey, api_url: str) -> str:

@@ -47,6 +47,7 @@ from bulktag.config import (
 )
 from bulktag.dispatch import DispatchStatistics
 from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
+from bulktag.jobfile import load_job
 from bulktag.journal import Journal
 from bulktag.landing import check_settled, check_unchanged, cut_suspects, marks
 from bulktag.lock import FolderLock
@@ -307,7 +308,10 @@ class _Run:
         if not todo[1]:
             return None
         self.sending = True
-        target = Target(config, key, key_source(config), self.identity.run_id, quota_left)
+        # a reserve is kept between every process on the key: each call booked before it goes
+        keep = self.book is not None and config.dispatch.quota_reserve > 0
+        shared = self.book.bookings(self.runtime.clock.wall) if keep and self.book else None
+        target = Target(config, key, key_source(config), self.identity.run_id, quota_left, shared)
         ask = config.skip_existing and not folder.precheck.exists()
         session = functools.partial(
             send,
@@ -320,11 +324,15 @@ class _Run:
             precheck_path=folder.precheck if ask else None,
             state=self.state,
         )
-        return anyio.run(
-            session,
-            backend=self.runtime.backend,
-            backend_options=dict(self.runtime.backend_options or {}),
-        )
+        try:
+            return anyio.run(
+                session,
+                backend=self.runtime.backend,
+                backend_options=dict(self.runtime.backend_options or {}),
+            )
+        finally:
+            if shared is not None:
+                shared.close()
 
     def _record_applied(self, published: Published) -> None:
         """The pairs this run applied go into the job's ledger, in batches; those that
@@ -671,6 +679,7 @@ def _resume(config: RunConfig, folder: RunFolder, runtime: Runtime) -> RunReport
         owner.name,
     )
     with FolderLock(owner.folder), _open_state(owner.folder, runtime.clock.wall()) as state:
+        claim(owner, state, write=False)
         _refuse_finished(folder, job=True)  # the job may have finished it meanwhile
         carry = owner.folder / CARRY_OVER
         return _Run(config, folder, runtime, state=state, carry_over=carry).execute()
@@ -772,6 +781,7 @@ def _job_opened(job: JobSettings, now: float) -> Iterator[JobState]:
             raise fault.then("nothing was sent; once fixed, run the same command") from None
         try:
             with state:
+                claim(job, state, write=True)
                 yield state
         except DamagedFileError as fault:  # found as the night used it: closed by now
             if Path(fault.path) != state.path:
@@ -783,6 +793,38 @@ def _job_opened(job: JobSettings, now: float) -> Iterator[JobState]:
             ) from None
     finally:
         lock.__exit__(None, None, None)
+
+
+def claim(job: JobSettings, state: JobState, *, write: bool) -> None:
+    """A job's folder belongs to one job file (its state records which): a second job file
+    naming the same ``out`` would mix their ledgers, carry-over and histories, and is
+    refused (78) while the first one still names the folder. A job file moved or renamed
+    takes its folder over, with a warning. ``write``: record this job file as its owner."""
+    if job.file is None:
+        return
+    mine = job.file.resolve()
+    found = state.owner()
+    if found is not None and found[1] != mine:
+        name, other = found
+        try:
+            still = load_job(other).out.resolve() == job.folder.resolve()
+        except BulkTagError:
+            still = False  # gone, or no job file now: this one takes the folder over
+        if still:
+            raise ConfigError(
+                f"{job.folder}: it is the folder of the job {name!r} ({other}); two job files "
+                "with the same out would mix their ledgers, carry-over and histories: give "
+                f"{job.file} an out of its own; nothing was sent"
+            )
+        log.warning(
+            "%s: the folder of the job %r (%s), which no longer names it: %s takes it over",
+            job.folder,
+            name,
+            other,
+            job.file,
+        )
+    if write and (found is None or found != (job.name, mine)):
+        state.own(job.name, mine)
 
 
 def _open_state(folder: Path, now: float) -> JobState:
@@ -913,6 +955,8 @@ def _dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
     assert job is not None
     ledger = _read_state(job) if (job.folder / STATE_FILE).is_file() else None
     try:
+        if ledger is not None:
+            claim(job, ledger, write=False)
         for unfinished in [] if ledger is None else ledger.unfinished_runs():
             if is_run_folder(unfinished) and not is_finished(unfinished):
                 log.warning(

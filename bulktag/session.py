@@ -27,6 +27,7 @@ from bulktag.client import LeadLexClient, make_http_client
 from bulktag.config import ApiKey, RunConfig
 from bulktag.dispatch import Dispatcher, DispatchStatistics, PlannedContact
 from bulktag.journal import Journal, sink_joined
+from bulktag.limiter import SharedQuota
 from bulktag.machine import MachineError, fault_of, guarded
 from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
 from bulktag.plan import Plan
@@ -69,6 +70,8 @@ class Target:
     key_source: str  #: where the key came from, for messages
     run_id: str
     quota_left: int | None  #: today's quota as the user's store knows it
+    #: the calls every process has in flight on the key (a reserve to keep), or None
+    shared: SharedQuota | None = None
 
 
 def unsent(
@@ -147,6 +150,7 @@ async def send(
             seed=runtime.seed,
             quota_remaining=target.quota_left,
             key_source=target.key_source,
+            shared=target.shared,
         )
         try:
             async with anyio.create_task_group() as watch:

@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL,
     exit_code INTEGER
 );
+CREATE TABLE IF NOT EXISTS owner (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    name TEXT NOT NULL,
+    file TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS exports (
     pattern TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -130,7 +135,7 @@ def state_fix(folder: Path) -> str:
 _NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 
 #: The state file's schema (``PRAGMA user_version``): a newer one is refused.
-STATE_VERSION = 2  # 2: exports
+STATE_VERSION = 2  # 2: exports, owner
 
 
 def _upgrade(db: sqlite3.Connection, found: int) -> None:
@@ -309,6 +314,22 @@ class JobState(Store):
             "ORDER BY started_at DESC LIMIT 1"
         ).fetchone()
         return None if row is None else int(row[0])
+
+    # -- the job file that owns the folder ------------------------------------
+
+    def owner(self) -> tuple[str, Path] | None:
+        """The job (name, file) whose folder this is; None before its first night."""
+        if not self._has("owner"):
+            return None
+        row = self._db.execute("SELECT name, file FROM owner").fetchone()
+        return None if row is None else (row[0], Path(row[1]))
+
+    def own(self, name: str, file: Path) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO owner (one, name, file) VALUES (1, ?, ?)",
+                (name, str(file)),
+            )
 
     # -- exports ------------------------------------------------------------
 

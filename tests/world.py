@@ -81,6 +81,7 @@ class World:
     handle_signals: bool = False  #: the command's own SIGTERM handling, on this process
     runs: int = 0
     slice_rows: int | None = None  #: plan rows at a time (Runtime.slice_rows)
+    clock_offset: float = 0.0  #: bulktag's wall clock this far from the emulator's (s)
 
     def __post_init__(self) -> None:
         if not self.environ:
@@ -96,7 +97,7 @@ class World:
             transport = _Hooked(transport, self.hook, self.after)
         return Runtime(
             transport=transport,
-            clock=SourceClock(self.clock.current_time, T0),
+            clock=SourceClock(self.clock.current_time, T0 + self.clock_offset),
             backend="trio",
             backend_options={"clock": self.clock},
             environ=self.environ,
