@@ -16,6 +16,7 @@ import polars as pl
 
 from bulktag.errors import InputError
 from bulktag.read import InputFrame
+from bulktag.rules import MAX_CELL_BYTES
 from bulktag.sniff import SniffedCsv
 
 __all__ = ["count_lines", "fix_csv_lines", "input_error"]
@@ -93,13 +94,33 @@ def count_lines(inputs: Sequence[InputFrame]) -> list[int | None]:
     and a last line without one, counted a MiB at a time (0.6 s a GB). polars counting its
     records (quotes off, one column) was ten times faster, and held 8 GiB for a line of
     200 MB: a hostile file's memory is bounded first."""
-    return [None if item.csv is None else _count_line_breaks(item.csv.path) for item in inputs]
+    return [
+        None if item.csv is None else _count_line_breaks(item.csv.path, item.source)
+        for item in inputs
+    ]
 
 
-def _count_line_breaks(path: Path) -> int:
-    newlines, last = 0, b"\n"
+#: A line longer than this is no row of contacts and tags (256 cells of the most a cell may
+#: hold): refused before polars holds it (a line of 200 MB cost it 1 GiB).
+MAX_LINE_BYTES = 256 * MAX_CELL_BYTES
+
+
+def _count_line_breaks(path: Path, source: str = "") -> int:
+    """Line breaks, and a last line without one; InputError (65) at a line longer than
+    :data:`MAX_LINE_BYTES` (only a line that spans chunks can be: each is 1 MiB)."""
+    newlines, last, run = 0, b"\n", 0
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
+            first = chunk.find(b"\n")
+            ended = run + (len(chunk) if first == -1 else first)  # the line running on
+            run = ended if first == -1 else len(chunk) - chunk.rfind(b"\n") - 1
+            if max(ended, run) > MAX_LINE_BYTES:
+                raise InputError(
+                    f"a line of more than {MAX_LINE_BYTES:,} bytes: no row of contacts and tags "
+                    f"is that long (a cell holds at most {MAX_CELL_BYTES:,}); nothing was sent",
+                    source=source or str(path),
+                    line=newlines + 1,
+                )
             newlines += chunk.count(b"\n")
             last = chunk[-1:]
     return newlines + (last != b"\n")  # a last line without a break is a line too

@@ -11,9 +11,11 @@ import uuid
 from pathlib import Path
 
 import fastexcel
+import polars as pl
 import pytest
 
 from bench.bombs import ID, csv_cell, many_tags, xlsx_bomb
+from bulktag.csvlines import MAX_LINE_BYTES
 from bulktag.errors import ExitCode
 from bulktag.rules import MAX_CELL_BYTES, MAX_TAGS_PER_CONTACT
 from bulktag.sheets import MAX_PART_BYTES
@@ -57,6 +59,26 @@ def test_a_cell_too_large_to_be_tags_refuses_the_input(
     path = csv_cell(world.folder / "cell.csv", MAX_CELL_BYTES + 1, one_tag=False)
     line = _refused(world, path, capsys)
     assert line.startswith(f"{path}:2 (column 'tags'): a cell of 65,537 bytes, more than the")
+
+
+def test_a_line_too_long_to_be_a_row_is_refused_before_it_is_parsed(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A line of 17 MiB (a 200 MB one held 1 GiB in polars; now 51 MiB in all)."""
+    path = csv_cell(world.folder / "line.csv", MAX_LINE_BYTES + (1 << 20), one_tag=True)
+    line = _refused(world, path, capsys)
+    assert line.startswith(f"{path}:2: a line of more than 16,777,216 bytes: no row of")
+
+
+def test_a_list_cell_too_large_in_parquet_refuses_the_input(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Columnar inputs too: a list of 40,000 tags (80,000 bytes at least)."""
+    path = world.folder / "in.parquet"
+    pl.DataFrame(
+        {"contact_id": [world.contact_ids[0]], "tags": [[f"t{i}" for i in range(40_000)]]}
+    ).write_parquet(path)
+    assert "(column 'tags'): a cell of" in _refused(world, path, capsys)
 
 
 def test_a_cell_at_the_bound_is_read(world: World) -> None:
