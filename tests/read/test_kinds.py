@@ -109,12 +109,15 @@ def test_a_marker_in_double_quotes_is_a_tag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """NULL alone is an empty cell; "NULL" in double quotes is the tag NULL (the README's
-    way to send a tag that reads like a marker)."""
+    way to send a tag that reads like a marker). The results file writes it quoted, so it
+    reads back as the tag it was."""
     path = tmp_path / "in.csv"
     path.write_text(f'contact_id,tags\n{A},"""NULL"""\n{B},NULL\n', encoding="utf-8")
     code, _ = _run(path, tmp_path / "out", capsys)
     assert code == ExitCode.FAILURES
-    assert _tags(tmp_path / "out") == {A: "NULL"}
+    assert _tags(tmp_path / "out") == {A: '"NULL"'}
+    planned = pl.read_parquet(tmp_path / "out" / ".bulktag" / "plan.parquet")
+    assert planned["send"].to_list() == [["NULL"]]
 
 
 def test_ndjson_mixing_lists_and_text_reads_both(
