@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import re
 import socket
 import ssl
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 
 import httpx2
@@ -330,6 +332,11 @@ def _transport_fault(exc: BaseException, text: str) -> RunFault | None:
     time. A connection dropped after it was made is the contact's to retry. ``text`` is
     the error's message with credentials taken out: nothing else of it is quoted."""
     where = _target(exc)
+    proxy = _proxy_in_effect(exc)
+    if proxy is not None and not isinstance(exc, httpx2.ProxyError):
+        fault = _proxy_fault(exc, text, where, proxy)
+        if fault is not None:
+            return fault
     for inner in _chain(exc):
         if isinstance(inner, ssl.SSLCertVerificationError):
             why = getattr(inner, "verify_message", None) or getattr(inner, "reason", None)
@@ -363,6 +370,68 @@ def _transport_fault(exc: BaseException, text: str) -> RunFault | None:
     if isinstance(exc, httpx2.ConnectError):
         return RunFault("time", f"cannot connect to {where} ({text})", _NETWORK_FIX)
     return None  # a read timeout or a drop: this call's; the outage rule watches a series
+
+
+#: The variables a proxy is read from, by the URL's scheme, in the order httpx2 reads them.
+_PROXY_VARIABLES = {
+    "https": ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"),
+    "http": ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"),
+}
+
+
+def _proxy_in_effect(exc: BaseException) -> tuple[str, str] | None:
+    """The proxy the failed request went through (``host:port``, the variable naming it),
+    from the environment as httpx2 reads it; None when it went direct."""
+    if not isinstance(exc, httpx2.RequestError):
+        return None
+    try:
+        url = exc.request.url
+    except RuntimeError:
+        return None
+    if _bypassed(url.host):
+        return None
+    for variable in _PROXY_VARIABLES.get(url.scheme, ()):
+        value = os.environ.get(variable)
+        if value:
+            parsed = urllib.parse.urlsplit(value if "://" in value else f"http://{value}")
+            host = parsed.hostname or value
+            return (f"{host}:{parsed.port}" if parsed.port else host), f"${variable}"
+    return None
+
+
+def _bypassed(host: str) -> bool:
+    """Whether ``NO_PROXY`` sends ``host`` direct (``*``, the host, or a domain of it)."""
+    listed = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    for entry in (e.strip().lower().lstrip(".") for e in listed.split(",")):
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return True
+    return False
+
+
+def _proxy_fault(
+    exc: BaseException, text: str, where: str, proxy: tuple[str, str]
+) -> RunFault | None:
+    """A connection that could not be made while a proxy is in effect: the proxy's fault
+    (a connection that reached the proxy and failed beyond it is an httpx2 ProxyError)."""
+    name, variable = proxy
+    fix = (
+        f"check that the proxy runs and that {variable} names it (host and port); if this "
+        f"network needs no proxy, unset {variable} (NO_PROXY lists hosts that go direct)"
+    )
+    for inner in _chain(exc):
+        if isinstance(inner, socket.gaierror):
+            return RunFault("time", f"cannot resolve the proxy {name} ({variable})", fix)
+        if isinstance(inner, ConnectionRefusedError):
+            return RunFault(
+                "time", f"the proxy {name} ({variable}) refused the connection to {where}", fix
+            )
+    if isinstance(exc, httpx2.ConnectTimeout):
+        return RunFault("time", f"no connection to the proxy {name} ({variable}) in time", fix)
+    if isinstance(exc, httpx2.ConnectError):
+        return RunFault(
+            "time", f"cannot connect to the proxy {name} ({variable}) for {where} ({text})", fix
+        )
+    return None
 
 
 def _target(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ a bug: one line naming the file that holds its traceback, and exit 70.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -29,6 +30,7 @@ from bulktag.runtime import Runtime, environment
 from bulktag.usage import (
     SECRET_OPTIONS,
     RefuseSecret,
+    dash_files,
     hint_unknown,
     misplaced_option,
     redact,
@@ -181,11 +183,16 @@ _RESUME_TAKES = frozenset(
 
 def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
     """--resume continues a run with the settings it started with: a setting given with it
-    would be ignored in silence, so it is refused, with what to do instead."""
+    that differs would be ignored in silence, so it is refused, with what to do instead (the
+    same value as the run's is no other setting)."""
+    started = _started_with(Path(args.resume))
     given = sorted(
         "--" + dest.replace("_", "-")
         for dest, value in vars(args).items()
-        if dest not in _RESUME_TAKES and not dest.startswith("_") and value not in (None, False)
+        if dest not in _RESUME_TAKES
+        and not dest.startswith("_")
+        and value not in (None, False)
+        and not _same(value, started.get(_STORED_AS.get(dest, dest), _UNKNOWN))
     )
     if given:
         raise UsageError(
@@ -196,10 +203,47 @@ def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
         )
 
 
+#: Flags whose run setting ``config.json`` stores under another name.
+_STORED_AS = {
+    "plan": "plan_name",
+    "format": "output_format",
+    "tags_column": "tags_columns",
+    "add_tag": "static_tags",
+}
+_UNKNOWN = object()
+
+
+def _started_with(run_dir: Path) -> dict[str, Any]:
+    """The settings a run folder started with, flat (its ``config.json``; {} if unread)."""
+    try:
+        stored = json.loads((run_dir / ".bulktag" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    flat = {k: v for k, v in stored.items() if not isinstance(v, dict)}
+    for section in ("read", "dispatch"):
+        if isinstance(stored.get(section), dict):
+            flat.update(stored[section])
+    return flat
+
+
+def _same(given: Any, stored: Any) -> bool:
+    """Whether a flag's value is the run's own (URLs alike but for a trailing slash)."""
+    if stored is _UNKNOWN:
+        return False
+    if isinstance(given, str) and isinstance(stored, str):
+        return given.rstrip("/") == stored.rstrip("/")
+    if isinstance(given, list | tuple) and isinstance(stored, list | tuple):
+        return list(given) == list(stored)
+    return bool(given == stored)
+
+
 def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
     p = commands.add_parser(
         "check-job",
-        help="check a job file; exit 0 when it is usable, 78 otherwise",
+        help="check a job file as a night would; exit 0 when it is usable, else the code "
+        "the night would end with",
         description="Check a job file (jobs/*.toml) and print what a run of it would use.",
     )
     p.add_argument("job", type=Path, metavar="FILE")
@@ -327,6 +371,13 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--contacts", type=Path, metavar="FILE", help="CSV with id, full_name, email, tags"
     )
     p.add_argument("--generate", type=int, default=0, metavar="N", help="generate N contacts")
+    p.add_argument(
+        "--save-contacts",
+        type=Path,
+        metavar="FILE",
+        help="write the contacts it holds (id, full_name, email, tags: the --contacts format) "
+        "to FILE before serving: their IDs to put in an input",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated contacts and faults")
     p.add_argument(
         "--key",
@@ -386,6 +437,21 @@ def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.set_defaults(handler=_emulator)
 
 
+def _save_contacts(path: Path, contacts: Sequence[Any]) -> None:
+    import csv
+
+    try:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "full_name", "email", "tags"])
+            for contact in contacts:
+                writer.writerow(
+                    [contact.id, contact.full_name, contact.email, ",".join(contact.tags)]
+                )
+    except OSError as exc:
+        raise UsageError(f"--save-contacts {path}: cannot write it ({exc.strerror})") from None
+
+
 def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.config import is_loopback
     from bulktag.emulator import (
@@ -419,6 +485,8 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
     contacts.extend(generate_contacts(args.generate, args.seed))
+    if args.save_contacts is not None:
+        _save_contacts(args.save_contacts, contacts)
     emulator = Emulator(
         plan=args.plan,
         per_minute=args.per_minute,
@@ -511,6 +579,30 @@ def _json_errors(arguments: Sequence[str]) -> bool:
     return chosen == "json"
 
 
+def _commands(parser: argparse.ArgumentParser) -> str:
+    """The commands, one line each, and where to learn more: what a bare ``bulktag`` says."""
+    lines = ["usage: bulktag COMMAND [options]", "", "commands:"]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                lines.append(f"  {choice.dest:<10} {choice.help}")
+    lines += [
+        "",
+        "bulktag run export.csv --dry-run shows what a run would send; bulktag COMMAND "
+        "--help shows a command's options, bulktag --help the exit codes.",
+    ]
+    return "\n".join(lines)
+
+
+def _any_locale() -> None:
+    """Under a locale that cannot write every character (``LANG=C`` without UTF-8 mode,
+    ``en_US.ASCII``), what bulktag prints escapes what it cannot write (``\\xfc``), never
+    stops with a UnicodeEncodeError: a tag or a file name may be any text."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and "utf" not in (stream.encoding or "").lower():
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _said(text: str, code: ExitCode, arguments: Sequence[str]) -> int:
     """``text`` said as one line, in the command's log format; returns ``code``."""
     logger = logging.getLogger("bulktag")
@@ -530,16 +622,21 @@ def main(argv: Sequence[str] | None = None, *, runtime: Runtime | None = None) -
 
     ``runtime`` injects the transport, clock and event loop (tests only).
     """
+    _any_locale()
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     environ = environment(runtime)
     hidden = secrets(arguments, environ)
     for handler in list(logging.getLogger("bulktag").handlers):  # each call sets its own up
         logging.getLogger("bulktag").removeHandler(handler)
+    if not arguments:  # bare `bulktag`: what it does, as git shows
+        print(_commands(parser), file=sys.stderr)
+        return int(ExitCode.USAGE)
     try:
         misplaced = misplaced_option(arguments, COMMANDS)
         if misplaced is not None:
             raise UsageError(misplaced)  # noqa: TRY301  (said as every usage error is)
+        arguments = dash_files(arguments, _subparser(parser, arguments))
         try:
             args = parser.parse_args(arguments)
         except UsageError as exc:  # hints from the sub-command's own options

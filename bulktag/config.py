@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,13 +49,9 @@ class ApiKey:
     __slots__ = ("_secret",)
 
     def __init__(self, secret: str, source: str = "the API key") -> None:
-        if secret[:7].lower() == "bearer ":
-            raise ConfigError(
-                f"{source} starts with 'Bearer ': give the key alone (wbk_...); bulktag adds "
-                "'Bearer ' itself"
-            )
-        if not secret or any(c.isspace() or ord(c) < 32 for c in secret):
-            raise ConfigError(f"{source} is empty or contains white space or control characters")
+        problem = key_problem(secret)
+        if problem is not None:
+            raise ConfigError(f"{source} {problem} (the key is not shown)")
         self._secret = secret
 
     def reveal(self) -> str:
@@ -79,6 +76,46 @@ class ApiKey:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("an ApiKey cannot be pickled")
+
+
+#: A LeadLex key: ``wbk_`` and its secret.
+KEY_PREFIX = "wbk_"
+_ASSIGNMENT = re.compile(r"^(?:export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=")
+
+
+def key_problem(secret: str) -> str | None:
+    """What is wrong with ``secret`` as a LeadLex key, in words that do not show it (the
+    forms a copied key takes on its way: a BOM, a ``.env`` line, quotes, ``Bearer``, a
+    line break); None when it looks like a key."""
+    if not secret:
+        return "is empty"
+    if secret.startswith("\ufeff"):
+        return (
+            "starts with a byte-order mark (U+FEFF, which some editors write): save it as "
+            "UTF-8 without a BOM"
+        )
+    if _ASSIGNMENT.match(secret):
+        name = secret.split("=", 1)[0].removeprefix("export").strip()
+        return (
+            f"is a line '{name}=...' (a copied .env line): keep only the key, what follows the '='"
+        )
+    if len(secret) > 1 and secret[0] == secret[-1] and secret[0] in "\"'":
+        return "is in quotes (as some .env loaders leave them): give the key without them"
+    if secret[:7].lower() == "bearer ":
+        return "starts with 'Bearer ': give the key alone (wbk_...); bulktag adds 'Bearer ' itself"
+    spaces = [i + 1 for i, c in enumerate(secret) if c.isspace() or ord(c) < 32]
+    if spaces:
+        where = ", ".join(str(i) for i in spaces[:3])
+        return (
+            f"has white space or a control character inside it (character {where} of "
+            f"{len(secret)}): a key has none; copy it again, whole"
+        )
+    if not secret.startswith(KEY_PREFIX):
+        return (
+            f"does not start with {KEY_PREFIX}, as every LeadLex key does: copy the key "
+            "again from LeadLex's settings, whole"
+        )
+    return None
 
 
 def load_api_key(
@@ -108,7 +145,10 @@ def load_api_key(
             )
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if len(lines) != 1:
-            raise ConfigError(f"{key_file}: the API key file must hold exactly one non-empty line")
+            raise ConfigError(
+                f"{key_file}: the API key file must hold exactly one non-empty line, the key "
+                f"(it holds {len(lines)})"
+            )
         return ApiKey(lines[0], f"the key in the file {key_file}")
     secret = env.get(variable, "").strip()
     if not secret:

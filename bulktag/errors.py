@@ -44,9 +44,9 @@ class ExitCode(IntEnum):
     FAILURES = 1  #: finished; permanent failures or rejected rows remain
     USAGE = 2  #: bad command line
     INPUT_UNUSABLE = 65  #: EX_DATAERR: input cannot be read at all
+    SOFTWARE = 70  #: EX_SOFTWARE: a bug in bulktag (the traceback is in a file)
     WORK_LEFT = 75  #: EX_TEMPFAIL: quota spent, interrupted, retryable failures, locked
     KEY_REJECTED = 77  #: EX_NOPERM: key invalid, revoked, expired or lacking permission
-    SOFTWARE = 70  #: EX_SOFTWARE: a bug in bulktag (the traceback is in a file)
     CONFIG = 78  #: EX_CONFIG: configuration error, or a run fault configuration fixes
 
     @property

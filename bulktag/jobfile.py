@@ -103,13 +103,26 @@ def _fail(path: Path, message: str) -> ConfigError:
 
 
 def load_job(path: Path) -> JobFile:
-    """Parse and check a job file; raises ConfigError (exit 78) with one clear line."""
+    """Parse and check a job file; raises ConfigError (exit 78) with one clear line.
+
+    Written by any editor: a UTF-8 byte-order mark (Notepad's) is dropped, and Windows'
+    and old Macs' line ends (CRLF, CR) read as line ends; UTF-16 (Notepad's "Unicode")
+    is named with the fix."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except OSError as exc:
         raise _fail(path, f"cannot read the job file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise _fail(path, "the job file is not UTF-8 text") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _fail(path, "the job file is UTF-16 text: save it as UTF-8") from None
+    try:
+        text = raw.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise _fail(
+            path, f"the job file is not UTF-8 text (line {line}): save it as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(path, f"not valid TOML: {exc}") from None
     values = _flatten(path, data)

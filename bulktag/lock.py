@@ -18,9 +18,28 @@ from types import TracebackType
 from bulktag.errors import WorkLeftError
 from bulktag.machine import alive, guarded, translated
 
-__all__ = ["FolderLock"]
+__all__ = ["FolderLock", "holder"]
 
 log = logging.getLogger("bulktag")
+
+
+def holder(folder: Path) -> str | None:
+    """Who holds ``folder``'s lock now (``"4242 pid since ..."``), or None when no process
+    does: a look that never takes it."""
+    path = folder / ".lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 class FolderLock:

@@ -418,5 +418,11 @@ def _counts(frame: pl.DataFrame, key: str) -> dict[str, int]:
 
 
 def write_json(target: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as UTF-8 JSON; a file name that is not text (bytes the file system's
+    encoding could not decode, kept as surrogates) as JSON escapes, which read back as it."""
     text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(payload, indent=2, ensure_ascii=True) + "\n"
     atomic_write(target, lambda path: path.write_text(text, encoding="utf-8"))

@@ -45,7 +45,7 @@ from bulktag.columns import (
     normalise_header,
 )
 from bulktag.config import ReadOptions
-from bulktag.errors import InputError
+from bulktag.errors import InputError, UsageError
 from bulktag.ownfiles import DONE_BEFORE, MARK, OwnKind, check_marks, reading
 from bulktag.rules import CUT_CHARACTER, CUT_LINE, PERMANENT_BEFORE
 from bulktag.sheets import SAVE_AGAIN, header_row, open_sheet, typed_ids
@@ -591,11 +591,7 @@ def inflate(path: Path, source: str, workdir: Path) -> tuple[Path, str | None]:
 def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
     """One input file (or ``-``, CSV on stdin) as an :class:`InputFrame`."""
     if name == "-":
-        workdir.mkdir(parents=True, exist_ok=True)
-        path = workdir / "stdin.csv"
-        with path.open("wb") as handle:
-            shutil.copyfileobj(sys.stdin.buffer, handle)
-        return _read_csv(path, "<stdin>", options, workdir)
+        return _read_stdin(options, workdir)
     path = Path(name)
     empty = _empty_output(path)
     if empty is not None:
@@ -619,6 +615,44 @@ def read_input(name: str, options: ReadOptions, workdir: Path) -> InputFrame:
         item = _read_columnar(scan, name, "ndjson", options)
     notes = [inflated, detected.note, item.columns.id_note, _own_note(item.own)]
     return replace(item, notes=(*filter(None, notes), *item.notes))
+
+
+def _read_stdin(options: ReadOptions, workdir: Path) -> InputFrame:
+    """``-``: CSV piped in. A terminal on stdin would be waited on in silence: refused
+    (2); a workbook, Parquet or any file that is not text: refused (65), with its name's
+    way."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError(
+            "the input '-' reads CSV piped in (cat export.csv | bulktag run -), and stdin is "
+            "a terminal: give the file's name instead (bulktag run export.csv)"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "stdin.csv"
+    with path.open("wb") as handle:
+        shutil.copyfileobj(sys.stdin.buffer, handle)
+    try:
+        detected = detect_format(path, "<stdin>")
+    except InputError as exc:
+        raise InputError(f"{exc}; '-' reads CSV text only", source=None) from None
+    if detected.format != "csv":
+        raise InputError(
+            f"stdin holds {_A_KIND.get(detected.kind, 'a ' + detected.kind.upper() + ' file')}, "
+            "and '-' reads CSV text only: give the file's name instead (bulktag run "
+            "segment.xlsx)",
+            source="<stdin>",
+        )
+    return _read_csv(path, "<stdin>", options, workdir)
+
+
+_A_KIND = {
+    "xlsx": "an XLSX workbook",
+    "xls": "an XLS workbook",
+    "ods": "an ODS spreadsheet",
+    "parquet": "a Parquet file",
+    "arrow": "an Arrow IPC file",
+    "json": "JSON",
+    "ndjson": "NDJSON",
+}
 
 
 def _empty_output(path: Path) -> pl.LazyFrame | None:

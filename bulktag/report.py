@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bulktag.config import DispatchSettings
+from bulktag.errors import ExitCode
 from bulktag.outcomes import ADD_TAGS, Status
 from bulktag.plan import PlanStats
 from bulktag.precheck import TagDemand, choose
@@ -152,11 +153,23 @@ def _reset_text(reset: int | None) -> str:
     return f" (resets {datetime.fromtimestamp(reset, UTC):%Y-%m-%d %H:%M} UTC)"
 
 
-def summary_lines(summary: Summary, advice: Sequence[str] = ()) -> list[str]:
-    """The human summary printed after a run; ``advice`` last (what to do next)."""
+def summary_lines(
+    summary: Summary, advice: Sequence[str] = (), would: tuple[int, int, int] | None = None
+) -> list[str]:
+    """The human summary printed after a run; ``advice`` last (what to do next); ``would``:
+    a dry run's contacts, tags and calls a run would send."""
     counts, types = summary.contacts, summary.failures_by_type
     status_text = _counts({s: counts.get(s, 0) for s in Status})
-    lines = [f"{summary.plan.contacts:,} contacts: {status_text or 'none'}"]
+    if summary.dry_run and would is not None:  # what a run would send, not "not_attempted"
+        contacts, tags, calls = would
+        skipped = counts.get(Status.SKIPPED, 0)
+        lines = [
+            f"dry run: nothing was sent; {contacts:,} contacts would get {tags:,} tags in "
+            f"{calls:,} calls" + (f" ({skipped:,} contacts skipped)" if skipped else "")
+        ]
+        types = {}
+    else:
+        lines = [f"{summary.plan.contacts:,} contacts: {status_text or 'none'}"]
     if types:
         lines.append(
             f"failure types: {_counts(dict(sorted(types.items(), key=lambda kv: -kv[1])))}"
@@ -189,6 +202,11 @@ def summary_lines(summary: Summary, advice: Sequence[str] = ()) -> list[str]:
     names = ", ".join(p.name for p in (files.results, files.failures, files.rejects, files.summary))
     lines.append(f"files in {files.summary.parent}: {names}")
     code = summary.exit_code
-    lines.append(f"exit {int(code)}: {code.meaning}")
+    meaning = code.meaning
+    if summary.dry_run and code is ExitCode.OK:
+        meaning = "the plan is whole (no input problem)"
+    elif summary.dry_run and code is ExitCode.FAILURES:
+        meaning = "input problems rejected (the rest would be sent)"
+    lines.append(f"exit {int(code)}: {meaning}")
     lines.extend(advice)
     return lines

@@ -46,7 +46,14 @@ from bulktag.config import (
     load_api_key,
 )
 from bulktag.dispatch import DispatchStatistics
-from bulktag.errors import BulkTagError, ConfigError, ExitCode, InputError, UsageError
+from bulktag.errors import (
+    BulkTagError,
+    ConfigError,
+    ExitCode,
+    InputError,
+    UsageError,
+    WorkLeftError,
+)
 from bulktag.jobfile import load_job
 from bulktag.journal import Journal
 from bulktag.landing import check_settled, check_unchanged, cut_suspects, marks
@@ -73,6 +80,7 @@ from bulktag.skip import (
     skip_pairs,
     skipped_contacts,
     start_plan,
+    to_send,
 )
 from bulktag.state import STATE_FILE, JobState
 from bulktag.store import move_aside
@@ -425,7 +433,8 @@ class _Run:
             except OSError as exc:  # the run is done; its exit code matters more
                 log.error("cannot write the metrics file %s: %s", config.metrics_file, exc.strerror)  # noqa: TRY400  (one line, no traceback)
         self.folder.clear_work()
-        lines = summary_lines(summary, self._advice(summary, published))
+        would = to_send(self.folder.plan(summary.plan).path) if config.dry_run else None
+        lines = summary_lines(summary, self._advice(summary, published), would)
         level = logging.INFO if summary.exit_code is ExitCode.OK else logging.WARNING
         log.log(
             level,
@@ -718,7 +727,11 @@ def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
         except InputError as exc:
             log.warning("%s", exc)
     if not found:
-        raise InputError("no input: the job's inputs match no file and nothing was carried over")
+        raise WorkLeftError(
+            f"no input yet: the job's inputs ({', '.join(config.inputs)}) match no file and "
+            "nothing was carried over: has the export landed? nothing was sent; the next "
+            "night looks again (bulktag check-job FILE shows what they match now)"
+        )
     return tuple(found)
 
 

@@ -75,6 +75,21 @@ def requests_to_send(plan: Path) -> int:
     return int(total or 0)
 
 
+def to_send(plan: Path) -> tuple[int, int, int]:
+    """What the plan still sends: contacts, tags, add-tags requests."""
+    contacts, tags, requests = (
+        pl.scan_parquet(plan)
+        .select(
+            contacts=(pl.col("send").list.len() > 0).sum(),
+            tags=pl.col("send").list.len().sum(),
+            requests=(pl.col("send").list.len() / MAX_TAGS_PER_REQUEST).ceil().sum(),
+        )
+        .collect()
+        .row(0)
+    )
+    return int(contacts or 0), int(tags or 0), int(requests or 0)
+
+
 def skipped_contacts(plan: Path) -> dict[str, int]:
     """Contacts the plan sends nothing, by why (``skip_reason``)."""
     counts = (

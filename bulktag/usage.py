@@ -16,6 +16,7 @@ import argparse
 import difflib
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from bulktag.errors import UsageError
@@ -23,6 +24,7 @@ from bulktag.errors import UsageError
 __all__ = [
     "SECRET_OPTIONS",
     "RefuseSecret",
+    "dash_files",
     "hint_unknown",
     "misplaced_option",
     "redact",
@@ -119,6 +121,27 @@ def hint_unknown(parser: argparse.ArgumentParser, message: str) -> str:
         if close:
             hints.append(f"{name}: did you mean {' or '.join(close)}?")
     return "; ".join([message, *hints])
+
+
+def _file_like(token: str) -> bool:
+    """``-export.csv``, ``-segments/x.xlsx``: a file's name more than an option's."""
+    return not token.startswith("--") and ("." in token or "/" in token)
+
+
+def dash_files(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``bulktag run -export.csv``: a word with one dash that is no option of the command
+    and names an existing file, or looks like a file's name (a dot, a slash), is that file
+    (as ``./-export.csv``), not an option."""
+    known = {*parser._option_string_actions, "-"}  # "-" alone is stdin
+    return [
+        f"./{word}"
+        if word.startswith("-")
+        and not word.startswith("--")
+        and word.partition("=")[0] not in known
+        and (_file_like(word) or Path(word).exists())
+        else word
+        for word in argv
+    ]
 
 
 def misplaced_option(argv: Sequence[str], commands: Sequence[str]) -> str | None:

@@ -476,3 +476,336 @@ def test_a_missing_sheet_lists_the_sheets(capsys: pytest.CaptureFixture[str]) ->
     code, said = _stderr(capsys, ["validate", "book.xlsx", "--sheet", "Lead"])
     assert code == ExitCode.INPUT_UNUSABLE
     assert "no sheet 'Lead'; did you mean 'Leads'? Sheets: 'Leads', 'Customers'" in said
+
+
+# -- 10. round two (issue 25): secrets in a slightly wrong form ----------------------------
+
+A_CONTACT = "123e4567-e89b-12d3-a456-426614174000"
+NOWHERE = "http://127.0.0.1:9/functions/v1/api-gateway"  # never reached: refused before
+
+
+def _csv(name: str = "in.csv") -> Path:
+    path = Path(name)
+    path.write_text(f"contact_id,tags\n{A_CONTACT},vip\n", encoding="utf-8")
+    return path
+
+
+KEY_FILES = {
+    "bom": ("\ufeff" + KEY + "\n", "starts with a byte-order mark (U+FEFF"),
+    "dotenv": (f"LEADLEX_API_KEY={KEY}\n", "is a line 'LEADLEX_API_KEY=...' (a copied .env line)"),
+    "export": (f"export LEADLEX_API_KEY={KEY}\n", "is a line 'LEADLEX_API_KEY=...'"),
+    "quoted": (f'"{KEY}"\n', "is in quotes (as some .env loaders leave them)"),
+    "single-quoted": (f"'{KEY}'\n", "is in quotes"),
+    "space-inside": (KEY[:8] + " " + KEY[8:] + "\n", "has white space or a control character"),
+    "no-prefix": ("abc" + KEY[4:] + "\n", "does not start with wbk_, as every LeadLex key does"),
+    "two-lines": (f"{KEY}\n{KEY}\n", "must hold exactly one non-empty line, the key (it holds 2)"),
+    "bearer": (f"Bearer {KEY}\n", "starts with 'Bearer '"),
+}
+
+
+@pytest.mark.parametrize("form", list(KEY_FILES))
+def test_a_key_file_in_a_wrong_form_says_what_is_wrong_before_any_call(
+    capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """Before: exit 77 after a call, "check that it is this workspace's key, whole". Now:
+    78 before any call (the URL is a port nothing listens on), the cause, never the key."""
+    text, words = KEY_FILES[form]
+    key_file = Path("leadlex.key")
+    key_file.write_text(text, encoding="utf-8")
+    key_file.chmod(0o600)
+    code, said = _stderr(
+        capsys, ["run", str(_csv()), "--api-key-file", str(key_file), "--api-url", NOWHERE]
+    )
+    assert code == ExitCode.CONFIG, said
+    assert words in said
+    assert "Traceback" not in said
+    assert KEY[4:] not in said
+    assert not list(Path("runs").glob("*")) if Path("runs").exists() else True
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (f'"{KEY}"', "is in quotes"),
+        (f"'{KEY}'", "is in quotes"),
+        (f"LEADLEX_API_KEY={KEY}", "a copied .env line"),
+        ("\ufeff" + KEY, "byte-order mark"),
+        ("sk_" + KEY[4:], "does not start with wbk_"),
+    ],
+    ids=["double-quotes", "single-quotes", "dotenv", "bom", "other-prefix"],
+)
+def test_a_key_in_the_environment_in_a_wrong_form(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str, words: str
+) -> None:
+    monkeypatch.setenv("LEADLEX_API_KEY", value)
+    code, said = _stderr(capsys, ["run", str(_csv()), "--api-url", NOWHERE])
+    assert code == ExitCode.CONFIG
+    assert "the key in $LEADLEX_API_KEY " in said
+    assert words in said
+    assert KEY[4:] not in said
+    job = Path("job.toml")
+    job.write_text(f'inputs = ["in.csv"]\nout = "job"\n[api]\nurl = "{NOWHERE}"\n')
+    code, said = _stderr(capsys, ["check-job", str(job)])
+    assert code == ExitCode.CONFIG
+    assert words in said
+
+
+# -- 11. round two: blame the right thing ---------------------------------------------------
+
+
+def test_a_dead_proxy_is_named_not_the_api_host(tmp_path: Path) -> None:
+    """Before: "connection to 127.0.0.1:PORT refused ... set HTTPS_PROXY" while HTTPS_PROXY
+    was the dead thing. Now: the proxy named, and its variable; NO_PROXY sends direct."""
+    with running_emulator("--generate", "2", "--plan", "unmetered") as ready:
+        ids = contact_ids(ready, 2)
+        source = tmp_path / "in.csv"
+        source.write_text("contact_id,tags\n" + "".join(f"{c},a\n" for c in ids))
+        env = {**emulator_env(ready), "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
+        env.pop("http_proxy", None)
+        command = [sys.executable, "-m", "bulktag", "run", str(source)]
+        done = subprocess.run(
+            command, env=env, cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == ExitCode.WORK_LEFT, done.stderr
+        assert "the proxy 127.0.0.1:9 ($HTTP_PROXY) refused the connection" in done.stderr
+        assert "unset $HTTP_PROXY" in done.stderr
+        assert "Traceback" not in done.stderr
+        direct = subprocess.run(
+            command,
+            env={**env, "NO_PROXY": "127.0.0.1"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert direct.returncode == ExitCode.OK, direct.stderr
+
+
+def test_a_file_whose_name_starts_with_a_dash_is_that_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: `bulktag run -export.csv` got "did you mean --report?"."""
+    Path("-export.csv").write_text(f"contact_id,tags\n{A_CONTACT},vip\n", encoding="utf-8")
+    code, said = _stderr(capsys, ["validate", "-export.csv"])
+    assert code == ExitCode.OK, said
+    code, said = _stderr(capsys, ["validate", "-missing.csv"])
+    assert code == ExitCode.INPUT_UNUSABLE
+    assert "./-missing.csv: no such file" in said
+    code, said = _stderr(capsys, ["validate", "in.csv", "-x"])  # an option after all
+    assert code == ExitCode.USAGE
+
+
+def _stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulktag", "validate", "-", *args],
+        input=data,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_a_workbook_on_stdin_is_named_not_read_as_csv() -> None:
+    """Before: binary junk listed as the columns, and --id-column suggested."""
+    import xlsxwriter
+
+    with xlsxwriter.Workbook("book.xlsx") as book:
+        book.add_worksheet().write_row(0, 0, ["id", "tags"])
+    done = _stdin(Path("book.xlsx").read_bytes())
+    assert done.returncode == ExitCode.INPUT_UNUSABLE
+    said = done.stderr.decode()
+    assert "stdin holds an XLSX workbook, and '-' reads CSV text only: give the file" in said
+    import polars as pl
+
+    pl.DataFrame({"id": [A_CONTACT], "tags": ["x"]}).write_parquet("in.parquet")
+    done = _stdin(Path("in.parquet").read_bytes())
+    assert done.returncode == ExitCode.INPUT_UNUSABLE
+    assert "stdin holds a Parquet file" in done.stderr.decode()
+    assert _stdin(f"contact_id,tags\n{A_CONTACT},vip\n".encode()).returncode == ExitCode.OK
+
+
+# -- 12. round two: commands that hang or crash ---------------------------------------------
+
+
+def test_dash_with_a_terminal_on_stdin_is_refused_at_once() -> None:
+    """Before: `bulktag run -` at a terminal waited forever, silently."""
+    import pty
+
+    parent, child = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bulktag", "validate", "-"],
+            stdin=child,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(parent)
+        os.close(child)
+    assert done.returncode == ExitCode.USAGE
+    assert "stdin is a terminal: give the file's name instead" in done.stderr
+
+
+ASCII_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["validate", "tags.csv"], ExitCode.OK),
+        (["validate", "header.csv"], ExitCode.INPUT_UNUSABLE),
+        (["run", "tags.csv", "--dry-run", "-v", "--log-format", "text"], ExitCode.OK),
+        (["run", "tags.csv", "--dry-run", "--log-format", "json"], ExitCode.OK),
+        (["run", "nosuch-Müller.csv"], ExitCode.INPUT_UNUSABLE),
+        (["check-job", "Jöb.toml"], ExitCode.OK),
+    ],
+    ids=["validate", "header", "dry-run-text", "dry-run-json", "file-name", "job-name"],
+)
+def test_any_locale_works(argv: list[str], code: int) -> None:
+    """Before: under LANG=C (no UTF-8 mode) a non-ASCII tag, header or name gave a
+    UnicodeEncodeError traceback. Now: what cannot be written is escaped."""
+    Path("tags.csv").write_text(f"contact_id,tags\n{A_CONTACT},Café;Müller\n", encoding="utf-8")
+    Path("header.csv").write_text("Kontakt,Schlagwörter\nx,y\n", encoding="utf-8")
+    Path("Jöb.toml").write_text('name = "Größe"\ninputs = ["tags.csv"]\nout = "jöb"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "bulktag", *argv],
+        env={**env, **ASCII_LOCALE, "LEADLEX_API_KEY": KEY},
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    said = done.stderr.decode("ascii", "replace") + done.stdout.decode("ascii", "replace")
+    assert "Traceback" not in said, said
+    assert "a bug in bulktag" not in said, said
+    assert done.returncode == code, said
+
+
+# -- 13. round two: files bulktag should recognise ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "\ufeffinputs = ['in.csv']\nout = 'job'\n".encode(),
+        b"inputs = ['in.csv']\r\nout = 'job'\r\n",
+        b"inputs = ['in.csv']\rout = 'job'\r",
+        "\ufeffinputs = ['in.csv']\r\nout = 'job'\r\n".encode(),
+    ],
+    ids=["bom", "crlf", "cr", "bom-crlf"],
+)
+def test_a_job_file_from_any_editor_reads(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, encoded: bytes
+) -> None:
+    """Before: "Invalid statement (at line 1, column 1)"."""
+    monkeypatch.setenv("LEADLEX_API_KEY", KEY)
+    _csv()
+    Path("job.toml").write_bytes(encoded)
+    code, said = _stderr(capsys, ["check-job", "job.toml"])
+    assert "Invalid statement" not in said
+    assert "job job: job.toml" in said
+    assert code == ExitCode.OK, said
+
+
+def test_a_job_file_in_utf16_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("job.toml").write_bytes("inputs = ['in.csv']\nout = 'job'\n".encode("utf-16"))
+    code, said = _stderr(capsys, ["check-job", "job.toml"])
+    assert code == ExitCode.CONFIG
+    assert "the job file is UTF-16 text: save it as UTF-8" in said
+
+
+def test_bare_bulktag_shows_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: "the following arguments are required: COMMAND"."""
+    code, said = _stderr(capsys, [])
+    assert code == ExitCode.USAGE
+    assert "usage: bulktag COMMAND [options]" in said
+    for command in ("run", "validate", "check-job", "emulator", "demo", "report", "history"):
+        assert f"\n  {command} " in said
+    assert "bulktag COMMAND --help" in said
+
+
+def test_out_naming_a_finished_run_says_choose_a_new_one(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = world.write_csv("in.csv", [(world.contact_ids[0], "x")])
+    _, run_dir = world.run(str(source))
+    capsys.readouterr()
+    code, _ = world.run(str(source), out=run_dir.name)
+    said = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "it holds a finished run (its summary.json); give a new or empty folder" in said
+    assert "--resume" not in said
+
+
+def test_report_of_a_run_still_going_says_it_is_running(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: "bulktag run --resume RUN finishes it" of a run that holds its lock."""
+    from bulktag.lock import FolderLock
+
+    run_dir = Path("runs/20261207T020000Z")
+    (run_dir / ".bulktag").mkdir(parents=True)
+    (run_dir / ".bulktag" / "config.json").write_text('{"run_id": "x", "started_at": 1}')
+    with FolderLock(run_dir / ".bulktag"):
+        code, said = _stderr(capsys, ["report", str(run_dir)])
+    assert code == ExitCode.WORK_LEFT
+    assert "the run is still going (" in said
+    assert "pid since" in said
+    assert "--resume" not in said
+    code, said = _stderr(capsys, ["report", str(run_dir)])
+    assert code == ExitCode.INPUT_UNUSABLE
+    assert f"bulktag run --resume {run_dir} finishes it" in said
+
+
+# -- 14. round two: settings that disagree with the docs -----------------------------------
+
+
+def test_a_job_whose_export_has_not_landed_exits_75(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: 65, while the shipped example said a glob matching nothing only warns."""
+    job = world.write_job('inputs = ["exports/*.csv"]\n')
+    world.next_night()
+    assert world.run_job(job)[0] == ExitCode.WORK_LEFT
+    said = capsys.readouterr().err
+    assert "no input yet: the job's inputs (exports/*.csv) match no file" in said.replace(
+        str(world.folder) + "/", ""
+    )
+    assert "has the export landed?" in said
+    (world.folder / "exports").mkdir()
+    world.write_csv("exports/a.csv", [(world.contact_ids[0], "x")])
+    world.next_night()
+    assert world.run_job(job)[0] == ExitCode.OK
+
+
+def test_resume_with_the_same_url_is_no_other_setting(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: --resume RUN --api-url X, X the run's own URL, refused as another setting."""
+    source = world.write_csv("in.csv", [(c, "x") for c in world.contact_ids])
+    world.crash_after(3)
+    world.crashing(str(source))
+    run_dir = world.folder / "run1"
+    url = json.loads((run_dir / ".bulktag" / "config.json").read_text())["api_url"]
+    capsys.readouterr()
+    code = main(["run", "--resume", str(run_dir), "--api-url", url + "/"], runtime=world.runtime())
+    assert code == ExitCode.OK, capsys.readouterr().err
+    code = main(["run", "--resume", str(run_dir), "--api-url", "https://other.example"])
+    assert code == ExitCode.USAGE
+    assert "--api-url would be ignored" in capsys.readouterr().err
+
+
+def test_a_dry_runs_summary_says_what_a_run_would_send(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "exit 0: all contacts ok" over a list of not_attempted contacts."""
+    rows = [(c, "a,b") for c in world.contact_ids[:5]] + [("not-an-id", "x")]
+    source = world.write_csv("in.csv", rows)
+    code, _ = world.run(str(source), "--dry-run", "-v", "--log-format", "text")
+    said = capsys.readouterr().err
+    assert code == ExitCode.FAILURES
+    assert "dry run: nothing was sent; 5 contacts would get 10 tags in 5 calls" in said
+    assert "not_attempted" not in said
+    assert "exit 1: input problems rejected (the rest would be sent)" in said

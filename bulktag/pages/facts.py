@@ -29,7 +29,8 @@ from typing import Any
 
 import polars as pl
 
-from bulktag.errors import InputError
+from bulktag.errors import InputError, WorkLeftError
+from bulktag.lock import holder
 
 __all__ = ["FailureGroup", "RejectGroup", "RunFacts", "read_run"]
 
@@ -67,6 +68,19 @@ class RunFacts:
     types_by_status: Mapping[str, Mapping[str, int]]
 
 
+def _running(run_dir: Path) -> str | None:
+    """Who runs ``run_dir`` now: the process holding its lock, or its job's; None."""
+    found = holder(run_dir / ".bulktag")
+    if found is not None:
+        return found
+    try:
+        config = json.loads((run_dir / ".bulktag" / "config.json").read_text(encoding="utf-8"))
+        job = config.get("job_settings") or {}
+        return holder(Path(job["folder"])) if job.get("folder") else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def _load_summary(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise InputError(
@@ -75,6 +89,12 @@ def _load_summary(run_dir: Path) -> dict[str, Any]:
         )
     path = run_dir / "summary.json"
     if not path.is_file():
+        running = _running(run_dir)
+        if running is not None:
+            raise WorkLeftError(
+                f"{run_dir}: the run is still going ({running}): its report.html is written "
+                "when it ends; look again then"
+            )
         if (run_dir / ".bulktag" / "config.json").is_file():
             raise InputError(
                 f"the run has not finished (no summary.json): bulktag run --resume {run_dir} "
