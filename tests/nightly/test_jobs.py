@@ -96,14 +96,18 @@ def test_flags_override_the_job_file(world: World) -> None:
     assert world.emulator.requests == {}
 
 
-def test_inputs_matching_nothing_with_nothing_carried_over_is_65(
+def test_inputs_matching_nothing_with_nothing_carried_over_is_75(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A job whose export did not land, and nothing left from before: exit 65, nothing sent."""
+    """A job whose export has not landed, and nothing left from before: exit 75 (the next
+    night may find it), nothing sent."""
     job = world.write_job('inputs = ["exports/*.csv"]\n')
     code, _ = world.run_job(job)
-    assert code == ExitCode.INPUT_UNUSABLE
-    assert "no file matches" in capsys.readouterr().err
+    assert code == ExitCode.WORK_LEFT
+    err = capsys.readouterr().err
+    assert "no input yet" in err
+    assert "has the export landed?" in err
+    assert world.emulator.statistics()["requests"] == {}
 
 
 @pytest.mark.parametrize(

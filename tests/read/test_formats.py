@@ -219,8 +219,13 @@ def test_format_is_sniffed_when_the_extension_says_nothing(tmp_path: Path) -> No
 
 
 class _Stdin:
+    """A pipe on stdin (not a terminal)."""
+
     def __init__(self, data: bytes) -> None:
         self.buffer = io.BytesIO(data)
+
+    def isatty(self) -> bool:
+        return False
 
 
 def test_stdin_is_read_as_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
