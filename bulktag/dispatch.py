@@ -97,6 +97,8 @@ class DispatchStatistics:
     #: attempts per minute of the session (only minutes with a call), for the report
     timeline: tuple[TimelineMinute, ...] = ()
     timeline_started: float | None = None  #: Unix time of the timeline's minute 0
+    #: FINE_BUCKET-second buckets of a session that ended within FINE_SPAN seconds
+    timeline_fine: tuple[TimelineMinute, ...] | None = None
     #: the quota left before the session: the first answer's X-RateLimit-Remaining, plus
     #: the call it answered (the first call goes alone)
     quota_before: int | None = None
@@ -231,6 +233,7 @@ class Dispatcher:
             quota_reset=self._budget.reset,
             limiter=self._limiter.statistics(),
             timeline=self._timeline.snapshot(),
+            timeline_fine=self._timeline.fine(),
             timeline_started=self._timeline.started_at,
             quota_before=self._quota_before,
         )
@@ -527,6 +530,8 @@ class Dispatcher:
             retry=retry,
             limited=failure in _LIMITED,
             failed=failure is not None,
+            uncounted=failure in _UNCOUNTED,
+            rate=self._limiter.rate,
         )
 
     def _judge(self, attempt: Attempt) -> None:
@@ -618,6 +623,16 @@ class Dispatcher:
 _UNAPPLIED_HALTS = (FailureType.QUOTA_EXHAUSTED, FailureType.RATE_LIMITED)
 #: Answered 429: the per-minute limit (LeadLex's or a gateway's) or the daily quota.
 _LIMITED = frozenset(_UNAPPLIED_HALTS)
+#: Errors LeadLex does not count against the daily quota (429s aside): its handler never
+#: answered them (a timeout's may have, and then it was counted).
+_UNCOUNTED = frozenset(
+    {
+        FailureType.SERVER_ERROR,
+        FailureType.NETWORK_ERROR,
+        FailureType.TIMEOUT,
+        FailureType.UNEXPECTED_RESPONSE,
+    }
+)
 
 
 def _export_limit(endpoint: str, attempt: Attempt) -> bool:

@@ -92,7 +92,7 @@ def _report(args: argparse.Namespace, runtime: object) -> int:
     else:
         name, folder, state = _job_state(args.job)
         with state:
-            written = write_history(name, folder, state)
+            written = write_history(name, folder, state, args.job)
     print(written)
     return ExitCode.OK
 

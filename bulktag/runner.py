@@ -416,12 +416,16 @@ class _Run:
             ),
             timeline=() if stats is None else stats.timeline,
             timeline_started=None if stats is None else stats.timeline_started,
+            timeline_fine=None if stats is None else stats.timeline_fine,
         )
 
     def _finish(self, summary: Summary, published: Published) -> RunReport:
         """Write ``summary.json`` and the metrics, say how it went; the run is over."""
         config = self.config
         written = summary.to_json()
+        would = to_send(self.folder.plan(summary.plan).path) if config.dry_run else None
+        if would is not None:  # what a run would send: the report's first words
+            written["would_send"] = dict(zip(("contacts", "tags", "calls"), would, strict=True))
         write_json(self.folder.summary, written)
         if self.state is not None:
             self.state.finish_run(summary.run_id, summary.finished_at, int(summary.exit_code))
@@ -433,7 +437,6 @@ class _Run:
             except OSError as exc:  # the run is done; its exit code matters more
                 log.error("cannot write the metrics file %s: %s", config.metrics_file, exc.strerror)  # noqa: TRY400  (one line, no traceback)
         self.folder.clear_work()
-        would = to_send(self.folder.plan(summary.plan).path) if config.dry_run else None
         lines = summary_lines(summary, self._advice(summary, published), would)
         level = logging.INFO if summary.exit_code is ExitCode.OK else logging.WARNING
         log.log(

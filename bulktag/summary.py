@@ -77,6 +77,7 @@ class Summary:
     #: calls per minute of the (last) session, from ``timeline_started`` (Unix seconds)
     timeline: tuple[TimelineMinute, ...] = ()
     timeline_started: float | None = None
+    timeline_fine: tuple[TimelineMinute, ...] | None = None  #: of a session under 3 minutes
     bulktag: str = __version__
 
     @property
@@ -90,7 +91,11 @@ class Summary:
 
     @property
     def calls_saved(self) -> int:
-        return self.naive_calls - self.total_calls
+        """Calls not spent on work already done: one per contact skipped (in the CRM
+        already, applied by the job, failed for good before) less the pre-check's
+        exports. Contacts left for later (deferred, not attempted) save nothing, and
+        retries are counted as retries (the report), not against the savings."""
+        return int(self.contacts.get("skipped", 0)) - int(self.calls.get("export", 0))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,6 +138,7 @@ class Summary:
                 self.timeline,
                 self.rate.configured_per_minute,
                 self.rate.final_per_minute,
+                self.timeline_fine,
             ),
             "files": {
                 "results": str(self.files.results),

@@ -46,11 +46,14 @@ def write_run_report(run_dir: Path) -> Path:
     return _write(run_dir / REPORT, render_run(read_run(run_dir)))
 
 
-def write_history(job: str, folder: Path, state: JobState) -> Path:
+def write_history(
+    job: str, folder: Path, state: JobState, job_file: Path | str | None = None
+) -> Path:
     """``history.html`` in the job's ``folder``, from the nights in its ``state``."""
     from bulktag.pages.history_page import render_history  # noqa: PLC0415  (pygal: only when used)
 
-    return _write(folder / HISTORY, render_history(job, folder, state.nights()))
+    page = render_history(job, folder, state.nights(), str(job_file or ""))
+    return _write(folder / HISTORY, page)
 
 
 def _write(target: Path, text: str) -> Path:
@@ -84,7 +87,7 @@ def after_run(
         written = write_run_report(run_dir)
         log.info("report: %s", written)
         if state is not None and job is not None:
-            log.info("history: %s", write_history(job.name, job.folder, state))
+            log.info("history: %s", write_history(job.name, job.folder, state, job.file))
     except Exception as exc:  # noqa: BLE001  (a page is an extra: it never changes the run's outcome)
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         log.warning("cannot write the report of %s: %s", run_dir, reason)
@@ -104,6 +107,6 @@ def failed_night(
     try:
         record_failed_night(state, started, finished, int(error.exit_code), str(error))
         if report:
-            write_history(job.name, job.folder, state)
+            write_history(job.name, job.folder, state, job.file)
     except Exception as exc:  # noqa: BLE001  (the night's own error is what the user must see)
         log.warning("cannot record the failed night in the job's history: %s", exc)

@@ -25,14 +25,14 @@ import pygal
 from pygal.etree import etree
 from pygal.style import Style
 
-from bulktag.pages.layout import Markup
+from bulktag.pages.layout import Markup, esc
 
 # pygal appends a finder of its map plugins (pygal.maps.*, unused here) to sys.meta_path;
 # it has no find_spec, so Python 3.11 warns (ImportWarning) at every import that reaches
 # it, in this process, for good. Taken out again.
 sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
 
-__all__ = ["bars", "calls_per_minute", "history_charts", "stacked_bar"]
+__all__ = ["bars", "calls_over_time", "history_charts", "stacked_bar"]
 
 #: At most this many points on the calls-per-minute chart (longer runs are bucketed).
 MAX_POINTS = 150
@@ -56,11 +56,11 @@ _LOOK: dict[str, Any] = {
     "opacity": "0.85",
     "opacity_hover": "0.95",
     "font_family": 'system-ui, "Segoe UI", "DejaVu Sans", Arial, sans-serif',
-    "label_font_size": 12,
-    "major_label_font_size": 12,
-    "legend_font_size": 13,
+    "label_font_size": 13,
+    "major_label_font_size": 13,
+    "legend_font_size": 14,
     "title_font_size": 15,
-    "value_font_size": 12,
+    "value_font_size": 13,
     "guide_stroke_color": "#e3e6eb",
     "major_guide_stroke_color": "#c9ced6",
     "guide_stroke_dasharray": "0",
@@ -103,7 +103,7 @@ def _options(**overrides: Any) -> dict[str, Any]:
         "legend_at_bottom": True,
         "legend_at_bottom_columns": 4,
         "print_values": False,
-        "width": 900,
+        "width": 820,
         "height": 360,
         "margin": 16,
         "show_y_guides": True,
@@ -163,68 +163,147 @@ def _styled(colours: Sequence[str], **look: str) -> Style:
     return Style(**(_LOOK | look), colors=tuple(colours) or STYLE.colors)
 
 
-def _bucket(minutes: Sequence[Mapping[str, int]]) -> tuple[int, list[list[float]]]:
-    """Dense per-minute rows (calls, 429s, retries, failed), merged into at most MAX_POINTS
-    buckets of ``size`` minutes each, as averages per minute."""
-    last = max(int(m["minute"]) for m in minutes)
-    dense = [[0, 0, 0, 0] for _ in range(last + 1)]
-    for m in minutes:
-        dense[int(m["minute"])] = [m["calls"], m["rate_limited"], m["retries"], m["failed"]]
+def _bucket(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[int, list[list[float]]]:
+    """Dense rows (calls, 429s, retries, errors, rate) by bucket index ``key``, merged into
+    at most MAX_POINTS groups of ``size`` buckets: counts as averages per bucket, the rate
+    as the lowest of the group (None where no bucket of it has one)."""
+    last = max(int(m[key]) for m in rows)
+    dense: list[list[float]] = [[0, 0, 0, 0, math.inf] for _ in range(last + 1)]
+    for m in rows:
+        rate = m.get("rate")
+        dense[int(m[key])] = [
+            m["calls"],
+            m["rate_limited"],
+            m["retries"],
+            m["failed"],
+            math.inf if rate is None else float(rate),
+        ]
     size = max(1, math.ceil(len(dense) / MAX_POINTS))
     merged = []
     for start in range(0, len(dense), size):
         group = dense[start : start + size]
-        merged.append([sum(row[i] for row in group) / size for i in range(4)])
+        merged.append(
+            [sum(row[i] for row in group) / size for i in range(4)] + [min(row[4] for row in group)]
+        )
     return size, merged
 
 
-def calls_per_minute(timeline: Mapping[str, Any]) -> Markup | None:
-    """Calls a minute against the rate limit, 429s, retries and other failures marked."""
+def _ticks(top: float) -> list[int]:
+    """Whole-number ticks from 0 past ``top``: about five, at 1, 2 or 5 times a power of 10."""
+    raw = max(top, 1.0) / 5
+    power = 10 ** math.floor(math.log10(raw))
+    step = max(1, int(next(m * power for m in (1, 2, 5, 10) if m * power >= raw)))
+    return list(range(0, math.ceil(max(top, 1.0) / step) * step + step, step))
+
+
+def _legend(entries: Sequence[tuple[str, str, str]]) -> Markup:
+    """An HTML legend: (label, colour, kind: area, dash, dot) with a swatch drawn as it is
+    on the chart (pygal's own legend draws every series as a square)."""
+    swatch = {
+        "area": '<rect x="1" y="3" width="22" height="8" fill="{c}" fill-opacity=".35" '
+        'stroke="{c}" stroke-width="2"/>',
+        "dash": '<line x1="1" y1="7" x2="23" y2="7" stroke="{c}" stroke-width="3" '
+        'stroke-dasharray="6,4"/>',
+        "dot": '<circle cx="12" cy="7" r="4.5" fill="{c}"/>',
+    }
+    items = "".join(
+        f'<li><svg width="24" height="14" aria-hidden="true">'
+        f"{swatch[kind].format(c=colour)}</svg>{esc(label)}</li>"
+        for label, colour, kind in entries
+    )
+    return Markup(f'<ul class="legend">{items}</ul>')
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{max(1, round(seconds)):,} seconds"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes:,} minutes"
+    return f"{minutes // 60:,} h {minutes % 60:02d} min"
+
+
+def calls_over_time(timeline: Mapping[str, Any]) -> tuple[Markup, Markup, str] | None:
+    """Calls against the rate limit as LeadLex allowed it, 429s, retries and errors:
+    every FINE_BUCKET seconds for a session under three minutes, else a minute (longer
+    runs averaged into at most MAX_POINTS buckets). The chart, its legend, and the span
+    of the session in words; None when no call was made."""
     minutes = timeline.get("minutes") or []
     if not minutes:
         return None
-    size, merged = _bucket(minutes)
+    fine = timeline.get("fine") or {}
+    configured = timeline.get("rate_per_minute")
     start = datetime.fromisoformat(str(timeline["started_at"]).replace("Z", "+00:00"))
-    labels = [
-        (start + timedelta(minutes=i * size)).astimezone(UTC).strftime("%H:%M")
-        for i in range(len(merged))
+    if fine.get("buckets"):
+        width = int(fine.get("bucket_seconds") or 5)
+        size, merged = _bucket(fine["buckets"], "bucket")
+        labels = [f"+{(i * width) // 60}:{(i * width) % 60:02d}" for i in range(len(merged))]
+        per, scale = f"every {width} seconds", width / 60
+        title = f"Calls every {width} seconds, from the first call (min:s)"
+        span = _span(len(merged) * width)
+        every = max(1, len(labels) // 9)
+    else:
+        size, merged = _bucket(minutes, "minute")
+        labels = [
+            (start + timedelta(minutes=i * size)).astimezone(UTC).strftime("%H:%M")
+            for i in range(len(merged))
+        ]
+        per = "a minute" if size == 1 else f"a minute (average of {size}-minute buckets)"
+        scale = 1.0
+        title = f"Calls {per}, UTC"
+        span = _span(len(merged) * size * 60)
+        every = max(1, len(labels) // 10)
+    limits = [
+        None
+        if row[4] == math.inf and not configured
+        else (row[4] if row[4] != math.inf else configured)
+        for row in merged
     ]
-    per = "a minute" if size == 1 else f"a minute (average of {size}-minute buckets)"
-    rate = timeline.get("rate_per_minute")
-    top = max(*(row[0] for row in merged), float(rate or 0), 1.0)
+    limit_line = [None if r is None else float(r) * scale for r in limits]
+    top = max(*(row[0] for row in merged), *(r or 0.0 for r in limit_line), 1.0)
+    ticks = _ticks(top)
     chart = pygal.Line(
         **_options(
-            title=f"Calls {per}, UTC",
+            title=title,
             height=380,
             x_label_rotation=0,
             show_minor_x_labels=False,
-            x_labels_major_every=max(1, len(labels) // 10),
+            x_labels_major_every=every,
             show_dots=False,
             dots_size=4,
-            range=(0, top * 1.15),
+            range=(0, ticks[-1]),
+            y_labels=ticks,
+            show_legend=False,
             style=_styled([BLUE, INK, BAD, WARN, PURPLE], opacity="0.35"),
-            value_formatter=lambda v: f"{v:,.1f}",
+            value_formatter=lambda v: f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}",
             include_x_axis=True,
-            legend_at_bottom_columns=5,
         )
     )
     chart.x_labels = labels
     chart.add("calls", [row[0] for row in merged], fill=True, show_dots=len(merged) == 1)
-    if rate:
-        chart.add(
-            f"rate limit ({rate:g}/min)",
-            [rate] * len(merged),
-            stroke_style={"dasharray": "8,5", "width": 3},
-        )
-    for name, index in (("429s", 1), ("retries", 2), ("other failures", 3)):
+    entries = [("calls " + per, BLUE, "area")]
+    if any(r is not None for r in limit_line):
+        lowered = len({r for r in limit_line if r is not None}) > 1
+        name = "rate limit, as LeadLex allowed it" if lowered else "rate limit"
         chart.add(
             name,
-            [row[index] or None for row in merged],
-            stroke=False,
-            show_dots=True,
-            dots_size=4 if index == 2 else 5,
+            limit_line,
+            stroke_style={"dasharray": "8,5", "width": 3},
+            show_dots=len(merged) == 1,
         )
-    return _svg(chart)
+        entries.append(
+            (name + (f" ({configured:g} a minute set)" if configured else ""), INK, "dash")
+        )
+    for name, index, colour in (
+        ("429s", 1, BAD),
+        ("retries", 2, WARN),
+        ("errors (404, 5xx, none)", 3, PURPLE),
+    ):
+        points = [row[index] or None for row in merged]
+        chart.add(name, points, stroke=False, show_dots=True, dots_size=4 if index == 2 else 5)
+        if any(points):
+            entries.append((name, colour, "dot"))
+    return _svg(chart), _legend(entries), span
 
 
 def history_charts(
@@ -232,36 +311,66 @@ def history_charts(
     outcomes: Mapping[str, Sequence[int]],
     calls: Sequence[int],
     quota: Sequence[int | None],
-    backlog: Sequence[int],
-) -> tuple[Markup, Markup]:
-    """Per night: contacts by outcome (stacked), and calls against the quota with the
-    backlog left."""
-    every = max(1, len(labels) // 12)
-    common = {"x_label_rotation": 0, "show_minor_x_labels": False, "x_labels_major_every": every}
+) -> tuple[Markup, Markup, tuple[Markup, Markup]]:
+    """Per night: contacts by outcome (stacked, skipped ones included), and the share of
+    the day's quota (as LeadLex reported it, less the reserve) its calls used; each with
+    its legend."""
+    every = max(1, len(labels) // 8)
+    common = {
+        "x_label_rotation": 0,
+        "show_minor_x_labels": False,
+        "x_labels_major_every": every,
+        "show_legend": False,
+    }
+    colours = {"ok": GOOD, "skipped": GREY, "deferred": WARN, "failed": BAD}
+    shown = [(name, list(values)) for name, values in outcomes.items()]
+    top = max([sum(column) for column in zip(*(v for _, v in shown), strict=True)] + [1])
+    ticks = _ticks(top)
     stacked = pygal.StackedBar(
         **_options(
-            title="Contacts per night",
-            style=_styled([GOOD, WARN, BAD]),
+            title="Contacts per night (and its exit)",
+            style=_styled([colours.get(name, BLUE) for name, _ in shown]),
             value_formatter=lambda v: f"{v:,.0f}",
+            range=(0, ticks[-1]),
+            y_labels=ticks,
             **common,
         )
     )
     stacked.x_labels = list(labels)
-    for name, values in outcomes.items():
-        stacked.add(name, list(values))
-    line = pygal.Line(
+    for name, values in shown:
+        stacked.add(name, values)
+    shares = [
+        None if q is None or q <= 0 else min(100.0, 100.0 * c / q)
+        for c, q in zip(calls, quota, strict=True)
+    ]
+    used = pygal.Bar(
         **_options(
-            title="Calls against the day's quota, and the backlog left",
-            style=_styled([BLUE, GREY, PURPLE]),
-            value_formatter=lambda v: f"{v:,.0f}",
-            include_x_axis=True,
-            dots_size=4,
+            title="Calls per night, as a share of the day's quota (less the reserve)",
+            style=_styled([BLUE]),
+            value_formatter=lambda v: f"{v:,.0f} %",
+            range=(0, 100),
+            y_labels=[0, 25, 50, 75, 100],
             **common,
         )
     )
-    line.x_labels = list(labels)
-    line.add("calls", list(calls))
-    if any(q is not None for q in quota):
-        line.add("quota (less reserve)", list(quota), stroke_style={"dasharray": "6,4"})
-    line.add("backlog left", list(backlog), secondary=True)
-    return _svg(stacked), _svg(line)
+    used.x_labels = list(labels)
+    used.add(
+        "share of the quota",
+        [
+            None if share is None else {"value": share, "label": f"{c:,} of {q:,} calls"}
+            for share, c, q in zip(shares, calls, quota, strict=True)
+        ],
+    )
+    legends = (
+        _legend([(name, colours.get(name, BLUE), "area") for name, _ in shown]),
+        _legend(
+            [
+                (
+                    "calls / the day's quota less the reserve (100 %: the quota was the limit)",
+                    BLUE,
+                    "area",
+                )
+            ]
+        ),
+    )
+    return _svg(stacked), _svg(used), legends

@@ -41,11 +41,29 @@ SAMPLE = 100_000
 _NEUTRALISED = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
+#: What a message's shape folds, in this order: a URL (with whatever IDs it holds), a
+#: contact ID, a number. "No route for POST /v1/v1/contacts/<id>/tags" is one message
+#: for 40 contacts, not 40 messages.
+SHAPES = (
+    (r"https?://[^\s'\"<>]+", "<url>"),
+    (r"(?i)\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b", "<id>"),
+    (r"\b\d+(?:[.,]\d+)*\b", "<n>"),
+)
+
+
+def shape(message: pl.Expr) -> pl.Expr:
+    """A message with its URLs, IDs and numbers folded (:data:`SHAPES`)."""
+    for pattern, placeholder in SHAPES:
+        message = message.str.replace_all(pattern, placeholder)
+    return message
+
+
 @dataclass(frozen=True, slots=True)
 class FailureGroup:
     error_type: str
     count: int
-    messages: tuple[tuple[str, int], ...]  #: the most frequent, with how many contacts
+    #: the most frequent message shapes: (shape, contacts, one message of that shape)
+    messages: tuple[tuple[str, int, str], ...]
     examples: tuple[tuple[str, str], ...]  #: (contact_id, tags still to apply)
 
 
@@ -182,14 +200,15 @@ def _failure_groups(
     # one pass over three columns; what is left is small (one row per distinct message)
     counted = (
         scan.filter(pl.col("error_type").is_not_null())
-        .group_by("error_type", "status", "message")
-        .len()
+        .with_columns(shape=shape(pl.col("message").fill_null("")))
+        .group_by("error_type", "status", "shape", maintain_order=True)
+        .agg(pl.len(), pl.col("message").first())
         .collect()
     )
     top = (
-        counted.group_by("error_type", "message")
-        .agg(pl.col("len").sum())
-        .sort(["len", "message"], descending=[True, False], nulls_last=True)
+        counted.group_by("error_type", "shape", maintain_order=True)
+        .agg(pl.col("len").sum(), pl.col("message").first())
+        .sort(["len", "shape"], descending=[True, False], nulls_last=True)
         .group_by("error_type", maintain_order=True)
         .head(MESSAGES)
     )
@@ -198,9 +217,9 @@ def _failure_groups(
     types_by_status: dict[str, dict[str, int]] = {}
     for status, kind, n in statuses.iter_rows():
         types_by_status.setdefault(str(status), {})[str(kind)] = int(n)
-    said: dict[str, list[tuple[str, int]]] = {}
-    for kind, message, n in top.iter_rows():
-        said.setdefault(kind, []).append((_text(message, csv), int(n)))
+    said: dict[str, list[tuple[str, int, str]]] = {}
+    for kind, folded, n, message in top.select("error_type", "shape", "len", "message").iter_rows():
+        said.setdefault(kind, []).append((_text(folded, csv), int(n), _text(message, csv)))
     shown: dict[str, list[tuple[str, str]]] = {}
     for kind, contact, tags in first.iter_rows():
         shown.setdefault(kind, []).append((_text(contact, csv), _text(tags, csv)))

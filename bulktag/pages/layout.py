@@ -100,7 +100,10 @@ def table(
         for row in rows
     )
     title = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return Markup(f"<table>{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return Markup(
+        f'<div class="scroll"><table>{title}<thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def section(anchor: str, title: str, *parts: str) -> Markup:
@@ -136,19 +139,40 @@ p, li { margin: 4px 0; }
 .tile.warn { border-top-color: var(--warn); }
 .tile .number { font-size: 28px; font-weight: 650; font-variant-numeric: tabular-nums; }
 .tile .label { font-weight: 600; }
-.tile .detail { color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
+.tile .detail { color: var(--muted); font-size: 12px; overflow-wrap: break-word; }
+.next { padding: 2px 16px 10px; border-radius: 6px; margin: 14px 0; background: var(--soft);
+  border-left: 4px solid var(--muted); }
+.next h2 { margin: 10px 0 6px; border: 0; padding: 0; }
+.next.bad { border-color: var(--bad); } .next.warn { border-color: var(--warn); }
+.next.good { border-color: var(--good); }
+.next ul { margin: 0; padding-left: 20px; } .next li { margin: 7px 0; }
+code.command { display: inline-block; margin-top: 3px; padding: 2px 6px; background: #fff;
+  border: 1px solid var(--line); border-radius: 4px; overflow-wrap: anywhere; }
+.fault { padding: 6px 10px; border-left: 4px solid var(--bad); background: var(--soft); }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 8px 0 12px; width: 100%; }
 caption { text-align: left; color: var(--muted); padding: 2px 0; }
 th, td { text-align: left; padding: 4px 10px 4px 0; border-bottom: 1px solid var(--line);
   vertical-align: top; overflow-wrap: anywhere; }
-th { font-weight: 600; }
+th { font-weight: 600; overflow-wrap: normal; word-break: normal; hyphens: none; }
 .num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.chart svg { width: 100%; height: auto; max-height: 440px; display: block; }
+.chart { overflow-x: auto; }
+.chart svg { width: 100%; min-width: 560px; height: auto; max-height: 440px; display: block; }
 .chart.small svg { max-height: 210px; }
+ul.legend { list-style: none; display: flex; flex-wrap: wrap; gap: 4px 18px; padding: 0;
+  margin: 2px 0 14px; font-size: 13px; }
+ul.legend li { display: inline-flex; align-items: center; gap: 6px; margin: 0; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Consolas, monospace;
   font-size: 13px; }
 nav a { margin-right: 14px; }
-footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
+footer { margin-top: 36px; color: var(--muted); font-size: 13px; overflow-wrap: anywhere; }
+@media (max-width: 640px) {
+  body { padding: 14px 12px 32px; font-size: 14px; }
+  .tiles { grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)); gap: 8px; }
+  .tile { padding: 10px; } .tile .number { font-size: 24px; }
+  th, td { padding-right: 6px; }
+  nav a { display: inline-block; margin: 2px 12px 2px 0; }
+}
 @media print {
   body { max-width: none; padding: 0; font-size: 11pt; }
   nav { display: none; }

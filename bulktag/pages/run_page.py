@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bulktag import __version__
 from bulktag.pages import charts
 from bulktag.pages.facts import RunFacts
+from bulktag.pages.figures import Figures, figures
 from bulktag.pages.layout import Markup, Tile, esc, link, page, section, table, tiles, value
+from bulktag.pages.next_steps import RUN_WIDE, next_steps
 
 __all__ = ["render_run"]
 
-_RETRYABLE_HINT = "retryable: the failures file sends them again"
+_RETRYABLE_HINT = "retryable: sent again by the next run"
 _PERMANENT = {"validation_error", "not_found", "invalid_input"}
 _FILES = {
     "results": "one row per planned contact",
@@ -32,14 +33,6 @@ _FILES = {
 }
 
 
-def _n(mapping: Mapping[str, Any], key: str) -> int:
-    """A count in ``summary.json``; a count by endpoint (the pre-check's calls) summed."""
-    found = mapping.get(key) or 0
-    if isinstance(found, Mapping):
-        return sum(int(n or 0) for n in found.values())
-    return int(found)
-
-
 def _top(counts: Mapping[str, int], most: int = 3) -> str:
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     text = ", ".join(f"{n:,} {_short(name)}" for name, n in ordered[:most])
@@ -47,7 +40,13 @@ def _top(counts: Mapping[str, int], most: int = 3) -> str:
 
 
 def _short(text: str, longest: int = 40) -> str:
-    return text if len(text) <= longest else text[: longest - 1].rstrip() + "\u2026"
+    """``text`` cut at a word's end before ``longest`` characters, never inside a word."""
+    if len(text) <= longest:
+        return text
+    cut = text[: longest - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "\u2026"
 
 
 def _file(path: object, line: str = "") -> Markup:
@@ -57,44 +56,65 @@ def _file(path: object, line: str = "") -> Markup:
     return Markup(f'<span class="mono" title="{esc(whole)}">{value(name + line)}</span>')
 
 
-def _banner(summary: Mapping[str, Any]) -> Markup:
-    code = int(summary.get("exit_code", 0))
-    tone = {0: "good", 1: "warn", 75: "warn"}.get(code, "bad")
-    lines = [f"<strong>exit {code}</strong>: {esc(summary.get('exit_meaning', ''))}"]
-    if summary.get("dry_run"):
-        lines.append("dry run: read and planned, nothing was sent")
-    if summary.get("halt"):
-        lines.append(
-            f"stopped sending ({esc(summary['halt'])}): {value(summary.get('halt_message'))}"
-        )
-    if summary.get("resumed"):
-        lines.append("resumed: the chart of calls shows the last session")
-    return Markup(f'<div class="banner {tone}" id="outcome">' + "<br>".join(lines) + "</div>")
+def _code(command: str) -> Markup:
+    return Markup(f'<code class="command">{value(command, 2000)}</code>')
 
 
-def _outcomes(facts: RunFacts) -> Markup:
+def _next(facts: RunFacts, figures: Figures) -> Markup:
+    """What next: the box people read first."""
     s = facts.summary
-    contacts = s.get("contacts") or {}
+    code = int(s.get("exit_code", 0))
+    tone = {0: "good", 1: "warn", 75: "warn"}.get(code, "bad")
+    if figures.dry_run:
+        tone = "plain"
+    items = []
+    for step in next_steps(facts, figures):
+        command = f"<br>{_code(step.command)}" if step.command else ""
+        items.append(f'<li data-step="{esc(step.kind)}">{esc(step.text)}{command}</li>')
+    extra = []
+    if s.get("resumed"):
+        extra.append("Resumed: the counts of calls a minute are the last session's.")
+    notes = "".join(f'<p class="meta">{esc(x)}</p>' for x in extra)
+    return Markup(
+        f'<section id="next" class="next {tone}"><h2>What next</h2>'
+        f"<ul>{''.join(items)}</ul>{notes}</section>"
+    )
+
+
+def _outcomes(facts: RunFacts, f: Figures) -> Markup:
+    s = facts.summary
     types = facts.types_by_status
     rejects = s.get("rejects") or {}
 
     def tile(label: str, n: int, detail: str, tone: str = "plain") -> Tile:
-        return Tile(label, n, detail if n or label == "ok" else "", tone if n else "plain")
+        return Tile(
+            label, n, detail if n or label in ("ok", "would send") else "", tone if n else "plain"
+        )
 
+    reasons = _top(rejects.get("by_reason") or {}, 2)
+    if f.dry_run:
+        items = [
+            tile("would send", f.would_contacts, f"contacts, of {f.planned:,} planned", "good"),
+            tile("tags", f.would_tags, "to add"),
+            tile("calls", f.would_calls, "one per contact (100 tags a call)"),
+            tile("skipped", f.skipped, _top(s.get("skipped_by_reason") or {})),
+            tile("rejected rows", f.rejected, reasons, "bad"),
+        ]
+        return section("outcomes", "What a run would send", tiles(items))
     items = [
-        tile("ok", _n(contacts, "ok"), f"of {_n(contacts, 'planned'):,} planned", "good"),
-        tile("failed", _n(contacts, "failed"), _top(types.get("failed", {})), "bad"),
-        tile("deferred", _n(contacts, "deferred"), _top(types.get("deferred", {})), "warn"),
-        tile("not attempted", _n(contacts, "not_attempted"), "the run stopped first", "warn"),
-        tile("skipped", _n(contacts, "skipped"), _top(s.get("skipped_by_reason") or {})),
-        tile("rejected rows", _n(rejects, "total"), _top(rejects.get("by_reason") or {}, 2), "bad"),
+        tile("ok", f.ok, f"of {f.planned:,} planned", "good"),
+        tile("failed", f.failed, _top(types.get("failed", {})), "bad"),
+        tile("deferred", f.deferred, _top(types.get("deferred", {})), "warn"),
+        tile("not attempted", f.not_attempted, "the run stopped first", "warn"),
+        tile("skipped", f.skipped, _top(s.get("skipped_by_reason") or {})),
+        tile("rejected rows", f.rejected, reasons, "bad"),
     ]
     parts = [
-        ("ok", _n(contacts, "ok"), charts.GOOD),
-        ("failed", _n(contacts, "failed"), charts.BAD),
-        ("deferred", _n(contacts, "deferred"), charts.WARN),
-        ("not attempted", _n(contacts, "not_attempted"), charts.PURPLE),
-        ("skipped", _n(contacts, "skipped"), charts.GREY),
+        ("ok", f.ok, charts.GOOD),
+        ("failed", f.failed, charts.BAD),
+        ("deferred", f.deferred, charts.WARN),
+        ("not attempted", f.not_attempted, charts.PURPLE),
+        ("skipped", f.skipped, charts.GREY),
     ]
     chart = charts.stacked_bar("Contacts by outcome", parts) if any(n for _, n, _ in parts) else ""
     return section(
@@ -102,95 +122,156 @@ def _outcomes(facts: RunFacts) -> Markup:
     )
 
 
-def _plan(facts: RunFacts) -> Markup:
-    s = facts.summary
-    plan = s.get("plan") or {}
-    calls = s.get("calls") or {}
-    naive, made, saved = _n(s, "naive_calls"), _n(calls, "total"), int(s.get("calls_saved") or 0)
-    by_endpoint = ", ".join(f"{n:,} {e}" for e, n in sorted(calls.items()) if e != "total" and n)
+def _figure(name: str, number: int | None) -> Markup:
+    """A figure of :mod:`bulktag.pages.figures`, marked so a test can read it back."""
+    shown = "unknown" if number is None else f"{number:,}"
+    return Markup(f'<span data-figure="{esc(name)}">{shown}</span>')
+
+
+def _calls(facts: RunFacts, f: Figures) -> Markup:
+    """Every figure about calls, once, each with its definition."""
+    plan = facts.summary.get("plan") or {}
+    others = ", ".join(f"{n:,} {e}" for e, n in sorted(f.other_calls.items()))
     rows: list[list[object]] = [
         [
             "input rows",
-            _n(plan, "rows_read"),
-            f"{_n(plan, 'rows_grouped'):,} grouped, {_n(plan, 'rows_rejected'):,} rejected",
+            _figure("rows", int(plan.get("rows_read") or 0)),
+            f"{int(plan.get('rows_grouped') or 0):,} grouped into contacts, "
+            f"{f.rejected:,} rejected",
         ],
-        [
-            "contacts",
-            _n(plan, "contacts"),
-            f"{_n(plan, 'pairs') - _n(plan, 'duplicate_pairs'):,} tags to add",
-        ],
+        ["contacts planned", _figure("planned", f.planned), "contacts with tags to add"],
         [
             "calls a naive run makes",
-            naive,
-            "one per request of the plan, before skipping what is done",
+            _figure("naive", f.naive),
+            "one add-tags call per contact (100 tags a call), before skipping what is done",
         ],
-        ["calls made", made, by_endpoint or "none"],
-        ["calls saved", saved, "a naive run's calls less the calls made"],
     ]
-    precheck = s.get("precheck")
+    if f.dry_run:
+        rows.append(["calls a run would make", _figure("would", f.would_calls), "nothing was sent"])
+    else:
+        rows += [
+            [
+                "calls made",
+                _figure("made", f.made),
+                "every request this run sent to LeadLex, retries included: "
+                f"{f.add_tags:,} add-tags" + (f", {others}" if others else ""),
+            ],
+            [
+                "retries",
+                _figure("retries", f.retries),
+                f"add-tags requests sent again after a 429, a 5xx or no answer ({f.first_tries:,}"
+                " first tries); a retry that succeeded is not a failure",
+            ],
+            [
+                "answered 429",
+                _figure("answered_429", f.answered_429),
+                "refused for going too fast, sent again later; not counted by LeadLex",
+            ],
+            [
+                "errors LeadLex does not count",
+                _figure("uncounted", f.uncounted_errors),
+                "answered 5xx or not at all (a timed-out call may have been counted)",
+            ],
+            [
+                "calls counted against the daily quota",
+                _figure("counted", f.counted),
+                _counted_note(f),
+            ],
+        ]
+    rows.append(
+        [
+            "calls saved",
+            _figure("saved", f.saved),
+            f"{f.skipped:,} contacts skipped as already done, one call each"
+            + (f", less {f.precheck:,} pre-check exports" if f.precheck else "")
+            + "; contacts left for later save nothing",
+        ]
+    )
+    precheck = facts.summary.get("precheck")
     if precheck:
         rows.append(
             [
                 "pre-check",
-                _n(precheck, "calls"),
-                f"{precheck.get('reason', '')}: "
-                f"{_n(precheck, 'pairs_already_tagged'):,} pairs already tagged",
+                int(precheck.get("pairs_already_tagged") or 0),
+                f"pairs found already tagged ({precheck.get('reason', '')})",
             ]
         )
     inputs = [
-        [_file(i.get("source")), i.get("format", ""), _n(i, "rows"), value(i.get("id_column"))]
+        [
+            _file(i.get("source")),
+            i.get("format", ""),
+            int(i.get("rows") or 0),
+            value(i.get("id_column")),
+        ]
         for i in plan.get("inputs") or []
     ]
-    chart = charts.bars(
-        "Calls: a naive run, this run, saved",
-        [("naive run", naive), ("this run", made), ("saved", max(0, saved))],
-        height=190,
-    )
     return section(
-        "plan",
-        "The plan against what happened",
-        table(["", "count", ""], rows, numeric=[1]),
-        Markup(f'<div class="chart small">{chart}</div>'),
+        "calls",
+        "Calls, each counted once",
+        table(["", "count", "what it counts"], rows, numeric=[1]),
         table(["input", "format", "rows", "ID column"], inputs, numeric=[2], caption="Inputs")
         if inputs
         else "",
     )
 
 
-def _rate(facts: RunFacts) -> Markup:
+def _counted_note(f: Figures) -> str:
+    if f.counted is None:
+        return "LeadLex reported no quota (unmetered, or no answer)"
+    expected = f.expected_counted
+    text = "as LeadLex reported it: left before, less left after; = calls made less the two above"
+    if f.whole and f.counted != expected:
+        text += (
+            f" ({expected:,} by that rule: the difference is other use of the key during the "
+            "run, or timed-out calls LeadLex answered)"
+        )
+    return text
+
+
+def _rate(facts: RunFacts, f: Figures) -> Markup:
     timeline = facts.summary.get("timeline") or {}
-    minutes = timeline.get("minutes") or []
-    chart = charts.calls_per_minute(timeline) if minutes else None
-    if chart is None:
-        what = "nothing was sent (dry run)" if facts.summary.get("dry_run") else "no call was made"
-        return section("rate", "Calls per minute", Markup(f"<p>{esc(what)}.</p>"))
-    total = sum(int(m["calls"]) for m in minutes)
-    peak = max(int(m["calls"]) for m in minutes)
-    limited = sum(int(m["rate_limited"]) for m in minutes)
-    retries = sum(int(m["retries"]) for m in minutes)
-    failed = sum(int(m["failed"]) for m in minutes)
+    drawn = charts.calls_over_time(timeline)
+    if drawn is None:
+        what = "nothing was sent (dry run)" if f.dry_run else "no call was made"
+        return section("rate", "Calls over time", Markup(f"<p>{esc(what)}.</p>"))
+    chart, legend, span = drawn
     rate = timeline.get("rate_per_minute")
     final = timeline.get("final_rate_per_minute")
     limit = f"limit {rate:g} a minute" if rate else "no rate limit"
     if rate and final and final != rate:
-        limit += f" (lowered to {final:g} after 429s)"
-    span = int(minutes[-1]["minute"]) + 1
+        limit += f", lowered to {final:g} after 429s"
+    minutes = timeline.get("minutes") or []
+    peak = max(int(m["calls"]) for m in minutes)
+    errors = sum(int(m.get("failed", 0)) for m in minutes)
     text = (
-        f"{total:,} calls over {span:,} minute{'s' if span > 1 else ''}, at most {peak:,} in a "
-        f"minute; {limit}; {limited:,} answered 429, {retries:,} retries, "
-        f"{failed:,} other failures."
+        f"{f.made:,} calls over {span}, at most {peak:,} in a minute ({limit}). "
+        f"{f.answered_429:,} answered 429 and {errors:,} answered another error or none "
+        f"(404, 5xx, timeouts); {f.retries:,} calls were retries. Contacts that failed for "
+        f"good: {f.failed:,} (under Failures)."
     )
     return section(
-        "rate", "Calls per minute", Markup(f"<p>{esc(text)}</p><div class=chart>{chart}</div>")
+        "rate",
+        "Calls over time",
+        Markup(f'<p>{esc(text)}</p><div class="chart wide">{chart}</div>{legend}'),
     )
 
 
 def _failures(facts: RunFacts) -> Markup:
+    if facts.summary.get("dry_run"):
+        return section("failures", "Failures by type", Markup("<p>None: nothing was sent.</p>"))
     if not facts.failures:
         return section(
             "failures", "Failures by type", Markup("<p>None: every contact sent ended ok.</p>")
         )
     parts: list[str] = []
+    halt = facts.summary.get("halt")
+    if halt in RUN_WIDE:
+        parts.append(
+            Markup(
+                '<p class="fault">One fault of the whole run, not one per contact: '
+                f"{value(facts.summary.get('halt_message') or halt)}</p>"
+            )
+        )
     counts = [(g.error_type, g.count) for g in facts.failures]
     if len(counts) > 1:
         parts.append(
@@ -209,8 +290,21 @@ def _failures(facts: RunFacts) -> Markup:
         )
         parts.append(
             table(
-                ["most frequent messages", "contacts"],
-                [[value(m), n] for m, n in group.messages],
+                ["most frequent messages (IDs, numbers and URLs folded)", "contacts"],
+                [
+                    [
+                        Markup(
+                            f"{value(shape)}"
+                            + (
+                                f'<div class="meta">e.g. {value(example)}</div>'
+                                if example != shape
+                                else ""
+                            )
+                        ),
+                        n,
+                    ]
+                    for shape, n, example in group.messages
+                ],
                 numeric=[1],
             )
         )
@@ -243,12 +337,10 @@ def _rejects(facts: RunFacts) -> Markup:
     return section("rejects", "Rejects by reason", *parts)
 
 
-def _quota(facts: RunFacts) -> Markup:
-    s = facts.summary
-    quota = s.get("quota") or {}
+def _quota(facts: RunFacts, f: Figures) -> Markup:
+    quota = facts.summary.get("quota") or {}
     remaining, limit, reset = quota.get("remaining"), quota.get("limit"), quota.get("reset")
-    calls = _n(s.get("calls") or {}, "total")
-    if remaining is None:
+    if remaining is None or f.counted is None:
         return section(
             "quota",
             "Daily quota",
@@ -257,14 +349,10 @@ def _quota(facts: RunFacts) -> Markup:
             ),
         )
     remaining = int(remaining)
-    known = quota.get("before")
-    before = int(known) if known is not None else remaining + calls
-    spent = max(0, before - remaining)
+    before = remaining + f.counted
     rows: list[list[object]] = [
         ["the day's quota", "" if limit is None else int(limit)],
         ["left before this run", before],
-        ["counted against it by this run", spent],
-        ["calls this run made", calls],
         ["left after this run", remaining],
     ]
     if reset:
@@ -275,20 +363,19 @@ def _quota(facts: RunFacts) -> Markup:
         "The day's quota",
         [
             ("used before", used, charts.GREY),
-            ("this run", spent, charts.BLUE),
+            ("this run", f.counted, charts.BLUE),
             ("left", remaining, charts.GOOD),
         ],
-    )
-    how = (
-        "what LeadLex reported after this run's first call, plus that call"
-        if known is not None
-        else "what was left after the run, plus the calls this run made"
     )
     return section(
         "quota",
         "Daily quota",
         table(["", "calls"], rows, numeric=[1]),
-        Markup(f'<p class="meta">Left before: {esc(how)}.</p>'),
+        Markup(
+            f'<p class="meta">This run: {f.counted:,} calls counted against it (under '
+            '<a href="#calls">Calls</a>). Left before: what LeadLex reported after this '
+            "run's first counted call, plus that call.</p>"
+        ),
         Markup(f'<div class="chart small">{chart}</div>'),
     )
 
@@ -314,9 +401,10 @@ def render_run(facts: RunFacts) -> str:
         + "".join(
             f'<a href="#{a}">{t}</a>'
             for a, t in (
+                ("next", "What next"),
                 ("outcomes", "Outcome"),
-                ("plan", "Plan"),
-                ("rate", "Calls per minute"),
+                ("calls", "Calls"),
+                ("rate", "Over time"),
                 ("failures", "Failures"),
                 ("rejects", "Rejects"),
                 ("quota", "Quota"),
@@ -326,19 +414,21 @@ def render_run(facts: RunFacts) -> str:
         + "</nav>"
     )
     written = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    f = figures(s)
+    title = "bulktag dry run" if f.dry_run else "bulktag run"
     return page(
-        f"bulktag run {s.get('started_at', '')}",
-        "bulktag run" + job,
+        f"{title} {s.get('started_at', '')}",
+        title + job,
         [
             meta,
-            _banner(s),
+            _next(facts, f),
             nav,
-            _outcomes(facts),
-            _plan(facts),
-            _rate(facts),
+            _outcomes(facts, f),
+            _calls(facts, f),
+            _rate(facts, f),
             _failures(facts),
             _rejects(facts),
-            _quota(facts),
+            _quota(facts, f),
             _files(facts),
         ],
         footer=f"Written by bulktag {__version__} at {written} from the files in this folder; "

@@ -49,7 +49,9 @@ def test_the_most_frequent_messages_come_first(tmp_path: Path) -> None:
         ("server_error", 8),
         ("not_found", 4),
     ]
-    assert facts.failures[0].messages == (("HTTP 500", 5), ("HTTP 503", 2), ("HTTP 502", 1))
+    # one shape, its numbers folded, with the first message of that shape as its example
+    assert facts.failures[0].messages == (("HTTP <n>", 8, "HTTP 503"),)
+    assert facts.failures[1].messages == (("Contact not found", 4, "Contact not found"),)
     assert [c for c, _ in facts.failures[1].examples] == [
         "not_found-0",
         "not_found-1",
@@ -76,5 +78,28 @@ def test_a_csv_cell_kept_from_a_spreadsheet_formula_reads_as_written(tmp_path: P
     """The apostrophe a CSV output puts before '=', '+', '-', '@' is not shown."""
     failures = _rows("validation_error", "'=HYPERLINK(x)", 1).with_columns(tags=pl.lit("'-vip"))
     facts = read_run(_folder(tmp_path, failures, {"validation_error": 1}))
-    assert facts.failures[0].messages == (("=HYPERLINK(x)", 1),)
+    assert facts.failures[0].messages == (("=HYPERLINK(x)", 1, "=HYPERLINK(x)"),)
     assert facts.failures[0].examples == (("validation_error-0", "-vip"),)
+
+
+def test_messages_group_by_their_shape(tmp_path: Path) -> None:
+    """40 contacts behind a wrong URL: one message shape (the IDs and URL folded), not 40
+    messages of one contact each; the shape keeps one real message as its example."""
+    ids = [f"123e4567-e89b-42d3-a456-4266141740{n:02d}" for n in range(40)]
+    failures = pl.DataFrame(
+        {
+            "contact_id": ids,
+            "tags": ["a"] * 40,
+            "status": ["failed"] * 40,
+            "error_type": ["unexpected_response"] * 40,
+            "message": [
+                f"No route for POST /v1/v1/contacts/{i}/tags at https://x.test/v1/contacts/{i}"
+                for i in ids
+            ],
+        }
+    )
+    facts = read_run(_folder(tmp_path, failures, {"unexpected_response": 40}))
+    ((folded, n, example),) = facts.failures[0].messages
+    assert folded == "No route for POST /v1/v1/contacts/<id>/tags at <url>"
+    assert n == 40
+    assert example == failures["message"][0]

@@ -53,7 +53,7 @@ def test_a_run_writes_its_report_beside_its_files(make_world: Callable[..., Worl
     assert stat.S_IMODE(report.stat().st_mode) == 0o600
     page = report.read_text(encoding="utf-8")
     summary = json.loads((run_dir / "summary.json").read_text())
-    for anchor in ("outcomes", "plan", "rate", "failures", "rejects", "quota", "files"):
+    for anchor in ("outcomes", "calls", "rate", "failures", "rejects", "quota", "files"):
         assert f'<section id="{anchor}">' in page
     contacts = summary["contacts"]
     assert tiles(page) == {
@@ -70,7 +70,8 @@ def test_a_run_writes_its_report_beside_its_files(make_world: Callable[..., Worl
     assert 'data-type="not_found"' in page
     assert "Contact not found" in page
     assert "00000000-0000-4000-8000-000000000000" in page  # an example contact
-    assert "Calls a minute, UTC" in page
+    assert "Calls a minute, UTC" in page  # a run of 4 minutes: minutes
+    assert '<section id="next" class="next warn"><h2>What next</h2>' in page
     for name in ("results.csv", "failures.csv", "rejects.csv", "summary.json"):
         assert f'href="{name}"' in page
 
@@ -113,9 +114,13 @@ def test_a_dry_run_has_a_report_too(make_world: Callable[..., World]) -> None:
     code, run_dir = world.run(str(source), "--dry-run")
     assert code == ExitCode.OK
     page = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert "dry run: read and planned, nothing was sent" in page
+    assert "<h1>bulktag dry run</h1>" in page
+    assert "Dry run: nothing was sent. A run would send 5 calls adding 5 tags to 5 contacts" in page
+    assert "exit 0 of a dry run: a run would send all of it." in page
     assert "nothing was sent (dry run)" in page
-    assert tiles(page)["not attempted"] == 5
+    assert tiles(page) == {"would send": 5, "tags": 5, "calls": 5, "skipped": 0, "rejected rows": 0}
+    assert "all contacts ok" not in page
+    assert "not attempted" not in page
 
 
 def test_no_report_writes_none(make_world: Callable[..., World]) -> None:

@@ -66,6 +66,7 @@ def test_429s_and_retries_are_marked(make_world: Callable[..., World]) -> None:
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     assert f"{limited:,} answered 429" in page
     assert "lowered to" in page  # the limiter's rate after the 429s
+    assert "rate limit, as LeadLex allowed it" in page  # drawn as it was lowered
 
 
 def test_an_interrupted_run_writes_its_report(tmp_path: Path) -> None:
@@ -104,7 +105,8 @@ def test_an_interrupted_run_writes_its_report(tmp_path: Path) -> None:
             _out, err = process.communicate(timeout=60)
     assert process.returncode == ExitCode.WORK_LEFT, err
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
-    assert "stopped sending (interrupted)" in page
+    assert "were not sent: finish this run:" in page  # What next
+    assert f"bulktag run --resume {tmp_path / 'run'}" in page
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["contacts"]["not_attempted"] > 0
     assert (
