@@ -25,6 +25,7 @@ import pygal
 from pygal.etree import etree
 from pygal.style import Style
 
+from bulktag.pages.figures import allowed_per_minute
 from bulktag.pages.layout import Markup, esc
 
 # pygal appends a finder of its map plugins (pygal.maps.*, unused here) to sys.meta_path;
@@ -253,12 +254,11 @@ def calls_over_time(timeline: Mapping[str, Any]) -> tuple[Markup, Markup, str] |
         title = f"Calls {per}, UTC"
         span = _span(len(merged) * size * 60)
         every = max(1, len(labels) // 10)
-    limits = [
-        None
-        if row[4] == math.inf and not configured
-        else (row[4] if row[4] != math.inf else configured)
-        for row in merged
-    ]
+    allowed = allowed_per_minute(timeline)
+    if allowed is not None:  # LeadLex's limit, as its 429s showed it
+        limits: list[float | None] = [float(allowed)] * len(merged)
+    else:  # the limiter's, as it was in each bucket
+        limits = [row[4] if row[4] != math.inf else configured for row in merged]
     limit_line = [None if r is None else float(r) * scale for r in limits]
     top = max(*(row[0] for row in merged), *(r or 0.0 for r in limit_line), 1.0)
     ticks = _ticks(top)
@@ -283,8 +283,12 @@ def calls_over_time(timeline: Mapping[str, Any]) -> tuple[Markup, Markup, str] |
     chart.add("calls", [row[0] for row in merged], fill=True, show_dots=len(merged) == 1)
     entries = [("calls " + per, BLUE, "area")]
     if any(r is not None for r in limit_line):
-        lowered = len({r for r in limit_line if r is not None}) > 1
-        name = "rate limit, as LeadLex allowed it" if lowered else "rate limit"
+        if allowed is not None:
+            name = f"the limit LeadLex allowed: {allowed:,} a minute (seen in its 429s)"
+        elif len({r for r in limit_line if r is not None}) > 1:
+            name = "the rate limit, as lowered after 429s"
+        else:
+            name = "the rate limit"
         chart.add(
             name,
             limit_line,

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Figures", "count", "figures"]
+__all__ = ["Figures", "allowed_per_minute", "count", "figures"]
 
 
 def count(mapping: Mapping[str, Any] | None, key: str) -> int:
@@ -112,3 +112,15 @@ def figures(summary: Mapping[str, Any]) -> Figures:
         would_tags=count(would, "tags"),
         would_calls=count(would, "calls"),
     )
+
+
+def allowed_per_minute(timeline: Mapping[str, Any]) -> int | None:
+    """The calls a minute LeadLex let through, as seen: the most calls answered other than
+    429 in a minute it also answered 429 (None: it never answered 429). LeadLex sends no
+    per-minute header; this is the only way to know its limit."""
+    refused = [
+        int(m["calls"]) - int(m["rate_limited"])
+        for m in timeline.get("minutes") or []
+        if int(m.get("rate_limited", 0))
+    ]
+    return max(refused) if refused else None

@@ -82,80 +82,100 @@ def _lines(facts: RunFacts) -> str:
 
 
 def next_steps(facts: RunFacts, figures: Figures) -> list[Step]:
-    s, config = facts.summary, facts.config
-    job = config.get("job_settings") or {}
-    job_file = job.get("file") if s.get("job") else None
-    code = int(s.get("exit_code", 0))
-    files = dict(facts.files)
+    """The steps, in the order a person acts on them (see the module docstring)."""
+    s = facts.summary
+    job = facts.config.get("job_settings") or {}
+    job_file = str(job["file"]) if s.get("job") and job.get("file") else None
     steps: list[Step] = []
-    halt = s.get("halt")
     if figures.dry_run:
-        inputs = " ".join(_q(i) for i in config.get("inputs") or [])
-        command = f"bulktag run --job {_q(job_file)}" if job_file else f"bulktag run {inputs}"
+        steps.append(_dry(facts, figures, job_file))
+    else:
+        if s.get("halt") in RUN_WIDE:
+            steps.append(
+                Step(
+                    "fault",
+                    "The run stopped on a fault of the whole run, not of its contacts: "
+                    f"{s.get('halt_message') or s.get('halt')}. Fix that first.",
+                )
+            )
+        steps += _sending(facts, figures, job_file)
+    steps += _people(facts, figures)
+    if not steps:
+        steps.append(Step("done", "Nothing to do: every contact has its tags."))
+    meaning = (DRY_CRON if figures.dry_run else CRON).get(int(s.get("exit_code", 0)))
+    if meaning:
+        steps.append(Step("cron", meaning))
+    return steps
+
+
+def _dry(facts: RunFacts, figures: Figures, job_file: str | None) -> Step:
+    inputs = " ".join(_q(i) for i in facts.config.get("inputs") or [])
+    return Step(
+        "send",
+        f"Dry run: nothing was sent. A run would send {figures.would_calls:,} calls "
+        f"adding {figures.would_tags:,} tags to {figures.would_contacts:,} contacts"
+        + (f" ({figures.skipped:,} skipped as done)" if figures.skipped else "")
+        + ". To send it, run the same command without --dry-run"
+        + (": the job's next night does it." if job_file else ":"),
+        f"bulktag run --job {_q(job_file)}" if job_file else f"bulktag run {inputs}",
+    )
+
+
+def _sending(facts: RunFacts, figures: Figures, job_file: str | None) -> list[Step]:
+    """The command that sends what is left, and when."""
+    s = facts.summary
+    unsent = figures.deferred + figures.not_attempted
+    again = _retryable_failed(facts)
+    if not unsent and not again:
+        return []
+    failures = facts.run_dir / dict(facts.files).get("failures", "failures.csv")
+    reset = _when(s)
+    quota_spent = s.get("halt") == "quota_exhausted" or "quota_exhausted" in (
+        facts.types_by_status.get("deferred") or {}
+    )
+    when = f" after the daily quota resets ({reset})" if quota_spent and reset else ""
+    if job_file:
+        return [
+            Step(
+                "send",
+                f"{unsent + again:,} contacts still to send. The job's next night sends them "
+                f"first{when}: nothing to do. To send them sooner:",
+                f"bulktag run --job {_q(job_file)}",
+            )
+        ]
+    if s.get("halt") in RUN_WIDE:  # the fix changes settings: a new run of the failures
+        return [
+            Step(
+                "send",
+                f"{unsent + again:,} contacts still to send: once it is fixed, run the "
+                "failures file (with the fixed settings):",
+                f"bulktag run {_q(failures)}",
+            )
+        ]
+    steps = []
+    if unsent:
         steps.append(
             Step(
                 "send",
-                f"Dry run: nothing was sent. A run would send {figures.would_calls:,} calls "
-                f"adding {figures.would_tags:,} tags to {figures.would_contacts:,} contacts"
-                + (f" ({figures.skipped:,} skipped as done)" if figures.skipped else "")
-                + ". To send it, run the same command without --dry-run"
-                + (": the job's next night does it." if job_file else ":"),
-                command,
+                f"{unsent:,} contacts were not sent: finish this run{when}:",
+                f"bulktag run --resume {_q(facts.run_dir)}",
             )
         )
-    elif halt in RUN_WIDE:
+    if again:
         steps.append(
             Step(
-                "fault",
-                f"The run stopped on a fault of the whole run, not of its contacts: "
-                f"{s.get('halt_message') or halt}. Fix that first.",
+                "send",
+                f"{again:,} contacts failed in a way a re-run may fix: send the failures "
+                "file again, until the exit code is 0 or 1:",
+                f"bulktag run {_q(failures)}",
             )
         )
-    unsent = figures.deferred + figures.not_attempted
-    failed_again = _retryable_failed(facts)
-    if (unsent or failed_again) and not figures.dry_run:
-        failures = facts.run_dir / files.get("failures", "failures.csv")
-        reset = _when(s)
-        quota_spent = halt == "quota_exhausted" or "quota_exhausted" in (
-            facts.types_by_status.get("deferred") or {}
-        )
-        when = f" after the daily quota resets ({reset})" if quota_spent and reset else ""
-        if job_file:
-            steps.append(
-                Step(
-                    "send",
-                    f"{unsent + failed_again:,} contacts still to send. The job's next night "
-                    f"sends them first{when}: nothing to do. To send them sooner:",
-                    f"bulktag run --job {_q(job_file)}",
-                )
-            )
-        elif halt in RUN_WIDE:  # other settings: a new run of the failures file
-            steps.append(
-                Step(
-                    "send",
-                    f"{unsent + failed_again:,} contacts still to send: once it is fixed, run "
-                    "the failures file (with the fixed settings):",
-                    f"bulktag run {_q(failures)}",
-                )
-            )
-        else:
-            if unsent:
-                steps.append(
-                    Step(
-                        "send",
-                        f"{unsent:,} contacts were not sent: finish this run{when}:",
-                        f"bulktag run --resume {_q(facts.run_dir)}",
-                    )
-                )
-            if failed_again:
-                steps.append(
-                    Step(
-                        "send",
-                        f"{failed_again:,} contacts failed in a way a re-run may fix: send the "
-                        "failures file again, until the exit code is 0 or 1:",
-                        f"bulktag run {_q(failures)}",
-                    )
-                )
+    return steps
+
+
+def _people(facts: RunFacts, figures: Figures) -> list[Step]:
+    """What needs a person: unknown contacts, refused tags, rejected rows."""
+    steps = []
     permanent = facts.types_by_status.get("failed") or {}
     if permanent.get("not_found"):
         steps.append(
@@ -176,7 +196,7 @@ def next_steps(facts: RunFacts, figures: Figures) -> list[Step]:
             )
         )
     if figures.rejected:
-        rejects = files.get("rejects", "rejects.csv")
+        rejects = dict(facts.files).get("rejects", "rejects.csv")
         steps.append(
             Step(
                 "person",
@@ -185,11 +205,6 @@ def next_steps(facts: RunFacts, figures: Figures) -> list[Step]:
                 "input and run those rows again.",
             )
         )
-    if not steps:
-        steps.append(Step("done", "Nothing to do: every contact has its tags."))
-    meaning = (DRY_CRON if figures.dry_run else CRON).get(code)
-    if meaning:
-        steps.append(Step("cron", meaning))
     return steps
 
 

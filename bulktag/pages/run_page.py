@@ -17,7 +17,7 @@ from pathlib import Path
 from bulktag import __version__
 from bulktag.pages import charts
 from bulktag.pages.facts import RunFacts
-from bulktag.pages.figures import Figures, figures
+from bulktag.pages.figures import Figures, allowed_per_minute, figures
 from bulktag.pages.layout import Markup, Tile, esc, link, page, section, table, tiles, value
 from bulktag.pages.next_steps import RUN_WIDE, next_steps
 
@@ -237,9 +237,12 @@ def _rate(facts: RunFacts, f: Figures) -> Markup:
     chart, legend, span = drawn
     rate = timeline.get("rate_per_minute")
     final = timeline.get("final_rate_per_minute")
-    limit = f"limit {rate:g} a minute" if rate else "no rate limit"
+    limit = f"limit set {rate:g} a minute" if rate else "no rate limit set"
     if rate and final and final != rate:
         limit += f", lowered to {final:g} after 429s"
+    allowed = allowed_per_minute(timeline)
+    if allowed is not None:
+        limit += f"; LeadLex let about {allowed:,} a minute through"
     minutes = timeline.get("minutes") or []
     peak = max(int(m["calls"]) for m in minutes)
     errors = sum(int(m.get("failed", 0)) for m in minutes)

@@ -66,7 +66,9 @@ def test_429s_and_retries_are_marked(make_world: Callable[..., World]) -> None:
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     assert f"{limited:,} answered 429" in page
     assert "lowered to" in page  # the limiter's rate after the 429s
-    assert "rate limit, as LeadLex allowed it" in page  # drawn as it was lowered
+    # LeadLex's own limit, as its 429s showed it (no header tells it), drawn and said
+    assert "the limit LeadLex allowed: 5 a minute (seen in its 429s)" in page
+    assert "LeadLex let about 5 a minute through" in page
 
 
 def test_an_interrupted_run_writes_its_report(tmp_path: Path) -> None:
