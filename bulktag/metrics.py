@@ -97,7 +97,7 @@ def write_metrics(path: Path, summary: Summary) -> None:
     )
     gauge(
         "bulktag_last_run_calls_saved",
-        "Naive calls less the calls made: what the ledger and the pre-check saved.",
+        "Contacts skipped as done (ledger, pre-check, failed before) less the pre-check's calls.",
         [("", summary.calls_saved)],
     )
     gauge(
