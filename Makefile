@@ -38,10 +38,11 @@ $(VENV)/.synced-bench: pyproject.toml uv.lock | $(UV)
 demo: $(VENV)/.synced-dev  ## start the emulator and run bulktag end to end on sample_data/
 	$(RUN) bulktag demo
 
-lint: $(VENV)/.synced-dev  ## ruff and mypy --strict
+lint: $(VENV)/.synced-dev  ## ruff, mypy --strict, and the stages' import layers
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports
 
 test: lint  ## lint, then the whole test suite
 	$(RUN) pytest

@@ -11,7 +11,7 @@ candidate says it cannot tell. Candidates:
 - each library alone, taken at its word: chardetng-py (Firefox's detector), chardet 7,
   charset-normalizer;
 - bulktag before this change: BOM, UTF-16's NULs, valid UTF-8, else Windows-1252 or Mac Roman;
-- bulktag now (``bulktag.encoding.choose``): certain marks, then chardetng and chardet
+- bulktag now (``bulktag.read.encoding.choose``): certain marks, then chardetng and chardet
   together, their disagreements weighed by how the letters read, else refused.
 
 Time: one detection of a 1 MB sample made of the file repeated, median of 5, per library
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import ROOT, Section, median
-from bulktag.encoding import choose, plausibility, scan
+from bulktag.read.encoding import choose, plausibility, scan
 
 CORPUS = ROOT / "tests" / "fixtures" / "encodings"
 Guess = Callable[[bytes, Path], str | None]  #: an encoding, or None: refused

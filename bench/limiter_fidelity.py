@@ -28,10 +28,10 @@ import trio.testing
 
 from bench.bareloop import ids
 from bench.common import API_URL, Section, emulator, median
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.clock import SourceClock
 from bulktag.emulator import Emulator, EmulatorClock, EmulatorTransport, Key
-from bulktag.runner import Runtime
+from bulktag.run.runner import Runtime
 
 T0 = 1_795_694_400.0  # 2026-11-26 12:00 UTC
 KEY = "wbk_bench_fidelity"

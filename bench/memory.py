@@ -99,13 +99,13 @@ def data(rows: int) -> Path:
 
 
 def worker(rows: int) -> None:
-    import bulktag.runner
-    from bulktag.cli import main
-    from bulktag.dispatch import Dispatcher
+    import bulktag.run.runner
+    from bulktag.cli.commands import main
+    from bulktag.send.dispatch import Dispatcher
 
     folder = Path(tempfile.mkdtemp(prefix="bulktag-memory-"))
     source = WORK / f"memory-{rows}.csv"  # written by run(): generating it here would count
-    runtime = bulktag.runner.Runtime(
+    runtime = bulktag.run.runner.Runtime(
         transport=httpx2.MockTransport(handler),
         environ={"LEADLEX_API_KEY": "wbk_bench", "BULKTAG_STATE_DIR": str(folder / "state")},
         handle_signals=False,

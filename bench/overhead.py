@@ -22,8 +22,8 @@ import httpx2
 
 from bench.bareloop import ids
 from bench.common import API_URL, Section, median
-from bulktag.cli import main
-from bulktag.runner import Runtime
+from bulktag.cli.commands import main
+from bulktag.run.runner import Runtime
 
 BODY_HEADERS = {"content-type": "application/json", "x-ratelimit-remaining": "100000000"}
 

@@ -31,9 +31,9 @@ import httpcore2._async.connection_pool as pool_module
 from anyio.streams import memory
 
 from bench.bareloop import main as bareloop
-from bulktag.cli import main as bulktag
-from bulktag.dispatch import Dispatcher
-from bulktag.journal import Journal
+from bulktag.cli.commands import main as bulktag
+from bulktag.send.dispatch import Dispatcher
+from bulktag.state.journal import Journal
 
 counts: Counter[str] = Counter()
 seconds: dict[str, float] = defaultdict(float)

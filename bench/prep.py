@@ -24,7 +24,7 @@ shape's straightforward polars script (``bench/plain_polars.py``: ``scan_csv`` o
   bench/plain_polars.py SHAPE FILE``, each a process started by a small launcher that
   times it (interpreter start and imports included) and takes its peak RSS from
   ``wait4`` (the launcher is a fresh, small process: no high-water mark inherited);
-- **in-process**: ``bulktag.plan.prepare_plan`` against the plain script's body (whose
+- **in-process**: ``bulktag.plan.build.prepare_plan`` against the plain script's body (whose
   plan is also written as Parquet), each in a fresh ``python -m bench.prep --worker ...``
   process timed from opening the input to the plan written (imports not included: for a
   workbook, fastexcel, and the pyarrow polars' ``read_excel`` loads, are imported first);
@@ -36,7 +36,7 @@ plan is checked to be the same (contacts, tags, lines, order: a hash of the plan
 for the whole-process sizes not measured in-process, by one more in-process run each.
 Per shape, one more run of ``bulktag validate`` in a worker (``bench.stages``; and of
 ``prepare_plan`` at the in-process size when it differs) times bulktag's imports and the
-top-level functions of ``bulktag.plan`` and ``bulktag.read`` (and a few of ``sniff``,
+top-level functions of ``bulktag.plan.build`` and ``bulktag.read.inputs`` (and a few of ``sniff``,
 ``precheck``, ``report``), by name, those that exist.
 
 Inputs are generated once (seeded) under ``bench/.work/prep/`` and reused.
@@ -427,7 +427,7 @@ def make_input(shape: Shape, size: int, folder: Path = DATA) -> Input:
 
 def _bulktag(path: Path, out: Path, shape: str) -> dict[str, Any]:
     from bulktag.config import ReadOptions
-    from bulktag.plan import prepare_plan
+    from bulktag.plan.build import prepare_plan
 
     del shape  # bulktag finds the shape itself
     _, plan = prepare_plan((str(path),), ReadOptions(), out, out / "plan.parquet")
@@ -520,7 +520,7 @@ WORKERS: dict[str, Callable[[Path, Path, str], dict[str, Any]]] = {
     "csvmodule": _csv_module,
 }
 IMPORTS = {
-    "bulktag": ("bulktag.plan", "polars"),
+    "bulktag": ("bulktag.plan.build", "polars"),
     "polars": ("polars", "bench.plain_polars"),
     "pandas": ("pandas", "pyarrow.parquet"),
     "csvmodule": ("csv", "pyarrow.parquet"),

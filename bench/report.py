@@ -6,7 +6,7 @@ A run folder is made synthetically with polars, in the shapes a run writes:
 Two mixes per size: *everyday* (10 % of the contacts not ok: not found, server errors
 with 20 different messages, deferred; 1 % of the rows rejected) and *all deferred*
 (the quota was spent at once: every contact is in the failures file, the worst case
-for the scans). What is timed is ``bulktag.pages.write_run_report`` in-process (read
+for the scans). What is timed is ``bulktag.outputs.pages.write_run_report`` in-process (read
 the files, aggregate with polars, draw with pygal, write the page), median of several
 builds after one warm-up; the first build of the process (pygal's import included) is
 given too.
@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from bench.common import WORK, Section, median
-from bulktag.pages import write_run_report
+from bulktag.outputs.pages import write_run_report
 
 #: Target: the report of a 1M-contact run builds in at most this many seconds.
 MAX_SECONDS = 0.5
@@ -220,7 +220,7 @@ def run(*, quick: bool) -> Section:
         method=(
             "A run folder made synthetically with polars (summary.json with 1,440 minutes of "
             "timeline, results, failures and rejects as CSV), then "
-            "`bulktag.pages.write_run_report` in-process: the files read and aggregated "
+            "`bulktag.outputs.pages.write_run_report` in-process: the files read and aggregated "
             "(polars, lazy), the charts drawn (pygal), the page written. Median of "
             f"{runs} builds after one warm-up; the first build of the process (imports "
             "included) beside it. Everyday: 10 % of the contacts not ok, 1 % of the rows "

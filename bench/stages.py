@@ -23,33 +23,39 @@ from typing import Any
 #: Functions timed by name (module, name), besides every top-level function of the
 #: modules in ``STAGE_MODULES``; a name a module does not have (any more) is skipped.
 STAGES = (
-    ("bulktag.plan", "prepare_plan"),
-    ("bulktag.sniff", "detect_format"),
-    ("bulktag.sniff", "sniff_csv"),
-    ("bulktag.read", "read_input"),
-    ("bulktag.read", "_read_csv"),
-    ("bulktag.read", "_read_excel"),
-    ("bulktag.read", "_read_columnar"),
-    ("bulktag.read", "_open_workbook"),
-    ("bulktag.columns", "map_columns"),
-    ("bulktag.read", "_typed_ids"),
-    ("bulktag.plan", "build_plan"),
-    ("bulktag.csvlines", "count_lines"),
-    ("bulktag.pieces", "parts_for"),
-    ("bulktag.pieces", "read_pieces"),
-    ("bulktag.pieces", "_queries"),
-    ("bulktag.plan", "_write_rejects"),
-    ("bulktag.plan", "_row_counts"),
-    ("bulktag.plan", "_write_plan"),
-    ("bulktag.csvlines", "fix_csv_lines"),
-    ("bulktag.precheck", "tag_demand"),
-    ("bulktag.report", "describe_plan"),
-    ("bulktag.report", "describe_precheck"),
+    ("bulktag.plan.build", "prepare_plan"),
+    ("bulktag.read.sniff", "detect_format"),
+    ("bulktag.read.sniff", "sniff_csv"),
+    ("bulktag.read.inputs", "read_input"),
+    ("bulktag.read.inputs", "_read_csv"),
+    ("bulktag.read.inputs", "_read_excel"),
+    ("bulktag.read.inputs", "_read_columnar"),
+    ("bulktag.read.inputs", "_open_workbook"),
+    ("bulktag.read.columns", "map_columns"),
+    ("bulktag.read.inputs", "_typed_ids"),
+    ("bulktag.plan.build", "build_plan"),
+    ("bulktag.read.csvlines", "count_lines"),
+    ("bulktag.read.pieces", "parts_for"),
+    ("bulktag.read.pieces", "read_pieces"),
+    ("bulktag.read.pieces", "_queries"),
+    ("bulktag.plan.build", "_write_rejects"),
+    ("bulktag.plan.build", "_row_counts"),
+    ("bulktag.plan.build", "_write_plan"),
+    ("bulktag.read.csvlines", "fix_csv_lines"),
+    ("bulktag.send.precheck", "tag_demand"),
+    ("bulktag.outputs.console", "describe_plan"),
+    ("bulktag.outputs.console", "describe_precheck"),
 )
 #: Modules whose every top-level function is timed too, whatever its name.
-STAGE_MODULES = ("bulktag.plan", "bulktag.pieces", "bulktag.read")
+STAGE_MODULES = ("bulktag.plan.build", "bulktag.read.pieces", "bulktag.read.inputs")
 #: What ``bulktag validate`` imports, in order (a module that does not exist is skipped).
-VALIDATE_IMPORTS = ("polars", "bulktag.cli", "bulktag.plan", "bulktag.precheck", "bulktag.report")
+VALIDATE_IMPORTS = (
+    "polars",
+    "bulktag.cli.commands",
+    "bulktag.plan.build",
+    "bulktag.send.precheck",
+    "bulktag.outputs.console",
+)
 
 
 def _module(name: str) -> types.ModuleType | None:
@@ -110,7 +116,7 @@ def validate_profile(path: Path) -> dict[str, Any]:
             imports[name] = time.perf_counter() - at
     imports_s = time.perf_counter() - started
     spent = timed_stages()
-    cli: Any = importlib.import_module("bulktag.cli")
+    cli: Any = importlib.import_module("bulktag.cli.commands")
     at = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli.main(["validate", str(path)])

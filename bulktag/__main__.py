@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -24,9 +24,12 @@ before any request is made.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from enum import IntEnum
 
 __all__ = [
+    "KEY_SHAPE",
     "BulkTagError",
     "ConfigError",
     "ExitCode",
@@ -34,6 +37,7 @@ __all__ = [
     "KeyRejectedError",
     "UsageError",
     "WorkLeftError",
+    "redact",
 ]
 
 
@@ -117,3 +121,15 @@ class KeyRejectedError(BulkTagError):
 
 class WorkLeftError(BulkTagError):
     exit_code = ExitCode.WORK_LEFT
+
+
+#: What a LeadLex key looks like (``wbk_`` and its secret), with or without "Bearer ".
+KEY_SHAPE = re.compile(r"(?:Bearer\s+)?wbk_[^\s'\",;]+")
+
+
+def redact(text: str, hidden: Sequence[str]) -> str:
+    """``text`` with each of ``hidden``, and anything shaped like a key, as ``***``: no
+    message, log line or bug report ever carries the key."""
+    for secret in hidden:
+        text = text.replace(secret, "***")
+    return KEY_SHAPE.sub("***", text)

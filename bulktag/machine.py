@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Self
 
 from bulktag import __version__
-from bulktag.errors import BulkTagError, ExitCode
-from bulktag.usage import redact
+from bulktag.errors import BulkTagError, ExitCode, redact
 
 __all__ = [
     "DamagedFileError",

@@ -3,7 +3,7 @@
 :class:`FailureType` (the ``error_type`` column), :class:`Status` (``status``),
 :class:`Halt` (why a run stopped sending) and what a halt leaves unsent, the
 :class:`Attempt` of one call, the :class:`RunFault` a call may reveal, and the
-:class:`ContactOutcome` of one contact. :mod:`bulktag.answers` is where HTTP answers
+:class:`ContactOutcome` of one contact. :mod:`bulktag.send.answers` is where HTTP answers
 and httpx2 errors become these; nothing here imports httpx2.
 """
 

@@ -8,7 +8,7 @@ command line can read the environment through :func:`environment` at start-up.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     import httpx2
 
     from bulktag.clock import Clock
-    from bulktag.journal import Offload
 
-__all__ = ["Runtime", "environment"]
+__all__ = ["Offload", "Runtime", "environment"]
+
+#: Runs a blocking call away from the event loop (``anyio.to_thread.run_sync``).
+Offload = Callable[..., Awaitable[Any]]
 
 
 def _fast_loop() -> dict[str, Any]:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bulktag import __version__
-from bulktag.cli import main
-from bulktag.demo import INPUTS
+from bulktag.cli.commands import main
+from bulktag.cli.demo import INPUTS
 from bulktag.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +107,11 @@ def test_an_installed_package_carries_the_demo_samples(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     found = subprocess.run(
-        [sys.executable, "-c", "from bulktag.demo import sample_folder; print(sample_folder())"],
+        [
+            sys.executable,
+            "-c",
+            "from bulktag.cli.demo import sample_folder; print(sample_folder())",
+        ],
         cwd=elsewhere,
         capture_output=True,
         text=True,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.constants import KEY
 from tests.helpers import contact_ids, emulator_env, running_emulator
@@ -428,7 +428,7 @@ def test_usage_errors_are_json_lines_in_json_mode(capsys: pytest.CaptureFixture[
 
 def test_a_clean_exit_leaves_a_lock_that_reads_free(tmp_path: Path) -> None:
     """After a clean run, the job's lock says it was released (not a crash to take over)."""
-    from bulktag.lock import FolderLock
+    from bulktag.state.lock import FolderLock
 
     with FolderLock(tmp_path):
         pass
@@ -743,7 +743,7 @@ def test_report_of_a_run_still_going_says_it_is_running(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Before: "bulktag run --resume RUN finishes it" of a run that holds its lock."""
-    from bulktag.lock import FolderLock
+    from bulktag.state.lock import FolderLock
 
     run_dir = Path("runs/20261207T020000Z")
     (run_dir / ".bulktag").mkdir(parents=True)

@@ -20,7 +20,7 @@ import httpx2
 import polars as pl
 import trio.testing
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.clock import SourceClock
 from bulktag.emulator import (
     Contact,
@@ -30,7 +30,7 @@ from bulktag.emulator import (
     Key,
     generate_contacts,
 )
-from bulktag.runner import Runtime
+from bulktag.run.runner import Runtime
 from tests.constants import API_URL, KEY, T0
 
 URL = API_URL

@@ -19,7 +19,7 @@ import anyio
 import httpx2
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.emulator import Faults, Key
 from bulktag.errors import ExitCode
 from tests.constants import KEY, READ_ONLY_KEY, T0

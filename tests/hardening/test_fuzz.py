@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 
 CASES = 1200
 csv.field_size_limit(1 << 30)  # reject rows carry the huge raw cells too

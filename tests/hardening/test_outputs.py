@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from bulktag.machine import MachineError
-from bulktag.publish import atomic_write, neutralise
-from bulktag.rules import NOT_TAGS
+from bulktag.outputs.publish import atomic_write, neutralise
+from bulktag.read.rules import NOT_TAGS
 from tests.world import URL, World, new_world
 
 FORMULA_STARTS = ("=", "+", "-", "@", "'", "\t", "\r")
@@ -252,7 +252,7 @@ def test_a_failure_while_publishing_leaves_the_previous_file_whole(
         def fail(descriptor: int) -> None:
             raise OSError(5, "Input/output error")
 
-        monkeypatch.setattr("bulktag.publish.os.fsync", fail)
+        monkeypatch.setattr("bulktag.outputs.publish.os.fsync", fail)
     with pytest.raises(MachineError, match=r"results.csv: (the disk is full|an input/output)"):
         atomic_write(target, _half_then_fail if where == "while-writing" else write)
     assert target.read_text() == "contact_id,tags\nprevious,run\n"

@@ -14,14 +14,14 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from bulktag.cli import build_parser, main
-from bulktag.client import BearerAuth, LeadLexClient, make_http_client
+from bulktag.cli.commands import build_parser, main
+from bulktag.cli.options import resolve
+from bulktag.cli.usage import RefuseSecret
 from bulktag.clock import LoopClock
 from bulktag.config import ApiKey, load_api_key
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
-from bulktag.options import resolve
-from bulktag.usage import RefuseSecret
+from bulktag.send.client import BearerAuth, LeadLexClient, make_http_client
 from tests.constants import KEY
 from tests.helpers import running_emulator
 from tests.world import World

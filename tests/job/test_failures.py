@@ -10,7 +10,7 @@ import httpx2
 import polars as pl
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from tests.world import URL, World, read_results

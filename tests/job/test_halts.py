@@ -10,9 +10,9 @@ import httpx2
 import polars as pl
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
-from bulktag.journal import Journal
+from bulktag.state.journal import Journal
 from tests.conftest import KEY
 from tests.world import World, read_results, sliding_window_max
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bulktag.retry import Backoff
+from bulktag.send.retry import Backoff
 
 SAMPLES = 400
 

@@ -9,8 +9,8 @@ import anyio
 import pytest
 from anyio.abc import TaskGroup
 
-from bulktag.limiter import BudgetSpentError, DailyBudget
 from bulktag.outcomes import Quota
+from bulktag.send.limiter import BudgetSpentError, DailyBudget
 
 pytestmark = pytest.mark.anyio
 

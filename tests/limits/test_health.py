@@ -8,8 +8,8 @@ import anyio
 import pytest
 
 from bulktag.clock import LoopClock
-from bulktag.health import STRIKES, RunHealth, Verdicts
 from bulktag.outcomes import Attempt, FailureType, RunFault
+from bulktag.send.health import STRIKES, RunHealth, Verdicts
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import pytest
 import trio.testing
 
 from bulktag.clock import LoopClock
-from bulktag.limiter import LimiterStatistics, RateLimiter
+from bulktag.send.limiter import LimiterStatistics, RateLimiter
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,13 @@ from email.utils import format_datetime
 import httpx2
 import pytest
 
-from bulktag.answers import classify_exception, classify_response, parse_quota, parse_retry_after
 from bulktag.outcomes import FailureType, Quota
+from bulktag.send.answers import (
+    classify_exception,
+    classify_response,
+    parse_quota,
+    parse_retry_after,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()
 SENT = ("vip", "legal")

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx2
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from tests.world import World
 
 

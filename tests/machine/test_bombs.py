@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 
 from bench.bombs import ID, csv_cell, many_tags, xlsx_bomb
-from bulktag.csvlines import MAX_LINE_BYTES
 from bulktag.errors import ExitCode
-from bulktag.rules import MAX_CELL_BYTES, MAX_TAGS_PER_CONTACT
-from bulktag.sheets import MAX_PART_BYTES
+from bulktag.read.csvlines import MAX_LINE_BYTES
+from bulktag.read.rules import MAX_CELL_BYTES, MAX_TAGS_PER_CONTACT
+from bulktag.read.sheets import MAX_PART_BYTES
 from tests.machine.support import one_error
 from tests.world import World, read_results
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-import bulktag.runner
-from bulktag.cli import main
+import bulktag.run.runner
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
-from bulktag.state import JobState
+from bulktag.state.job import JobState
 from tests.machine.conftest import Disk
 from tests.machine.support import after_calls, one_error, quota_calls, resume, said, tagged
 from tests.world import Crash, World
@@ -85,15 +85,15 @@ def test_a_disk_full_while_publishing(
     without sending anything again."""
     world, disk = disk_world(contacts=30)
     source = _export(world)
-    publish = getattr(bulktag.runner, "publish")  # noqa: B009  (the name the runner calls)
+    publish = getattr(bulktag.run.runner, "publish")  # noqa: B009  (the name the runner calls)
 
     def full_first(*args: Any, **kwargs: Any) -> Any:
         disk.fill()
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(bulktag.runner, "publish", full_first)
+    monkeypatch.setattr(bulktag.run.runner, "publish", full_first)
     code, run_dir = world.run(str(source))
-    monkeypatch.setattr(bulktag.runner, "publish", publish)
+    monkeypatch.setattr(bulktag.run.runner, "publish", publish)
     line = one_error(capsys.readouterr().err)
     assert code == ExitCode.WORK_LEFT
     assert "the disk is full" in line
@@ -196,7 +196,7 @@ def test_a_job_stopped_after_sending_is_finished_by_the_next_night(
     world, disk = disk_world(contacts=25)
     _export(world)
     job = world.write_job('inputs = ["in.csv"]\n')
-    owner: object = JobState if phase == "ledger" else bulktag.runner
+    owner: object = JobState if phase == "ledger" else bulktag.run.runner
     name = "record_applied" if phase == "ledger" else "after_run"
     original = getattr(owner, name)
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.constants import T0
 from tests.helpers import contact_ids, emulator_env, running_emulator

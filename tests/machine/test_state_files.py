@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
-from bulktag.state import STATE_VERSION
+from bulktag.state.job import STATE_VERSION
 from tests.machine.support import one_error, resume, said, tagged
 from tests.world import Crash, World
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx2
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from tests.helpers import running_emulator

@@ -15,9 +15,9 @@ from typing import Any
 import httpx2
 
 from bulktag.errors import ExitCode
-from bulktag.metrics import write_metrics
-from bulktag.plan import PlanStats
-from bulktag.summary import OutputFiles, QuotaView, RateView, Summary
+from bulktag.outputs.metrics import write_metrics
+from bulktag.outputs.summary import OutputFiles, QuotaView, RateView, Summary
+from bulktag.plan.build import PlanStats
 from tests.constants import API_URL
 from tests.helpers import contact_ids, emulator_env, running_emulator
 
@@ -75,7 +75,8 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from bulktag.lock import FolderLock\n"
+            "import sys, time; from pathlib import Path\n"
+            "from bulktag.state.lock import FolderLock\n"
             "with FolderLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)",
             str(tmp_path / "job"),
         ],

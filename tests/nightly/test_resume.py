@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.world import URL, World, new_world, read_results
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from tests.world import URL, World, read_results

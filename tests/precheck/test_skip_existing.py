@@ -10,7 +10,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.emulator import Key
 from bulktag.errors import ExitCode
 from tests.constants import KEY

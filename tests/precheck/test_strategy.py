@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bulktag.precheck import Strategy, TagDemand, choose, history_never_found, wants_workspace_size
+from bulktag.plan.build import TagDemand
+from bulktag.send.precheck import (
+    Strategy,
+    choose,
+    history_never_found,
+    wants_workspace_size,
+)
 
 
 def test_one_popular_tag_is_one_filtered_export() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.world import URL, World, read_results
 

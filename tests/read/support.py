@@ -13,10 +13,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.config import ReadOptions
-from bulktag.plan import PlanStats, build_plan
-from bulktag.read import InputFrame, read_input
+from bulktag.plan.build import PlanStats, build_plan
+from bulktag.read.inputs import InputFrame, read_input
 
 #: The contact of LeadLex's documentation example.
 SEED = "123e4567-e89b-12d3-a456-426614174000"

@@ -12,7 +12,7 @@ import xlsxwriter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulktag.rules import MISSING_ID, NO_TAGS, TAG_CONTROL, TAG_TOO_LONG
+from bulktag.read.rules import MISSING_ID, NO_TAGS, TAG_CONTROL, TAG_TOO_LONG
 from tests.read.support import A, B, C, csv_text, plan_of, write
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.constants import KEY
 
@@ -55,7 +55,7 @@ def test_nearly_every_file_is_read_without_help(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Refusing is for what two detectors disagree on: at most 2 of the 38 files (the
-    figures of bulktag/encoding.py's docstring); each refused file reads right with the
+    figures of bulktag/read/encoding.py's docstring); each refused file reads right with the
     --encoding its message names first... or the other one it names."""
     refused = []
     for n, path in enumerate(FILES):

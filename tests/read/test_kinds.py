@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 
 A = "11111111-1111-4111-8111-111111111111"

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from bulktag.rules import MISSING_ID, NO_TAGS, NOT_UUID, RAGGED, TAG_TOO_LONG
+from bulktag.read.rules import MISSING_ID, NO_TAGS, NOT_UUID, RAGGED, TAG_TOO_LONG
 from tests.read.support import A, B, C, plan_of, validate, write
 
 

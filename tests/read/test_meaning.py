@@ -20,12 +20,12 @@ import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.config import ReadOptions
-from bulktag.plan import build_plan
-from bulktag.read import read_input
-from bulktag.rules import NOT_UUID, NUMERIC_ID
-from bulktag.sniff import sniff_csv
+from bulktag.plan.build import build_plan
+from bulktag.read.inputs import read_input
+from bulktag.read.rules import NOT_UUID, NUMERIC_ID
+from bulktag.read.sniff import sniff_csv
 from tests.read.support import A, B, C, cid, csv_text, write
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"

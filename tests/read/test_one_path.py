@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulktag.rules import NO_TAGS
+from bulktag.read.rules import NO_TAGS
 from tests.fixtures.realworld import expect
 from tests.read.support import A, cid, csv_text, write
 from tests.read.test_meaning import dry_run
@@ -127,7 +127,7 @@ def test_a_cell_of_quotes_alone_is_read_exactly(
 
 _LIGHT = """
 import sys
-from bulktag.cli import main
+from bulktag.cli.commands import main
 try:
     main(sys.argv[1:])
 except SystemExit:

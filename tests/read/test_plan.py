@@ -10,8 +10,8 @@ import pytest
 
 from bulktag.config import ReadOptions
 from bulktag.leadlex import chunks
-from bulktag.plan import build_plan
-from bulktag.read import read_input
+from bulktag.plan.build import build_plan
+from bulktag.read.inputs import read_input
 from bulktag.scan import slices
 from tests.read.support import (
     A,

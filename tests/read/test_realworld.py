@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "realworld"
 EXPECTED = sorted(FIXTURES.glob("*.expected.json"))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bulktag.emulator.model import generate_contacts
-from bulktag.rules import MISSING_ID, NO_TAGS, NOT_UUID, NUMERIC_ID, TAG_TOO_LONG
+from bulktag.read.rules import MISSING_ID, NO_TAGS, NOT_UUID, NUMERIC_ID, TAG_TOO_LONG
 from tests.read.support import SEED, plan_of, validate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.columns import map_columns
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
-from bulktag.rules import NO_TAGS, TAG_TOO_LONG
+from bulktag.read.columns import map_columns
+from bulktag.read.rules import NO_TAGS, TAG_TOO_LONG
 from tests.read.support import A, B, assert_one_error_line, csv_text, plan_of, validate, write
 
 DEFAULT = ReadOptions()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.rules import MISSING_ID, NO_TAGS, NOT_UUID, NUMERIC_ID, TAG_CONTROL, TAG_TOO_LONG
+from bulktag.read.rules import MISSING_ID, NO_TAGS, NOT_UUID, NUMERIC_ID, TAG_CONTROL, TAG_TOO_LONG
 from tests.read.support import A, B, C, Planned, csv_text, plan_of, write
 
 

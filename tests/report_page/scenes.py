@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx2
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from tests.constants import API_URL as URL
 from tests.world import World, new_world

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bulktag.pages.facts import EXAMPLES, SAMPLE, read_run
+from bulktag.outputs.pages.facts import EXAMPLES, SAMPLE, read_run
 
 
 def _folder(tmp_path: Path, failures: pl.DataFrame, types: dict[str, int]) -> Path:

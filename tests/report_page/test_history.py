@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.world import World
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bulktag.cli import main
+from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.report_page.support import HOSTILE_FILE, HOSTILE_TAG, hostile_run
 from tests.world import World

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 
 from bulktag.errors import ExitCode
-from bulktag.timeline import Timeline, TimelineMinute, timeline_json
+from bulktag.send.timeline import Timeline, TimelineMinute, timeline_json
 from tests.helpers import contact_ids, emulator_env, running_emulator
 from tests.world import World
 

@@ -1,0 +1,1 @@
+"""The plan: contacts and the tags to send them, and what is skipped."""

@@ -1,0 +1,1 @@
+"""Reading inputs: formats, encodings, columns, lines, cells into tags."""

@@ -1,0 +1,345 @@
+"""A run folder: where it is made, what it keeps for a resumed run, what it refuses.
+
+A run folder holds the published files (``results``, ``failures``, ``rejects`` in the
+run's format, ``summary.json``) and, under ``.bulktag/``, what a resumed run needs:
+``config.json`` (written first), ``plan.parquet``, ``rejects.parquet`` and
+``plan.json`` (written once the inputs are read), ``precheck.json`` (once the CRM was
+asked) and ``journal.sqlite`` (each outcome, committed as it finishes). ``kill -9`` at
+any point leaves a folder that ``--resume`` (or the job's next run) completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bulktag import __version__
+from bulktag.clock import Clock
+from bulktag.config import (
+    OUTPUT_FORMATS,
+    DispatchSettings,
+    JobSettings,
+    OutputFormat,
+    ReadOptions,
+    RunConfig,
+)
+from bulktag.errors import ConfigError, UsageError
+from bulktag.machine import DamagedFileError, guarded, translated
+from bulktag.outputs.publish import write_json
+from bulktag.plan.build import InputSummary, Plan, PlanStats
+from bulktag.read.inputs import InputFrame
+from bulktag.state.store import NewerFileError
+
+__all__ = ["INTERNAL", "OUTPUT_STEMS", "RunFolder", "is_run_folder", "make_run_dir", "new_run_dir"]
+
+INTERNAL = ".bulktag"
+#: The published files, each ``{stem}.{format}``.
+OUTPUT_STEMS = ("results", "failures", "rejects")
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / INTERNAL / "config.json").exists()
+
+
+def new_run_dir(base: Path, clock: Clock) -> Path:
+    """A new folder under ``base`` named by the time (``20261129T020000Z``, ``-2`` ...)."""
+    stamp = datetime.fromtimestamp(clock.wall(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder, suffix = base / stamp, 1
+    while folder.exists():
+        suffix += 1
+        folder = base / f"{stamp}-{suffix}"
+    return make_run_dir(folder)
+
+
+def is_finished(folder: Path) -> bool:
+    """A run folder whose run ended: its ``summary.json`` is written."""
+    return (folder / "summary.json").is_file()
+
+
+def make_run_dir(folder: Path) -> Path:
+    """A new run folder: ``folder`` absent, empty, or left by a start that failed before
+    sending (only ``.bulktag/`` without a config); never a folder of someone's files."""
+    if is_run_folder(folder) and is_finished(folder):
+        raise UsageError(
+            f"--out {folder}: it holds a finished run (its summary.json); give a new or "
+            "empty folder"
+        )
+    if is_run_folder(folder):
+        raise ConfigError(f"{folder} already holds a run: --resume {folder} continues it")
+    if folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir() if p.name != INTERNAL)
+        if others:
+            more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+            raise UsageError(
+                f"--out {folder}: the folder holds other files ({', '.join(others[:5])}{more}) "
+                "that the run's files could replace; give a new or empty folder"
+            )
+    elif folder.exists():
+        raise UsageError(f"--out {folder}: it is a file, not a folder; give a new or empty folder")
+    try:
+        (folder / INTERNAL).mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        fault = translated(exc, folder)
+        raise fault or ConfigError(
+            f"{folder}: cannot create the run folder ({exc.strerror})"
+        ) from None
+    return folder
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Which run a folder holds: read from its ``config.json``, or new."""
+
+    run_id: str
+    started: float  #: Unix seconds
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunFolder:
+    """The paths of one run folder and what it stores as JSON."""
+
+    path: Path
+
+    @property
+    def internal(self) -> Path:
+        return self.path / INTERNAL
+
+    @property
+    def work(self) -> Path:
+        """Scratch files of the run in progress (removed when it ends)."""
+        return self.internal / "work"
+
+    @property
+    def journal(self) -> Path:
+        return self.internal / "journal.sqlite"
+
+    @property
+    def precheck(self) -> Path:
+        return self.internal / "precheck.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    # -- config.json ------------------------------------------------------------------
+
+    def open(self, config: RunConfig, run_id: str, now: float) -> tuple[RunConfig, Identity]:
+        """The run this folder holds (its stored config wins over ``config``'s run
+        settings), or a new one, its ``config.json`` written first."""
+        path = self.internal / "config.json"
+        if path.exists():
+            stored = self._stored()
+            identity = Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
+            return _config_from_json(stored, config), identity
+        with guarded(path):
+            write_json(path, _config_json(config, run_id, now))
+        return config, Identity(run_id, now, resumed=False)
+
+    def _stored(self) -> dict[str, Any]:
+        """``config.json``: NewerFileError (78) when a newer bulktag wrote it,
+        DamagedFileError when it is not what bulktag writes."""
+        path = self.internal / "config.json"
+        with guarded(path):
+            text = path.read_text(encoding="utf-8")
+        try:
+            stored = json.loads(text)
+            found = int(stored.get("schema", 0))
+            stored["run_id"], stored["started_at"]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise DamagedFileError(path, f"not the JSON bulktag writes: {exc}") from None
+        if found > CONFIG_SCHEMA:
+            raise NewerFileError(path, found, CONFIG_SCHEMA)
+        return dict(stored)
+
+    def stored_identity(self) -> Identity:
+        stored = self._stored()
+        return Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
+
+    def stored_job(self) -> JobSettings | None:
+        """The job this run belongs to, as ``config.json`` says (None: a run by hand).
+        An earlier bulktag named only the job in a job's run: UsageError then."""
+        stored = self._stored()
+        settings = stored.get("job_settings")
+        if settings is not None:
+            return _job_from_json(settings)
+        if stored.get("job"):
+            raise UsageError(
+                f"{self.path} is a run of the job {stored['job']!r}: the job's next night "
+                "finishes it (bulktag run --job FILE)"
+            )
+        return None
+
+    def stored_dry_run(self) -> bool:
+        return bool(self._stored().get("dry_run"))
+
+    # -- the plan ---------------------------------------------------------------------
+
+    def stored_plan(self) -> tuple[Plan, OutputFormat] | None:
+        """The plan an earlier session of this run made, if it made one."""
+        path = self.internal / "plan.json"
+        if not path.exists():
+            return None
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        fmt: OutputFormat = stored.pop("output_format")
+        return self.plan(_stats_from_json(stored)), fmt
+
+    def plan(self, stats: PlanStats) -> Plan:
+        return Plan(self.internal / "plan.parquet", self.internal / "rejects.parquet", stats)
+
+    def store_plan(self, stats: PlanStats, fmt: OutputFormat) -> None:
+        """Written last, once ``plan.parquet`` and ``rejects.parquet`` are in place."""
+        write_json(self.internal / "plan.json", {**asdict(stats), "output_format": fmt})
+
+    # -- the pre-check ----------------------------------------------------------------
+
+    def stored_precheck(self) -> dict[str, Any] | None:
+        if not self.precheck.exists():
+            return None
+        stored: dict[str, Any] = json.loads(self.precheck.read_text(encoding="utf-8"))
+        return stored
+
+    # -- guards and clean-up --------------------------------------------------------
+
+    def refuse_symlinked_outputs(self, metrics: Path | None) -> None:
+        """Outputs are never written through a symbolic link (checked before any call)."""
+        names = [f"{stem}.{fmt}" for stem in OUTPUT_STEMS for fmt in OUTPUT_FORMATS]
+        for path in [
+            *(self.path / name for name in (*names, "summary.json")),
+            *([metrics] if metrics else []),
+        ]:
+            if path.is_symlink():
+                raise ConfigError(
+                    f"{path} is a symbolic link: bulktag does not write through links"
+                )
+
+    def refuse_overwriting_inputs(self, frames: Sequence[InputFrame]) -> None:
+        ours = {
+            (self.path / f"{stem}.{fmt}").resolve()
+            for stem in OUTPUT_STEMS
+            for fmt in OUTPUT_FORMATS
+        }
+        for frame in frames:
+            if frame.source != "<stdin>" and Path(frame.source).resolve() in ours:
+                raise ConfigError(
+                    f"{frame.source}: the output would overwrite this input; choose another --out"
+                )
+
+    def discard(self, *, keep_folder: bool) -> None:
+        """Remove what this run wrote (it sent nothing): its folder, or only the folder's
+        contents when the user named an existing empty folder."""
+        shutil.rmtree(self.internal, ignore_errors=True)
+        if not keep_folder:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()  # only if empty: never anyone else's files
+
+    def clear_work(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+#: ``config.json``'s schema: a run folder of a newer bulktag is refused (78).
+CONFIG_SCHEMA = 1
+
+
+def _known(kind: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` less the keys ``kind`` (a dataclass) does not have (a newer bulktag's)."""
+    names = {f.name for f in fields(kind)}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, Any]:
+    return {
+        "schema": CONFIG_SCHEMA,
+        "run_id": run_id,
+        "started_at": started,
+        "bulktag": __version__,
+        "inputs": list(config.inputs),
+        "api_url": config.api_url,
+        "key_file": None if config.key_file is None else str(config.key_file),
+        "key_env": config.key_env,
+        "plan_name": config.plan_name,
+        "read": asdict(config.read),
+        "dispatch": asdict(config.dispatch),
+        "output_format": config.output_format,
+        "dry_run": config.dry_run,
+        "force": config.force,
+        "skip_existing": config.skip_existing,
+        "job": None if config.job is None else config.job.name,
+        "job_settings": None if config.job is None else _job_json(config.job),
+        "ca_bundle": None if config.ca_bundle is None else str(config.ca_bundle),
+    }
+
+
+def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
+    read = data["read"]
+    read = ReadOptions(
+        **_known(
+            ReadOptions,
+            {
+                **read,
+                "tags_columns": tuple(read["tags_columns"]),
+                "static_tags": tuple(read["static_tags"]),
+                "cut_suspects": tuple(read.get("cut_suspects", ())),
+            },
+        )
+    )
+    return replace(
+        base,
+        inputs=tuple(data["inputs"]),
+        api_url=data["api_url"],
+        api_url_from="as the run started (its config.json)",
+        key_file=base.key_file or (Path(data["key_file"]) if data["key_file"] else None),
+        key_env=data["key_env"],
+        plan_name=data["plan_name"],
+        read=read,
+        dispatch=DispatchSettings(**_known(DispatchSettings, data["dispatch"])),
+        output_format=data["output_format"],
+        dry_run=data["dry_run"],
+        force=data["force"],
+        skip_existing=data["skip_existing"],
+        ca_bundle=base.ca_bundle or (Path(data["ca_bundle"]) if data.get("ca_bundle") else None),
+        job=base.job
+        or (_job_from_json(data["job_settings"]) if data.get("job_settings") else None),
+    )
+
+
+def _job_json(job: JobSettings) -> dict[str, Any]:
+    return {
+        **asdict(job),
+        "folder": str(job.folder),
+        "file": None if job.file is None else str(job.file),
+    }
+
+
+def _job_from_json(data: dict[str, Any]) -> JobSettings:
+    return JobSettings(
+        **_known(
+            JobSettings,
+            {
+                **data,
+                "folder": Path(data["folder"]),
+                "file": None if data.get("file") is None else Path(data["file"]),
+            },
+        )
+    )
+
+
+def _stats_from_json(data: dict[str, Any]) -> PlanStats:
+    inputs = tuple(
+        InputSummary(
+            **{
+                **i,
+                "tag_columns": tuple(i["tag_columns"]),
+                "notes": tuple(i.get("notes", ())),
+                "header": tuple(i.get("header", ())),
+            }
+        )
+        for i in data.pop("inputs")
+    )
+    return PlanStats(**data, inputs=inputs)

@@ -1,0 +1,290 @@
+"""One dispatch session: an event loop that asks the CRM (``--skip-existing``), then sends.
+
+:func:`send` opens the HTTP client, starts the dispatcher, watches SIGINT/SIGTERM
+(the first drains within ``--grace``, a second stops at once), runs the pre-check
+through the dispatcher's limiter and budget, feeds the dispatcher what is still to
+send (:func:`unsent`: the plan less what the journal holds as final), commits each
+outcome as its worker finishes it, and returns what happened as a
+:class:`SessionResult`. A resumed run starts a new session on the same journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import polars as pl
+from tqdm import tqdm
+
+from bulktag.config import ApiKey, RunConfig
+from bulktag.machine import MachineError, fault_of, guarded
+from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
+from bulktag.outputs.publish import write_json
+from bulktag.plan.build import Plan
+from bulktag.plan.skip import ALREADY_TAGGED, requests_to_send, skip_pairs
+from bulktag.runtime import Runtime
+from bulktag.scan import slices
+from bulktag.send.client import LeadLexClient, make_http_client
+from bulktag.send.dispatch import Dispatcher, DispatchStatistics, PlannedContact
+from bulktag.send.limiter import SharedQuota
+from bulktag.send.precheck import Precheck, history_never_found, run_precheck, tag_demand
+from bulktag.state.job import JobState
+from bulktag.state.journal import Journal, sink_joined
+
+__all__ = ["SessionResult", "SessionStoppedError", "send", "unsent"]
+
+log = logging.getLogger("bulktag")
+
+#: Plan rows read at a time to feed the dispatcher.
+FEED_ROWS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    statistics: DispatchStatistics
+    precheck: dict[str, Any] | None  #: what this session's pre-check did (None: none ran)
+
+
+class SessionStoppedError(MachineError):
+    """A fault of the machine stopped the session (a journal on a full disk, say):
+    ``statistics`` are the calls it made before, to book and to tell."""
+
+    def __init__(self, fault: MachineError, statistics: DispatchStatistics) -> None:
+        super().__init__(fault.path, fault.what, fault.fix, fault.exit_code)
+        self.statistics = statistics
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a session sends, and as whom."""
+
+    config: RunConfig
+    key: ApiKey
+    key_source: str  #: where the key came from, for messages
+    run_id: str
+    quota_left: int | None  #: today's quota as the user's store knows it
+    #: the calls every process has in flight on the key (a reserve to keep), or None
+    shared: SharedQuota | None = None
+
+
+def unsent(
+    plan: Plan, journal: Journal, work: Path, rows: int | None = None
+) -> tuple[pl.LazyFrame, int]:
+    """The contacts still to send and how many: the plan less what the journal holds as
+    final (a deferred or unsent contact is sent again, with the tags it had pending)."""
+
+    def still_to_send(joined: pl.LazyFrame) -> pl.LazyFrame:
+        pending = pl.col("pending_tags").str.json_decode(pl.List(pl.String))
+        return (
+            joined.filter(
+                pl.col("status").is_null()
+                | pl.col("status").is_in([Status.DEFERRED, Status.NOT_ATTEMPTED])
+            )
+            .with_columns(
+                send=pl.when(pl.col("status").is_null()).then(pl.col("send")).otherwise(pending)
+            )
+            .filter(pl.col("send").list.len() > 0)
+            .select("seq", "contact_id", "send", "source", "line")
+        )
+
+    planned = pl.scan_parquet(plan.path).select("seq", "contact_id", "send", "source", "line")
+    todo = sink_joined(
+        planned, journal, ("status", "pending_tags"), still_to_send, work / "todo", rows=rows
+    )
+    return todo, todo.select(pl.len()).collect().item()
+
+
+async def send(
+    target: Target,
+    plan: Plan,
+    journal: Journal,
+    runtime: Runtime,
+    *,
+    todo: tuple[pl.LazyFrame, int],
+    work: Path,
+    precheck_path: Path | None,
+    state: JobState | None,
+) -> SessionResult:
+    """One session (see the module docstring) sending ``todo`` (what :func:`unsent`
+    returned). ``precheck_path``: where the pre-check's report goes (None: no pre-check,
+    because the run has none or an earlier session ran it)."""
+    config = target.config
+    settings = config.dispatch
+    show = sys.stderr.isatty() if config.progress is None else config.progress
+    bar = tqdm(unit="contact", file=sys.stderr, disable=not show, dynamic_ncols=True)
+    failed = 0
+
+    async def record(outcome: ContactOutcome) -> None:
+        """Commit ``outcome`` before its worker takes another contact (see journal)."""
+        nonlocal failed
+        with guarded(journal.path):
+            journal.record((outcome,))
+        failed += outcome.status is not Status.OK
+        bar.update(1)
+        if failed:
+            bar.set_postfix(failures=failed, refresh=False)
+
+    http = make_http_client(
+        config.api_url,
+        target.key,
+        concurrency=settings.concurrency,
+        timeout=settings.timeout,
+        transport=runtime.transport,
+        ca_bundle=config.ca_bundle,
+    )
+    report = None
+    async with http:
+        client = LeadLexClient(http, runtime.clock)
+        dispatcher = Dispatcher(
+            client,
+            settings,
+            runtime.clock,
+            run_id=target.run_id,
+            seed=runtime.seed,
+            quota_remaining=target.quota_left,
+            key_source=target.key_source,
+            shared=target.shared,
+        )
+        try:
+            async with anyio.create_task_group() as watch:
+                if runtime.handle_signals:  # listening before the first call goes out
+                    await watch.start(_watch_signals, dispatcher, settings.grace, runtime)
+                if precheck_path is not None:
+                    reads = _GatedReads(dispatcher, client)
+                    report = await _precheck(
+                        plan, reads, runtime, state=state, work=work, target=target
+                    )
+                    write_json(precheck_path, report)  # a resumed run does not ask again
+                    todo = await runtime.offload(
+                        unsent, plan, journal, work, runtime.slice_rows
+                    )  # fewer now
+                contacts, total = todo
+                bar.reset(total=total)
+                await dispatcher.run(_feed(contacts, runtime), record)
+                watch.cancel_scope.cancel()
+        except Exception as exc:
+            fault = fault_of(exc, journal.path)
+            if fault is None:
+                raise
+            raise SessionStoppedError(fault, dispatcher.statistics()) from None
+        finally:
+            bar.close()
+        return SessionResult(dispatcher.statistics(), report)
+
+
+async def _feed(todo: pl.LazyFrame, runtime: Runtime) -> AsyncGenerator[PlannedContact, None]:
+    batches = slices(todo, FEED_ROWS)
+    while True:
+        batch = await runtime.offload(next, batches, None)
+        if batch is None:
+            return
+        for seq, contact_id, tags, source, line in batch.iter_rows():
+            yield PlannedContact(seq, contact_id, tuple(tags), source, line)
+
+
+async def _watch_signals(
+    dispatcher: Dispatcher,
+    grace: float,
+    runtime: Runtime,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """SIGINT or SIGTERM: finish the requests in flight within ``grace``, then publish; a
+    second signal cancels them at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async with anyio.create_task_group() as group:
+            async for signum in signals:
+                if dispatcher.halt is Halt.SIGNAL:
+                    dispatcher.cancel_requests()  # a second signal: do not wait
+                    continue
+                name = signal.Signals(signum).name
+                log.warning(
+                    "%s: finishing requests in flight (up to %g s), then publishing", name, grace
+                )
+                dispatcher.stop(Halt.SIGNAL, f"stopped by {name}")
+                group.start_soon(_cancel_after, dispatcher, grace, runtime)
+
+
+async def _cancel_after(dispatcher: Dispatcher, grace: float, runtime: Runtime) -> None:
+    await runtime.clock.sleep(grace)
+    dispatcher.cancel_requests()
+
+
+async def _precheck(
+    plan: Plan,
+    reads: _GatedReads,
+    runtime: Runtime,
+    *,
+    state: JobState | None,
+    work: Path,
+    target: Target,
+) -> dict[str, Any]:
+    """Ask the CRM what the plan's contacts carry; take it out of the plan. A job's ledger
+    learns the pairs found: its next nights skip them without asking again."""
+    settings = target.config.dispatch
+    known = target.quota_left if target.quota_left is not None else settings.per_day
+    demand = tag_demand(plan.path)
+    contacts = pl.scan_parquet(plan.path).filter(pl.col("send").list.len() > 0).select(pl.len())
+    before = requests_to_send(plan.path)
+    history = state.precheck_history() if state is not None else {}
+    result: Precheck = await run_precheck(
+        reads,
+        demand,
+        contacts=contacts.collect().item(),
+        requests=before,
+        never_found=history_never_found(history, runtime.clock.wall()),
+        calls_today=None if known is None else max(0, known - settings.quota_reserve),
+    )
+    skipped = 0
+    if result.present.height:
+        checked = work / "plan-checked.parquet"
+        skipped = skip_pairs(plan.path, checked, result.present, ALREADY_TAGGED)
+        checked.replace(plan.path)
+        if state is not None:
+            pairs = result.present.select("contact_id", "tag").iter_rows()
+            state.record_applied(pairs, runtime.clock.wall(), target.run_id)
+    if state is not None and result.checked:
+        state.record_precheck(result.checked, runtime.clock.wall())
+    after = requests_to_send(plan.path)
+    report = {
+        "strategy": result.strategy.kind,
+        "reason": result.strategy.reason,
+        "tags_checked": result.checked,
+        "calls": result.calls,
+        "pairs_already_tagged": skipped,
+        "requests_before": before,
+        "requests_after": after,
+        "warning": result.warning,
+    }
+    log.info(
+        "pre-check (%s): %s calls; %s pairs already tagged; requests %s -> %s",
+        result.strategy.reason,
+        result.cost,
+        f"{skipped:,}",
+        f"{before:,}",
+        f"{after:,}",
+        extra={"precheck": report},
+    )
+    return report
+
+
+class _GatedReads:
+    """The pre-check's reads, through the dispatcher's limiter and budget."""
+
+    def __init__(self, dispatcher: Dispatcher, client: LeadLexClient) -> None:
+        self._dispatcher = dispatcher
+        self._client = client
+
+    async def export(self, params: Sequence[tuple[str, str]]) -> tuple[Attempt, str | None] | None:
+        return await self._dispatcher.call("export", lambda: self._client.export(params))
+
+    async def count_contacts(self) -> tuple[Attempt, int | None] | None:
+        return await self._dispatcher.call("list_contacts", self._client.count_contacts)
