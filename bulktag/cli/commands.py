@@ -253,7 +253,8 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
 def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     """Every check a run of the job makes before its first call, and what it would use."""
     from bulktag.read.inputs import expand_inputs
-    from bulktag.run.runner import claim, key_source, preflight
+    from bulktag.run.checks import key_source, preflight
+    from bulktag.run.owner import claim
     from bulktag.state.job import STATE_FILE, STATE_VERSION, JobState, state_fix
     from bulktag.state.quota import QUOTA_FILE, QUOTA_FIX, QUOTA_VERSION, default_state_dir
     from bulktag.state.store import check_store

@@ -159,7 +159,7 @@ _BODIES = st.one_of(
 )
 
 
-def _fresh() -> Emulator:
+def fresh() -> Emulator:
     return Emulator(
         plan="unmetered",
         keys=[Key(KEY, "default", frozenset({"read", "write"}))],
@@ -171,7 +171,7 @@ def _fresh() -> Emulator:
 @given(body=_BODIES, content_type=st.sampled_from(["application/json", "text/plain", ""]))
 def test_any_body_gets_leadlexs_envelope_never_a_bare_500(body: bytes, content_type: str) -> None:
     """For any body: 200, 400 or 404 in LeadLex's envelope, and the workspace stays readable."""
-    emulator = _fresh()
+    emulator = fresh()
 
     async def exchange() -> list[httpx2.Response]:
         headers: dict[str, Any] = {"Authorization": f"Bearer {KEY}"}

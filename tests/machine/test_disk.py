@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-import bulktag.run.runner
+import bulktag.run.stages
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from bulktag.state.job import JobState
@@ -85,15 +85,15 @@ def test_a_disk_full_while_publishing(
     without sending anything again."""
     world, disk = disk_world(contacts=30)
     source = _export(world)
-    publish = getattr(bulktag.run.runner, "publish")  # noqa: B009  (the name the runner calls)
+    publish = getattr(bulktag.run.stages, "publish")  # noqa: B009  (the name the runner calls)
 
     def full_first(*args: Any, **kwargs: Any) -> Any:
         disk.fill()
         return publish(*args, **kwargs)
 
-    monkeypatch.setattr(bulktag.run.runner, "publish", full_first)
+    monkeypatch.setattr(bulktag.run.stages, "publish", full_first)
     code, run_dir = world.run(str(source))
-    monkeypatch.setattr(bulktag.run.runner, "publish", publish)
+    monkeypatch.setattr(bulktag.run.stages, "publish", publish)
     line = one_error(capsys.readouterr().err)
     assert code == ExitCode.WORK_LEFT
     assert "the disk is full" in line
@@ -196,7 +196,7 @@ def test_a_job_stopped_after_sending_is_finished_by_the_next_night(
     world, disk = disk_world(contacts=25)
     _export(world)
     job = world.write_job('inputs = ["in.csv"]\n')
-    owner: object = JobState if phase == "ledger" else bulktag.run.runner
+    owner: object = JobState if phase == "ledger" else bulktag.run.stages
     name = "record_applied" if phase == "ledger" else "after_run"
     original = getattr(owner, name)
 

@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-import bulktag.run.runner
+import bulktag.run.stages
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from bulktag.read.rules import CUT_LINE
@@ -45,7 +45,7 @@ def test_a_file_growing_while_it_is_read_is_refused(
 ) -> None:
     """Before: 188k, 198k or 234k of 400k rows read, exit 0. Now: 75, nothing sent."""
     source = world.write_csv("in.csv", [(c, "a") for c in world.contact_ids[:30]])
-    prepare = getattr(bulktag.run.runner, "prepare_plan")  # noqa: B009  (the name the runner calls)
+    prepare = getattr(bulktag.run.stages, "prepare_plan")  # noqa: B009  (the name the runner calls)
 
     def growing(*args: Any, **kwargs: Any) -> Any:
         planned = prepare(*args, **kwargs)
@@ -53,7 +53,7 @@ def test_a_file_growing_while_it_is_read_is_refused(
             handle.writelines(f"{c},a\n" for c in world.contact_ids[30:])
         return planned
 
-    monkeypatch.setattr(bulktag.run.runner, "prepare_plan", growing)
+    monkeypatch.setattr(bulktag.run.stages, "prepare_plan", growing)
     code, run_dir = world.run(str(source))
     line = one_error(capsys.readouterr().err)
     assert code == ExitCode.WORK_LEFT
@@ -71,7 +71,7 @@ def test_a_file_replaced_while_it_is_read_is_refused(
 ) -> None:
     """The same size, a new file renamed over it (a new inode): not the file that was read."""
     source = world.write_csv("in.csv", [(c, "a") for c in world.contact_ids])
-    prepare = getattr(bulktag.run.runner, "prepare_plan")  # noqa: B009
+    prepare = getattr(bulktag.run.stages, "prepare_plan")  # noqa: B009
 
     def replaced(*args: Any, **kwargs: Any) -> Any:
         planned = prepare(*args, **kwargs)
@@ -81,7 +81,7 @@ def test_a_file_replaced_while_it_is_read_is_refused(
         fresh.replace(source)
         return planned
 
-    monkeypatch.setattr(bulktag.run.runner, "prepare_plan", replaced)
+    monkeypatch.setattr(bulktag.run.stages, "prepare_plan", replaced)
     assert world.run(str(source))[0] == ExitCode.WORK_LEFT
     assert "changed while it was read" in one_error(capsys.readouterr().err)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-import bulktag.run.runner
+import bulktag.run.stages
 from bulktag.errors import ExitCode
 from bulktag.machine import guarded
 from bulktag.state.journal import Journal
@@ -76,7 +76,7 @@ def test_the_lock(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Any) ->
 
 def test_the_plan(world: World, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     source = _export(world)
-    monkeypatch.setattr(bulktag.run.runner, "prepare_plan", _polars_full)
+    monkeypatch.setattr(bulktag.run.stages, "prepare_plan", _polars_full)
     code, run_dir = world.run(str(source))
     line = one_error(capsys.readouterr().err)
     assert code == ExitCode.WORK_LEFT
@@ -119,14 +119,14 @@ def test_publishing_to_a_read_only_folder(
     def read_only(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, "Read-only file system", str(args[0]) + "/results.csv")
 
-    publish = getattr(bulktag.run.runner, "publish")  # noqa: B009  (the name the runner calls)
-    monkeypatch.setattr(bulktag.run.runner, "publish", read_only)
+    publish = getattr(bulktag.run.stages, "publish")  # noqa: B009  (the name the runner calls)
+    monkeypatch.setattr(bulktag.run.stages, "publish", read_only)
     code, run_dir = world.run(str(source))
     line = one_error(capsys.readouterr().err)
     assert code == ExitCode.CONFIG
     assert line.startswith(f"{run_dir}/results.csv: the file system is read-only")
     assert f"once fixed: bulktag run --resume {run_dir}" in line
-    monkeypatch.setattr(bulktag.run.runner, "publish", publish)
+    monkeypatch.setattr(bulktag.run.stages, "publish", publish)
     assert resume(world, run_dir) == ExitCode.OK
     assert world.handled_tag_calls() == len(world.contact_ids)
 
@@ -202,7 +202,7 @@ def test_the_report_pages(
     def denied(*_: Any, **__: Any) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(page))
 
-    monkeypatch.setattr(bulktag.run.runner, "after_run", denied)
+    monkeypatch.setattr(bulktag.run.stages, "after_run", denied)
     world.next_night()
     code = world.run_job(job)[0]
     line = one_error(capsys.readouterr().err)
@@ -224,7 +224,7 @@ def test_a_bug_is_one_line_exit_70_and_a_file_with_its_traceback(
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError(f"something unforeseen near {KEY}")
 
-    monkeypatch.setattr(bulktag.run.runner, "summary_lines", broken)
+    monkeypatch.setattr(bulktag.run.stages, "summary_lines", broken)
     code, _ = world.run(str(source))
     err = capsys.readouterr().err
     line = one_error(err)

@@ -1,0 +1,121 @@
+"""What a run checks before its first call, and small judgements on its settings: the URL,
+the key and where it came from, the metrics file's folder, the output format, a results
+sheet too large for XLSX, a failures file sent before."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bulktag.config import (
+    ApiKey,
+    OutputFormat,
+    RunConfig,
+    check_api_url,
+    load_api_key,
+)
+from bulktag.errors import (
+    ConfigError,
+    UsageError,
+)
+from bulktag.outputs.publish import XLSX_ROWS
+from bulktag.plan.build import PlanStats
+from bulktag.read.inputs import InputFrame
+from bulktag.read.ownfiles import OwnKind
+from bulktag.send.client import check_trust_settings
+from bulktag.state.quota import QuotaStore, using_quota_store
+
+log = logging.getLogger("bulktag")
+
+__all__ = [
+    "check_metrics_file",
+    "key_source",
+    "output_format",
+    "preflight",
+    "refuse_overfull_sheet",
+    "warn_of_earlier_reruns",
+]
+
+
+def output_format(config: RunConfig, frames: list[InputFrame]) -> OutputFormat:
+    """The input's format (CSV in, CSV out...); CSV when inputs mix formats."""
+    if config.output_format:
+        return config.output_format
+    formats = (
+        {f.format for f in frames if f.own is None}
+        or {f.format for f in frames if f.own is not OwnKind.CARRY_OVER}
+        or {"csv"}
+    )
+    return formats.pop() if len(formats) == 1 else "csv"
+
+
+def refuse_overfull_sheet(fmt: OutputFormat, stats: PlanStats) -> None:
+    """XLSX results that a sheet cannot hold: refused before anything is sent (rows would
+    be lost after it)."""
+    rows = max(stats.contacts, stats.rejects)
+    if fmt == "xlsx" and rows >= XLSX_ROWS:
+        raise UsageError(
+            f"the results would hold {rows:,} rows, more than an XLSX sheet does "
+            f"({XLSX_ROWS - 1:,} below its header): give --format csv or parquet; nothing "
+            "was sent"
+        )
+
+
+def warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at: float) -> None:
+    """A failures file sent again: warn when an earlier run already sent this one (same
+    content), naming that run's own failures file; then remember this run."""
+    for item in stats.inputs:
+        path = Path(item.source)
+        if item.own not in (OwnKind.FAILURES, OwnKind.RESULTS) or not path.is_file():
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        source = item.source
+
+        def warn(store: QuotaStore, digest: str = digest, source: str = source) -> None:
+            for earlier, when in store.reruns_of(digest):
+                failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
+                stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                log.warning(
+                    "%s was already sent by the run %s (%s): what that run could not do is in "
+                    "%s; sending this file again re-sends what it did",
+                    source,
+                    earlier,
+                    stamp,
+                    failures,
+                )
+            store.record_rerun(digest, source, run_dir, at)
+
+        using_quota_store(state_dir, at, warn)
+
+
+def preflight(config: RunConfig, env: Mapping[str, str]) -> ApiKey | None:
+    """What can be checked before a run folder exists: the URL, the key (none for a dry
+    run), the TLS settings and the metrics file's folder. ConfigError (78) otherwise."""
+    check_api_url(config.api_url)
+    check_metrics_file(config.metrics_file)
+    if config.dry_run:
+        return None
+    key = load_api_key(config.key_file, dict(env), config.key_env)
+    check_trust_settings(os.environ, config.ca_bundle)
+    return key
+
+
+def key_source(config: RunConfig) -> str:
+    """Where the key came from, for messages: "the key in $LEADLEX_API_KEY"."""
+    if config.key_file is not None:
+        return f"the key in the file {config.key_file}"
+    return f"the key in ${config.key_env}"
+
+
+def check_metrics_file(path: Path | None) -> None:
+    """The metrics file's folder exists (node_exporter's textfile directory: bulktag does
+    not create it, as a typo would silently write where nothing reads)."""
+    if path is not None and not path.parent.is_dir():
+        raise ConfigError(
+            f"--metrics-file {path}: the folder {path.parent} does not exist; give the "
+            "node_exporter textfile collector's directory (--collector.textfile.directory)"
+        )
