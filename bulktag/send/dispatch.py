@@ -11,27 +11,18 @@ contacts, and the streams hold at most ``concurrency`` items. Every attempt
 (retries included) takes a slot from the rate limiter and one call from the
 daily budget. A *halt* stops the sending at once: a rejected key (401/403), the
 daily quota spent, a ``Retry-After`` beyond ``max_wait``, a base URL that serves no
-LeadLex route, or a signal. Waits are interrupted; requests in flight finish (after a
-signal, within the grace period).
-
-A 404 before LeadLex has accepted a call of this run may be a wrong base URL (a path
-that ends in ``/v1``, another gateway) rather than a missing contact: the URL is then
-checked once with a route that must exist (``GET /v1/contacts?per_page=1``, through the
-same limiter and budget). A 404 there too stops the run (exit 78), and no contact is
-recorded ``not_found``: the contacts tried fail as ``unexpected_response``, retryable.
-Contacts never sent are not recorded here: the publisher accounts for them from
-the plan, with the halt's status.
+LeadLex route (:mod:`bulktag.send.route`), or a signal. Waits are interrupted; requests
+in flight finish (after a signal, within the grace period). Contacts never sent are not
+recorded here: the publisher accounts for them from the plan, with the halt's status.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from collections import Counter
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import ExitStack, aclosing
-from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
@@ -40,18 +31,21 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from bulktag.clock import Clock
 from bulktag.config import DispatchSettings
 from bulktag.leadlex import chunks
-from bulktag.outcomes import UNSENT, Attempt, ContactOutcome, FailureType, Halt, Status
+from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Halt
 from bulktag.send.client import LeadLexClient
+from bulktag.send.contact import Chunk, outcome_of, stops_contact
+from bulktag.send.gates import LIMITED, UNAPPLIED_HALTS, UNCOUNTED, Slot, export_limit
 from bulktag.send.health import RunHealth, Verdicts
 from bulktag.send.limiter import (
     BudgetSpentError,
     DailyBudget,
-    LimiterStatistics,
     RateLimiter,
     SharedQuota,
 )
 from bulktag.send.retry import Backoff
-from bulktag.send.timeline import Timeline, TimelineMinute
+from bulktag.send.route import Route, key_refused, no_route
+from bulktag.send.timeline import Timeline
+from bulktag.send.work import DispatchStatistics, PlannedContact, Record, idempotency_key
 
 __all__ = [
     "DispatchStatistics",
@@ -61,7 +55,6 @@ __all__ = [
 ]
 
 
-Record = Callable[[ContactOutcome], Awaitable[None]]
 T = TypeVar("T")
 log = logging.getLogger("bulktag")
 
@@ -71,143 +64,6 @@ _VERDICT_HALTS = {
     Verdicts.UNREACHABLE: Halt.UNREACHABLE,
     Verdicts.OUTAGE: Halt.OUTAGE,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedContact:
-    seq: int
-    contact_id: str
-    tags: tuple[str, ...]
-    source: str = ""
-    line: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchStatistics:
-    """A snapshot of the dispatcher, for the summary."""
-
-    calls: int  #: add-tags HTTP attempts made
-    other_calls: dict[str, int]  #: other calls by endpoint (export, get_contact, list_contacts)
-    halt: Halt | None
-    halt_message: str
-    quota_remaining: int | None
-    quota_limit: int | None
-    quota_reset: int | None
-    limiter: LimiterStatistics
-    #: attempts per minute of the session (only minutes with a call), for the report
-    timeline: tuple[TimelineMinute, ...] = ()
-    timeline_started: float | None = None  #: Unix time of the timeline's minute 0
-    #: FINE_BUCKET-second buckets of a session that ended within FINE_SPAN seconds
-    timeline_fine: tuple[TimelineMinute, ...] | None = None
-    #: the quota left before the session: the first answer's X-RateLimit-Remaining, plus
-    #: the call it answered (the first call goes alone)
-    quota_before: int | None = None
-
-
-def idempotency_key(
-    run_id: str, contact_id: str, chunk: int, tags: tuple[str, ...] | list[str]
-) -> str:
-    """Stable per (run, contact, chunk): a retry, or a resumed run, is recognised."""
-    digest = hashlib.sha256("\x1f".join([run_id, contact_id, str(chunk), *tags]).encode())
-    return f"bulktag-{digest.hexdigest()[:40]}"
-
-
-#: Route checks a run makes at most when they tell nothing (an outage, a halt).
-ROUTE_CHECKS = 3
-
-
-class _Route:
-    """Whether the base URL serves LeadLex's routes; see the module docstring."""
-
-    def __init__(self, check: Callable[[], Awaitable[bool | None]]) -> None:
-        self._check = check
-        self._lock = anyio.Lock()
-        self._checks = 0
-        self.proven = False  #: LeadLex accepted a call at this URL, or the check found it
-        self.wrong = False  #: the check found no route there
-        self.doubtful = False  #: a 404 is being checked: no other call goes meanwhile
-        self._settled = anyio.Event()
-
-    async def settled(self) -> None:
-        """Wait while a 404 is being checked (a wrong URL would answer 404 to every call)."""
-        while self.doubtful:
-            await self._settled.wait()
-
-    async def serves(self) -> bool | None:
-        """After a 404: whether the base URL serves LeadLex's routes (checked once; the calls
-        that meet a 404 meanwhile wait for that check, not for one each); None when the
-        checks could not tell (an outage, the run halted)."""
-        if self.proven:
-            return True
-        self.doubtful = True
-        async with self._lock:
-            try:
-                if not (self.proven or self.wrong) and self._checks < ROUTE_CHECKS:
-                    self._checks += 1
-                    verdict = await self._check()
-                    self.proven = verdict is True
-                    self.wrong = verdict is False
-            finally:
-                self.doubtful = False
-                self._settled.set()
-                self._settled = anyio.Event()
-            return True if self.proven else False if self.wrong else None
-
-
-@dataclass(slots=True)
-class _Chunk:
-    """How one request of a contact ended."""
-
-    tags: list[str]
-    attempt: Attempt | None = None
-    attempts: int = 0
-    halt: Halt | None = None  #: set when the chunk stopped because of a halt
-    verified: bool = False  #: ok because a read showed the tags after an ambiguous failure
-
-
-class _Slot:
-    """One turn through the run's gates, taken in order: the health's turn, one call of
-    the daily budget, a rate-limiter slot (:meth:`Dispatcher._slot`). It is given back
-    exactly once, by one of its two exits: :meth:`unused` (nothing was sent: each gate
-    gets its place back) or :meth:`answered` (an answer came: the limiter learns of a
-    429, the budget of LeadLex's quota, the health of the answer). Leaving its ``with``
-    block without either is :meth:`unused`: no path can leave a gate's count behind.
-    """
-
-    __slots__ = ("_dispatcher", "_open", "sent_at")
-
-    def __init__(self, dispatcher: Dispatcher, sent_at: float) -> None:
-        self._dispatcher = dispatcher
-        self.sent_at = sent_at
-        self._open = True
-
-    def __enter__(self) -> _Slot:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.unused()
-
-    def unused(self) -> None:
-        """Nothing was sent on this slot."""
-        if self._open:
-            self._open = False
-            d = self._dispatcher
-            d._limiter.cancel()
-            d._budget.release(None)
-            d._health.cancel()
-
-    def answered(self, attempt: Attempt, *, retry: bool) -> None:
-        """LeadLex answered (or the request failed) on this slot: one rule for every
-        endpoint. A 401's quota headers say nothing of this workspace; any other answer's
-        are LeadLex's figure."""
-        if not self._open:
-            return
-        self._open = False
-        d = self._dispatcher
-        d._count(attempt, retry=retry)
-        d._limiter.release(rate_limited=attempt.failure is FailureType.RATE_LIMITED)
-        d._budget.release(None if attempt.failure is FailureType.INVALID_KEY else attempt.quota)
-        d._judge(attempt)
 
 
 class Dispatcher:
@@ -247,7 +103,7 @@ class Dispatcher:
         self._can_verify = settings.verify_ambiguous
         self._timeline = Timeline(clock.now(), clock.wall())
         self._quota_before: int | None = None
-        self._route = _Route(self._check_route)
+        self._route = Route(self._check_route)
 
     # -- control ------------------------------------------------------------------
 
@@ -264,7 +120,7 @@ class Dispatcher:
 
     def gates_held(self) -> tuple[int, int, int]:
         """Places held in the health's turn, the daily budget and the rate limiter: all
-        0 between calls (each :class:`_Slot` gives its places back once)."""
+        0 between calls (each :class:`Slot` gives its places back once)."""
         return self._health.in_flight, self._budget.in_flight, self._limiter.statistics().in_flight
 
     def cancel_requests(self) -> None:
@@ -341,19 +197,19 @@ class Dispatcher:
     # -- one contact ------------------------------------------------------------------
 
     async def _contact(self, contact: PlannedContact) -> ContactOutcome | None:
-        done: list[_Chunk] = []
+        done: list[Chunk] = []
         for index, tags in enumerate(chunks(contact.tags)):
-            if self.halt is not None or (done and _stops_contact(done[-1])):
-                done.append(_Chunk(tags, halt=self.halt))
+            if self.halt is not None or (done and stops_contact(done[-1])):
+                done.append(Chunk(tags, halt=self.halt))
                 continue
             done.append(await self._chunk(contact, index, tags))
         if all(c.attempts == 0 for c in done):
             return None  # nothing was sent
-        return self._outcome(contact, done)
+        return outcome_of(contact, done, self.halt_message, self._clock.wall())
 
-    async def _chunk(self, contact: PlannedContact, index: int, tags: list[str]) -> _Chunk:
+    async def _chunk(self, contact: PlannedContact, index: int, tags: list[str]) -> Chunk:
         key = idempotency_key(self._run_id, contact.contact_id, index, tags)
-        result = _Chunk(tags)
+        result = Chunk(tags)
         started = self._clock.now()
         while True:
             slot = await self._slot()
@@ -393,7 +249,7 @@ class Dispatcher:
                 result.verified = True
                 return result
             if not self._settle(attempt, sent_at):
-                if attempt.failure in _UNAPPLIED_HALTS and self.halt is not None:
+                if attempt.failure in UNAPPLIED_HALTS and self.halt is not None:
                     result.halt = self.halt  # a 429 applied nothing: deferred like the rest
                 return result
             delay = self._backoff.delay(
@@ -408,7 +264,7 @@ class Dispatcher:
                 result.halt = self.halt
                 return result
 
-    async def _slot(self, *, checking_route: bool = False) -> _Slot | None:
+    async def _slot(self, *, checking_route: bool = False) -> Slot | None:
         """The run's turn, one call of the daily budget, then a rate-limiter slot; ``None``
         once halted. While a 404 is being checked, only the check goes (``checking_route``).
 
@@ -441,7 +297,8 @@ class Dispatcher:
                 return None
             taken.pop_all()
             self._waits.discard(scope)
-            return _Slot(self, sent_at)
+            gates = (self._health, self._budget, self._limiter)
+            return Slot(gates, sent_at, self._count, self._judge)
         return None
 
     async def call(
@@ -469,7 +326,7 @@ class Dispatcher:
         sent_at = slot.sent_at
         if attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
             return result  # the caller decides (a pre-check gives up, tagging goes on)
-        if _export_limit(endpoint, attempt):
+        if export_limit(endpoint, attempt):
             return result  # the hourly export limit: not a reason to pause the tagging
         if attempt.failure is not None:
             self._settle(attempt, sent_at)
@@ -490,23 +347,11 @@ class Dispatcher:
 
     def _no_route(self, attempt: Attempt) -> Attempt:
         """A 404 at a base URL that serves no LeadLex route: the run stops (78)."""
-        url = self._client.base_url
-        message = (
-            f"the API URL {url} serves no LeadLex route: adding tags and listing contacts "
-            "both answered 404. Check --api-url, $LEADLEX_API_URL or the job's [api] url: "
-            "LeadLex's is https://data.leadlex.com/functions/v1/api-gateway (every path "
-            "after it starts with /v1/)"
-        )
+        message, failed = no_route(self._client.base_url, attempt)
         if self.halt is None:
             log.error("stopping: %s", message)
         self.stop(Halt.CONFIG, message)
-        return Attempt(
-            FailureType.UNEXPECTED_RESPONSE,
-            http_status=attempt.http_status,
-            error_code=attempt.error_code,
-            message=f"404 at a URL that serves no LeadLex route ({attempt.message[:120]})",
-            request_id=attempt.request_id,
-        )
+        return failed
 
     async def _verify(self, contact_id: str, tags: list[str]) -> bool:
         """Read the contact once: does it carry ``tags`` (the ambiguous call was applied)?"""
@@ -535,7 +380,7 @@ class Dispatcher:
                 self._waits.discard(scope)
 
     async def _send(
-        self, contact_id: str, tags: list[str], key: str, slot: _Slot, retry: bool
+        self, contact_id: str, tags: list[str], key: str, slot: Slot, retry: bool
     ) -> Attempt:
         attempt: Attempt | None = None
         with anyio.CancelScope() as scope:
@@ -556,7 +401,7 @@ class Dispatcher:
         slot.answered(attempt, retry=retry)
         return attempt
 
-    def _count(self, attempt: Attempt, *, retry: bool) -> None:
+    def _count(self, attempt: Attempt, retry: bool) -> None:
         """The attempt in its minute of the timeline (429s apart from other failures)."""
         failure = attempt.failure
         if self._quota_before is None and attempt.quota is not None:
@@ -566,9 +411,9 @@ class Dispatcher:
         self._timeline.count(
             self._clock.now(),
             retry=retry,
-            limited=failure in _LIMITED,
+            limited=failure in LIMITED,
             failed=failure is not None,
-            uncounted=failure in _UNCOUNTED,
+            uncounted=failure in UNCOUNTED,
             rate=self._limiter.rate,
         )
 
@@ -584,7 +429,7 @@ class Dispatcher:
         failure = attempt.failure
         assert failure is not None
         if failure.stops_run:
-            self.stop(Halt.KEY_REJECTED, self._key_refused(attempt))
+            self.stop(Halt.KEY_REJECTED, key_refused(self._key_source, attempt))
             return False
         if failure is FailureType.QUOTA_EXHAUSTED:
             self._budget.exhaust()
@@ -602,86 +447,3 @@ class Dispatcher:
                 )
                 return False
         return failure.retryable
-
-    def _key_refused(self, attempt: Attempt) -> str:
-        """Why the run stopped on a 401 or 403, where the key came from, and what to do."""
-        said = f"{attempt.failure}: {attempt.message}"
-        if attempt.failure is FailureType.INVALID_KEY:
-            return (
-                f"LeadLex refused {self._key_source} ({said}): check that it is this "
-                "workspace's key, whole, and neither revoked nor expired"
-            )
-        return (
-            f"{self._key_source} may not do this ({said}): give the key Write permission in "
-            "LeadLex's API settings, or use a key that has it"
-        )
-
-    def _outcome(self, contact: PlannedContact, done: list[_Chunk]) -> ContactOutcome:
-        pending = tuple(t for c in done if c.attempt is None or not c.attempt.ok for t in c.tags)
-        failed = next((c for c in done if c.halt is None and c.attempt and not c.attempt.ok), None)
-        halted = next((c for c in done if c.halt is not None), None)
-        last = next((c.attempt for c in reversed(done) if c.attempt is not None), None)
-        status, error_type = Status.OK, None
-        message = ""
-        if failed is not None:
-            assert failed.attempt is not None
-            status, error_type, last = Status.FAILED, failed.attempt.failure, failed.attempt
-            message = last.message
-        elif halted is not None:
-            assert halted.halt is not None
-            status, error_type = UNSENT[halted.halt]
-            message = self.halt_message
-            tried = halted.attempt
-            if tried is not None and tried.failure is not None:
-                # tried before the run stopped: the contact keeps its history (failed, or
-                # still deferred), with its last error
-                if status is Status.NOT_ATTEMPTED:
-                    status = Status.FAILED
-                error_type, last = tried.failure, tried
-                message = f"{tried.message} (then the run stopped: {self.halt_message})"
-        return ContactOutcome(
-            seq=contact.seq,
-            contact_id=contact.contact_id,
-            tags=contact.tags,
-            pending_tags=pending,
-            status=status,
-            error_type=error_type,
-            http_status=last.http_status if last else None,
-            error_code=last.error_code if last else None,
-            message=message,
-            attempts=sum(c.attempts for c in done),
-            request_id=last.request_id if last else None,
-            verified=any(c.verified for c in done),
-            finished_at=self._clock.wall(),
-            source=contact.source,
-            line=contact.line,
-        )
-
-
-_UNAPPLIED_HALTS = (FailureType.QUOTA_EXHAUSTED, FailureType.RATE_LIMITED)
-#: Answered 429: the per-minute limit (LeadLex's or a gateway's) or the daily quota.
-_LIMITED = frozenset(_UNAPPLIED_HALTS)
-#: Errors LeadLex does not count against the daily quota (429s aside): its handler never
-#: answered them (a timeout's may have, and then it was counted).
-_UNCOUNTED = frozenset(
-    {
-        FailureType.SERVER_ERROR,
-        FailureType.NETWORK_ERROR,
-        FailureType.TIMEOUT,
-        FailureType.UNEXPECTED_RESPONSE,
-    }
-)
-
-
-def _export_limit(endpoint: str, attempt: Attempt) -> bool:
-    """A 429 on an export asking to wait more than a minute is the hourly export limit."""
-    return (
-        endpoint == "export"
-        and attempt.failure is FailureType.RATE_LIMITED
-        and (attempt.retry_after or 0) > 60
-    )
-
-
-def _stops_contact(chunk: _Chunk) -> bool:
-    """After a 404 the contact's other chunks would fail the same way."""
-    return chunk.attempt is not None and chunk.attempt.failure is FailureType.NOT_FOUND

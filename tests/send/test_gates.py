@@ -6,7 +6,7 @@ overspend or a stall (the budget, the limiter): each path ends with (0, 0, 0) he
 
 Before, each path gave its places back by hand, and the two "after an answer" paths
 differed: a 403 on an add-tags call threw LeadLex's quota figure away, on another call
-it kept it. One rule now (:class:`bulktag.send.dispatch._Slot`)."""
+it kept it. One rule now (:class:`bulktag.send.dispatch.Slot`)."""
 
 from __future__ import annotations
 
