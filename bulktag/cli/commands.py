@@ -252,7 +252,7 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     """Every check a run of the job makes before its first call, and what it would use."""
-    from bulktag.read.inputs import expand_inputs
+    from bulktag.read.paths import expand_inputs
     from bulktag.run.checks import key_source, preflight
     from bulktag.run.owner import claim
     from bulktag.state.job import STATE_FILE, STATE_VERSION, JobState, state_fix

@@ -29,8 +29,10 @@ from bulktag.config import ReadOptions
 from bulktag.errors import InputError
 from bulktag.leadlex import MAX_TAG_LENGTH, MAX_TAGS_PER_REQUEST
 from bulktag.read.csvlines import count_lines, fix_csv_lines
-from bulktag.read.inputs import InputFrame, expand_inputs, read_input
+from bulktag.read.frame import InputFrame
+from bulktag.read.inputs import read_input
 from bulktag.read.normalise import uuid_text
+from bulktag.read.paths import expand_inputs
 from bulktag.read.pieces import PLACE, parts_for, problems, read_pieces, tags
 from bulktag.read.rules import (
     CELL_TOO_LARGE,

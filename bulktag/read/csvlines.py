@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from bulktag.errors import InputError
-from bulktag.read.inputs import InputFrame
+from bulktag.read.frame import InputFrame
 from bulktag.read.rules import MAX_CELL_BYTES
 from bulktag.read.sniff import SniffedCsv
 

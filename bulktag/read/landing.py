@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bulktag.errors import InputError, WorkLeftError
-from bulktag.read.inputs import expand_inputs
+from bulktag.read.paths import expand_inputs
 from bulktag.state.job import JobState
 
 __all__ = ["Marks", "check_settled", "check_unchanged", "cut_suspects", "line_end", "marks"]

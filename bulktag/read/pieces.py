@@ -25,7 +25,7 @@ import polars as pl
 
 from bulktag.config import ReadOptions
 from bulktag.read.csvlines import input_error
-from bulktag.read.inputs import InputFrame, tag_name
+from bulktag.read.frame import InputFrame, tag_name
 from bulktag.read.normalise import (
     cell_has_text,
     cell_pieces,

@@ -24,7 +24,7 @@ from bulktag.errors import (
 )
 from bulktag.outputs.publish import XLSX_ROWS
 from bulktag.plan.build import PlanStats
-from bulktag.read.inputs import InputFrame
+from bulktag.read.frame import InputFrame
 from bulktag.read.ownfiles import OwnKind
 from bulktag.send.client import check_trust_settings
 from bulktag.state.quota import QuotaStore, using_quota_store

@@ -33,7 +33,7 @@ from bulktag.errors import ConfigError, UsageError
 from bulktag.machine import DamagedFileError, guarded, translated
 from bulktag.outputs.publish import write_json
 from bulktag.plan.build import InputSummary, Plan, PlanStats
-from bulktag.read.inputs import InputFrame
+from bulktag.read.frame import InputFrame
 from bulktag.state.store import NewerFileError
 
 __all__ = ["INTERNAL", "OUTPUT_STEMS", "RunFolder", "is_run_folder", "make_run_dir", "new_run_dir"]

@@ -25,9 +25,9 @@ from bulktag.errors import (
 )
 from bulktag.machine import DamagedFileError, MachineError, guarded
 from bulktag.outputs.pages import after_run, failed_night
-from bulktag.read.inputs import expand_inputs
 from bulktag.read.landing import cut_suspects
 from bulktag.read.ownfiles import CARRY_OVER
+from bulktag.read.paths import expand_inputs
 from bulktag.run.checks import preflight
 from bulktag.run.folder import RunFolder, is_finished, is_run_folder, make_run_dir, new_run_dir
 from bulktag.run.owner import claim, open_state, read_state, run_folders

@@ -100,7 +100,7 @@ def _zip(rng: random.Random) -> bytes:
     return data[: rng.randint(0, len(data))]
 
 
-def _ndjson(rng: random.Random) -> bytes:
+def read_ndjson(rng: random.Random) -> bytes:
     lines = []
     for _ in range(rng.randint(0, 10)):
         lines.append(
@@ -129,7 +129,7 @@ MAKERS: list[tuple[str, Callable[[random.Random], bytes]]] = [
     ("parquet", _random_bytes),
     ("xlsx", _zip),
     ("xlsx", _random_bytes),
-    ("ndjson", _ndjson),
+    ("ndjson", read_ndjson),
 ]
 
 

@@ -16,7 +16,8 @@ import pytest
 from bulktag.cli.commands import main
 from bulktag.config import ReadOptions
 from bulktag.plan.build import PlanStats, build_plan
-from bulktag.read.inputs import InputFrame, read_input
+from bulktag.read.frame import InputFrame
+from bulktag.read.inputs import read_input
 
 #: The contact of LeadLex's documentation example.
 SEED = "123e4567-e89b-12d3-a456-426614174000"

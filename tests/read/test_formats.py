@@ -14,7 +14,7 @@ import pytest
 import xlsxwriter
 
 from bulktag.errors import InputError
-from bulktag.read.inputs import expand_inputs
+from bulktag.read.paths import expand_inputs
 from bulktag.read.rules import MISSING_ID, NOT_UUID, NUMERIC_ID
 from bulktag.read.sniff import sniff_csv
 from tests.read.support import A, B, C, csv_text, plan_of, validate, write

@@ -62,7 +62,7 @@ def _run(
     return code, err
 
 
-def _ndjson(path: Path) -> list[dict[str, Any]]:
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     return [json.loads(line) for line in lines if line.strip()]
 
@@ -115,11 +115,11 @@ def _quoted(tag: str) -> str:
 
 def _check_ndjson_run(out: Path, expected: dict[str, Any], problems: list[str], path: Path) -> None:
     """results.ndjson, rejects.ndjson and summary.json against the expectation."""
-    got = [(r["contact_id"], r["tags"]) for r in _ndjson(out / "results.ndjson")]
+    got = [(r["contact_id"], r["tags"]) for r in read_ndjson(out / "results.ndjson")]
     want = [(contact, tags) for contact, tags in expected["contacts"]]
     if got != want:
         problems.append(f"contacts/tags {got!r}\n    expected {want!r}")
-    rejects = _ndjson(out / "rejects.ndjson")
+    rejects = read_ndjson(out / "rejects.ndjson")
     got_rejects = Counter((r["line"], reason_kind(str(r["reason"]))) for r in rejects)
     want_rejects = Counter((r["line"], r["kind"]) for r in expected["rejects"])
     if got_rejects != want_rejects:
