@@ -16,23 +16,23 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
 
 from bulktag import __version__
+from bulktag.cli.emulator import add_emulator
 from bulktag.cli.logs import escape, setup_logging
 from bulktag.cli.options import add_input_options, add_run_options, resolve
 from bulktag.cli.pagecmds import PAGE_COMMANDS, add_page_commands
+from bulktag.cli.resume import refuse_settings_on_resume
 from bulktag.cli.usage import (
-    SECRET_OPTIONS,
-    RefuseSecret,
+    Parser,
     dash_files,
     hint_unknown,
     misplaced_option,
+    refuse_secrets,
     secrets,
 )
 from bulktag.errors import BulkTagError, ExitCode, UsageError, redact
 from bulktag.jobfile import load_job
-from bulktag.leadlex import PLANS
 from bulktag.machine import bug_report, translated
 from bulktag.runtime import Runtime, environment
 
@@ -43,54 +43,8 @@ EXIT_CODES_HELP = "exit codes (when several apply, the first of 77, 78, 75, 1, 0
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """Never matches an option by a prefix of it; errors are UsageError, with hints."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["allow_abbrev"] = False  # --api-key must never be taken for --api-key-file
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _refuse_secrets(p: argparse.ArgumentParser, *, but: Sequence[str] = ()) -> None:
-    """Options a key might be typed into: each refused, its value never repeated."""
-    for option in SECRET_OPTIONS:
-        if option not in but:
-            p.add_argument(option, action=RefuseSecret, dest=f"_secret{option}")
-
-
-def _float_pair(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition(":")
-    try:
-        return (float(low), float(high if sep else low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not MIN:MAX") from None
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
-    return value
-
-
-def _iso_time(text: str) -> float:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add Z for UTC)")
-    return parsed.timestamp()
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="bulktag",
         description=(
             "Add tags to LeadLex CRM contacts in bulk, from CSV, XLSX, XLS, ODS, Parquet or "
@@ -100,18 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bulktag {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     _add_run(commands)
     _add_validate(commands)
     _add_check_job(commands)
-    _add_emulator(commands)
+    add_emulator(commands)
     _add_demo(commands)
-    add_page_commands(commands, _refuse_secrets)
+    add_page_commands(commands, refuse_secrets)
     return parser
 
 
-def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
+def _add_run(commands: argparse._SubParsersAction[Parser]) -> None:
     p = commands.add_parser(
         "run",
         help="add the tags of INPUT files to LeadLex contacts",
@@ -129,7 +83,7 @@ def _add_run(commands: argparse._SubParsersAction[_Parser]) -> None:
     add_input_options(p, inputs="*")
     add_run_options(p)
     _add_verbosity(p)
-    _refuse_secrets(p)
+    refuse_secrets(p)
     p.set_defaults(handler=_run)
 
 
@@ -162,7 +116,7 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
     if args.resume and args.out:
         raise UsageError("bulktag run: --resume continues RUN_DIR in place; give no --out")
     if args.resume:
-        _refuse_settings_on_resume(args)
+        refuse_settings_on_resume(args)
     dry_run = bool(args.dry_run or (job is not None and job.get("", "dry_run")))
     if args.job and args.out and not dry_run:
         raise UsageError(
@@ -173,72 +127,7 @@ def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
     return int(run(config, runtime).exit_code)
 
 
-#: What --resume takes from the command line; every other run setting comes from the run.
-_RESUME_TAKES = frozenset(
-    {"resume", "inputs", "verbose", "quiet", "log_format", "progress", "metrics_file", "report"}
-    | {"api_key_file", "ca_bundle", "handler", "command"}
-)
-
-
-def _refuse_settings_on_resume(args: argparse.Namespace) -> None:
-    """--resume continues a run with the settings it started with: a setting given with it
-    that differs would be ignored in silence, so it is refused, with what to do instead (the
-    same value as the run's is no other setting)."""
-    started = _started_with(Path(args.resume))
-    given = sorted(
-        "--" + dest.replace("_", "-")
-        for dest, value in vars(args).items()
-        if dest not in _RESUME_TAKES
-        and not dest.startswith("_")
-        and value not in (None, False)
-        and not _same(value, started.get(_STORED_AS.get(dest, dest), _UNKNOWN))
-    )
-    if given:
-        raise UsageError(
-            f"bulktag run: --resume continues {args.resume} with the settings it started with, "
-            f"so {', '.join(given)} would be ignored. To send with other settings: "
-            f"bulktag run {args.resume}/failures.csv with them (that file holds what is left "
-            "once the run has published its files)"
-        )
-
-
-#: Flags whose run setting ``config.json`` stores under another name.
-_STORED_AS = {
-    "plan": "plan_name",
-    "format": "output_format",
-    "tags_column": "tags_columns",
-    "add_tag": "static_tags",
-}
-_UNKNOWN = object()
-
-
-def _started_with(run_dir: Path) -> dict[str, Any]:
-    """The settings a run folder started with, flat (its ``config.json``; {} if unread)."""
-    try:
-        stored = json.loads((run_dir / ".bulktag" / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(stored, dict):
-        return {}
-    flat = {k: v for k, v in stored.items() if not isinstance(v, dict)}
-    for section in ("read", "dispatch"):
-        if isinstance(stored.get(section), dict):
-            flat.update(stored[section])
-    return flat
-
-
-def _same(given: Any, stored: Any) -> bool:
-    """Whether a flag's value is the run's own (URLs alike but for a trailing slash)."""
-    if stored is _UNKNOWN:
-        return False
-    if isinstance(given, str) and isinstance(stored, str):
-        return given.rstrip("/") == stored.rstrip("/")
-    if isinstance(given, list | tuple) and isinstance(stored, list | tuple):
-        return list(given) == list(stored)
-    return bool(given == stored)
-
-
-def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
+def _add_check_job(commands: argparse._SubParsersAction[Parser]) -> None:
     p = commands.add_parser(
         "check-job",
         help="check a job file as a night would; exit 0 when it is usable, else the code "
@@ -246,7 +135,7 @@ def _add_check_job(commands: argparse._SubParsersAction[_Parser]) -> None:
         description="Check a job file (jobs/*.toml) and print what a run of it would use.",
     )
     p.add_argument("job", type=Path, metavar="FILE")
-    _refuse_secrets(p)
+    refuse_secrets(p)
     p.set_defaults(handler=_check_job)
 
 
@@ -295,7 +184,7 @@ def _check_job(args: argparse.Namespace, runtime: Runtime | None) -> int:
     return ExitCode.OK
 
 
-def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
+def _add_validate(commands: argparse._SubParsersAction[Parser]) -> None:
     p = commands.add_parser(
         "validate",
         help="read and plan INPUT files, print the plan; no request is made",
@@ -312,7 +201,7 @@ def _add_validate(commands: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument(
         "--rejects", type=Path, metavar="FILE", help="also write the reject rows to FILE (CSV)"
     )
-    _refuse_secrets(p)
+    refuse_secrets(p)
     p.set_defaults(handler=_validate)
 
 
@@ -345,190 +234,7 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     return ExitCode.FAILURES if plan.stats.rejects else ExitCode.OK
 
 
-def _add_emulator(commands: argparse._SubParsersAction[_Parser]) -> None:
-    p = commands.add_parser(
-        "emulator",
-        help="serve an emulator of the LeadLex API on loopback",
-        description=(
-            "Serve an emulator of the LeadLex API on a loopback address. Prints one JSON line "
-            '{"url": ..., "control": ..., "keys": {...}, "plan": ...} once it accepts '
-            "connections, then serves until SIGINT or SIGTERM. The API is served below "
-            "/functions/v1/api-gateway, as LeadLex serves it (the url field is that base URL); "
-            "the control API is /_emulator/ at the root (the control field; docs/emulator.md)."
-        ),
-    )
-    p.add_argument("--host", default="127.0.0.1", help="loopback address (default %(default)s)")
-    p.add_argument(
-        "--port", type=int, default=8765, help="port; 0 picks a free one (default %(default)s)"
-    )
-    p.add_argument("--plan", choices=list(PLANS), default="pro")
-    p.add_argument("--per-minute", type=int, help="override the plan's calls per minute")
-    p.add_argument("--per-day", type=int, help="override the plan's calls per day")
-    p.add_argument(
-        "--export-per-hour", type=int, default=10, help="export calls per hour (default 10)"
-    )
-    p.add_argument(
-        "--contacts", type=Path, metavar="FILE", help="CSV with id, full_name, email, tags"
-    )
-    p.add_argument("--generate", type=int, default=0, metavar="N", help="generate N contacts")
-    p.add_argument(
-        "--save-contacts",
-        type=Path,
-        metavar="FILE",
-        help="write the contacts it holds (id, full_name, email, tags: the --contacts format) "
-        "to FILE before serving: their IDs to put in an input",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for generated contacts and faults")
-    p.add_argument(
-        "--key",
-        action="append",
-        default=[],
-        metavar="KEY:PERMS",
-        help="accepted key and its permissions, e.g. wbk_abc:read,write (repeatable; "
-        "append @WORKSPACE for another workspace). Default: one demo key with read,write",
-    )
-    p.add_argument(
-        "--auto-create", action="store_true", help="treat unknown UUIDs as existing contacts"
-    )
-    p.add_argument("--start-time", type=_iso_time, metavar="ISO", help="the emulated clock's start")
-    faults = p.add_argument_group("fault injection (off by default, reproducible with --seed)")
-    faults.add_argument(
-        "--fault-rate", type=_share, default=0.0, metavar="F", help="share answered 500/502/503"
-    )
-    faults.add_argument("--latency-ms", type=_float_pair, default=(0.0, 0.0), metavar="MIN:MAX")
-    faults.add_argument(
-        "--drop-rate", type=_share, default=0.0, metavar="F", help="share of dropped connections"
-    )
-    faults.add_argument(
-        "--malformed-rate", type=_share, default=0.0, metavar="F", help="share of cut 200 bodies"
-    )
-    faults.add_argument(
-        "--slow-rate", type=_share, default=0.0, metavar="F", help="share of slow bodies"
-    )
-    faults.add_argument(
-        "--slow-ms", type=float, default=2000.0, metavar="MS", help="delay of a slow body"
-    )
-    faults.add_argument(
-        "--storm-rate",
-        type=_share,
-        default=0.0,
-        metavar="F",
-        help="chance a request starts a 429 storm",
-    )
-    faults.add_argument(
-        "--storm-seconds", type=float, default=30.0, metavar="S", help="length of a 429 storm"
-    )
-    faults.add_argument(
-        "--captive-portal",
-        action="store_true",
-        help="answer every request 200 with an HTML sign-in page (a captive portal or proxy)",
-    )
-    faults.add_argument(
-        "--gateway-per-minute",
-        type=int,
-        default=0,
-        metavar="N",
-        help="a gateway in front allowing N calls a minute, the excess 429 without Retry-After",
-    )
-    tls = p.add_argument_group("TLS (https://, as a company's own CA would sign it)")
-    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="certificate chain (PEM)")
-    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
-    _refuse_secrets(p, but=("--key",))  # the emulator's own --key names the keys it accepts
-    p.set_defaults(handler=_emulator)
-
-
-def _save_contacts(path: Path, contacts: Sequence[Any]) -> None:
-    import csv
-
-    try:
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "full_name", "email", "tags"])
-            for contact in contacts:
-                writer.writerow(
-                    [contact.id, contact.full_name, contact.email, ",".join(contact.tags)]
-                )
-    except OSError as exc:
-        raise UsageError(f"--save-contacts {path}: cannot write it ({exc.strerror})") from None
-
-
-def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
-    from bulktag.config import is_loopback
-    from bulktag.emulator import (
-        Emulator,
-        EmulatorClock,
-        Faults,
-        generate_contacts,
-        load_contacts,
-        parse_key_spec,
-        serve,
-    )
-    from bulktag.emulator.app import CONTROL_PREFIX, GATEWAY_PREFIX
-
-    if not is_loopback(args.host):
-        raise UsageError(f"--host {args.host}: the emulator only listens on loopback addresses")
-    try:
-        keys = [parse_key_spec(spec) for spec in args.key]
-        faults = Faults(
-            fault_rate=args.fault_rate,
-            latency_ms=args.latency_ms,
-            drop_rate=args.drop_rate,
-            malformed_rate=args.malformed_rate,
-            slow_rate=args.slow_rate,
-            slow_ms=args.slow_ms,
-            storm_rate=args.storm_rate,
-            storm_seconds=args.storm_seconds,
-            captive_portal=args.captive_portal,
-            gateway_per_minute=args.gateway_per_minute,
-        )
-        contacts = list(load_contacts(args.contacts)) if args.contacts else []
-    except (ValueError, OSError) as exc:
-        raise UsageError(str(exc)) from None
-    contacts.extend(generate_contacts(args.generate, args.seed))
-    if args.save_contacts is not None:
-        _save_contacts(args.save_contacts, contacts)
-    emulator = Emulator(
-        plan=args.plan,
-        per_minute=args.per_minute,
-        per_day=args.per_day,
-        export_per_hour=args.export_per_hour,
-        keys=keys,
-        contacts=contacts,
-        clock=EmulatorClock(start=args.start_time),
-        faults=faults,
-        seed=args.seed,
-        auto_create=args.auto_create,
-    )
-    announced = {secret: sorted(key.permissions) for secret, key in emulator.keys.items()}
-
-    def announce(root: str) -> dict[str, Any]:
-        return {"control": root + CONTROL_PREFIX, "keys": announced, "plan": emulator.plan}
-
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise UsageError("--tls-cert and --tls-key go together")
-    tls = (args.tls_cert, args.tls_key) if args.tls_cert and args.tls_key else None
-    if tls is not None:
-        import ssl
-
-        try:
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(*tls)
-        except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"--tls-cert/--tls-key: cannot load them ({exc})") from None
-    try:
-        serve(
-            emulator,
-            args.host,
-            args.port,
-            base_path=GATEWAY_PREFIX,
-            announce=announce,
-            tls=tls,
-        )
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    return ExitCode.OK
-
-
-def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
+def _add_demo(commands: argparse._SubParsersAction[Parser]) -> None:
     p = commands.add_parser(
         "demo",
         help="start the emulator and show bulktag working end to end on sample_data/",
@@ -540,7 +246,7 @@ def _add_demo(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="sample data folder (default: ./sample_data, else the samples the package carries)",
     )
     p.add_argument("--out", type=Path, help="folder for the runs (default runs/demo-<time>/)")
-    _refuse_secrets(p)
+    refuse_secrets(p)
     p.set_defaults(handler=_demo)
 
 

@@ -22,10 +22,12 @@ from bulktag.errors import KEY_SHAPE, UsageError
 
 __all__ = [
     "SECRET_OPTIONS",
+    "Parser",
     "RefuseSecret",
     "dash_files",
     "hint_unknown",
     "misplaced_option",
+    "refuse_secrets",
     "secrets",
 ]
 
@@ -145,3 +147,21 @@ def misplaced_option(argv: Sequence[str], commands: Sequence[str]) -> str | None
         f"{option} goes after the sub-command: bulktag {command} {option} ... "
         f"(see bulktag {command} --help)"
     )
+
+
+class Parser(argparse.ArgumentParser):
+    """Never matches an option by a prefix of it; errors are UsageError, with hints."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False  # --api-key must never be taken for --api-key-file
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def refuse_secrets(p: argparse.ArgumentParser, *, but: Sequence[str] = ()) -> None:
+    """Options a key might be typed into: each refused, its value never repeated."""
+    for option in SECRET_OPTIONS:
+        if option not in but:
+            p.add_argument(option, action=RefuseSecret, dest=f"_secret{option}")
