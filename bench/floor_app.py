@@ -8,7 +8,7 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from bulktag.emulator import serve
-from bulktag.emulator.app import GATEWAY_PREFIX
+from bulktag.emulator.calls import GATEWAY_PREFIX
 
 BODY = b'{"data":{"contact_id":"6f1c1d5e-1c2b-4c8e-9a7e-0a1b2c3d4e5f","tags":["vip","legal"]}}'
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]

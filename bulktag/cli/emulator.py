@@ -166,7 +166,7 @@ def _emulator(args: argparse.Namespace, runtime: Runtime | None) -> int:
         parse_key_spec,
         serve,
     )
-    from bulktag.emulator.app import CONTROL_PREFIX, GATEWAY_PREFIX
+    from bulktag.emulator.calls import CONTROL_PREFIX, GATEWAY_PREFIX
 
     if not is_loopback(args.host):
         raise UsageError(f"--host {args.host}: the emulator only listens on loopback addresses")

@@ -16,14 +16,12 @@ API for tests and demos; any other path is the host's bare 404, not LeadLex's.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 import uuid
-from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -33,12 +31,22 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from bulktag.emulator.control import LIMITS, control_routes
+from bulktag.emulator import endpoints
+from bulktag.emulator.calls import (
+    CONTROL_PREFIX,
+    GATEWAY_PREFIX,
+    MAX_BODY,
+    BodyTooLargeError,
+    Call,
+    Endpoint,
+    bounded_body,
+    drain,
+)
+from bulktag.emulator.control import LIMITS, control_routes, statistics_of
 from bulktag.emulator.faults import Decision, FaultInjector, Faults, LeakyBucket
 from bulktag.emulator.model import (
     DEFAULT_KEY,
     DEFAULT_WORKSPACE,
-    EXPORT_FIELDS,
     PLANS,
     Contact,
     EmulatorClock,
@@ -46,84 +54,24 @@ from bulktag.emulator.model import (
     StoredResponse,
     Workspace,
 )
-from bulktag.emulator.params import (
-    accepts_csv,
-    includes,
-    int_param,
-    list_order,
-    no_such_list,
-    tags_problem,
-    time_param,
-)
 from bulktag.emulator.responses import (
     DROP_EXTENSION,
     ConnectionDroppedError,
     DropConnection,
     SlowResponse,
     error,
-    json_response,
-    parse_json,
     rate_limited,
 )
-from bulktag.leadlex import EXPORT_MAX_LIMIT
 
-__all__ = ["DROP_EXTENSION", "GATEWAY_PREFIX", "ConnectionDroppedError", "Emulator"]
+__all__ = ["DROP_EXTENSION", "TAGS_ROUTE", "ConnectionDroppedError", "Emulator"]
 
-#: ASGI scope extension through which the server lets the app drop a connection.
+#: How long a replayed Idempotency-Key is remembered (docs/emulator.md).
 IDEMPOTENCY_TTL = 24 * 3600.0
-EXPORT_DEFAULT_LIMIT = 10_000
-#: The path of LeadLex's documented base URL: the API is served below it, and only there.
 #: How statistics and the log name the add-tags route.
 TAGS_ROUTE = "/v1/contacts/{id}/tags"
-GATEWAY_PREFIX = "/functions/v1/api-gateway"
-CONTROL_PREFIX = "/_emulator"
-#: The largest request body the gateway reads (100 tags of 100 characters take ~10 KB).
-MAX_BODY = 1 << 20
-LIST_DEFAULT_PER_PAGE = 50
-LIST_MAX_PER_PAGE = 100
-LIST_SORTS = ("created_at", "updated_date", "full_name")
 _BEARER = re.compile(r"Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 log = logging.getLogger("bulktag.emulator")
-
-Handler = Callable[["_Call"], Awaitable[Response]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    """One LeadLex route: its name in statistics, the permission it needs, its handler."""
-
-    route: str
-    permission: str | None  #: None: no permission (an unrouted call's 404)
-    handler: Handler
-    export: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Call:
-    """What a handler gets: the request, its body (read once, bounded), the workspace, time."""
-
-    request: Request
-    body: bytes
-    workspace: Workspace
-    now: float
-
-
-class _BodyTooLargeError(Exception):
-    pass
-
-
-async def _bounded_body(request: Request) -> bytes:
-    """The body, read to its end (an unread rest would reset the connection), kept up to
-    :data:`MAX_BODY`; raises :class:`_BodyTooLargeError` beyond."""
-    kept, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= MAX_BODY:
-            kept.append(chunk)
-    if size > MAX_BODY:
-        raise _BodyTooLargeError
-    return b"".join(kept)
 
 
 _GATEWAY_429 = (
@@ -195,7 +143,7 @@ class Emulator:
         self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.storm_until = 0.0
         self._gateway = LeakyBucket()
-        self._unrouted = _Endpoint("(unrouted)", None, self.unrouted)
+        self._unrouted = Endpoint("(unrouted)", None, partial(endpoints.unrouted, self))
         self._api = Router(routes=self._routes(), redirect_slashes=False, default=self._default)
         self._control = Router(routes=control_routes(self), redirect_slashes=False)
 
@@ -227,34 +175,7 @@ class Emulator:
     def statistics(self, *, reset: bool = False) -> dict[str, Any]:
         """Requests by route and status, calls handled, replays, quota per workspace
         (``reset``: forget the requests, calls and log first)."""
-        if reset:
-            self.requests.clear()
-            self.handled.clear()
-            self.tag_calls.clear()
-            self.replays = 0
-            self.log.clear()
-        requests: dict[str, dict[str, int]] = defaultdict(dict)
-        for (route, status), count in sorted(self.requests.items()):
-            requests[route][status] = count
-        now = self.clock.now()
-        quota = {}
-        for name, workspace in self.workspaces.items():
-            workspace.refusal(now)  # rolls the day over if midnight has passed
-            limit = workspace.per_day
-            quota[name] = {
-                "day": workspace.day,
-                "used": workspace.used_today,
-                "limit": limit,
-                "remaining": None if limit is None else max(0, limit - workspace.used_today),
-            }
-        return {
-            "requests": requests,
-            "handled": dict(self.handled),
-            "tag_calls_handled": self.handled[f"POST {TAGS_ROUTE}"],
-            "replays": self.replays,
-            "quota": quota,
-            "clock": now,
-        }
+        return statistics_of(self, reset=reset)
 
     def contact_ids(self) -> list[str]:
         """Every contact's ID, in creation order (as the list and the export give them)."""
@@ -304,7 +225,13 @@ class Emulator:
             self._ordered.append(contact)
         self.contacts[contact.id] = contact
 
-    def _contact(self, raw_id: str, workspace: Workspace, now: float) -> Contact | None:
+    @property
+    def ordered(self) -> list[Contact]:
+        """The contacts in the order LeadLex lists them (created, then id)."""
+        return self._ordered
+
+    def lookup(self, raw_id: str, workspace: Workspace, now: float) -> Contact | None:
+        """The contact ``raw_id`` names in ``workspace`` (None: not found there)."""
         try:
             contact_id = str(uuid.UUID(raw_id)) if len(raw_id) == 36 else ""
         except ValueError:
@@ -321,7 +248,7 @@ class Emulator:
 
     # -- the gateway ------------------------------------------------------------
 
-    async def _serve(self, request: Request, endpoint: _Endpoint) -> Response:
+    async def _serve(self, request: Request, endpoint: Endpoint) -> Response:
         decision = self.injector.decide()
         if decision.latency:
             await anyio.sleep(decision.latency)
@@ -381,12 +308,12 @@ class Emulator:
             body, media_type = _GATEWAY_BODIES[decision.error_status]
             return Response(body, status_code=decision.error_status, media_type=media_type)
         if decision.drop == "before":
-            await _drain(request)  # closing with unread bytes would reset (RST), not close
+            await drain(request)  # closing with unread bytes would reset (RST), not close
             return DropConnection()
         return None
 
     def _refusal(
-        self, key: Key | None, workspace: Workspace, endpoint: _Endpoint, now: float
+        self, key: Key | None, workspace: Workspace, endpoint: Endpoint, now: float
     ) -> Response | None:
         """401 for a bad key, 429 for a spent limit; ``None`` lets the call through."""
         if key is None:
@@ -413,29 +340,29 @@ class Emulator:
         return response
 
     async def _handle(
-        self, request: Request, endpoint: _Endpoint, key: Key, workspace: Workspace, now: float
+        self, request: Request, endpoint: Endpoint, key: Key, workspace: Workspace, now: float
     ) -> Response:
         """403, the body, ``Idempotency-Key`` replays, then the handler; never a bare 500."""
         if endpoint.permission is not None and endpoint.permission not in key.permissions:
             scope = "contacts:write" if endpoint.permission == "write" else "contacts:read"
             return error(403, "insufficient_permissions", f"Missing {scope} permission")
         try:
-            body = await _bounded_body(request)
-        except _BodyTooLargeError:
+            body = await bounded_body(request)
+        except BodyTooLargeError:
             return error(
                 400,
                 "validation_error",
                 f"Request body too large (at most {MAX_BODY:,} bytes)",
                 {"body": "too large"},
             )
-        call = _Call(request, body, workspace, now)
+        call = Call(request, body, workspace, now)
         try:
             return await self._replayed(call, endpoint)
         except Exception:
             log.exception("emulator: %s %s failed", request.method, request.url.path)
             return error(500, "internal_error", "An unexpected error occurred")
 
-    async def _replayed(self, call: _Call, endpoint: _Endpoint) -> Response:
+    async def _replayed(self, call: Call, endpoint: Endpoint) -> Response:
         """The handler's answer, or the stored one for a repeated ``Idempotency-Key``."""
         request, workspace = call.request, call.workspace
         idempotency_key = request.headers.get("idempotency-key")
@@ -464,137 +391,10 @@ class Emulator:
 
     # -- LeadLex endpoints ------------------------------------------------------
 
-    async def add_tags(self, call: _Call) -> Response:
-        request = call.request
-        contact = self._contact(request.path_params["contact_id"], call.workspace, call.now)
-        if contact is None:
-            return error(404, "not_found", "Contact not found")
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
-            return error(400, "validation_error", "Content-Type must be application/json")
-        try:
-            payload = parse_json(call.body)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            return error(400, "validation_error", "Request body is not valid JSON")
-        problem = tags_problem(payload)
-        if problem is not None:
-            return error(
-                400, "validation_error", "Missing or invalid tags array", {"tags": problem}
-            )
-        assert isinstance(payload, dict)
-        known = set(contact.tags)
-        for tag in payload["tags"]:
-            if tag not in known:
-                known.add(tag)
-                contact.tags.append(tag)
-                contact.touch(call.now)
-        self.tag_calls[contact.id] += 1
-        return json_response(200, {"data": {"contact_id": contact.id, "tags": list(contact.tags)}})
-
-    async def get_contact(self, call: _Call) -> Response:
-        params = call.request.query_params
-        problems: dict[str, str] = {}
-        embeds = includes(params.get("include"), problems)
-        if problems:
-            return error(400, "validation_error", "Invalid query parameters", problems)
-        contact = self._contact(call.request.path_params["contact_id"], call.workspace, call.now)
-        if contact is None:
-            return error(404, "not_found", "Contact not found")
-        # The emulator keeps no notes, tasks or deals: what is asked for comes empty.
-        return json_response(200, {"data": contact.as_json() | {name: [] for name in embeds}})
-
-    async def list_contacts(self, call: _Call) -> Response:
-        params = call.request.query_params
-        problems: dict[str, str] = {}
-        page = int_param(params.get("page"), 1, low=1, high=None, name="page", problems=problems)
-        per_page = int_param(
-            params.get("per_page"),
-            LIST_DEFAULT_PER_PAGE,
-            low=1,
-            high=LIST_MAX_PER_PAGE,
-            name="per_page",
-            problems=problems,
-        )
-        sort = params.get("sort", "created_at")
-        if sort.removeprefix("-") not in LIST_SORTS:
-            problems["sort"] = f"must be one of {', '.join(LIST_SORTS)}, with - to descend"
-        after = time_param(params.get("created_after"), "created_after", problems)
-        no_such_list(params.get("list_id"), problems)
-        if problems:
-            return error(400, "validation_error", "Invalid query parameters", problems)
-        search = (params.get("search") or "").casefold()
-        mine = [
-            c
-            for c in self._ordered
-            if c.workspace == call.workspace.name
-            and (after is None or c.created_at > after)
-            and (not search or search in f"{c.names()[2]} {c.email}".casefold())
-        ]
-        mine.sort(key=list_order(sort.removeprefix("-")), reverse=sort.startswith("-"))
-        start = (page - 1) * per_page
-        return json_response(
-            200,
-            {
-                "data": {"contacts": [c.list_item() for c in mine[start : start + per_page]]},
-                "meta": {"page": page, "per_page": per_page, "total": len(mine)},
-            },
-        )
-
-    async def export(self, call: _Call) -> Response:
-        params = call.request.query_params
-        if not accepts_csv(call.request.headers.get("accept")):
-            return error(406, "not_acceptable", "The export is text/csv: send Accept: text/csv")
-        problems: dict[str, str] = {}
-        limit = int_param(
-            params.get("limit"),
-            EXPORT_DEFAULT_LIMIT,
-            low=1,
-            high=EXPORT_MAX_LIMIT,
-            name="limit",
-            problems=problems,
-        )
-        wanted = [f.strip() for f in params.get("fields", "").split(",") if f.strip()] or list(
-            EXPORT_FIELDS
-        )
-        unknown = [f for f in wanted if f not in EXPORT_FIELDS]
-        if unknown:
-            problems["fields"] = f"unknown field(s): {', '.join(unknown)}"
-        after = time_param(params.get("created_after"), "created_after", problems)
-        before = time_param(params.get("created_before"), "created_before", problems)
-        no_such_list(params.get("list_id"), problems)
-        required = set(params.getlist("tag"))
-        if "" in required:
-            problems["tag"] = "must not be empty"
-        if problems:
-            return error(400, "validation_error", "Invalid query parameters", problems)
-        out = io.StringIO()
-        writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-        writer.writerow(wanted)
-        written = 0
-        for contact in self._ordered:
-            if written >= limit:
-                break
-            if (
-                contact.workspace != call.workspace.name
-                or (after is not None and contact.created_at <= after)
-                or (before is not None and contact.created_at >= before)
-                or not required.issubset(contact.tags)
-            ):
-                continue
-            writer.writerow(contact.export_row(wanted))
-            written += 1
-        response = Response(out.getvalue().encode(), media_type="text/csv; charset=utf-8")
-        response.headers["content-disposition"] = 'attachment; filename="contacts-export.csv"'
-        return response
-
-    async def unrouted(self, call: _Call) -> Response:
-        """A path or method LeadLex does not serve, past the key check: 404 in its envelope."""
-        return error(404, "not_found", f"No route for {call.request.method} {_shown_path(call)}")
-
     # -- routing ----------------------------------------------------------------
 
     async def _gate(
-        self, methods: dict[str, _Endpoint], scope: Scope, receive: Receive, send: Send
+        self, methods: dict[str, Endpoint], scope: Scope, receive: Receive, send: Send
     ) -> None:
         """One path's methods through the gateway; any other method is LeadLex's 404."""
         request = Request(scope, receive)
@@ -614,11 +414,17 @@ class Emulator:
         contact, tags = "/v1/contacts/{contact_id}", "/v1/contacts/{contact_id}/tags"
         table = {
             "/v1/contacts/export": {
-                "GET": _Endpoint("/v1/contacts/export", "read", self.export, export=True)
+                "GET": Endpoint(
+                    "/v1/contacts/export", "read", partial(endpoints.export, self), export=True
+                )
             },
-            tags: {"POST": _Endpoint(TAGS_ROUTE, "write", self.add_tags)},
-            contact: {"GET": _Endpoint("/v1/contacts/{id}", "read", self.get_contact)},
-            "/v1/contacts": {"GET": _Endpoint("/v1/contacts", "read", self.list_contacts)},
+            tags: {"POST": Endpoint(TAGS_ROUTE, "write", partial(endpoints.add_tags, self))},
+            contact: {
+                "GET": Endpoint("/v1/contacts/{id}", "read", partial(endpoints.get_contact, self))
+            },
+            "/v1/contacts": {
+                "GET": Endpoint("/v1/contacts", "read", partial(endpoints.list_contacts, self))
+            },
         }
         return [Route(path, _Gate(self, methods)) for path, methods in table.items()]
 
@@ -627,18 +433,9 @@ class _Gate:
     """A route's ASGI app: an app, not a function, so that the route takes every method
     (Starlette gives a function GET only) and one it does not serve is LeadLex's 404."""
 
-    def __init__(self, emulator: Emulator, methods: dict[str, _Endpoint]) -> None:
+    def __init__(self, emulator: Emulator, methods: dict[str, Endpoint]) -> None:
         self._emulator = emulator
         self._methods = methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._emulator._gate(self._methods, scope, receive, send)
-
-
-async def _drain(request: Request) -> None:
-    async for _ in request.stream():
-        pass
-
-
-def _shown_path(call: _Call) -> str:
-    return call.request.url.path.removeprefix(GATEWAY_PREFIX)

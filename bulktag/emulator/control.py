@@ -9,9 +9,10 @@ what it reads and changes, the emulator does (:class:`Steerable`).
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +21,10 @@ from starlette.routing import Route
 from bulktag.emulator.model import DEFAULT_WORKSPACE, PERMISSIONS, EmulatorClock, Key
 from bulktag.emulator.responses import json_response
 
-__all__ = ["Steerable", "control_routes"]
+if TYPE_CHECKING:
+    from bulktag.emulator.app import Emulator
+
+__all__ = ["Steerable", "control_routes", "statistics_of"]
 
 
 class Steerable(Protocol):
@@ -163,3 +167,36 @@ def control_routes(emulator: Steerable) -> list[Route]:
         Route("/_emulator/keys", _guarded(control.keys), methods=["POST"]),
         Route("/_emulator/limits", _guarded(control.limits), methods=["POST"]),
     ]
+
+
+def statistics_of(emulator: Emulator, *, reset: bool = False) -> dict[str, Any]:
+    """Requests by route and status, calls handled, replays, quota per workspace
+    (``reset``: forget the requests, calls and log first)."""
+    if reset:
+        emulator.requests.clear()
+        emulator.handled.clear()
+        emulator.tag_calls.clear()
+        emulator.replays = 0
+        emulator.log.clear()
+    requests: dict[str, dict[str, int]] = defaultdict(dict)
+    for (route, status), count in sorted(emulator.requests.items()):
+        requests[route][status] = count
+    now = emulator.clock.now()
+    quota = {}
+    for name, workspace in emulator.workspaces.items():
+        workspace.refusal(now)  # rolls the day over if midnight has passed
+        limit = workspace.per_day
+        quota[name] = {
+            "day": workspace.day,
+            "used": workspace.used_today,
+            "limit": limit,
+            "remaining": None if limit is None else max(0, limit - workspace.used_today),
+        }
+    return {
+        "requests": requests,
+        "handled": dict(emulator.handled),
+        "tag_calls_handled": emulator.handled["POST /v1/contacts/{id}/tags"],
+        "replays": emulator.replays,
+        "quota": quota,
+        "clock": now,
+    }
