@@ -13,12 +13,9 @@ parts by contact (:func:`parts_for`), which bounds the memory of grouping them.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import polars as pl
@@ -44,26 +41,16 @@ from bulktag.read.normalise import (
     uuid_text,
 )
 from bulktag.read.ownfiles import DONE_BEFORE
+from bulktag.read.parts import cell_too_large, csv_chunks, largest
 from bulktag.read.rules import (
-    CELL_TOO_LARGE,
     MARKER_CELL,
-    MAX_CELL_BYTES,
     MISSING_ID,
     NO_TAGS,
     NUMERIC_ID,
     RAGGED,
 )
 
-__all__ = [
-    "PLACE",
-    "Pass",
-    "largest",
-    "parts_for",
-    "per_input",
-    "problems",
-    "read_pieces",
-    "tags",
-]
+__all__ = ["PLACE", "Pass", "per_input", "problems", "read_pieces", "tags"]
 
 #: A row's place, one number that sorts rows in input order: input * PLACE + line.
 PLACE = 1 << 40
@@ -115,7 +102,7 @@ def _rows(item: InputFrame, index: int) -> pl.LazyFrame:
     ]
     unsure = ~pl.col("sure")
     frame = (
-        item.frame.with_columns(large=_too_large(item))
+        item.frame.with_columns(large=cell_too_large(item))
         .with_columns(
             # a cell too large to be tags is never split (a bomb of 22M tags would be), nor
             # copied: the row keeps only why (the plan refuses the input for it)
@@ -249,27 +236,6 @@ def problems(frame: pl.DataFrame, inputs: Sequence[InputFrame]) -> pl.DataFrame:
             done=pl.col("problem") == DONE_BEFORE,
         )
         .collect()
-    )
-
-
-def _too_large(item: InputFrame) -> pl.Expr:
-    """For a row whose ID or tags cell holds more than :data:`~bulktag.read.rules.MAX_CELL_BYTES`
-    (a list cell: its elements together, two bytes an element at least), why:
-    ``CELL_TOO_LARGE (COLUMN: N bytes)``, the first such cell's; null otherwise."""
-    sizes = [(item.columns.id_name, pl.col("id").str.len_bytes())]
-    for i, is_list in enumerate(item.tag_lists):
-        cell = pl.col(tag_name(i))
-        name = item.columns.tag_names[i] if i < len(item.columns.tag_names) else tag_name(i)
-        if is_list:
-            elements = cell.list.eval(pl.element().str.len_bytes()).list.sum()
-            sizes.append((name, pl.max_horizontal(cell.list.len() * 2, elements)))
-        else:
-            sizes.append((name, cell.str.len_bytes()))
-    return pl.coalesce(
-        pl.when(size > MAX_CELL_BYTES).then(
-            pl.format(f"{CELL_TOO_LARGE} ({{}}: {{}} bytes)", pl.lit(name), size)
-        )
-        for name, size in sizes
     )
 
 
@@ -452,7 +418,7 @@ def read_pieces(inputs: Sequence[InputFrame], parts: int) -> Pass[pl.DataFrame]:
     """One pass over the inputs (:func:`_queries`), collected."""
     queries = _queries(inputs, parts)
     try:
-        with _csv_chunks():
+        with csv_chunks():
             unsure, *pieces = pl.collect_all(
                 [queries.unsure, *queries.pieces], optimizations=_SHARED_SCAN
             )
@@ -461,50 +427,7 @@ def read_pieces(inputs: Sequence[InputFrame], parts: int) -> Pass[pl.DataFrame]:
         raise input_error(inputs, exc) from None
 
 
-#: The plan is built in parts, by contact, of about this many pairs: that bounds the memory
-#: its hash tables and sorts take.
-PAIRS_PER_PART = 2_500_000
-#: Bytes of input per (contact, tag) pair, a low guess per format, to size the parts.
-_BYTES_PER_PAIR = {"csv": 40, "ndjson": 40, "parquet": 16, "xlsx": 16}
-
-
-def parts_for(inputs: Sequence[InputFrame]) -> int:
-    """In how many parts to build the plan, from the inputs' sizes."""
-    pairs = 0
-    for item in inputs:
-        path = item.csv.path if item.csv is not None else Path(item.source)
-        with suppress(OSError):
-            pairs += path.stat().st_size // _BYTES_PER_PAIR[item.format]
-    return max(1, min(16, -(-pairs // PAIRS_PER_PART)))
-
-
-#: How much CSV polars reads at once (POLARS_CSV_CHUNK_SIZE, which it reads per query). Its
-#: default held ~200 MiB more for a 500 MB file, for no gain in speed.
-CSV_CHUNK_BYTES = 1 << 22
-
-
-@contextmanager
-def _csv_chunks() -> Iterator[None]:
-    """polars' CSV chunk size, for this query, unless the user set one."""
-    name = "POLARS_CSV_CHUNK_SIZE"
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = str(CSV_CHUNK_BYTES)
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
-
-
 def _own(column: str) -> pl.Expr:
     """A copy of a text column. The few rows a filter keeps still point into the text
     buffers of their whole batch: a few reject rows held in memory would hold the input."""
     return (pl.col(column) + pl.lit("")).alias(column)
-
-
-def largest(frame: pl.DataFrame, column: str) -> int:
-    """The column's largest value; 0 for none (or no such column)."""
-    if column not in frame:
-        return 0
-    return int(frame.select(pl.col(column).max()).item() or 0)

@@ -20,7 +20,8 @@ from bulktag.clock import Clock
 from bulktag.config import ApiKey
 from bulktag.errors import ConfigError
 from bulktag.outcomes import Attempt
-from bulktag.send.answers import classify_exception, classify_response
+from bulktag.send.answers import classify_response
+from bulktag.send.faults import classify_exception
 
 __all__ = ["LeadLexClient", "check_trust_settings", "make_http_client", "trusting"]
 

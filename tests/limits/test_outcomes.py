@@ -12,12 +12,8 @@ import httpx2
 import pytest
 
 from bulktag.outcomes import FailureType, Quota
-from bulktag.send.answers import (
-    classify_exception,
-    classify_response,
-    parse_quota,
-    parse_retry_after,
-)
+from bulktag.send.answers import classify_response, parse_quota, parse_retry_after
+from bulktag.send.faults import classify_exception
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()
 SENT = ("vip", "legal")
