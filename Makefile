@@ -48,7 +48,7 @@ test: lint  ## lint, then the whole test suite
 	$(RUN) pytest
 
 stateful: $(VENV)/.synced-dev  ## the model of the whole command at 2,000 sequences (about an hour)
-	BULKTAG_STATEFUL_EXAMPLES=$${BULKTAG_STATEFUL_EXAMPLES:-2000} $(RUN) pytest -q -p no:cacheprovider tests/nightly/test_stateful.py
+	BULKTAG_STATEFUL_EXAMPLES=$${BULKTAG_STATEFUL_EXAMPLES:-2000} $(RUN) pytest -q -p no:cacheprovider tests/run/test_stateful.py
 
 bench: $(VENV)/.synced-bench  ## every benchmark; writes docs/benchmarks.md and bench/results.json
 	$(RUN) python -m bench

@@ -1,6 +1,6 @@
 """kill -9 at random points of real runs, then resume: nothing lost, nothing sent twice.
 
-``python -m bench.killsoak --points 200`` (the soak); ``tests/nightly/test_kill.py``
+``python -m bench.killsoak --points 200`` (the soak); ``tests/run/test_kill.py``
 runs 50 points. Each round starts ``bulktag run`` (or ``--resume``) as a process
 against ``bulktag emulator`` (latency on) and kills it with SIGKILL: a quarter of
 the kills at a random moment of start-up (reading, planning, opening the journal),

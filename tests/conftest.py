@@ -20,14 +20,11 @@ from tests.constants import (
     API_URL,
     KEY,
     READ_ONLY_KEY,
-    SEED_CONTACT,
     T0,
     WRITE_ONLY_KEY,
     seed_contact,
 )
-from tests.world import World, new_world
-
-__all__ = ["KEY", "READ_ONLY_KEY", "SEED_CONTACT", "T0", "WRITE_ONLY_KEY", "EmulatorFactory"]
+from tests.world import EmulatorFactory, World, new_world
 
 
 @pytest.fixture
@@ -41,9 +38,6 @@ def _isolated_state(
 ) -> None:
     """No test reads or writes the user's quota store (child processes inherit this)."""
     monkeypatch.setenv("BULKTAG_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-
-
-EmulatorFactory = Callable[..., Emulator]
 
 
 @pytest.fixture

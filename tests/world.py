@@ -35,6 +35,9 @@ from tests.constants import API_URL, KEY, T0
 
 URL = API_URL
 
+#: Builds an emulator for a test (the ``make_emulator`` fixture).
+EmulatorFactory = Callable[..., Emulator]
+
 
 class Crash(BaseException):
     """The process dies here (what kill -9 does, without a process)."""

@@ -2,7 +2,7 @@
 
 Every attempt ends as an :class:`Attempt`; :func:`classify_response` and
 :func:`classify_exception` are the only functions that look at a status code or
-an exception type. ``tests/limits/test_outcomes.py`` checks that every status from 100
+an exception type. ``tests/send/test_outcomes.py`` checks that every status from 100
 to 599 and every ``httpx2`` request error maps to exactly one type.
 
     status / exception                      failure type              retryable

@@ -9,8 +9,8 @@ import httpx2
 import pytest
 
 from bulktag.emulator import Emulator, EmulatorTransport, Key
-from tests.conftest import READ_ONLY_KEY, SEED_CONTACT, EmulatorFactory
-from tests.constants import API_URL
+from tests.constants import API_URL, READ_ONLY_KEY, SEED_CONTACT
+from tests.world import EmulatorFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,7 @@ import httpx2
 import pytest
 
 from bulktag.emulator import Emulator, Faults
-from tests.conftest import KEY, READ_ONLY_KEY, SEED_CONTACT, T0, WRITE_ONLY_KEY
-from tests.constants import CONTROL
+from tests.constants import CONTROL, KEY, READ_ONLY_KEY, SEED_CONTACT, T0, WRITE_ONLY_KEY
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,7 @@ import httpx2
 import pytest
 
 from bulktag.emulator import Emulator
-from tests.conftest import SEED_CONTACT, T0
-from tests.constants import CONTROL
+from tests.constants import CONTROL, SEED_CONTACT, T0
 
 pytestmark = pytest.mark.anyio
 

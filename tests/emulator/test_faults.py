@@ -11,8 +11,8 @@ import trio.testing
 
 from bulktag.emulator import Emulator, Faults
 from bulktag.emulator.faults import FaultInjector
-from tests.conftest import SEED_CONTACT, EmulatorFactory
-from tests.constants import API_URL, CONTROL
+from tests.constants import API_URL, CONTROL, SEED_CONTACT
+from tests.world import EmulatorFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -193,7 +193,7 @@ async def test_bad_fault_settings_are_refused(
 
 def _client(emulator: Emulator) -> httpx2.AsyncClient:
     from bulktag.emulator import EmulatorTransport
-    from tests.conftest import KEY
+    from tests.constants import KEY
 
     return httpx2.AsyncClient(
         transport=EmulatorTransport(emulator),

@@ -13,8 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulktag.emulator import Emulator, EmulatorTransport, Key, generate_contacts
-from tests.conftest import KEY, SEED_CONTACT
-from tests.constants import API_URL, CONTROL, seed_contact
+from tests.constants import API_URL, CONTROL, KEY, SEED_CONTACT, seed_contact
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ import httpx2
 import pytest
 
 from bulktag.emulator import PLANS, Emulator, EmulatorTransport, Faults
-from tests.conftest import KEY, SEED_CONTACT, T0, EmulatorFactory
-from tests.constants import API_URL, CONTROL
+from tests.constants import API_URL, CONTROL, KEY, SEED_CONTACT, T0
+from tests.world import EmulatorFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ import pytest
 
 from bulktag.emulator import Emulator, EmulatorTransport, generate_contacts
 from bulktag.emulator.model import EXPORT_FIELDS
-from tests.conftest import KEY, READ_ONLY_KEY, SEED_CONTACT, WRITE_ONLY_KEY, EmulatorFactory
-from tests.constants import API_URL, CONTROL
+from tests.constants import API_URL, CONTROL, KEY, READ_ONLY_KEY, SEED_CONTACT, WRITE_ONLY_KEY
+from tests.world import EmulatorFactory
 
 pytestmark = pytest.mark.anyio
 
@@ -272,7 +272,7 @@ async def test_export_rejects_bad_parameters(
 async def test_export_accepts_the_maximum_limit(make_emulator: EmulatorFactory) -> None:
     """limit=50000 returns 50,000 rows when there are more contacts."""
     from bulktag.emulator import EmulatorTransport
-    from tests.conftest import KEY
+    from tests.constants import KEY
 
     emulator = make_emulator(contacts=list(generate_contacts(50_010, seed=3)), plan="unmetered")
     async with httpx2.AsyncClient(

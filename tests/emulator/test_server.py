@@ -11,7 +11,7 @@ import time
 import httpx2
 import pytest
 
-from tests.conftest import KEY
+from tests.constants import KEY
 from tests.helpers import running_emulator
 
 

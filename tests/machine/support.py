@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +73,47 @@ def quota_calls(state_dir: Path) -> int:
         return int(db.execute("SELECT coalesce(sum(calls), 0) FROM quota").fetchone()[0])
     finally:
         db.close()
+
+
+class Disk:
+    """A tmpfs mounted at ``path``: ``fill()`` leaves no byte free, ``free()`` undoes it,
+    ``read_only()`` / ``writable()`` remount it."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        self.filler = path / ".filler"
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+        )
+
+    def fill(self) -> None:
+        """Every free block taken (a file written until ENOSPC)."""
+        chunk = b"\0" * 4096
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, chunk)
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def read_only(self) -> None:
+        self._remount("ro")
+
+    def writable(self) -> None:
+        self._remount("rw")
+
+    def _remount(self, how: str) -> None:
+        subprocess.run(
+            ["mount", "-o", f"remount,{how}", str(self.path)], check=True, capture_output=True
+        )
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], check=False, capture_output=True)
+        shutil.rmtree(self.path, ignore_errors=True)

@@ -20,8 +20,7 @@ import bulktag.run.stages
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from bulktag.state.job import JobState
-from tests.machine.conftest import Disk
-from tests.machine.support import after_calls, one_error, quota_calls, resume, said, tagged
+from tests.machine.support import Disk, after_calls, one_error, quota_calls, resume, said, tagged
 from tests.world import Crash, World
 
 DiskWorld = Callable[..., tuple[World, Disk]]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bulktag.errors import ExitCode
 from tests.helpers import running_emulator
-from tests.network.conftest import (
+from tests.network.support import (
     DEMO_KEY,
     Tls,
     bulktag_run,

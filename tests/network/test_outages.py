@@ -23,7 +23,7 @@ from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from tests.helpers import running_emulator
-from tests.network.conftest import contacts_csv, environment
+from tests.network.support import contacts_csv, environment
 from tests.world import URL, World, read_results
 
 BULKTAG_RUN = (sys.executable, "-m", "bulktag", "run")

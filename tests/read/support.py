@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,3 +114,34 @@ def assert_one_error_line(err: str, *fragments: str) -> None:
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+@dataclass
+class DryRun:
+    """What ``bulktag run --dry-run --format ndjson`` wrote, read back."""
+
+    code: int
+    err: str
+    contacts: dict[str, list[str]]
+    rejects: list[tuple[int, str]]
+    summary: dict[str, Any]
+
+
+def dry_run(capsys: pytest.CaptureFixture[str], path: Path, out: Path, *args: str) -> DryRun:
+    """``bulktag run PATH --dry-run --out OUT --format ndjson ARGS``."""
+    code = main(["run", str(path), "--dry-run", "--out", str(out), "--format", "ndjson", *args])
+    _, err = capsys.readouterr()
+    if code not in (0, 1):
+        return DryRun(code, err, {}, [], {})
+
+    def rows(name: str) -> list[dict[str, Any]]:
+        text = (out / name).read_text(encoding="utf-8")
+        return [json.loads(line) for line in text.split("\n") if line]  # not at U+0085
+
+    return DryRun(
+        code,
+        err,
+        {r["contact_id"]: r["tags"] for r in rows("results.ndjson")},
+        [(r["line"], r["reason"]) for r in rows("rejects.ndjson")],
+        json.loads((out / "summary.json").read_text(encoding="utf-8")),
+    )

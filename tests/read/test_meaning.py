@@ -7,10 +7,8 @@ LibreOffice, gnumeric, pandas and the CRMs' conventions).
 
 from __future__ import annotations
 
-import json
 import string
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,40 +24,9 @@ from bulktag.plan.build import build_plan
 from bulktag.read.inputs import read_input
 from bulktag.read.rules import NOT_UUID, NUMERIC_ID
 from bulktag.read.sniff import sniff_csv
-from tests.read.support import A, B, C, cid, csv_text, write
+from tests.read.support import A, B, C, cid, csv_text, dry_run, write
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-
-
-@dataclass
-class DryRun:
-    """What ``bulktag run --dry-run --format ndjson`` wrote, read back."""
-
-    code: int
-    err: str
-    contacts: dict[str, list[str]]
-    rejects: list[tuple[int, str]]
-    summary: dict[str, Any]
-
-
-def dry_run(capsys: pytest.CaptureFixture[str], path: Path, out: Path, *args: str) -> DryRun:
-    """``bulktag run PATH --dry-run --out OUT --format ndjson ARGS``."""
-    code = main(["run", str(path), "--dry-run", "--out", str(out), "--format", "ndjson", *args])
-    _, err = capsys.readouterr()
-    if code not in (0, 1):
-        return DryRun(code, err, {}, [], {})
-
-    def rows(name: str) -> list[dict[str, Any]]:
-        text = (out / name).read_text(encoding="utf-8")
-        return [json.loads(line) for line in text.split("\n") if line]  # not at U+0085
-
-    return DryRun(
-        code,
-        err,
-        {r["contact_id"]: r["tags"] for r in rows("results.ndjson")},
-        [(r["line"], r["reason"]) for r in rows("rejects.ndjson")],
-        json.loads((out / "summary.json").read_text(encoding="utf-8")),
-    )
 
 
 def _sheet(path: Path, rows: list[list[Any]]) -> Path:

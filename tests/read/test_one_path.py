@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 
 from bulktag.read.rules import NO_TAGS
 from tests.fixtures.realworld import expect
-from tests.read.support import A, cid, csv_text, write
-from tests.read.test_meaning import dry_run
+from tests.read.support import A, cid, csv_text, dry_run, write
 
 #: Examples per property; ``BULKTAG_EXAMPLES=2000`` for a deeper search.
 _SETTINGS = settings(

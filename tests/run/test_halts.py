@@ -13,7 +13,7 @@ import pytest
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from bulktag.state.journal import Journal
-from tests.conftest import KEY
+from tests.constants import KEY
 from tests.world import World, read_results, sliding_window_max
 
 
@@ -27,7 +27,7 @@ def test_daily_quota_stop_leaves_exactly_the_unsent_contacts_deferred(
     """30 calls left today, 50 contacts: 30 ok, 20 deferred quota_exhausted, no 429, exit 75."""
     world = make_world(contacts=50)
     world.emulator.workspace("default").refusal(world.emulator.clock.now())
-    world.emulator.workspace("default").used_today = 970
+    world.workspace_used(970)
     code, run_dir = world.run(str(_all(world)))
     assert code == ExitCode.WORK_LEFT
     assert world.statuses() == {"200": 30}
@@ -49,7 +49,7 @@ def test_quota_reserve_is_left_unused(make_world: Callable[..., World]) -> None:
     """--quota-reserve 10 with 30 calls left: 20 calls, 10 left for the rest of the day."""
     world = make_world(contacts=50)
     world.emulator.workspace("default").refusal(world.emulator.clock.now())
-    world.emulator.workspace("default").used_today = 970
+    world.workspace_used(970)
     code, run_dir = world.run(str(_all(world)), "--quota-reserve", "10")
     assert code == ExitCode.WORK_LEFT
     assert world.statuses() == {"200": 20}
@@ -64,7 +64,7 @@ def test_quota_429_from_the_server_stops_the_run(make_world: Callable[..., World
     def other_client_spends_it(request: httpx2.Request) -> None:
         sent["n"] += 1
         if sent["n"] == 10:
-            world.emulator.workspace("default").used_today = 1000
+            world.workspace_used(1000)
 
     world.hook = other_client_spends_it
     code, run_dir = world.run(str(_all(world)))

@@ -2,7 +2,7 @@
 from the run's results and rejects files and the emulator's own counters, never from
 ``summary.json`` or bulktag's code.
 
-For each scene (:mod:`tests.report_page.scenes`): the tiles are the results file's
+For each scene (:mod:`tests.outputs.scenes`): the tiles are the results file's
 statuses and the rejects file's rows; *calls made* is every request the emulator saw;
 *answered 429* and *errors LeadLex does not count* are its 429 and 5xx answers;
 *calls counted against the daily quota* is what its quota counted; *retries* are the
@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.report_page.scenes import SCENES, Scene
+from tests.outputs.scenes import SCENES, Scene
 
 RUNS = ["everyday", "429", "wrong-url", "dry-run", "interrupted", "skip-existing"]
 

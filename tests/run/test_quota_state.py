@@ -13,7 +13,7 @@ def test_afternoon_run_and_nightly_run_share_the_budget(world: World) -> None:
     world.workspace_used(0)
     manual = world.write_csv("manual.csv", [(cid, "m") for cid in world.contact_ids[:10]])
     world.run(str(manual))
-    world.emulator.workspace("default").used_today = 990  # people used LeadLex too
+    world.workspace_used(990)  # people used LeadLex too
     world.write_csv("in.csv", [(cid, "n") for cid in world.contact_ids[10:40]])
     job = world.write_job('inputs = ["in.csv"]\n')
     code, run_dir = world.run_job(job)
@@ -28,7 +28,7 @@ def test_afternoon_run_and_nightly_run_share_the_budget(world: World) -> None:
 def test_a_spent_day_costs_not_a_single_call(world: World) -> None:
     """The store remembers 0 left today: the next run sends nothing and defers everything."""
     world.emulator.workspace("default").refusal(world.emulator.clock.now())
-    world.emulator.workspace("default").used_today = 999
+    world.workspace_used(999)
     source = world.write_csv("in.csv", [(cid, "a") for cid in world.contact_ids[:5]])
     world.run(str(source))
     calls = sum(world.statuses().values())
@@ -42,7 +42,7 @@ def test_a_spent_day_costs_not_a_single_call(world: World) -> None:
 def test_the_budget_resets_at_utc_midnight(world: World) -> None:
     """After midnight the remembered count no longer applies: the run sends again."""
     world.emulator.workspace("default").refusal(world.emulator.clock.now())
-    world.emulator.workspace("default").used_today = 1000
+    world.workspace_used(1000)
     source = world.write_csv("in.csv", [(cid, "a") for cid in world.contact_ids[:5]])
     world.run(str(source))
     world.next_night()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 
 from bulktag.emulator import Faults
@@ -26,3 +27,25 @@ def hostile_run(make_world: Callable[..., World], *args: str) -> tuple[int, Path
     source = world.write_csv(HOSTILE_FILE, rows)
     code, run_dir = world.run(str(source), "--plan", "starter", *args)
     return code, run_dir, world
+
+
+class _Tags(HTMLParser):
+    """Every element and attribute of a page, as a browser's tokenizer sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(page: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(page)
+    parser.close()
+    return parser

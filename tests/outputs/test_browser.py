@@ -24,10 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.report_page.png import read_png
-from tests.report_page.scenes import SCENES
-from tests.report_page.support import HOSTILE_FILE, HOSTILE_TAG, hostile_run
-from tests.report_page.test_run_report import parse
+from tests.outputs.png import read_png
+from tests.outputs.scenes import SCENES
+from tests.outputs.support import HOSTILE_FILE, HOSTILE_TAG, hostile_run, parse
 from tests.world import World
 
 OFFLINE = (

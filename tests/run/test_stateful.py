@@ -288,7 +288,7 @@ class Nights(RuleBasedStateMachine):
         # A signal at the session's last call may reach the process once bulktag stopped
         # listening (trio hands an unconsumed signal back then; asyncio drops it): the run
         # has sent everything and goes on. One before the first call would be a bug:
-        # tests/nightly/test_chains.py::test_a_sigterm_at_the_first_call_is_bulktags.
+        # tests/run/test_chains.py::test_a_sigterm_at_the_first_call_is_bulktags.
         if self.missed:
             event("a SIGTERM after the last call")
             self.missed = 0

@@ -6,8 +6,8 @@ LeadLex refuses (429s), a wrong URL, a dry run, a job night stopped by SIGTERM, 
 ``--skip-existing`` run, and a job's history over nights (a short one, a dry run, a
 night stopped by a bad export, one with everything already done).
 
-``tests/report_page/test_reconcile.py`` checks every figure of their pages against the
-results files and the emulator's own counters; ``python -m tests.report_page.scenes
+``tests/outputs/test_reconcile.py`` checks every figure of their pages against the
+results files and the emulator's own counters; ``python -m tests.outputs.scenes
 OUT [SHOTS]`` writes the pages into ``OUT`` and, with Chromium, a 1,280-pixel
 screenshot of each into ``SHOTS`` (``docs/report-pages/`` holds them).
 """

@@ -6,37 +6,14 @@ import json
 import re
 import stat
 from collections.abc import Callable
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
-from tests.report_page.support import HOSTILE_FILE, HOSTILE_TAG, hostile_run
+from tests.outputs.support import HOSTILE_FILE, HOSTILE_TAG, hostile_run, parse
 from tests.world import World
-
-
-class _Tags(HTMLParser):
-    """Every element and attribute of a page, as a browser's tokenizer sees them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, dict(attrs)))
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
-def parse(page: str) -> _Tags:
-    parser = _Tags()
-    parser.feed(page)
-    parser.close()
-    return parser
 
 
 def tiles(page: str) -> dict[str, int]:
