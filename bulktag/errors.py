@@ -7,12 +7,12 @@ goes on. Job-level problems stop it with one line and one of these codes::
     ├── UsageError               2   bad command line
     ├── InputError               65  input unusable: missing column, unreadable file
     ├── WorkLeftError            75  another run holds the job's lock
-    ├── KeyRejectedError         77  key invalid or lacking permission
     ├── ConfigError              78  bad job file, URL, key file, output folder
     └── MachineError          75/78  a fault of the machine (bulktag.machine): a full
                                      disk (75), a read-only folder (78), ...
 
-A bug (any other exception) ends in one line, the traceback written to a file, and
+A key LeadLex refuses (77) is no exception: the run records it as a halt, and its
+summary's exit code says so. A bug (any other exception) ends in one line, the traceback written to a file, and
 exit 70: never 1, which scripts read as "some rows failed".
 
 Precedence when a finished run has several outcomes (highest first):
@@ -34,7 +34,6 @@ __all__ = [
     "ConfigError",
     "ExitCode",
     "InputError",
-    "KeyRejectedError",
     "UsageError",
     "WorkLeftError",
     "redact",
@@ -113,10 +112,6 @@ class InputError(BulkTagError):
         self.source = source
         self.line = line
         self.column = column
-
-
-class KeyRejectedError(BulkTagError):
-    exit_code = ExitCode.KEY_REJECTED
 
 
 class WorkLeftError(BulkTagError):

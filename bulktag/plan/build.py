@@ -3,9 +3,13 @@
 Every input row is counted exactly once, as *grouped* (it gives at least one
 valid tag to a contact) or *rejected*; each problem becomes a reject row with
 the source, line, column, raw values and reason. The plan is written to a
-Parquet file (one row per contact: ``seq, contact_id, tags, source, line``, in
-order of first appearance, tags de-duplicated in first-seen order) and read back
-in slices by the dispatcher, so no stage holds all contacts as Python objects.
+Parquet file, one row per contact in order of first appearance: ``seq, contact_id,
+tags`` (de-duplicated in first-seen order, the static tags added), ``source, line``
+(where the contact was first seen) and ``input_tags`` (the tags as the inputs gave
+them, for the job's carry-over); :mod:`bulktag.plan.skip` adds ``send`` (the tags still
+to send) and ``skip_reason`` (why a contact needs no call), the plan's eight columns. It
+is read back in slices by the dispatcher, so no stage holds all contacts as Python
+objects.
 
 How, for tens of millions of rows in well under a gigabyte: one pass over the inputs,
 vectorised for every row (:mod:`bulktag.read.pieces`), gives the rows that may be rejects
