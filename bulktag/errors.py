@@ -12,8 +12,8 @@ goes on. Job-level problems stop it with one line and one of these codes::
                                      disk (75), a read-only folder (78), ...
 
 A key LeadLex refuses (77) is no exception: the run records it as a halt, and its
-summary's exit code says so. A bug (any other exception) ends in one line, the traceback written to a file, and
-exit 70: never 1, which scripts read as "some rows failed".
+summary's exit code says so. A bug (any other exception) ends in one line, the traceback
+written to a file, and exit 70: never 1, which scripts read as "some rows failed".
 
 Precedence when a finished run has several outcomes (highest first):
 77 key rejected > 78 a run fault configuration fixes (an untrusted certificate, a

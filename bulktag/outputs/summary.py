@@ -1,10 +1,10 @@
 """A finished run, as one typed value: everything else about the run is derived from it.
 
 :class:`Summary` is built once, at the end of a run
-(:meth:`bulktag.run.stages.Run._summarise`), and is frozen. ``summary.json`` is :meth:`Summary.to_json`, the stderr summary is
-:func:`bulktag.outputs.console.summary_lines`, the metrics file is
-:func:`bulktag.outputs.metrics.write_metrics` and the exit code is :attr:`Summary.exit_code`,
-decided here by :func:`exit_code` and nowhere else.
+(:meth:`bulktag.run.stages.Run._summarise`), and is frozen. ``summary.json`` is
+:meth:`Summary.to_json`, the stderr summary is :func:`bulktag.outputs.console.summary_lines`,
+the metrics file is :func:`bulktag.outputs.metrics.write_metrics` and the exit code is
+:attr:`Summary.exit_code`, decided here by :func:`exit_code` and nowhere else.
 """
 
 from __future__ import annotations

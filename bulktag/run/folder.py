@@ -14,19 +14,16 @@ import contextlib
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bulktag import __version__
 from bulktag.clock import Clock
 from bulktag.config import (
     OUTPUT_FORMATS,
-    DispatchSettings,
     JobSettings,
     OutputFormat,
-    ReadOptions,
     RunConfig,
 )
 from bulktag.errors import ConfigError, UsageError
@@ -34,6 +31,7 @@ from bulktag.machine import DamagedFileError, guarded, translated
 from bulktag.outputs.publish import write_json
 from bulktag.plan.build import InputSummary, Plan, PlanStats
 from bulktag.read.frame import InputFrame
+from bulktag.run.stored import CONFIG_SCHEMA, StoredRun
 from bulktag.state.store import NewerFileError
 
 __all__ = ["INTERNAL", "OUTPUT_STEMS", "RunFolder", "is_run_folder", "make_run_dir", "new_run_dir"]
@@ -135,11 +133,10 @@ class RunFolder:
         settings), or a new one, its ``config.json`` written first."""
         path = self.internal / "config.json"
         if path.exists():
-            stored = self._stored()
-            identity = Identity(stored["run_id"], float(stored["started_at"]), resumed=True)
-            return _config_from_json(stored, config), identity
+            run = StoredRun.from_dict(self._stored(), config)
+            return run.config, Identity(run.run_id, run.started_at, resumed=True)
         with guarded(path):
-            write_json(path, _config_json(config, run_id, now))
+            write_json(path, StoredRun(run_id, now, config).to_dict())
         return config, Identity(run_id, now, resumed=False)
 
     def _stored(self) -> dict[str, Any]:
@@ -166,9 +163,9 @@ class RunFolder:
         """The job this run belongs to, as ``config.json`` says (None: a run by hand).
         An earlier bulktag named only the job in a job's run: UsageError then."""
         stored = self._stored()
-        settings = stored.get("job_settings")
-        if settings is not None:
-            return _job_from_json(settings)
+        job = StoredRun.job_of(stored)
+        if job is not None:
+            return job
         if stored.get("job"):
             raise UsageError(
                 f"{self.path} is a run of the job {stored['job']!r}: the job's next night "
@@ -241,93 +238,6 @@ class RunFolder:
 
     def clear_work(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
-
-
-#: ``config.json``'s schema: a run folder of a newer bulktag is refused (78).
-CONFIG_SCHEMA = 1
-
-
-def _known(kind: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` less the keys ``kind`` (a dataclass) does not have (a newer bulktag's)."""
-    names = {f.name for f in fields(kind)}
-    return {k: v for k, v in values.items() if k in names}
-
-
-def _config_json(config: RunConfig, run_id: str, started: float) -> dict[str, Any]:
-    return {
-        "schema": CONFIG_SCHEMA,
-        "run_id": run_id,
-        "started_at": started,
-        "bulktag": __version__,
-        "inputs": list(config.inputs),
-        "api_url": config.api_url,
-        "key_file": None if config.key_file is None else str(config.key_file),
-        "key_env": config.key_env,
-        "plan_name": config.plan_name,
-        "read": asdict(config.read),
-        "dispatch": asdict(config.dispatch),
-        "output_format": config.output_format,
-        "dry_run": config.dry_run,
-        "force": config.force,
-        "skip_existing": config.skip_existing,
-        "job": None if config.job is None else config.job.name,
-        "job_settings": None if config.job is None else _job_json(config.job),
-        "ca_bundle": None if config.ca_bundle is None else str(config.ca_bundle),
-    }
-
-
-def _config_from_json(data: dict[str, Any], base: RunConfig) -> RunConfig:
-    read = data["read"]
-    read = ReadOptions(
-        **_known(
-            ReadOptions,
-            {
-                **read,
-                "tags_columns": tuple(read["tags_columns"]),
-                "static_tags": tuple(read["static_tags"]),
-                "cut_suspects": tuple(read.get("cut_suspects", ())),
-            },
-        )
-    )
-    return replace(
-        base,
-        inputs=tuple(data["inputs"]),
-        api_url=data["api_url"],
-        api_url_from="as the run started (its config.json)",
-        key_file=base.key_file or (Path(data["key_file"]) if data["key_file"] else None),
-        key_env=data["key_env"],
-        plan_name=data["plan_name"],
-        read=read,
-        dispatch=DispatchSettings(**_known(DispatchSettings, data["dispatch"])),
-        output_format=data["output_format"],
-        dry_run=data["dry_run"],
-        force=data["force"],
-        skip_existing=data["skip_existing"],
-        ca_bundle=base.ca_bundle or (Path(data["ca_bundle"]) if data.get("ca_bundle") else None),
-        job=base.job
-        or (_job_from_json(data["job_settings"]) if data.get("job_settings") else None),
-    )
-
-
-def _job_json(job: JobSettings) -> dict[str, Any]:
-    return {
-        **asdict(job),
-        "folder": str(job.folder),
-        "file": None if job.file is None else str(job.file),
-    }
-
-
-def _job_from_json(data: dict[str, Any]) -> JobSettings:
-    return JobSettings(
-        **_known(
-            JobSettings,
-            {
-                **data,
-                "folder": Path(data["folder"]),
-                "file": None if data.get("file") is None else Path(data["file"]),
-            },
-        )
-    )
 
 
 def _stats_from_json(data: dict[str, Any]) -> PlanStats:
