@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bulktag.cli.commands import build_parser
 from bulktag.config import DispatchSettings, JobSettings, ReadOptions, RunConfig
-from bulktag.run.stored import RESUME_TAKES, STORED_AS, StoredRun
+from bulktag.run.stored import NEVER_ON_RESUME, RESUME_TAKES, STORED_AS, StoredRun
 
 #: A value other than the default for every setting a run stores.
 READ = ReadOptions(
@@ -114,8 +114,14 @@ def test_every_flag_of_run_is_taken_by_a_resume_or_stored_by_the_run() -> None:
     run = commands.choices["run"]
     dests = {a.dest for a in run._actions if a.dest != "help" and not a.dest.startswith("_")}
     stored = StoredRun.flat(StoredRun("r", 0.0, CONFIG).to_dict())
-    undecided = {d for d in dests if d not in RESUME_TAKES and STORED_AS.get(d, d) not in stored}
+    undecided = {
+        d
+        for d in dests
+        if d not in RESUME_TAKES | NEVER_ON_RESUME and STORED_AS.get(d, d) not in stored
+    }
     assert undecided == set()
+    outside = StoredRun.differing({"out": "elsewhere"}, StoredRun("r", 0.0, CONFIG).to_dict())
+    assert outside == ["--out"]
 
 
 def test_a_resume_refuses_only_values_that_differ() -> None:
