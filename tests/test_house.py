@@ -17,3 +17,31 @@ def test_no_module_is_over_450_lines() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST
     }
     assert long == {}
+
+
+#: How a plan file's or an output's name was spelled outside the run folder.
+SPELLED = ('"plan-', '"plan.parquet"', 'f"results.', ".replace(plan.path")
+
+
+def test_the_run_folder_owns_the_plans_files() -> None:
+    """The plan's scratch files and every move between them are the run folder's
+    (``bulktag/run/folder.py``): before, ``plan-raw``, ``plan-start``, ``plan-ledger`` and
+    ``plan-checked`` were spelled and replaced in the runner, the session and the skip
+    stage, and the output names in the publisher."""
+    owner = PACKAGE / "run" / "folder.py"
+    spelled = {
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if path != owner
+        and any(
+            name in path.read_text(encoding="utf-8")
+            for name in (
+                '"plan-',
+                '"plan.parquet"',
+                '"results.{',
+                'f"results.',
+                ".replace(plan.path",
+            )
+        )
+    }
+    assert spelled == set()

@@ -310,8 +310,17 @@ def results_frame(
     return sink_joined(planned, journal, _RECORDED, shape, work / "results", rows=rows)
 
 
+@dataclass(frozen=True, slots=True)
+class OutputPaths:
+    """Where a run's files go (its run folder names them)."""
+
+    results: Path
+    failures: Path
+    rejects: Path
+
+
 def publish(
-    run_dir: Path,
+    outputs: OutputPaths,
     plan: Plan,
     journal: Journal,
     *,
@@ -324,7 +333,7 @@ def publish(
     permanent: Path | None = None,
     rows: int | None = None,
 ) -> Published:
-    """Write results, failures and rejects into ``run_dir``; summary.json is the caller's.
+    """Write results, failures and rejects to ``outputs``; summary.json is the caller's.
 
     With ``carry_over``, the contacts a re-run could finish (every failure that is
     retryable) are written there for the job's next run, or the file is removed.
@@ -334,11 +343,8 @@ def publish(
     failed for good (a job does not send them again). ``rows``: plan rows taken at a
     time (each stage's own size unless given).
     """
-    extension = fmt  # each format is its own extension
     final = results_frame(plan, journal, work, halt, halt_message, rows=rows)
-    results_path = run_dir / f"results.{extension}"
-    failures_path = run_dir / f"failures.{extension}"
-    rejects_path = run_dir / f"rejects.{extension}"
+    results_path, failures_path, rejects_path = outputs.results, outputs.failures, outputs.rejects
     write_output(
         final,
         results_path,

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bulktag.clock import Clock
 from bulktag.config import (
@@ -28,13 +28,15 @@ from bulktag.config import (
 )
 from bulktag.errors import ConfigError, UsageError
 from bulktag.machine import DamagedFileError, guarded, translated
-from bulktag.outputs.publish import write_json
+from bulktag.outputs.publish import OutputPaths, write_json
 from bulktag.plan.build import InputSummary, Plan, PlanStats
 from bulktag.read.frame import InputFrame
 from bulktag.run.stored import CONFIG_SCHEMA, StoredRun
 from bulktag.state.store import NewerFileError
 
 __all__ = ["INTERNAL", "OUTPUT_STEMS", "RunFolder", "is_run_folder", "make_run_dir", "new_run_dir"]
+
+T = TypeVar("T")
 
 INTERNAL = ".bulktag"
 #: The published files, each ``{stem}.{format}``.
@@ -125,6 +127,54 @@ class RunFolder:
     @property
     def summary(self) -> Path:
         return self.path / "summary.json"
+
+    # -- the plan's scratch files, and every move between them ---------------------------
+    # plan-raw (read) -> draft (less what the ledger says is done) -> plan.parquet (the
+    # plan, less what the pre-check finds) ; todo/ (what is still to send) ; applied and
+    # permanent (the pairs a job's ledger learns). Each rewrite goes through rewrite().
+
+    @property
+    def raw_plan(self) -> Path:
+        """The plan as read, before anything is taken out of it."""
+        return self.work / "plan-raw.parquet"
+
+    @property
+    def draft_plan(self) -> Path:
+        """The plan being made: the raw one, less what a job's ledger says is done."""
+        return self.work / "plan-draft.parquet"
+
+    @property
+    def todo(self) -> Path:
+        """What is still to send, joined from the plan and the journal (a folder of parts)."""
+        return self.work / "todo"
+
+    @property
+    def applied_pairs(self) -> Path:
+        return self.work / "applied.parquet"
+
+    @property
+    def permanent_pairs(self) -> Path:
+        return self.work / "permanent.parquet"
+
+    def rewrite(self, path: Path, write: Callable[[Path, Path], T]) -> T:
+        """``path`` rewritten in place: ``write(path, into)`` makes the new file beside it,
+        which then takes its place (a rename: the old file stands until then)."""
+        into = path.with_name(f"{path.stem}.next{path.suffix}")
+        done = write(path, into)
+        into.replace(path)
+        return done
+
+    def adopt_draft(self, stats: PlanStats, rejects: Path) -> Plan:
+        """The draft becomes the run's plan, the rejects beside it."""
+        plan = self.plan(stats)
+        self.draft_plan.replace(plan.path)
+        rejects.replace(plan.rejects_path)
+        return plan
+
+    def outputs(self, fmt: OutputFormat) -> OutputPaths:
+        """The files a run publishes here, in ``fmt``."""
+        results, failures, rejects = (self.path / f"{stem}.{fmt}" for stem in OUTPUT_STEMS)
+        return OutputPaths(results, failures, rejects)
 
     # -- config.json ------------------------------------------------------------------
 

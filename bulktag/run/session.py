@@ -29,6 +29,7 @@ from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
 from bulktag.outputs.publish import write_json
 from bulktag.plan.build import Plan
 from bulktag.plan.skip import ALREADY_TAGGED, requests_to_send, skip_pairs
+from bulktag.run.folder import RunFolder
 from bulktag.runtime import Runtime
 from bulktag.scan import slices
 from bulktag.send.client import LeadLexClient, make_http_client
@@ -75,7 +76,7 @@ class Target:
 
 
 def unsent(
-    plan: Plan, journal: Journal, work: Path, rows: int | None = None
+    plan: Plan, journal: Journal, todo: Path, rows: int | None = None
 ) -> tuple[pl.LazyFrame, int]:
     """The contacts still to send and how many: the plan less what the journal holds as
     final (a deferred or unsent contact is sent again, with the tags it had pending)."""
@@ -95,10 +96,10 @@ def unsent(
         )
 
     planned = pl.scan_parquet(plan.path).select("seq", "contact_id", "send", "source", "line")
-    todo = sink_joined(
-        planned, journal, ("status", "pending_tags"), still_to_send, work / "todo", rows=rows
+    found = sink_joined(
+        planned, journal, ("status", "pending_tags"), still_to_send, todo, rows=rows
     )
-    return todo, todo.select(pl.len()).collect().item()
+    return found, found.select(pl.len()).collect().item()
 
 
 async def send(
@@ -108,13 +109,13 @@ async def send(
     runtime: Runtime,
     *,
     todo: tuple[pl.LazyFrame, int],
-    work: Path,
-    precheck_path: Path | None,
+    folder: RunFolder,
+    precheck: bool,
     state: JobState | None,
 ) -> SessionResult:
     """One session (see the module docstring) sending ``todo`` (what :func:`unsent`
-    returned). ``precheck_path``: where the pre-check's report goes (None: no pre-check,
-    because the run has none or an earlier session ran it)."""
+    returned) from the run in ``folder``. ``precheck``: ask the CRM first (not when the
+    run has no pre-check, or an earlier session ran it)."""
     config = target.config
     settings = config.dispatch
     show = sys.stderr.isatty() if config.progress is None else config.progress
@@ -156,14 +157,14 @@ async def send(
             async with anyio.create_task_group() as watch:
                 if runtime.handle_signals:  # listening before the first call goes out
                     await watch.start(_watch_signals, dispatcher, settings.grace, runtime)
-                if precheck_path is not None:
+                if precheck:
                     reads = _GatedReads(dispatcher, client)
                     report = await _precheck(
-                        plan, reads, runtime, state=state, work=work, target=target
+                        plan, reads, runtime, state=state, folder=folder, target=target
                     )
-                    write_json(precheck_path, report)  # a resumed run does not ask again
+                    write_json(folder.precheck, report)  # a resumed run does not ask again
                     todo = await runtime.offload(
-                        unsent, plan, journal, work, runtime.slice_rows
+                        unsent, plan, journal, folder.todo, runtime.slice_rows
                     )  # fewer now
                 contacts, total = todo
                 bar.reset(total=total)
@@ -224,7 +225,7 @@ async def _precheck(
     runtime: Runtime,
     *,
     state: JobState | None,
-    work: Path,
+    folder: RunFolder,
     target: Target,
 ) -> dict[str, Any]:
     """Ask the CRM what the plan's contacts carry; take it out of the plan. A job's ledger
@@ -245,9 +246,12 @@ async def _precheck(
     )
     skipped = 0
     if result.present.height:
-        checked = work / "plan-checked.parquet"
-        skipped = skip_pairs(plan.path, checked, result.present, ALREADY_TAGGED)
-        checked.replace(plan.path)
+        present = result.present
+
+        def less(path: Path, into: Path) -> int:
+            return skip_pairs(path, into, present, ALREADY_TAGGED)
+
+        skipped = folder.rewrite(plan.path, less)
         if state is not None:
             pairs = result.present.select("contact_id", "tag").iter_rows()
             state.record_applied(pairs, runtime.clock.wall(), target.run_id)

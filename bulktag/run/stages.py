@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -147,7 +148,7 @@ class Run:
             stats = self._statistics = None if session is None else session.statistics
             self._book(stats)
             published = publish(
-                folder.path,
+                folder.outputs(fmt),
                 plan,
                 journal,
                 halt=None if stats is None else stats.halt,
@@ -157,8 +158,8 @@ class Run:
                 fmt=fmt,
                 work=folder.work,
                 carry_over=self.carry_over,
-                applied=None if self.state is None else folder.work / "applied.parquet",
-                permanent=None if self.state is None else folder.work / "permanent.parquet",
+                applied=None if self.state is None else folder.applied_pairs,
+                permanent=None if self.state is None else folder.permanent_pairs,
                 rows=self.runtime.slice_rows,
             )
             calls = journal.add_calls({} if stats is None else stats.other_calls)
@@ -252,10 +253,10 @@ class Run:
         config, folder, work = self.config, self.folder, self.folder.work
         check_settled(config.inputs, config.read.settle_seconds)
         noted = marks(config.inputs)
-        frames, raw = prepare_plan(config.inputs, config.read, work, work / "plan-raw.parquet")
+        frames, raw = prepare_plan(config.inputs, config.read, work, folder.raw_plan)
         check_unchanged(noted)  # a file still being written is not read as finished
         folder.refuse_overwriting_inputs(frames)
-        start_plan(raw.path, work / "plan-start.parquet")
+        start_plan(raw.path, folder.draft_plan)
         job, ledger = config.job, self.ledger
         if ledger is not None and job is not None:
             if job.ledger and not config.force:
@@ -263,9 +264,7 @@ class Run:
                 self._skip(list(ledger.applied(since)), ALREADY_APPLIED)
             if not config.read.retry_permanent:
                 self._skip(list(ledger.failed()), FAILED_BEFORE)
-        plan = folder.plan(raw.stats)
-        (work / "plan-start.parquet").replace(plan.path)
-        raw.rejects_path.replace(plan.rejects_path)
+        plan = folder.adopt_draft(raw.stats, raw.rejects_path)
         fmt = output_format(config, frames)
         refuse_overfull_sheet(fmt, raw.stats)
         folder.store_plan(raw.stats, fmt)
@@ -275,17 +274,15 @@ class Run:
         """The plan being made, less ``pairs`` (``contact_id, tag``), for ``reason``."""
         if not pairs:
             return
-        work = self.folder.work
-        start, less = work / "plan-start.parquet", work / "plan-less.parquet"
-        skip_pairs(start, less, pl.concat(pairs).select("contact_id", "tag"), reason)
-        less.replace(start)
+        done = pl.concat(pairs).select("contact_id", "tag")
+        self.folder.rewrite(self.folder.draft_plan, partial(_less, done=done, reason=reason))
 
     def _send(
         self, plan: Plan, journal: Journal, key: ApiKey, quota_left: int | None
     ) -> SessionResult | None:
         """A dispatch session for what is still to send (None: nothing is)."""
         folder, config = self.folder, self.config
-        todo = unsent(plan, journal, folder.work, self.runtime.slice_rows)
+        todo = unsent(plan, journal, folder.todo, self.runtime.slice_rows)
         if not todo[1]:
             return None
         self.sending = True
@@ -301,8 +298,8 @@ class Run:
             journal,
             self.runtime,
             todo=todo,
-            work=folder.work,
-            precheck_path=folder.precheck if ask else None,
+            folder=folder,
+            precheck=ask,
             state=self.state,
         )
         try:
@@ -421,3 +418,8 @@ class Run:
             extra={"block": True, "summary": written},
         )
         return RunReport(self.folder.path, summary.exit_code, summary)
+
+
+def _less(plan: Path, into: Path, *, done: pl.DataFrame, reason: str) -> int:
+    """``plan`` less the ``done`` pairs (``contact_id, tag``), written to ``into``."""
+    return skip_pairs(plan, into, done, reason)

@@ -117,7 +117,7 @@ def test_publishing_to_a_read_only_folder(
     source = _export(world)
 
     def read_only(*args: Any, **kwargs: Any) -> Any:
-        raise OSError(errno.EROFS, "Read-only file system", str(args[0]) + "/results.csv")
+        raise OSError(errno.EROFS, "Read-only file system", str(args[0].results))
 
     publish = getattr(bulktag.run.stages, "publish")  # noqa: B009  (the name the runner calls)
     monkeypatch.setattr(bulktag.run.stages, "publish", read_only)
