@@ -217,7 +217,9 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     config = resolve(args, environment(runtime))
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
-        plan = survey(config.inputs, config.read, work)
+        from bulktag.read.paths import expand_inputs
+
+        plan = survey(expand_inputs(config.inputs), config.read, work)
         if args.rejects is not None:
             import polars as pl
 

@@ -41,7 +41,6 @@ from bulktag.read.frame import InputFrame
 from bulktag.read.inputs import read_input
 from bulktag.read.normalise import uuid_text
 from bulktag.read.parts import parts_for
-from bulktag.read.paths import expand_inputs
 from bulktag.read.pieces import PLACE, problems, read_pieces, tags
 
 __all__ = [
@@ -151,24 +150,25 @@ class Survey:
 
 
 def prepare_plan(
-    inputs: Sequence[str], options: ReadOptions, work: Path, plan_path: Path
+    files: Sequence[str], options: ReadOptions, work: Path, plan_path: Path
 ) -> tuple[list[InputFrame], Plan]:
-    """Read every input (paths and globs) and write the plan and the rejects in ``work``;
-    raises InputError (exit 65) before any request."""
-    frames = _open(inputs, options, work)
+    """Read every input file (globs expanded once, by the caller: ``expand_inputs``) and
+    write the plan and the rejects in ``work``; raises InputError (exit 65) before any
+    request."""
+    frames = _open(files, options, work)
     return frames, build_plan(frames, options, plan_path, work / "rejects.parquet")
 
 
-def survey(inputs: Sequence[str], options: ReadOptions, work: Path) -> Survey:
+def survey(files: Sequence[str], options: ReadOptions, work: Path) -> Survey:
     """:func:`prepare_plan` without the plan: the counts, the rejects and each tag's demand
     (no plan file written and read back: a third of the time for a file of long rows)."""
-    frames = _open(inputs, options, work)
+    frames = _open(files, options, work)
     return _survey(frames, options, None, work / "rejects.parquet")
 
 
-def _open(inputs: Sequence[str], options: ReadOptions, work: Path) -> list[InputFrame]:
+def _open(files: Sequence[str], options: ReadOptions, work: Path) -> list[InputFrame]:
     work.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return [read_input(name, options, work) for name in expand_inputs(inputs)]
+    return [read_input(name, options, work) for name in files]
 
 
 def build_plan(

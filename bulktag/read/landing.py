@@ -37,17 +37,10 @@ Marks = dict[str, tuple[int, int, int] | None]
 _TEXT = (".csv", ".tsv", ".txt", ".tab")
 
 
-def _files(inputs: Sequence[str]) -> list[str]:
-    try:
-        return [name for name in expand_inputs(inputs) if name != "-"]
-    except InputError:
-        return []  # the reading says which input is missing, with the fix
-
-
-def marks(inputs: Sequence[str]) -> Marks:
-    """Each input file's size, modification time and inode, now."""
+def marks(files: Sequence[str]) -> Marks:
+    """Each input file's size, modification time and inode, now (``files``: expanded)."""
     found: Marks = {}
-    for name in _files(inputs):
+    for name in (f for f in files if f != "-"):
         try:
             info = Path(name).stat()
         except OSError:
@@ -57,12 +50,12 @@ def marks(inputs: Sequence[str]) -> Marks:
     return found
 
 
-def check_settled(inputs: Sequence[str], seconds: float) -> None:
-    """WorkLeftError (75) for an input changed less than ``seconds`` ago."""
+def check_settled(files: Sequence[str], seconds: float) -> None:
+    """WorkLeftError (75) for an input file changed less than ``seconds`` ago."""
     if seconds <= 0:
         return
     now = time.time()  # the files' clock: the machine's, whatever the run's clock says
-    for name in _files(inputs):
+    for name in (f for f in files if f != "-"):
         try:
             age = now - Path(name).stat().st_mtime
         except OSError:
@@ -104,6 +97,13 @@ def line_end(path: Path) -> bool | None:
     return tail[-1:] in (b"\n", b"\r") or tail in (b"\n\x00", b"\r\x00", b"\x00\n", b"\x00\r")
 
 
+def _files(pattern: str) -> list[str]:
+    try:
+        return [name for name in expand_inputs([pattern]) if name != "-"]
+    except InputError:
+        return []  # the reading says which input is missing, with the fix
+
+
 def cut_suspects(patterns: Sequence[str], state: JobState | None, *, note: bool) -> tuple[str, ...]:
     """The files of a job's input ``patterns`` whose last line has no end while the earlier
     exports of their pattern ended theirs. ``note``: each file is remembered in the job's
@@ -112,7 +112,7 @@ def cut_suspects(patterns: Sequence[str], state: JobState | None, *, note: bool)
         return ()
     suspects = []
     for pattern in patterns:
-        for name in _files([pattern]):
+        for name in _files(pattern):
             path = Path(name)
             ended = line_end(path)
             if ended is None:

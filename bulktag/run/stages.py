@@ -42,6 +42,7 @@ from bulktag.plan.skip import (
     to_send,
 )
 from bulktag.read.landing import check_settled, check_unchanged, marks
+from bulktag.read.paths import expand_inputs
 from bulktag.run.checks import (
     key_source,
     output_format,
@@ -251,9 +252,10 @@ class Run:
     def _plan(self) -> tuple[Plan, OutputFormat]:
         """Read the inputs, less what the job's ledger says was applied, into the folder."""
         config, folder, work = self.config, self.folder, self.folder.work
-        check_settled(config.inputs, config.read.settle_seconds)
-        noted = marks(config.inputs)
-        frames, raw = prepare_plan(config.inputs, config.read, work, folder.raw_plan)
+        files = expand_inputs(config.inputs)  # once: each stage below reads the same files
+        check_settled(files, config.read.settle_seconds)
+        noted = marks(files)
+        frames, raw = prepare_plan(files, config.read, work, folder.raw_plan)
         check_unchanged(noted)  # a file still being written is not read as finished
         folder.refuse_overwriting_inputs(frames)
         start_plan(raw.path, folder.draft_plan)

@@ -253,3 +253,18 @@ def test_plan_is_logged_first_and_warns_beyond_the_quota(
     assert "120 calls of the starter plan's 100 a day (2 days of quota)" in err
     world.run(str(source), "--plan", "starter", "--log-format", "text")
     assert "more than today's quota allows" in capsys.readouterr().err
+
+
+def test_a_runs_globs_are_expanded_once(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The settle check, the landing marks and the reading see one list of files: a glob
+    is expanded once (before, three times: a file landing between them was read unmarked,
+    and an Excel lock file was warned about three times)."""
+    world = make_world(contacts=3)
+    (world.folder / "exports").mkdir()
+    world.write_csv("exports/a.csv", [(cid, "vip") for cid in world.contact_ids])
+    (world.folder / "exports" / "~$a.csv").write_text("lock", encoding="utf-8")
+    code, _run_dir = world.run(str(world.folder / "exports" / "*.csv"), "--dry-run")
+    assert code == ExitCode.OK
+    assert capsys.readouterr().err.count("Excel's lock file") == 1
