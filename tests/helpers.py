@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -30,10 +31,47 @@ def contact_ids(ready: dict[str, Any], n: int) -> list[str]:
     return ids[:n]
 
 
-def emulator_env(ready: dict[str, Any]) -> dict[str, str]:
-    """This process's environment, its LeadLex settings replaced by an emulator's key and URL."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEX_")}
-    return env | {"LEADLEX_API_KEY": next(iter(ready["keys"])), "LEADLEX_API_URL": ready["url"]}
+def bulktag_env(url: str | None = None, key: str | None = None, **extra: str) -> dict[str, str]:
+    """The one environment of a bulktag child process: this process's, less every LeadLex
+    setting and every proxy of the machine (a loopback emulator is reached directly), with
+    ``url`` and ``key`` as LeadLex's and ``extra`` on top. ``BULKTAG_STATE_DIR`` stays:
+    the suite gives each test its own (conftest)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LEADLEX_") and "proxy" not in k.lower()
+    }
+    if url is not None:
+        env["LEADLEX_API_URL"] = url
+    if key is not None:
+        env["LEADLEX_API_KEY"] = key
+    return env | extra
+
+
+def emulator_env(ready: dict[str, Any], **extra: str) -> dict[str, str]:
+    """:func:`bulktag_env` for an emulator process's key and URL (its ready line)."""
+    return bulktag_env(ready["url"], next(iter(ready["keys"])), **extra)
+
+
+def run_bulktag(
+    args: Sequence[str],
+    env: dict[str, str],
+    *,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """The one way the suite runs ``bulktag ARGS`` as a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "bulktag", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @contextmanager

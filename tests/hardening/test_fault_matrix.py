@@ -484,11 +484,10 @@ def test_thirty_percent_5xx_cost_at_most_1_5_calls_a_contact(
 
 def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
     """Over a real socket, a body slower than --timeout is a timeout, and a retry ends ok."""
-    import os
     import subprocess
     import sys
 
-    from tests.helpers import running_emulator
+    from tests.helpers import emulator_env, running_emulator
 
     with running_emulator(
         "--generate",
@@ -508,10 +507,7 @@ def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
             ids = [c["id"] for c in client.get("/v1/contacts").json()["data"]["contacts"]]
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},slow\n" for i in ids))
-        env = os.environ | {
-            "LEADLEX_API_KEY": next(iter(ready["keys"])),
-            "LEADLEX_API_URL": ready["url"],
-        }
+        env = emulator_env(ready)
         result = subprocess.run(
             [
                 sys.executable,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx2
 
-from tests.helpers import running_emulator
+from tests.helpers import emulator_env, running_emulator
 
 EVIL = "x\r\nbulktag: summary: forged\x1b[2J\x1b[31m"
 
@@ -32,10 +31,7 @@ def test_injected_text_cannot_break_log_lines(tmp_path: Path) -> None:
             f'"{EVIL}","{EVIL}"',
         ]
         source.write_text("contact_id,tags\n" + "\n".join(rows) + "\n", encoding="utf-8")
-        env = os.environ | {
-            "LEADLEX_API_KEY": next(iter(ready["keys"])),
-            "LEADLEX_API_URL": ready["url"],
-        }
+        env = emulator_env(ready)
         runs = {}
         for fmt in ("json", "text"):
             runs[fmt] = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import ssl
 import subprocess
@@ -23,7 +22,7 @@ from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from bulktag.send.client import BearerAuth, LeadLexClient, make_http_client
 from tests.constants import KEY
-from tests.helpers import running_emulator
+from tests.helpers import bulktag_env, running_emulator
 from tests.world import World
 
 CANARY = KEY.encode()
@@ -80,7 +79,7 @@ def test_a_process_never_prints_the_key(tmp_path: Path) -> None:
         source.write_text("contact_id,tags\n" + "".join(f"{i},p\n" for i in ids))
         outputs: list[str] = []
         for key, fmt in ((KEY, "json"), (KEY, "text"), (KEY + "x", "json"), (KEY + "x", "text")):
-            env = os.environ | {"LEADLEX_API_KEY": key, "LEADLEX_API_URL": ready["url"]}
+            env = bulktag_env(ready["url"], key)
             result = subprocess.run(
                 [
                     sys.executable,

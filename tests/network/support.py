@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bulktag.emulator import generate_contacts
+from tests.helpers import bulktag_env, run_bulktag
 
 __all__ = [
     "DEMO_KEY",
@@ -56,14 +56,9 @@ def contacts_csv(folder: Path, n: int, tag: str = "net") -> Path:
 
 def environment(url: str, folder: Path, **extra: str) -> dict[str, str]:
     """A child's environment: the demo key, the URL, no proxy or CA of the machine's."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("LEADLEX_") and "PROXY" not in k.upper() and k != "SSL_CERT_DIR"
-    }
+    env = bulktag_env(url, DEMO_KEY, BULKTAG_STATE_DIR=str(folder / "state"))
+    env.pop("SSL_CERT_DIR", None)
     env["SSL_CERT_FILE"] = str(OTHER_CA)  # trust only what a test names
-    env |= {"LEADLEX_API_KEY": DEMO_KEY, "LEADLEX_API_URL": url}
-    env["BULKTAG_STATE_DIR"] = str(folder / "state")
     return env | extra
 
 
@@ -80,14 +75,7 @@ def bulktag_run(source: Path, env: dict[str, str], *args: str, out: str = "run")
     """``bulktag run SOURCE --out OUT ARGS`` as a real process."""
     folder = source.parent / out
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "bulktag", "run", str(source), "--out", str(folder), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_bulktag(["run", str(source), "--out", str(folder), *args], env)
     seconds = time.monotonic() - started
     summary_path = folder / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}

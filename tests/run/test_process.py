@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx2
 import polars as pl
 
 from bulktag.errors import ExitCode
-from tests.helpers import contact_ids, emulator_env, running_emulator
+from tests.helpers import contact_ids, emulator_env, run_bulktag, running_emulator
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
@@ -21,16 +20,8 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 def bulktag(
     args: list[str], ready: dict[str, Any], *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = emulator_env(ready)  # BULKTAG_STATE_DIR: per test
-    return subprocess.run(
-        [sys.executable, "-m", "bulktag", *args],
-        input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    stdin_text = stdin.decode() if stdin is not None else None
+    return run_bulktag(args, emulator_env(ready), stdin=stdin_text)
 
 
 def test_run_over_loopback_with_real_dropped_connections(tmp_path: Path) -> None:
