@@ -20,7 +20,7 @@ import pytest
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.constants import KEY
-from tests.helpers import contact_ids, emulator_env, running_emulator
+from tests.helpers import contact_ids, emulator_env, run_bulktag, running_emulator
 from tests.world import World, read_results
 
 pytestmark = pytest.mark.usefixtures("_in_tmp")
@@ -446,15 +446,7 @@ def test_a_run_after_a_clean_exit_takes_over_no_lock(tmp_path: Path) -> None:
         env = emulator_env(ready)
         said = []
         for _ in range(2):  # two processes: the second finds the first's pid in the lock file
-            done = subprocess.run(
-                [sys.executable, "-m", "bulktag", "run", "--job", "job.toml", "-v"],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
+            done = run_bulktag(["run", "--job", "job.toml", "-v"], env, cwd=tmp_path, timeout=60)
             assert done.returncode == ExitCode.OK, done.stderr
             said.append(done.stderr)
     for stderr in said:

@@ -27,7 +27,7 @@ import httpx2
 import pytest
 import xlsxwriter
 
-from tests.helpers import contact_ids, running_emulator
+from tests.helpers import contact_ids, run_bulktag, running_emulator
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -218,22 +218,8 @@ def newcomer(tmp_path: Path) -> Iterator[Newcomer]:
         # not attempted).
         rows = ["contact_id,tags", *(f"{c},spring-promo" for c in ids[5:10])]
         (folder / "export.csv").write_text("\n".join(rows) + "\n", "utf-8")
-        seeded = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bulktag",
-                "run",
-                "export.csv",
-                "--dry-run",
-                "--out",
-                "runs/20261126T020000Z",
-            ],
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+        seeded = run_bulktag(
+            ["run", "export.csv", "--dry-run", "--out", "runs/20261126T020000Z"], env, cwd=folder
         )
         assert seeded.returncode == 0, seeded.stderr
         if not shutil.which("uv", path=env["PATH"]):

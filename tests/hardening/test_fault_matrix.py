@@ -484,10 +484,8 @@ def test_thirty_percent_5xx_cost_at_most_1_5_calls_a_contact(
 
 def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
     """Over a real socket, a body slower than --timeout is a timeout, and a retry ends ok."""
-    import subprocess
-    import sys
 
-    from tests.helpers import emulator_env, running_emulator
+    from tests.helpers import emulator_env, run_bulktag, running_emulator
 
     with running_emulator(
         "--generate",
@@ -508,11 +506,8 @@ def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},slow\n" for i in ids))
         env = emulator_env(ready)
-        result = subprocess.run(
+        result = run_bulktag(
             [
-                sys.executable,
-                "-m",
-                "bulktag",
                 "run",
                 str(source),
                 "--out",
@@ -524,11 +519,8 @@ def test_a_real_read_timeout_over_loopback(tmp_path: Path) -> None:
                 "--max-attempts",
                 "10",
             ],
-            env=env,
-            capture_output=True,
-            text=True,
+            env,
             timeout=120,
-            check=False,
         )
     assert result.returncode == 0, result.stderr
     results = read_results(tmp_path / "run" / "results.csv")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx2
 
-from tests.helpers import emulator_env, running_emulator
+from tests.helpers import emulator_env, run_bulktag, running_emulator
 
 EVIL = "x\r\nbulktag: summary: forged\x1b[2J\x1b[31m"
 
@@ -34,11 +32,8 @@ def test_injected_text_cannot_break_log_lines(tmp_path: Path) -> None:
         env = emulator_env(ready)
         runs = {}
         for fmt in ("json", "text"):
-            runs[fmt] = subprocess.run(
+            runs[fmt] = run_bulktag(
                 [
-                    sys.executable,
-                    "-m",
-                    "bulktag",
                     "run",
                     str(source),
                     "--plan",
@@ -49,20 +44,10 @@ def test_injected_text_cannot_break_log_lines(tmp_path: Path) -> None:
                     "--out",
                     str(tmp_path / f"run-{fmt}"),
                 ],
-                env=env,
-                capture_output=True,
-                text=True,
+                env,
                 timeout=60,
-                check=False,
             )
-        missing = subprocess.run(
-            [sys.executable, "-m", "bulktag", "run", str(folder / f"missing{EVIL}.csv")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        missing = run_bulktag(["run", str(folder / f"missing{EVIL}.csv")], env, timeout=60)
     json_lines = runs["json"].stderr.splitlines()
     assert json_lines
     for line in json_lines:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import pickle
 import ssl
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
 from bulktag.send.client import BearerAuth, LeadLexClient, make_http_client
 from tests.constants import KEY
-from tests.helpers import bulktag_env, running_emulator
+from tests.helpers import bulktag_env, run_bulktag, running_emulator
 from tests.world import World
 
 CANARY = KEY.encode()
@@ -80,11 +78,8 @@ def test_a_process_never_prints_the_key(tmp_path: Path) -> None:
         outputs: list[str] = []
         for key, fmt in ((KEY, "json"), (KEY, "text"), (KEY + "x", "json"), (KEY + "x", "text")):
             env = bulktag_env(ready["url"], key)
-            result = subprocess.run(
+            result = run_bulktag(
                 [
-                    sys.executable,
-                    "-m",
-                    "bulktag",
                     "run",
                     str(source),
                     "--plan",
@@ -95,11 +90,8 @@ def test_a_process_never_prints_the_key(tmp_path: Path) -> None:
                     "--out",
                     str(tmp_path / f"run-{len(outputs)}"),
                 ],
-                env=env,
-                capture_output=True,
-                text=True,
+                env,
                 timeout=60,
-                check=False,
             )
             outputs.append(result.stdout + result.stderr)
     assert [KEY in text for text in outputs] == [False] * 4

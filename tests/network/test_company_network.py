@@ -12,11 +12,10 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 from bulktag.errors import ExitCode
-from tests.helpers import running_emulator
+from tests.helpers import run_bulktag, running_emulator
 from tests.network.support import (
     DEMO_KEY,
     Tls,
@@ -108,14 +107,11 @@ def test_ca_bundle_in_a_job_file_trusts_the_company_ca(tmp_path: Path, tls: Tls)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with running_emulator(*_tls_emulator(tls, "--generate", "20")) as ready:
-        done = subprocess.run(
-            [sys.executable, "-m", "bulktag", "run", "--job", str(job)],
-            env=environment(ready["url"], tmp_path),
+        done = run_bulktag(
+            ["run", "--job", str(job)],
+            environment(ready["url"], tmp_path),
             cwd=elsewhere,
-            capture_output=True,
-            text=True,
             timeout=60,
-            check=False,
         )
     assert done.returncode == ExitCode.OK, done.stderr
     (summary,) = (tmp_path / "job" / "runs").glob("*/summary.json")

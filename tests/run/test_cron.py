@@ -19,7 +19,7 @@ from bulktag.outputs.metrics import write_metrics
 from bulktag.outputs.summary import OutputFiles, QuotaView, RateView, Summary
 from bulktag.plan.build import PlanStats
 from tests.constants import API_URL
-from tests.helpers import contact_ids, emulator_env, running_emulator
+from tests.helpers import contact_ids, emulator_env, run_bulktag, running_emulator
 
 
 def _job(folder: Path, ids: list[str], extra: str = "") -> Path:
@@ -89,23 +89,10 @@ def test_a_stale_lock_is_taken_over(tmp_path: Path) -> None:
     holder.communicate()
     with running_emulator("--generate", "3", "--plan", "unmetered") as ready:
         job = _job(tmp_path, contact_ids(ready, 3))
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bulktag",
-                "run",
-                "--job",
-                str(job),
-                "-v",
-                "--log-format",
-                "text",
-            ],
-            env=emulator_env(ready),
-            capture_output=True,
-            text=True,
+        result = run_bulktag(
+            ["run", "--job", str(job), "-v", "--log-format", "text"],
+            emulator_env(ready),
             timeout=60,
-            check=False,
         )
     assert result.returncode == ExitCode.OK, result.stderr
     assert f"the last run (pid {holder.pid}) ended without releasing its lock" in result.stderr
@@ -219,11 +206,8 @@ def test_metrics_through_the_real_command(tmp_path: Path) -> None:
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},m\n" for i in ids))
         (tmp_path / "prom").mkdir()  # the collector's folder exists; bulktag does not make it
-        result = subprocess.run(
+        result = run_bulktag(
             [
-                sys.executable,
-                "-m",
-                "bulktag",
                 "run",
                 str(source),
                 "--out",
@@ -233,11 +217,8 @@ def test_metrics_through_the_real_command(tmp_path: Path) -> None:
                 "--metrics-file",
                 str(tmp_path / "prom" / "bulktag.prom"),
             ],
-            env=emulator_env(ready),
-            capture_output=True,
-            text=True,
+            emulator_env(ready),
             timeout=60,
-            check=False,
         )
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "prom" / "bulktag.prom").read_text()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_bulktag
+
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "jobs" / "bulktag-nightly.service"
 TIMER = ROOT / "jobs" / "bulktag-nightly.timer"
@@ -105,13 +107,7 @@ def test_with_home_hidden_the_units_state_directory_is_what_works(tmp_path: Path
     value = environment.partition("=")[2].replace("%S", str(tmp_path / "var" / "lib"))
 
     def check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bulktag", "check-job", str(job)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return run_bulktag(["check-job", str(job)], env)
 
     hidden = check(base)
     assert hidden.returncode == 78, hidden.stderr
