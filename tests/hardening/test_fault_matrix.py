@@ -333,7 +333,11 @@ def test_retry_after_forms(
     outcome = run_with(world, first_calls(3, _rate_limited(value)))
     assert outcome.code == ExitCode.OK
     assert least <= outcome.seconds <= most
-    assert max(outcome.results["attempts"].cast(int).to_list()) <= 3
+    # one contact may meet all three 429s of the episode (which worker goes first after a
+    # pause is the scheduler's choice, and trio's varies on purpose), never a fourth try
+    # for nothing: its attempts are the episode's three and the call that succeeded
+    assert max(outcome.results["attempts"].cast(int).to_list()) <= 4
+    assert outcome.calls == CONTACTS + 3
 
 
 def test_an_absurd_retry_after_defers_instead_of_hanging(world: World) -> None:
