@@ -1,11 +1,14 @@
 """``report.html``: one run, for the person who has to explain it on Monday.
 
-Sections, top to bottom: how the run ended (exit code, halt, dry run), outcome tiles,
-the plan against what happened, calls per minute against the rate limit, failures by
-type (most frequent messages, example contacts), rejects by reason (file:line
-examples), the quota before and after, and links to the files beside the page. What
-it shows comes from :class:`~bulktag.outputs.pages.facts.RunFacts`; every value from an input
-or an answer is escaped (:mod:`bulktag.outputs.pages.layout`).
+Sections, top to bottom: What next (the command that sends what is left and when, what
+needs a person, a run-wide fault first, the exit code for cron:
+:mod:`~bulktag.outputs.pages.next_steps`), outcome tiles (a dry run's: what it would
+send), the calls each counted once (:mod:`~bulktag.outputs.pages.figures`), calls over
+time against the limit LeadLex allowed, failures by type (messages grouped by shape,
+example contacts), rejects by reason (file:line examples), the quota before and after,
+and links to the files beside the page. What it shows comes from
+:class:`~bulktag.outputs.pages.facts.RunFacts`; every value from an input or an answer
+is escaped (:mod:`bulktag.outputs.pages.layout`).
 """
 
 from __future__ import annotations
