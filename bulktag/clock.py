@@ -14,7 +14,15 @@ from typing import Protocol
 
 import anyio
 
-__all__ = ["Clock", "LoopClock", "SourceClock", "iso_utc", "next_utc_midnight", "utc_day"]
+__all__ = [
+    "Clock",
+    "LoopClock",
+    "SourceClock",
+    "iso_utc",
+    "next_utc_midnight",
+    "utc_day",
+    "utc_minute",
+]
 
 
 class Clock(Protocol):
@@ -89,6 +97,11 @@ def next_utc_midnight(unix: float) -> int:
     """When the quota day of ``unix`` ends (LeadLex resets the daily quota at 00:00 UTC)."""
     day = datetime.fromtimestamp(unix, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return int((day + timedelta(days=1)).timestamp())
+
+
+def utc_minute(unix: float) -> str:
+    """Unix time as people read it in bulktag's messages and pages: ``2026-11-29 02:30 UTC``."""
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def iso_utc(unix: float) -> str:

@@ -33,6 +33,7 @@ from bulktag.read.columns import normalise_header
 
 __all__ = [
     "DONE_BEFORE",
+    "DRY_RUNS",
     "MARK",
     "VERSION",
     "OwnKind",
@@ -51,6 +52,8 @@ VERSION = 1
 DONE_BEFORE = "done"
 #: The file name of a job's carry-over (written before it carried the mark).
 CARRY_OVER = "carry-over.parquet"
+#: The folder of a job's dry runs, in the job's folder (never counted as nights).
+DRY_RUNS = "dry-runs"
 
 
 class OwnKind(StrEnum):

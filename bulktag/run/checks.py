@@ -8,9 +8,9 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
+from bulktag.clock import utc_minute
 from bulktag.config import (
     ApiKey,
     OutputFormat,
@@ -78,7 +78,7 @@ def warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at:
         def warn(store: QuotaStore, digest: str = digest, source: str = source) -> None:
             for earlier, when in store.reruns_of(digest):
                 failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
-                stamp = datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M UTC")
+                stamp = utc_minute(when)
                 log.warning(
                     "%s was already sent by the run %s (%s): what that run could not do is in "
                     "%s; sending this file again re-sends what it did",

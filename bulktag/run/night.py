@@ -26,7 +26,7 @@ from bulktag.errors import (
 from bulktag.machine import DamagedFileError, MachineError, guarded
 from bulktag.outputs.pages import after_run, failed_night
 from bulktag.read.landing import cut_suspects
-from bulktag.read.ownfiles import CARRY_OVER
+from bulktag.read.ownfiles import CARRY_OVER, DRY_RUNS
 from bulktag.read.paths import expand_inputs
 from bulktag.run.checks import preflight
 from bulktag.run.folder import RunFolder, is_finished, is_run_folder, make_run_dir, new_run_dir
@@ -40,7 +40,7 @@ from bulktag.state.store import move_aside
 
 log = logging.getLogger("bulktag")
 
-__all__ = ["DRY_RUNS", "dry_run_job", "run_job"]
+__all__ = ["dry_run_job", "run_job"]
 
 
 def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
@@ -189,9 +189,6 @@ def _set_run_aside(folder: RunFolder, state: JobState, fault: DamagedFileError, 
 
 
 #: Where a dry run of a job writes its run folder, in the job's folder (unless --out).
-DRY_RUNS = "dry-runs"
-
-
 def dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
     """A dry run of a job: what its next night would send, from its carry-over, inputs and
     ledger, read and never written. It changes nothing of the job (no lock, no state, no

@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -246,12 +247,8 @@ async def _precheck(
     )
     skipped = 0
     if result.present.height:
-        present = result.present
-
-        def less(path: Path, into: Path) -> int:
-            return skip_pairs(path, into, present, ALREADY_TAGGED)
-
-        skipped = folder.rewrite(plan.path, less)
+        found = partial(skip_pairs, pairs=result.present, reason=ALREADY_TAGGED)
+        skipped = folder.rewrite(plan.path, found)
         if state is not None:
             pairs = result.present.select("contact_id", "tag").iter_rows()
             state.record_applied(pairs, runtime.clock.wall(), target.run_id)

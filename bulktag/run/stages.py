@@ -277,7 +277,7 @@ class Run:
         if not pairs:
             return
         done = pl.concat(pairs).select("contact_id", "tag")
-        self.folder.rewrite(self.folder.draft_plan, partial(_less, done=done, reason=reason))
+        self.folder.rewrite(self.folder.draft_plan, partial(skip_pairs, pairs=done, reason=reason))
 
     def _send(
         self, plan: Plan, journal: Journal, key: ApiKey, quota_left: int | None
@@ -420,8 +420,3 @@ class Run:
             extra={"block": True, "summary": written},
         )
         return RunReport(self.folder.path, summary.exit_code, summary)
-
-
-def _less(plan: Path, into: Path, *, done: pl.DataFrame, reason: str) -> int:
-    """``plan`` less the ``done`` pairs (``contact_id, tag``), written to ``into``."""
-    return skip_pairs(plan, into, done, reason)

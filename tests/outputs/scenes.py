@@ -28,6 +28,7 @@ import httpx2
 from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from tests.constants import API_URL as URL
+from tests.outputs.support import OFFLINE
 from tests.world import World, new_world
 
 UNKNOWN = "00000000-0000-4000-8000-0000000001{:02d}"
@@ -198,8 +199,7 @@ def screenshot(page: Path, shot: Path, width: int = 1280, height: int = 2400) ->
             "--disable-gpu",
             "--no-sandbox",
             "--hide-scrollbars",
-            "--proxy-server=127.0.0.1:9",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
+            *OFFLINE,
             f"--user-data-dir={shot.parent / '.profile'}",
             f"--window-size={width},{height}",
             f"--screenshot={shot}",

@@ -9,6 +9,16 @@ from pathlib import Path
 from bulktag.emulator import Faults
 from tests.world import World
 
+#: Chromium with the network off: every host resolves to nothing, every proxy is a closed
+#: port on loopback, and the browser's own background requests are turned off.
+OFFLINE = (
+    "--proxy-server=127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-pings",
+)
 #: A tag a browser would run if the page did not escape it.
 HOSTILE_TAG = "<script>alert(1)</script>"
 #: A file name that would close an attribute and add an element.

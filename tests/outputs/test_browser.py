@@ -26,17 +26,8 @@ import pytest
 
 from tests.outputs.png import read_png
 from tests.outputs.scenes import SCENES
-from tests.outputs.support import HOSTILE_FILE, HOSTILE_TAG, hostile_run, parse
+from tests.outputs.support import HOSTILE_FILE, HOSTILE_TAG, OFFLINE, hostile_run, parse
 from tests.world import World
-
-OFFLINE = (
-    "--proxy-server=127.0.0.1:9",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-pings",
-)
 
 
 @pytest.fixture

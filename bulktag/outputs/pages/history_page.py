@@ -11,6 +11,7 @@ from typing import Any
 from bulktag import __version__
 from bulktag.outputs.pages import charts
 from bulktag.outputs.pages.layout import Markup, Tile, esc, link, page, section, table, tiles, value
+from bulktag.read.ownfiles import DRY_RUNS
 from bulktag.state.history import COLUMNS, nights_to_finish, outlook, row_cells
 from bulktag.state.job import Night
 
@@ -39,7 +40,7 @@ def _dry_runs(folder: Path) -> list[Mapping[str, Any]]:
     """The job's dry runs (``OUT/dry-runs/*/summary.json``): shown as such, never counted
     as nights (a dry run changes nothing of the job)."""
     found: list[Mapping[str, Any]] = []
-    for path in sorted((folder / "dry-runs").glob("*/summary.json")):
+    for path in sorted((folder / DRY_RUNS).glob("*/summary.json")):
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -13,17 +13,18 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bulktag.clock import utc_minute
+from bulktag.outcomes import FailureType, Halt
 from bulktag.outputs.pages.facts import RunFacts
 from bulktag.outputs.pages.figures import Figures
 
 __all__ = ["Step", "next_steps"]
 
 #: Halts that are a fault of the whole run: fixed once, not contact by contact.
-RUN_WIDE = {"config_fault", "unreachable", "key_rejected", "outage"}
+RUN_WIDE = frozenset({Halt.CONFIG, Halt.UNREACHABLE, Halt.KEY_REJECTED, Halt.OUTAGE})
 
 CRON = {
     0: "exit 0: nothing is left to do; cron and systemd see a success.",
@@ -59,9 +60,7 @@ def _q(path: object) -> str:
 
 def _when(summary: Mapping[str, Any]) -> str:
     reset = (summary.get("quota") or {}).get("reset")
-    if not reset:
-        return ""
-    return datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_minute(int(reset)) if reset else ""
 
 
 def _lines(facts: RunFacts) -> str:
@@ -209,5 +208,14 @@ def _people(facts: RunFacts, figures: Figures) -> list[Step]:
 
 
 def _retryable_failed(facts: RunFacts) -> int:
+    """Contacts failed with a type a re-run may fix (a type this version does not know
+    counts as one: it is left for a person to read, never dropped)."""
     failed = facts.types_by_status.get("failed") or {}
-    return sum(n for kind, n in failed.items() if kind not in ("not_found", "validation_error"))
+    return sum(n for kind, n in failed.items() if _retryable(kind))
+
+
+def _retryable(kind: str) -> bool:
+    try:
+        return FailureType(kind).retryable
+    except ValueError:
+        return True

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bulktag import __version__
+from bulktag.clock import utc_minute
 from bulktag.outputs.pages import charts
 from bulktag.outputs.pages.facts import RunFacts
 from bulktag.outputs.pages.figures import Figures, allowed_per_minute, figures
@@ -362,8 +363,7 @@ def _quota(facts: RunFacts, f: Figures) -> Markup:
         ["left after this run", remaining],
     ]
     if reset:
-        when = datetime.fromtimestamp(int(reset), UTC).strftime("%Y-%m-%d %H:%M UTC")
-        rows.append(["resets", when])
+        rows.append(["resets", utc_minute(int(reset))])
     used = max(0, int(limit) - before) if limit else 0
     chart = charts.stacked_bar(
         "The day's quota",
