@@ -20,6 +20,7 @@ from bulktag.leadlex import DEFAULT_API_URL, PLANS
 __all__ = [
     "API_KEY_ENV",
     "API_URL_ENV",
+    "MAX_CONCURRENCY",
     "OUTPUT_FORMATS",
     "ApiKey",
     "DispatchSettings",
@@ -28,6 +29,7 @@ __all__ = [
     "RunConfig",
     "check_api_url",
     "is_loopback",
+    "key_source",
     "load_api_key",
 ]
 
@@ -41,18 +43,29 @@ TagCase = Literal["preserve", "lower"]
 #: spreadsheet, and its outputs are XLSX); each output file's extension is its format.
 OutputFormat = Literal["csv", "parquet", "xlsx", "ndjson"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
+#: Requests in flight at most (``--concurrency``, ``[limits] concurrency``).
+MAX_CONCURRENCY = 256
+
+
+def key_source(key_file: Path | None, variable: str = API_KEY_ENV) -> str:
+    """Where a key comes from, as messages name it: "the key in $LEADLEX_API_KEY"."""
+    if key_file is not None:
+        return f"the key in the file {key_file}"
+    return f"the key in ${variable}"
 
 
 class ApiKey:
-    """A LeadLex API key. Its repr and str never show it; it cannot be pickled."""
+    """A LeadLex API key, and where it came from (``source``, for messages: a 401 names
+    the file or variable to fix). Its repr and str never show it; it cannot be pickled."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_secret", "source")
 
     def __init__(self, secret: str, source: str = "the API key") -> None:
         problem = key_problem(secret)
         if problem is not None:
             raise ConfigError(f"{source} {problem} (the key is not shown)")
         self._secret = secret
+        self.source = source
 
     def reveal(self) -> str:
         """The secret, for the Authorization header only."""
@@ -149,11 +162,11 @@ def load_api_key(
                 f"{key_file}: the API key file must hold exactly one non-empty line, the key "
                 f"(it holds {len(lines)})"
             )
-        return ApiKey(lines[0], f"the key in the file {key_file}")
+        return ApiKey(lines[0], key_source(key_file))
     secret = env.get(variable, "").strip()
     if not secret:
         raise ConfigError(f"no API key: set {variable} or pass --api-key-file FILE")
-    return ApiKey(secret, f"the key in ${variable}")
+    return ApiKey(secret, key_source(None, variable))
 
 
 def is_loopback(host: str) -> bool:
@@ -226,8 +239,10 @@ class DispatchSettings:
     verify_ambiguous: bool = False  #: read a contact before retrying an ambiguous failure
 
     def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= 256:
-            raise ConfigError(f"concurrency must be between 1 and 256, not {self.concurrency}")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"concurrency must be between 1 and {MAX_CONCURRENCY}, not {self.concurrency}"
+            )
         if self.rate_per_minute is not None and self.rate_per_minute <= 0:
             raise ConfigError("the rate per minute must be positive")
         if self.quota_reserve < 0 or self.max_attempts < 1:

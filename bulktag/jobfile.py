@@ -3,7 +3,8 @@
 Relative paths in a job file are relative to the job file's folder, so a cron
 entry works from any working directory. Unknown keys are errors: a typo must
 not silently fall back to a default. See ``jobs/nightly-export.toml`` for every
-key with its meaning.
+key with its meaning. The keys, their types and ranges are the option spec's
+(:mod:`bulktag.spec`): a key and its flag allow the same values.
 """
 
 from __future__ import annotations
@@ -14,55 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bulktag.config import OUTPUT_FORMATS
 from bulktag.errors import ConfigError
-from bulktag.leadlex import PLANS
+from bulktag.spec import JOB_TABLES
 
 __all__ = ["JobFile", "load_job"]
 
-_SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "": {
-        "name": str,
-        "inputs": list,
-        "out": str,
-        "keep_runs": int,
-        "format": str,
-        "metrics_file": str,
-        "dry_run": bool,
-        "skip_existing": bool,
-        "verify_ambiguous": bool,
-        "report": bool,
-    },
-    "read": {
-        "delimiter": str,
-        "encoding": str,
-        "sheet": (str, int),
-        "header_row": int,
-        "id_column": str,
-        "tags_columns": list,
-        "tag_separators": str,
-        "settle_seconds": (int, float),
-    },
-    "tags": {"case": str, "prefix": str, "add": list},
-    "api": {"url": str, "key_env": str, "key_file": str, "ca_bundle": str},
-    "limits": {
-        "plan": str,
-        "rate_per_minute": (int, float),
-        "quota_reserve": int,
-        "concurrency": int,
-        "timeout": (int, float),
-        "max_attempts": int,
-        "retry_time": (int, float),
-        "max_wait": (int, float),
-        "grace": (int, float),
-    },
-    "ledger": {"enabled": bool, "days": (int, float)},
-}
-_CHOICES = {
-    ("", "format"): OUTPUT_FORMATS,
-    ("tags", "case"): ("preserve", "lower"),
-    ("limits", "plan"): tuple(PLANS),
-}
+#: The job file's tables and keys, from the option spec (the top level is "").
+_SECTIONS = JOB_TABLES
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,43 +119,25 @@ def _check_whole(path: Path, values: dict[tuple[str, str], Any]) -> None:
     for section, key in (("read", "tags_columns"), ("tags", "add")):
         if any(not isinstance(i, str) for i in values.get((section, key), [])):
             raise _fail(path, f"[{section}] {key} must be a list of strings")
-    header_row = values.get(("read", "header_row"))
-    if header_row is not None and header_row < 1:
-        raise _fail(path, "[read] header_row must be a line or row number from 1")
-    settle = values.get(("read", "settle_seconds"))
-    if settle is not None and not 0 <= settle <= 86_400:
-        raise _fail(path, "[read] settle_seconds must be between 0 and 86400 (a day)")
-    keep = values.get(("", "keep_runs"))
-    if keep is not None and keep < 1:
-        raise _fail(path, "keep_runs must be at least 1")
-    for key in ("concurrency", "max_attempts", "timeout", "rate_per_minute", "retry_time"):
-        value = values.get(("limits", key))
-        if value is not None and value <= 0:
-            raise _fail(path, f"[limits] {key} must be more than 0, not {value}")
-    concurrency = values.get(("limits", "concurrency"))
-    if concurrency is not None and concurrency > 256:
-        raise _fail(path, f"[limits] concurrency must be at most 256, not {concurrency}")
 
 
 def _check(path: Path, section: str, key: str, value: Any) -> Any:
     known = _SECTIONS[section]
-    where = f"[{section}] {key}" if section else key
     if key not in known:
         raise _fail(path, _unknown_key(section, key))
-    expected = known[key]
-    if (
-        isinstance(value, bool)
-        and expected is not bool
-        and bool not in (expected if isinstance(expected, tuple) else (expected,))
-    ):
+    option = known[key]
+    where = option.where
+    expected = option.toml_types
+    if isinstance(value, bool) and bool not in expected:
         raise _fail(path, f"{where} must be {_type_name(expected)}, not true/false")
     if not isinstance(value, expected):
         raise _fail(path, f"{where} must be {_type_name(expected)}, not {type(value).__name__}")
-    choices = _CHOICES.get((section, key))
-    if choices and value not in choices:
-        raise _fail(path, f"{where} must be one of {', '.join(choices)}, not {value!r}")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-        raise _fail(path, f"{where} cannot be negative")
+    if option.choices and value not in option.choices:
+        raise _fail(path, f"{where} must be one of {', '.join(option.choices)}, not {value!r}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        problem = option.problem(value)
+        if problem is not None:
+            raise _fail(path, f"{where} {problem}, not {value!r}")
     return str(value) if key == "sheet" else value
 
 
@@ -221,8 +162,7 @@ def _unknown_key(section: str, key: str) -> str:
     return f"unknown key {where!r}; {hint}known in {_table(section)}: {', '.join(known)}"
 
 
-def _type_name(expected: type | tuple[type, ...]) -> str:
-    types = expected if isinstance(expected, tuple) else (expected,)
+def _type_name(types: tuple[type, ...]) -> str:
     names = {
         "str": "a string",
         "int": "a whole number",

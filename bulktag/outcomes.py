@@ -142,11 +142,10 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class ContactOutcome:
-    """How one planned contact ended: one row of the results file."""
+    """How one planned contact ended: with the plan's row ``seq`` (its contact, tags and
+    where it was read), one row of the results file."""
 
     seq: int  #: position in the plan
-    contact_id: str
-    tags: tuple[str, ...]  #: every tag planned for the contact
     pending_tags: tuple[str, ...]  #: tags not known to be applied (the failures file's tags)
     status: Status
     error_type: FailureType | None = None
@@ -157,8 +156,6 @@ class ContactOutcome:
     request_id: str | None = None
     verified: bool = False
     finished_at: float = 0.0  #: Unix seconds
-    source: str = ""
-    line: int = 0
 
     @property
     def retryable(self) -> bool | None:

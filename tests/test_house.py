@@ -20,7 +20,7 @@ def test_no_module_is_over_450_lines() -> None:
 
 
 #: How a plan file's or an output's name was spelled outside the run folder.
-SPELLED = ('"plan-', '"plan.parquet"', 'f"results.', ".replace(plan.path")
+SPELLED = ('"plan-', '"plan.parquet"', '"results.{', 'f"results.', ".replace(plan.path")
 
 
 def test_the_run_folder_owns_the_plans_files() -> None:
@@ -32,16 +32,25 @@ def test_the_run_folder_owns_the_plans_files() -> None:
     spelled = {
         str(path.relative_to(PACKAGE.parent))
         for path in PACKAGE.rglob("*.py")
-        if path != owner
-        and any(
-            name in path.read_text(encoding="utf-8")
-            for name in (
-                '"plan-',
-                '"plan.parquet"',
-                '"results.{',
-                'f"results.',
-                ".replace(plan.path",
-            )
-        )
+        if path != owner and any(name in path.read_text(encoding="utf-8") for name in SPELLED)
     }
     assert spelled == set()
+
+
+def test_a_session_is_given_the_settings_it_uses() -> None:
+    """A session's target holds the five settings a session reads, not the run's whole
+    RunConfig; the key carries where it came from (for a 401's message), so no stage
+    threads a ``key_source`` down to the dispatcher."""
+    from dataclasses import fields
+
+    from bulktag.run.session import Target
+
+    names = {f.name for f in fields(Target)}
+    assert "config" not in names
+    assert "key_source" not in names
+    threaded = {
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if "key_source=" in path.read_text(encoding="utf-8")
+    }
+    assert threaded <= {"bulktag/run/session.py"}  # Dispatcher(key_source=target.key.source)

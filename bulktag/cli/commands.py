@@ -20,7 +20,7 @@ from pathlib import Path
 from bulktag import __version__
 from bulktag.cli.emulator import add_emulator
 from bulktag.cli.logs import escape, setup_logging
-from bulktag.cli.options import add_input_options, add_run_options, resolve
+from bulktag.cli.options import add_options, resolve
 from bulktag.cli.pagecmds import PAGE_COMMANDS, add_page_commands
 from bulktag.cli.resume import refuse_settings_on_resume
 from bulktag.cli.usage import (
@@ -80,30 +80,18 @@ def _add_run(commands: argparse._SubParsersAction[Parser]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_input_options(p, inputs="*")
-    add_run_options(p)
-    _add_verbosity(p)
+    add_options(p, "run", inputs="*")
     refuse_secrets(p)
     p.set_defaults(handler=_run)
-
-
-def _add_verbosity(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more output (-vv for debug)")
-    p.add_argument("-q", "--quiet", action="store_true", help="errors only")
-    p.add_argument(
-        "--log-format",
-        choices=["auto", "text", "json"],
-        default="auto",
-        help="stderr lines: text on a terminal, JSON objects otherwise (default auto)",
-    )
 
 
 def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.run.runner import run
 
+    log_format = args.log_format or "auto"
     setup_logging(
         -1 if args.quiet else args.verbose,
-        json_lines=None if args.log_format == "auto" else args.log_format == "json",
+        json_lines=None if log_format == "auto" else log_format == "json",
     )
     environ = environment(runtime)
     job = load_job(args.job) if args.job else None
@@ -196,7 +184,7 @@ def _add_validate(commands: argparse._SubParsersAction[Parser]) -> None:
         epilog=EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_input_options(p)
+    add_options(p, "validate")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument(
         "--rejects", type=Path, metavar="FILE", help="also write the reject rows to FILE (CSV)"

@@ -243,10 +243,6 @@ class Published:
     retryable_failures: int = 0  #: contacts failed with a retryable type (the failures file's)
 
 
-#: What the results take from the journal (the plan has the rest).
-_RECORDED = tuple(c for c in OUTCOME_COLUMNS if c not in ("contact_id", "tags", "source", "line"))
-
-
 def results_frame(
     plan: Plan,
     journal: Journal,
@@ -307,7 +303,7 @@ def results_frame(
     planned = pl.scan_parquet(plan.path).select(
         "seq", "contact_id", "tags", "send", "skip_reason", "source", "line"
     )
-    return sink_joined(planned, journal, _RECORDED, shape, work / "results", rows=rows)
+    return sink_joined(planned, journal, OUTCOME_COLUMNS, shape, work / "results", rows=rows)
 
 
 @dataclass(frozen=True, slots=True)

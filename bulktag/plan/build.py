@@ -44,6 +44,7 @@ from bulktag.read.parts import parts_for
 from bulktag.read.pieces import PLACE, problems, read_pieces, tags
 
 __all__ = [
+    "PLAN_COLUMNS",
     "InputSummary",
     "Plan",
     "PlanStats",
@@ -355,6 +356,11 @@ def _contacts(
     )
 
 
+#: The plan file's columns as written here; :mod:`bulktag.plan.skip` adds the last two.
+_WRITTEN = ("seq", "contact_id", "tags", "source", "line", "input_tags")
+PLAN_COLUMNS = (*_WRITTEN, "send", "skip_reason")
+
+
 def _write_plan(contacts: pl.DataFrame, sources: Sequence[str], path: Path) -> None:
     """The plan Parquet: ``seq, contact_id, tags, source, line, input_tags``."""
     plan = contacts.lazy().select(
@@ -365,9 +371,9 @@ def _write_plan(contacts: pl.DataFrame, sources: Sequence[str], path: Path) -> N
         input_tags="input_tags",
         src=(pl.col("place") // PLACE).cast(pl.Int32),
     )
-    _with_source(plan, sources).select(
-        "seq", "contact_id", "tags", "source", "line", "input_tags"
-    ).sink_parquet(path, compression="lz4", statistics=False)
+    _with_source(plan, sources).select(*_WRITTEN).sink_parquet(
+        path, compression="lz4", statistics=False
+    )
 
 
 def _demand(contacts: pl.DataFrame) -> tuple[TagDemand, ...]:

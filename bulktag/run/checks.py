@@ -18,6 +18,7 @@ from bulktag.config import (
     check_api_url,
     load_api_key,
 )
+from bulktag.config import key_source as source_of_key
 from bulktag.errors import (
     ConfigError,
     UsageError,
@@ -105,10 +106,8 @@ def preflight(config: RunConfig, env: Mapping[str, str]) -> ApiKey | None:
 
 
 def key_source(config: RunConfig) -> str:
-    """Where the key came from, for messages: "the key in $LEADLEX_API_KEY"."""
-    if config.key_file is not None:
-        return f"the key in the file {config.key_file}"
-    return f"the key in ${config.key_env}"
+    """Where the run's key comes from, for messages: "the key in $LEADLEX_API_KEY"."""
+    return source_of_key(config.key_file, config.key_env)
 
 
 def check_metrics_file(path: Path | None) -> None:

@@ -24,7 +24,7 @@ import anyio.abc
 import polars as pl
 from tqdm import tqdm
 
-from bulktag.config import ApiKey, RunConfig
+from bulktag.config import ApiKey, DispatchSettings
 from bulktag.machine import MachineError, fault_of, guarded
 from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
 from bulktag.outputs.publish import write_json
@@ -65,11 +65,13 @@ class SessionStoppedError(MachineError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a session sends, and as whom."""
+    """Where a session sends, as whom, and how: the run's settings a session uses."""
 
-    config: RunConfig
-    key: ApiKey
-    key_source: str  #: where the key came from, for messages
+    api_url: str
+    ca_bundle: Path | None
+    key: ApiKey  #: with its source, for messages
+    dispatch: DispatchSettings
+    progress: bool | None  #: None: on a terminal
     run_id: str
     quota_left: int | None  #: today's quota as the user's store knows it
     #: the calls every process has in flight on the key (a reserve to keep), or None
@@ -93,10 +95,10 @@ def unsent(
                 send=pl.when(pl.col("status").is_null()).then(pl.col("send")).otherwise(pending)
             )
             .filter(pl.col("send").list.len() > 0)
-            .select("seq", "contact_id", "send", "source", "line")
+            .select("seq", "contact_id", "send")
         )
 
-    planned = pl.scan_parquet(plan.path).select("seq", "contact_id", "send", "source", "line")
+    planned = pl.scan_parquet(plan.path).select("seq", "contact_id", "send")
     found = sink_joined(
         planned, journal, ("status", "pending_tags"), still_to_send, todo, rows=rows
     )
@@ -109,17 +111,17 @@ async def send(
     journal: Journal,
     runtime: Runtime,
     *,
-    todo: tuple[pl.LazyFrame, int],
+    todo: tuple[pl.LazyFrame, int] | None,
     folder: RunFolder,
     precheck: bool,
     state: JobState | None,
 ) -> SessionResult:
     """One session (see the module docstring) sending ``todo`` (what :func:`unsent`
     returned) from the run in ``folder``. ``precheck``: ask the CRM first (not when the
-    run has no pre-check, or an earlier session ran it)."""
-    config = target.config
-    settings = config.dispatch
-    show = sys.stderr.isatty() if config.progress is None else config.progress
+    run has no pre-check, or an earlier session ran it); the to-do list is then made
+    after it (``todo`` is None), as the pre-check takes from the plan what LeadLex has."""
+    settings = target.dispatch
+    show = sys.stderr.isatty() if target.progress is None else target.progress
     bar = tqdm(unit="contact", file=sys.stderr, disable=not show, dynamic_ncols=True)
     failed = 0
 
@@ -134,12 +136,12 @@ async def send(
             bar.set_postfix(failures=failed, refresh=False)
 
     http = make_http_client(
-        config.api_url,
+        target.api_url,
         target.key,
         concurrency=settings.concurrency,
         timeout=settings.timeout,
         transport=runtime.transport,
-        ca_bundle=config.ca_bundle,
+        ca_bundle=target.ca_bundle,
     )
     report = None
     async with http:
@@ -151,7 +153,7 @@ async def send(
             run_id=target.run_id,
             seed=runtime.seed,
             quota_remaining=target.quota_left,
-            key_source=target.key_source,
+            key_source=target.key.source,
             shared=target.shared,
         )
         try:
@@ -164,9 +166,10 @@ async def send(
                         plan, reads, runtime, state=state, folder=folder, target=target
                     )
                     write_json(folder.precheck, report)  # a resumed run does not ask again
+                if todo is None:
                     todo = await runtime.offload(
                         unsent, plan, journal, folder.todo, runtime.slice_rows
-                    )  # fewer now
+                    )
                 contacts, total = todo
                 bar.reset(total=total)
                 await dispatcher.run(_feed(contacts, runtime), record)
@@ -187,8 +190,8 @@ async def _feed(todo: pl.LazyFrame, runtime: Runtime) -> AsyncGenerator[PlannedC
         batch = await runtime.offload(next, batches, None)
         if batch is None:
             return
-        for seq, contact_id, tags, source, line in batch.iter_rows():
-            yield PlannedContact(seq, contact_id, tuple(tags), source, line)
+        for seq, contact_id, tags in batch.iter_rows():
+            yield PlannedContact(seq, contact_id, tuple(tags))
 
 
 async def _watch_signals(
@@ -231,7 +234,7 @@ async def _precheck(
 ) -> dict[str, Any]:
     """Ask the CRM what the plan's contacts carry; take it out of the plan. A job's ledger
     learns the pairs found: its next nights skip them without asking again."""
-    settings = target.config.dispatch
+    settings = target.dispatch
     known = target.quota_left if target.quota_left is not None else settings.per_day
     demand = tag_demand(plan.path)
     contacts = pl.scan_parquet(plan.path).filter(pl.col("send").list.len() > 0).select(pl.len())

@@ -44,7 +44,6 @@ from bulktag.plan.skip import (
 from bulktag.read.landing import check_settled, check_unchanged, marks
 from bulktag.read.paths import expand_inputs
 from bulktag.run.checks import (
-    key_source,
     output_format,
     preflight,
     refuse_overfull_sheet,
@@ -284,15 +283,25 @@ class Run:
     ) -> SessionResult | None:
         """A dispatch session for what is still to send (None: nothing is)."""
         folder, config = self.folder, self.config
-        todo = unsent(plan, journal, folder.todo, self.runtime.slice_rows)
-        if not todo[1]:
+        ask = config.skip_existing and not folder.precheck.exists()
+        # the to-do list is made once: here, or by the session after its pre-check
+        todo = None if ask else unsent(plan, journal, folder.todo, self.runtime.slice_rows)
+        if todo is not None and not todo[1]:
             return None
         self.sending = True
         # a reserve is kept between every process on the key: each call booked before it goes
         keep = self.book is not None and config.dispatch.quota_reserve > 0
         shared = self.book.bookings(self.runtime.clock.wall) if keep and self.book else None
-        target = Target(config, key, key_source(config), self.identity.run_id, quota_left, shared)
-        ask = config.skip_existing and not folder.precheck.exists()
+        target = Target(
+            config.api_url,
+            config.ca_bundle,
+            key,
+            config.dispatch,
+            config.progress,
+            self.identity.run_id,
+            quota_left,
+            shared,
+        )
         session = functools.partial(
             send,
             target,

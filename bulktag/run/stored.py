@@ -4,9 +4,9 @@ it started with, kept so that a resumed run is the same run.
 :class:`StoredRun` is the file as a value: :meth:`StoredRun.to_dict` writes it,
 :meth:`StoredRun.from_dict` reads it (a newer schema is refused, an older one brought up
 to date, settings a newer patch release added are ignored). What a resume takes from the
-command line, rather than from the run, is decided here and nowhere else
-(:data:`RESUME_TAKES`); :meth:`StoredRun.differing` names the flags that would change
-what the run started with.
+command line, rather than from the run, is each option's ``resume`` in the option spec
+(:mod:`bulktag.spec`, whence :data:`RESUME_TAKES`); :meth:`StoredRun.differing` names
+the flags that would change what the run started with.
 """
 
 from __future__ import annotations
@@ -18,31 +18,15 @@ from typing import Any
 
 from bulktag import __version__
 from bulktag.config import DispatchSettings, JobSettings, ReadOptions, RunConfig
+from bulktag.spec import OPTIONS, RESUME_TAKES, STORED_AS
 
 __all__ = ["CONFIG_SCHEMA", "NEVER_ON_RESUME", "RESUME_TAKES", "STORED_AS", "StoredRun"]
 
 #: ``config.json``'s schema: a run folder of a newer bulktag is refused (78).
 CONFIG_SCHEMA = 1
 
-#: The flags ``--resume`` takes from the command line: how to run (logs, progress, pages,
-#: metrics) and how to reach LeadLex (the key file, a CA bundle). Every other setting is
-#: the run's own, from its ``config.json``: the same value may be given again, another is
-#: refused (:meth:`StoredRun.differing`).
-RESUME_TAKES = frozenset(
-    {"resume", "inputs", "verbose", "quiet", "log_format", "progress", "metrics_file", "report"}
-    | {"api_key_file", "ca_bundle", "handler", "command"}
-)
-
 #: Flags a resume never takes: the run folder is the one ``--resume`` names.
-NEVER_ON_RESUME = frozenset({"out"})
-
-#: Flags whose run setting ``config.json`` stores under another name.
-STORED_AS = {
-    "plan": "plan_name",
-    "format": "output_format",
-    "tags_column": "tags_columns",
-    "add_tag": "static_tags",
-}
+NEVER_ON_RESUME = frozenset(o.dest for o in OPTIONS if o.resume == "never")
 
 _UNKNOWN = object()
 

@@ -49,8 +49,6 @@ def outcome_of(
             message = f"{tried.message} (then the run stopped: {halt_message})"
     return ContactOutcome(
         seq=contact.seq,
-        contact_id=contact.contact_id,
-        tags=contact.tags,
         pending_tags=pending,
         status=status,
         error_type=error_type,
@@ -61,8 +59,6 @@ def outcome_of(
         request_id=last.request_id if last else None,
         verified=any(c.verified for c in done),
         finished_at=finished_at,
-        source=contact.source,
-        line=contact.line,
     )
 
 

@@ -24,8 +24,6 @@ class PlannedContact:
     seq: int
     contact_id: str
     tags: tuple[str, ...]
-    source: str = ""
-    line: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,8 +60,6 @@ class Column:
 #: An outcome as stored: tag lists JSON-encoded, booleans as integers.
 COLUMNS: tuple[Column, ...] = (
     Column("seq", "INTEGER PRIMARY KEY", pl.Int64(), lambda o: o.seq),
-    Column("contact_id", "TEXT NOT NULL", pl.String(), lambda o: o.contact_id),
-    Column("tags", "TEXT NOT NULL", pl.String(), lambda o: _tags(o.tags)),
     Column("pending_tags", "TEXT NOT NULL", pl.String(), lambda o: _tags(o.pending_tags)),
     Column("status", "TEXT NOT NULL", pl.String(), lambda o: str(o.status)),
     Column("error_type", "TEXT", pl.String(), lambda o: _text_or_none(o.error_type)),
@@ -78,8 +76,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("request_id", "TEXT", pl.String(), lambda o: o.request_id),
     Column("verified", "INTEGER NOT NULL", pl.Int64(), lambda o: int(o.verified)),
     Column("finished_at", "REAL NOT NULL", pl.Float64(), lambda o: o.finished_at),
-    Column("source", "TEXT NOT NULL", pl.String(), lambda o: o.source),
-    Column("line", "INTEGER NOT NULL", pl.Int64(), lambda o: o.line),
 )
 OUTCOME_SCHEMA: dict[str, pl.DataType] = {c.name: c.dtype for c in COLUMNS}
 OUTCOME_COLUMNS = tuple(OUTCOME_SCHEMA)
@@ -87,19 +83,37 @@ OUTCOME_COLUMNS = tuple(OUTCOME_SCHEMA)
 #: Plan rows per slice when the plan is joined with the journal (``sink_joined``).
 SLICE_ROWS = 25_000
 
-#: The journal's schema (``PRAGMA user_version``): a run folder of a newer bulktag is refused.
-JOURNAL_VERSION = 1
+#: The journal's schema (``PRAGMA user_version``): a run folder of a newer bulktag is
+#: refused, an older one's brought up to date (:func:`_upgrade`). Version 2 keeps what is
+#: read back; version 1 also held each outcome's contact, tags, file and line, which the
+#: plan holds (``seq`` joins them).
+JOURNAL_VERSION = 2
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+_OUTCOMES = (
     "CREATE TABLE IF NOT EXISTS outcomes (\n    "
     + ",\n    ".join(f"{c.name} {c.sql}" for c in COLUMNS)
-    + "\n);\n"
+    + "\n)"
+)
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n"
+    + _OUTCOMES
+    + ";\n"
 )
 _INSERT = (
     f"INSERT OR REPLACE INTO outcomes ({', '.join(OUTCOME_COLUMNS)}) "  # noqa: S608  (constant)
     f"VALUES ({', '.join('?' * len(COLUMNS))})"
 )
+
+
+def _upgrade(db: sqlite3.Connection, found: int) -> None:
+    """A version-1 journal (a run an earlier bulktag left) without the plan's columns."""
+    if found != 1:
+        return
+    kept = ", ".join(OUTCOME_COLUMNS)
+    db.execute("ALTER TABLE outcomes RENAME TO outcomes_v1")
+    db.execute(_OUTCOMES)
+    db.execute(f"INSERT INTO outcomes ({kept}) SELECT {kept} FROM outcomes_v1")  # noqa: S608  (constant)
+    db.execute("DROP TABLE outcomes_v1")
 
 
 def _row(outcome: ContactOutcome) -> tuple[Any, ...]:
@@ -112,7 +126,9 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         # Written on the event loop, read from worker threads (one user at a time).
-        self._db = open_sqlite(path, _SCHEMA, version=JOURNAL_VERSION, any_thread=True)
+        self._db = open_sqlite(
+            path, _SCHEMA, version=JOURNAL_VERSION, upgrade=_upgrade, any_thread=True
+        )
 
     def close(self) -> None:
         self._db.close()

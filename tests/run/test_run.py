@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from bulktag.errors import ExitCode
+from bulktag.plan.build import PLAN_COLUMNS
 from tests.world import World, read_results, sliding_window_max
 
 
@@ -41,6 +42,8 @@ def test_outputs_and_summary(world: World) -> None:
         ".bulktag/journal.sqlite",
     ):
         assert stat.S_IMODE((run_dir / name).stat().st_mode) == 0o600, name
+    plan = pl.read_parquet_schema(run_dir / ".bulktag" / "plan.parquet")
+    assert tuple(plan) == PLAN_COLUMNS
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["exit_code"] == 1
     assert summary["contacts"] == {

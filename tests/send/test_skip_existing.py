@@ -280,3 +280,31 @@ def test_a_small_quota_is_never_all_spent_on_asking(make_world: Callable[..., Wo
     assert codes.index(ExitCode.OK) <= 2
     assert all(n <= 2 for n in exports)  # half of 5, rounded down
     assert all({t for c, t in rows if c == cid} <= set(world.tags_of(cid)) for cid in ids[:6])
+
+
+@pytest.mark.parametrize("skip_existing", [False, True])
+def test_the_to_do_list_is_made_once_a_session(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch, skip_existing: bool
+) -> None:
+    """The plan less the journal is joined once a session: before it without a pre-check,
+    after the pre-check with one (never before and again after)."""
+    import bulktag.run.session
+    import bulktag.run.stages
+
+    made: list[int] = []
+    real = bulktag.run.session.unsent
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        made.append(found[1])
+        return found
+
+    monkeypatch.setattr(bulktag.run.session, "unsent", counted)
+    monkeypatch.setattr(bulktag.run.stages, "unsent", counted)
+    world = make_world(contacts=200, plan="org")
+    _tag(world, world.contact_ids[:150], "q4-segment")
+    source = world.write_csv("in.csv", [(cid, "q4-segment") for cid in world.contact_ids])
+    flags = ["--skip-existing"] if skip_existing else []
+    code, _ = world.run(str(source), "--plan", "org", *flags)
+    assert code == ExitCode.OK
+    assert made == ([50] if skip_existing else [200])
