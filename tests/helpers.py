@@ -58,15 +58,19 @@ def run_bulktag(
     env: dict[str, str],
     *,
     cwd: Path | None = None,
-    stdin: str | None = None,
+    stdin: str | bytes | int | None = None,
     timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    """The one way the suite runs ``bulktag ARGS`` as a process of its own."""
+    text: bool = True,
+) -> subprocess.CompletedProcess[Any]:
+    """The one way the suite runs ``bulktag ARGS`` as a process of its own, to its end:
+    ``stdin`` is text or bytes to feed it, or a file descriptor (a pty's); its output is
+    text, or bytes when ``text`` is false."""
     return subprocess.run(
         [sys.executable, "-m", "bulktag", *args],
-        input=stdin,
+        input=stdin if isinstance(stdin, str | bytes) else None,
+        stdin=stdin if isinstance(stdin, int) else None,
         capture_output=True,
-        text=True,
+        text=text,
         env=env,
         cwd=cwd,
         timeout=timeout,
@@ -74,14 +78,25 @@ def run_bulktag(
     )
 
 
+def start_bulktag(
+    args: Sequence[str], env: dict[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    """The one way the suite starts ``bulktag ARGS`` as a process that goes on beside the
+    test (to be signalled, killed, or waited for): text mode, ``env`` (else
+    :func:`bulktag_env`), and ``popen``'s pipes and folder."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulktag", *args],
+        env=bulktag_env() if env is None else env,
+        text=True,
+        **popen,
+    )
+
+
 @contextmanager
 def running_emulator(*args: str) -> Iterator[dict[str, Any]]:
     """Start `bulktag emulator --port 0 ARGS`, yield its ready line, stop it with SIGTERM."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bulktag", "emulator", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_bulktag(
+        ["emulator", "--port", "0", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         assert process.stdout is not None

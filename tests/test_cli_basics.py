@@ -16,6 +16,7 @@ from bulktag import __version__
 from bulktag.cli.commands import main
 from bulktag.cli.demo import INPUTS
 from bulktag.errors import ExitCode
+from tests.helpers import bulktag_env, run_bulktag
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,9 +55,8 @@ def test_ods_and_xls_are_documented_with_xlsx(capsys: pytest.CaptureFixture[str]
 
 def test_python_dash_m_is_the_same_command() -> None:
     """python -m bulktag --version prints the version."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bulktag", "--version"], capture_output=True, text=True, check=True
-    )
+    result = run_bulktag(["--version"], bulktag_env())
+    assert result.returncode == 0
     assert result.stdout.strip() == f"bulktag {__version__}"
 
 
@@ -71,14 +71,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 @pytest.mark.slow
 def test_demo_tells_the_whole_story(tmp_path: Path) -> None:
     """bulktag demo: a run with faults, re-runs down to permanent failures, then the report."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bulktag", "demo", "--out", str(tmp_path / "demo")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    result = run_bulktag(["demo", "--out", str(tmp_path / "demo")], bulktag_env(), cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "converged: only permanent failures are left" in result.stdout
     assert "tags ['existing-tag', 'vip', 'legal']" in result.stdout

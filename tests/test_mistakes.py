@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.constants import KEY
-from tests.helpers import contact_ids, emulator_env, run_bulktag, running_emulator
+from tests.helpers import bulktag_env, contact_ids, emulator_env, run_bulktag, running_emulator
 from tests.world import World, read_results
 
 pytestmark = pytest.mark.usefixtures("_in_tmp")
@@ -557,22 +556,13 @@ def test_a_dead_proxy_is_named_not_the_api_host(tmp_path: Path) -> None:
         source.write_text("contact_id,tags\n" + "".join(f"{c},a\n" for c in ids))
         env = {**emulator_env(ready), "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""}
         env.pop("http_proxy", None)
-        command = [sys.executable, "-m", "bulktag", "run", str(source)]
-        done = subprocess.run(
-            command, env=env, cwd=tmp_path, capture_output=True, text=True, check=False
-        )
+        command = ["run", str(source)]
+        done = run_bulktag(command, env, cwd=tmp_path)
         assert done.returncode == ExitCode.WORK_LEFT, done.stderr
         assert "the proxy 127.0.0.1:9 ($HTTP_PROXY) refused the connection" in done.stderr
         assert "unset $HTTP_PROXY" in done.stderr
         assert "Traceback" not in done.stderr
-        direct = subprocess.run(
-            command,
-            env={**env, "NO_PROXY": "127.0.0.1"},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        direct = run_bulktag(command, {**env, "NO_PROXY": "127.0.0.1"}, cwd=tmp_path)
         assert direct.returncode == ExitCode.OK, direct.stderr
 
 
@@ -591,13 +581,7 @@ def test_a_file_whose_name_starts_with_a_dash_is_that_file(
 
 
 def _stdin(data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "bulktag", "validate", "-", *args],
-        input=data,
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
+    return run_bulktag(["validate", "-", *args], bulktag_env(), stdin=data, text=False)
 
 
 def test_a_workbook_on_stdin_is_named_not_read_as_csv() -> None:
@@ -628,14 +612,7 @@ def test_dash_with_a_terminal_on_stdin_is_refused_at_once() -> None:
 
     parent, child = pty.openpty()
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "bulktag", "validate", "-"],
-            stdin=child,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        done = run_bulktag(["validate", "-"], bulktag_env(), stdin=child, timeout=30)
     finally:
         os.close(parent)
         os.close(child)
@@ -664,14 +641,12 @@ def test_any_locale_works(argv: list[str], code: int) -> None:
     Path("tags.csv").write_text(f"contact_id,tags\n{A_CONTACT},Café;Müller\n", encoding="utf-8")
     Path("header.csv").write_text("Kontakt,Schlagwörter\nx,y\n", encoding="utf-8")
     Path("Jöb.toml").write_text('name = "Größe"\ninputs = ["tags.csv"]\nout = "jöb"\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "bulktag", *argv],
-        env={**env, **ASCII_LOCALE, "LEADLEX_API_KEY": KEY},
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
+    env = {
+        k: v
+        for k, v in bulktag_env(key=KEY).items()
+        if not k.startswith(("LC_", "LANG", "PYTHONIO"))
+    }
+    done = run_bulktag(argv, env | ASCII_LOCALE, text=False, timeout=60)
     said = done.stderr.decode("ascii", "replace") + done.stdout.decode("ascii", "replace")
     assert "Traceback" not in said, said
     assert "a bug in bulktag" not in said, said

@@ -5,34 +5,21 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import httpx2
 import pytest
 
 from tests.constants import KEY
-from tests.helpers import running_emulator
+from tests.helpers import bulktag_env, run_bulktag, running_emulator, start_bulktag
 
 
 def test_prints_one_json_line_then_serves_until_sigterm() -> None:
     """The first stdout line is {"url", "control", "keys", "plan"}; SIGTERM stops it, exit 0."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bulktag",
-            "emulator",
-            "--port",
-            "0",
-            "--key",
-            f"{KEY}:read,write",
-            "--plan",
-            "org",
-        ],
+    process = start_bulktag(
+        ["emulator", "--port", "0", "--key", f"{KEY}:read,write", "--plan", "org"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
     try:
         assert process.stdout is not None
@@ -109,13 +96,7 @@ def test_slow_body_arrives_late() -> None:
 )
 def test_bad_options_are_one_line_and_exit_2(args: list[str], message: str) -> None:
     """Bad emulator options end with one line on stderr and the usage exit code."""
-    result = subprocess.run(
-        [sys.executable, "-m", "bulktag", "emulator", "--port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_bulktag(["emulator", "--port", "0", *args], bulktag_env(), timeout=30)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr

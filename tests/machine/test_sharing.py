@@ -4,7 +4,6 @@ job file's, the day is LeadLex's, and keep_runs prunes every run folder of the j
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
 from tests.constants import T0
-from tests.helpers import contact_ids, emulator_env, running_emulator
+from tests.helpers import contact_ids, emulator_env, running_emulator, start_bulktag
 from tests.machine.support import one_error, said, tagged
 from tests.world import World
 
@@ -45,13 +44,7 @@ def test_two_jobs_on_one_key_keep_the_reserve_between_them(tmp_path: Path) -> No
         jobs = _two_jobs(tmp_path, contact_ids(ready, 200), reserve=20)
         env = {**emulator_env(ready), "BULKTAG_STATE_DIR": str(tmp_path / "state")}
         started = [
-            subprocess.Popen(
-                [sys.executable, "-m", "bulktag", "run", "--job", str(job)],
-                env=env,
-                stderr=subprocess.PIPE,
-                text=True,
-                cwd=tmp_path,
-            )
+            start_bulktag(["run", "--job", str(job)], env, stderr=subprocess.PIPE, cwd=tmp_path)
             for job in jobs
         ]
         codes = [process.wait(timeout=120) for process in started]

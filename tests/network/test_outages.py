@@ -11,7 +11,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,11 +21,10 @@ import httpx2
 from bulktag.cli.commands import main
 from bulktag.emulator import Faults
 from bulktag.errors import ExitCode
-from tests.helpers import running_emulator
+from tests.helpers import running_emulator, start_bulktag
 from tests.network.support import contacts_csv, environment
 from tests.world import URL, World, read_results
 
-BULKTAG_RUN = (sys.executable, "-m", "bulktag", "run")
 SIGTERMED = ("--plan", "unmetered", "--grace", "2")
 RIDING_OUT = ("--plan", "unmetered", "--concurrency", "2", "--max-wait", "120")
 
@@ -147,9 +145,9 @@ def test_a_stopped_contact_keeps_its_history(tmp_path: Path) -> None:
     source = contacts_csv(tmp_path, 30)
     with running_emulator("--generate", "30", "--plan", "unmetered", "--fault-rate", "1") as ready:
         env = environment(ready["url"], tmp_path)
-        process = subprocess.Popen(
-            [*BULKTAG_RUN, str(source), "--out", str(tmp_path / "run"), *SIGTERMED],
-            env=env,
+        process = start_bulktag(
+            ["run", str(source), "--out", str(tmp_path / "run"), *SIGTERMED],
+            env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -184,17 +182,16 @@ def test_an_upstream_that_dies_and_comes_back(tmp_path: Path) -> None:
     port (connections refused meanwhile): the run rides it out, every contact ok."""
     port = _free_port()
     args = ["--port", str(port), "--generate", "80", "--plan", "unmetered", "--latency-ms", "40:60"]
-    command = [sys.executable, "-m", "bulktag", "emulator", *args]
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    command = ["emulator", *args]
+    first = start_bulktag(command, stdout=subprocess.PIPE)
     assert first.stdout is not None
     url = json.loads(first.stdout.readline())["url"]
     source = contacts_csv(tmp_path, 80)
-    run = subprocess.Popen(
-        [*BULKTAG_RUN, str(source), "--out", str(tmp_path / "run"), *RIDING_OUT],
-        env=environment(url, tmp_path),
+    run = start_bulktag(
+        ["run", str(source), "--out", str(tmp_path / "run"), *RIDING_OUT],
+        environment(url, tmp_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
     )
     second = None
     try:
@@ -204,7 +201,7 @@ def test_an_upstream_that_dies_and_comes_back(tmp_path: Path) -> None:
         first.send_signal(signal.SIGKILL)
         first.wait()
         time.sleep(8)
-        second = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        second = start_bulktag(command, stdout=subprocess.PIPE)
         assert second.stdout is not None
         second.stdout.readline()
         _, err = run.communicate(timeout=120)

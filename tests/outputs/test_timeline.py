@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +13,7 @@ import httpx2
 
 from bulktag.errors import ExitCode
 from bulktag.send.timeline import Timeline, TimelineMinute, timeline_json
-from tests.helpers import contact_ids, emulator_env, running_emulator
+from tests.helpers import contact_ids, emulator_env, running_emulator, start_bulktag
 from tests.world import World
 
 
@@ -80,20 +79,9 @@ def test_an_interrupted_run_writes_its_report(tmp_path: Path) -> None:
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},stop\n" for i in ids))
         env = emulator_env(ready)
-        command = [
-            sys.executable,
-            "-m",
-            "bulktag",
-            "run",
-            str(source),
-            "--out",
-            str(tmp_path / "run"),
-        ]
-        process = subprocess.Popen(
-            [*command, "--plan", "unmetered", "--concurrency", "1"],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
+        command = ["run", str(source), "--out", str(tmp_path / "run")]
+        process = start_bulktag(
+            [*command, "--plan", "unmetered", "--concurrency", "1"], env, stderr=subprocess.PIPE
         )
         try:
             deadline = time.monotonic() + 30

@@ -19,7 +19,13 @@ from bulktag.outputs.metrics import write_metrics
 from bulktag.outputs.summary import OutputFiles, QuotaView, RateView, Summary
 from bulktag.plan.build import PlanStats
 from tests.constants import API_URL
-from tests.helpers import contact_ids, emulator_env, run_bulktag, running_emulator
+from tests.helpers import (
+    contact_ids,
+    emulator_env,
+    run_bulktag,
+    running_emulator,
+    start_bulktag,
+)
 
 
 def _job(folder: Path, ids: list[str], extra: str = "") -> Path:
@@ -40,24 +46,15 @@ def test_a_second_instance_exits_75_at_once_and_sends_nothing(tmp_path: Path) ->
         "--generate", "200", "--plan", "unmetered", "--latency-ms", "100:200"
     ) as ready:
         job = _job(tmp_path, contact_ids(ready, 200))
-        command = [sys.executable, "-m", "bulktag", "run", "--job", str(job), "--concurrency", "2"]
-        first = subprocess.Popen(
-            command, env=emulator_env(ready), stderr=subprocess.PIPE, text=True
-        )
+        command = ["run", "--job", str(job), "--concurrency", "2"]
+        first = start_bulktag(command, emulator_env(ready), stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
             while _stats(ready)["tag_calls_handled"] < 5 and time.monotonic() < deadline:
                 time.sleep(0.1)
             runs_before = set((tmp_path / "job" / "runs").iterdir())
             started = time.monotonic()
-            second = subprocess.run(
-                command,
-                env=emulator_env(ready),
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
+            second = run_bulktag(command, emulator_env(ready), timeout=30)
             elapsed = time.monotonic() - started
             runs_after = set((tmp_path / "job" / "runs").iterdir())
         finally:
