@@ -26,6 +26,7 @@ BENCHMARKS = {
     "report": "bench.report",
     "encodings": "bench.encodings",
     "bombs": "bench.bombs",
+    "emails": "bench.emails",
 }
 
 

@@ -39,6 +39,9 @@ API_URL_ENV = "LEADLEX_API_URL"
 log = logging.getLogger("bulktag")
 
 TagCase = Literal["preserve", "lower"]
+#: How rows find their contact: by its ID, by its email address, or by ID when a column
+#: holds IDs and by email otherwise.
+Match = Literal["auto", "id", "email"]
 #: How a file is read, and the formats bulktag writes (an XLS or ODS input is read as a
 #: spreadsheet, and its outputs are XLSX); each output file's extension is its format.
 OutputFormat = Literal["csv", "parquet", "xlsx", "ndjson"]
@@ -207,6 +210,8 @@ class ReadOptions:
     sheet: str | None = None  #: XLSX sheet name or 1-based number; None: the first
     header_row: int | None = None  #: the header's line (CSV) or row (sheet); None: searched
     id_column: str | None = None
+    match: Match = "auto"
+    email_column: str | None = None  #: None: by alias, else by content
     tags_columns: tuple[str, ...] = ()
     tag_separators: str = ",;|"  #: "" keeps each cell as one tag
     tag_case: TagCase = "preserve"
@@ -270,6 +275,8 @@ class JobSettings:
     keep_runs: int | None = None  #: None: keep every run folder
     ledger: bool = True
     ledger_days: float | None = None  #: None: applied pairs are skipped forever
+    #: The kept directory of contacts by email is read again when older than this.
+    directory_days: float = 1.0
     file: Path | None = None  #: the job file (for the commands messages give)
 
     @property

@@ -5,10 +5,11 @@ are the option spec, :mod:`bulktag.spec`."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["BOTH", "RUN", "Kind", "OnResume", "Option"]
+__all__ = ["BOTH", "RUN", "Kind", "OnResume", "Option", "derived"]
 
 #: text, a path, a whole number, a number, one of ``choices``, a flag (on or absent), a
 #: switch (``--x`` / ``--no-x``), a repeatable flag (a list in a job file), a count (-vv).
@@ -96,3 +97,22 @@ class Option:
 
     def help_text(self) -> str:
         return self.help.format(default=self.default, low=self.low, high=self.high)
+
+
+def derived(
+    options: Sequence[Option],
+) -> tuple[
+    Mapping[str, Option], Mapping[str, Mapping[str, Option]], frozenset[str], Mapping[str, str]
+]:
+    """What the spec's ``options`` give: each by its destination; a job file's tables and
+    their keys (``{"limits": {"concurrency": Option, ...}}``, the top level ""); the flags
+    ``--resume`` takes from the command line (and argparse's own destinations); the flags
+    whose setting ``config.json`` stores under another name."""
+    by_dest = {o.dest: o for o in options}
+    tables = {
+        table: {o.job[1]: o for o in options if o.job is not None and o.job[0] == table}
+        for table in dict.fromkeys(o.job[0] for o in options if o.job is not None)
+    }
+    takes = frozenset(o.dest for o in options if o.resume == "takes") | {"handler", "command"}
+    stored = {o.dest: o.stored_as for o in options if o.stored_as}
+    return by_dest, tables, takes, stored

@@ -35,6 +35,8 @@ class FailureType(StrEnum):
     """Stable strings of the ``error_type`` column."""
 
     INVALID_INPUT = "invalid_input"
+    UNKNOWN_EMAIL = "unknown_email"  #: a reject: no contact has the address
+    AMBIGUOUS_EMAIL = "ambiguous_email"  #: a reject: several contacts share the address
     VALIDATION_ERROR = "validation_error"
     NOT_FOUND = "not_found"
     INVALID_KEY = "invalid_key"
@@ -59,7 +61,13 @@ class FailureType(StrEnum):
 
 
 _PERMANENT = frozenset(
-    {FailureType.INVALID_INPUT, FailureType.VALIDATION_ERROR, FailureType.NOT_FOUND}
+    {
+        FailureType.INVALID_INPUT,
+        FailureType.UNKNOWN_EMAIL,
+        FailureType.AMBIGUOUS_EMAIL,
+        FailureType.VALIDATION_ERROR,
+        FailureType.NOT_FOUND,
+    }
 )
 
 

@@ -301,7 +301,7 @@ def test_a_start_that_fails_before_sending_leaves_no_run_folder(
     """A bad input with --out DIR: exit 65 and no DIR left; the corrected command, with the
     same --out, runs (it is not refused, and --resume would not replay the mistake)."""
     broken = world.folder / "broken.csv"
-    broken.write_text("email,tags\nann@example.com,x\n")
+    broken.write_text("name,tags\nAnn Lee,x\n")
     code, run_dir = world.run(str(broken), out="today")
     assert code == ExitCode.INPUT_UNUSABLE
     assert not run_dir.exists()
@@ -316,7 +316,7 @@ def test_a_job_start_that_fails_is_not_resumed_next_night(
 ) -> None:
     """A job whose input is unusable: exit 65; fixed the next night, the job runs it, not
     the broken start again."""
-    (world.folder / "in.csv").write_text("email,tags\nann@example.com,x\n")
+    (world.folder / "in.csv").write_text("name,tags\nAnn Lee,x\n")
     job = world.write_job('inputs = ["in.csv"]\n')
     code, _ = world.run_job(job)
     assert code == ExitCode.INPUT_UNUSABLE

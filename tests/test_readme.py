@@ -22,6 +22,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -43,6 +44,7 @@ EXITS: dict[str, int] = {
     "export LEADLEX_API_KEY=wbk_...": 0,
     "bulktag validate segment.xlsx": 0,
     "bulktag run segment.xlsx --plan org": 0,
+    "bulktag run webinar-registrants.csv": 0,
     "bulktag run runs/20261126T020000Z/failures.csv": 0,
     "bulktag check-job jobs/nightly-export.toml": 0,
     "bulktag run --job jobs/nightly-export.toml": 0,
@@ -201,6 +203,7 @@ def newcomer(tmp_path: Path) -> Iterator[Newcomer]:
         folder = tmp_path / "work"
         folder.mkdir()
         _spreadsheet(folder / "segment.xlsx", ids[:5])
+        _registrants(folder / "webinar-registrants.csv", ready)
         _nightly_job(folder, ready["url"], ids[10:16])
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADLEX_", "BULKTAG_"))}
         env |= {
@@ -237,6 +240,16 @@ def _spreadsheet(path: Path, ids: list[str]) -> None:
         sheet.write_row(0, 0, ["Contact ID", "Tags"])
         for row, contact in enumerate(ids, start=1):
             sheet.write_row(row, 0, [contact, "webinar-2026, VIP"])
+
+
+def _registrants(path: Path, ready: dict[str, Any]) -> None:
+    """A list of people by email only (contacts 17 to 20 of the emulator's, one in capitals)."""
+    key = next(iter(ready["keys"]))
+    with httpx2.Client(base_url=ready["url"], headers={"Authorization": f"Bearer {key}"}) as api:
+        listed = api.get("/v1/contacts", params={"per_page": 40}).json()["data"]["contacts"]
+    emails = [c["email"] for c in listed[16:20]]
+    emails[0] = emails[0].upper()
+    path.write_text("Email,Tags\n" + "".join(f"{e},webinar-2026\n" for e in emails), "utf-8")
 
 
 def _nightly_job(folder: Path, url: str, ids: list[str]) -> None:

@@ -13,7 +13,9 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -206,8 +208,14 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
     work = Path(tempfile.mkdtemp(prefix="bulktag-validate-"))
     try:
         from bulktag.read.paths import expand_inputs
+        from bulktag.run.matching import EmailStage
 
-        plan = survey(expand_inputs(config.inputs), config.read, work)
+        # matching by email: no call is made, each address stands for a contact
+        email = EmailStage(
+            read=None, kept=None, now=time.time, dry_run=True, book=lambda _: None, stand_in=True
+        )
+        plan = survey(expand_inputs(config.inputs), config.read, work, match=email)
+        plan = replace(plan, stats=replace(plan.stats, by_email=email.as_json(stand_in=True)))
         if args.rejects is not None:
             import polars as pl
 

@@ -126,6 +126,8 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         sheet=_pick(args, "sheet", job),
         header_row=_pick(args, "header_row", job),
         id_column=_pick(args, "id_column", job),
+        match=_pick(args, "match", job),
+        email_column=_pick(args, "email_column", job),
         tags_columns=tuple(_pick(args, "tags_column", job) or ()),
         tag_separators=_pick(args, "tag_separators", job),
         tag_case=case,
@@ -224,6 +226,7 @@ def resolve(
             keep_runs=_pick(args, "keep_runs", job),
             ledger=_pick(args, "ledger", job),
             ledger_days=_pick(args, "ledger_days", job) or None,
+            directory_days=float(_pick(args, "directory_days", job)),
             file=job.path,
         )
     metrics = getattr(args, "metrics_file", None) or (

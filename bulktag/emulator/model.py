@@ -311,22 +311,36 @@ _COMPANIES = ("Lex & Co", "Brief LLP", "Dicta Legal", "Motion Partners", "Tort G
 #: Tags some generated contacts already carry, so merges are visible.
 EXISTING_TAGS = ("customer", "newsletter", "vip", "partner", "churn-risk", "lead")
 _GENERATED_EPOCH = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
+#: Generated contacts whose index is this modulo 50 share the address before theirs.
+SHARED_EMAIL = 49
+#: Generated contacts whose index is this modulo 20 have an address in mixed case.
+MIXED_CASE_EMAIL = 10
 
 
 def generate_contacts(
     count: int, seed: int, workspace: str = DEFAULT_WORKSPACE
 ) -> Iterator[Contact]:
-    """``count`` deterministic contacts: same seed, same UUIDs, names and tags."""
+    """``count`` deterministic contacts: same seed, same UUIDs, names and tags.
+
+    Their addresses are what a CRM holds: mostly one per person, in lower case; every
+    20th (index 10, 30, ...) as a person typed it, in mixed case; every 50th (index 49,
+    99, ...) the address of the contact before it (a shared inbox: matching by email
+    must not guess which)."""
     rng = random.Random(seed)
+    email = ""
     for index in range(count):
         contact_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         first, last = rng.choice(_FIRST), rng.choice(_LAST)
         tags = rng.sample(EXISTING_TAGS, rng.choice((0, 0, 0, 1, 1, 2)))
+        if index % 50 != SHARED_EMAIL or not email:
+            email = f"{first.lower()}.{last.lower()}{index}@example.com"
+            if index % 20 == MIXED_CASE_EMAIL:
+                email = f"{first}.{last}{index}@Example.COM"
         yield Contact(
             id=contact_id,
             workspace=workspace,
             full_name=f"{first} {last}",
-            email=f"{first.lower()}.{last.lower()}{index}@example.com",
+            email=email,
             phone=f"+1555{index % 10_000_000:07d}",
             job_title=rng.choice(_TITLES),
             company_name=rng.choice(_COMPANIES),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from bulktag.config import DispatchSettings
 from bulktag.errors import ExitCode
+from bulktag.leadlex import EXPORT_MAX_LIMIT, EXPORT_PER_HOUR
 from bulktag.outcomes import ADD_TAGS, Status
 from bulktag.plan.build import PlanStats, TagDemand
 from bulktag.read.rules import NO_TAGS, PERMANENT_BEFORE
@@ -65,12 +66,14 @@ def describe_plan(
             how = item.encoding_note or ("detected" if item.encoding_detected else "given")
             encoding = f", {item.encoding} ({how})"
         header = f" below the header on line {item.header_line}" if item.header_line else ""
+        column = "email column" if item.match == "email" else "ID column"
         lines.append(
             f"input {item.source}: {item.format}{encoding}, {item.rows:,} rows{header}, "
-            f"ID column {item.id_column!r}, tags from "
+            f"{column} {item.id_column!r}, tags from "
             + ", ".join(repr(t) for t in item.tag_columns)
         )
         lines.extend(f"  {note}" for note in item.notes)
+    lines.extend(_by_email(stats))
     lines.extend(what_the_data_suggests(stats))
     blank = f" ({stats.blank_rows:,} blank rows skipped)" if stats.blank_rows else ""
     lines.append(
@@ -209,4 +212,37 @@ def summary_lines(
         meaning = "input problems rejected (the rest would be sent)"
     lines.append(f"exit {int(code)}: {meaning}")
     lines.extend(advice)
+    return lines
+
+
+def _by_email(stats: PlanStats) -> list[str]:
+    """Matching by email: the addresses, and the calls it takes both ways (the export's
+    directory, or one search an address)."""
+    found = stats.by_email
+    if found is None:
+        return []
+    addresses = int(found["addresses"])
+    one_by_one = f"{addresses:,} calls one address at a time"
+    if found.get("directory_contacts") is None:  # validate: nothing read
+        return [
+            f"matching by email: {addresses:,} distinct addresses; the workspace's directory "
+            f"costs 1 export call per {EXPORT_MAX_LIMIT:,} contacts ({EXPORT_PER_HOUR} an "
+            f"hour), against {one_by_one}"
+        ]
+    contacts = int(found["directory_contacts"])
+    calls = int(found["export_calls"])
+    if found.get("kept_since") is not None:
+        read = "kept by the job: 0 calls"
+    else:
+        read = f"read now: {calls} export call{'s' if calls != 1 else ''}"
+    lines = [
+        f"matching by email: {addresses:,} distinct addresses; the workspace's directory "
+        f"({contacts:,} contacts) {read}, against {one_by_one}"
+    ]
+    if found.get("unknown") or found.get("ambiguous"):
+        lines.append(
+            f"  {int(found['unknown']):,} addresses no contact has (unknown_email), "
+            f"{int(found['ambiguous']):,} shared by several contacts (ambiguous_email): "
+            "rejects, never sent"
+        )
     return lines

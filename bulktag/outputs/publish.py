@@ -261,9 +261,13 @@ def results_frame(
     skipped = ~sent & (pl.col("send").list.len() == 0)
     unsent_message = halt_message or "run ended before this contact was sent"
 
+    # matched by email: the address as given, after the contact's ID
+    email = ("email",) if "email" in pl.read_parquet_schema(plan.path) else ()
+
     def shape(joined: pl.LazyFrame) -> pl.LazyFrame:
         return joined.select(
             "contact_id",
+            *email,
             "tags",
             status=pl.when(sent)
             .then(pl.col("status"))
@@ -301,7 +305,7 @@ def results_frame(
         )
 
     planned = pl.scan_parquet(plan.path).select(
-        "seq", "contact_id", "tags", "send", "skip_reason", "source", "line"
+        "seq", "contact_id", *email, "tags", "send", "skip_reason", "source", "line"
     )
     return sink_joined(planned, journal, OUTCOME_COLUMNS, shape, work / "results", rows=rows)
 
@@ -341,17 +345,21 @@ def publish(
     """
     final = results_frame(plan, journal, work, halt, halt_message, rows=rows)
     results_path, failures_path, rejects_path = outputs.results, outputs.failures, outputs.rejects
+    email = [c for c in final.collect_schema().names() if c == "email"]  # matched by email
     write_output(
         final,
         results_path,
         fmt,
-        lambda frame: frame.select(*RESULT_COLUMNS, marked(OwnKind.RESULTS)),
+        lambda frame: frame.select(
+            "contact_id", *email, *RESULT_COLUMNS[1:], marked(OwnKind.RESULTS)
+        ),
         rows=rows,
     )
 
     def failed(frame: pl.LazyFrame) -> pl.LazyFrame:
         return frame.filter(~pl.col("status").is_in([str(Status.OK), str(Status.SKIPPED)])).select(
             pl.col("contact_id"),
+            *email,
             pl.col("pending_tags").alias("tags"),
             *FAILURE_COLUMNS[2:],
             marked(OwnKind.FAILURES),
@@ -409,9 +417,14 @@ def publish(
 
 def reject_rows(rejects: pl.LazyFrame) -> pl.LazyFrame:
     """A plan's rejects as the rejects file has them."""
+    reason = pl.col("reason")
     return rejects.select(
         *REJECT_COLUMNS[:-1],
-        error_type=pl.lit(str(FailureType.INVALID_INPUT)),
+        error_type=pl.when(reason.str.starts_with(FailureType.UNKNOWN_EMAIL))
+        .then(pl.lit(str(FailureType.UNKNOWN_EMAIL)))
+        .when(reason.str.starts_with(FailureType.AMBIGUOUS_EMAIL))
+        .then(pl.lit(str(FailureType.AMBIGUOUS_EMAIL)))
+        .otherwise(pl.lit(str(FailureType.INVALID_INPUT))),
         **{MARK: pl.lit(mark(OwnKind.REJECTS))},
     )
 

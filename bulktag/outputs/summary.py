@@ -93,9 +93,12 @@ class Summary:
     def calls_saved(self) -> int:
         """Calls not spent on work already done: one per contact skipped (in the CRM
         already, applied by the job, failed for good before) less the pre-check's
-        exports. Contacts left for later (deferred, not attempted) save nothing, and
+        exports (not the exports of a directory of contacts by email, which finds who
+        to tag). Contacts left for later (deferred, not attempted) save nothing, and
         retries are counted as retries (the report), not against the savings."""
-        return int(self.contacts.get("skipped", 0)) - int(self.calls.get("export", 0))
+        by_email = self.plan.by_email or {}
+        exports = int(self.calls.get("export", 0)) - int(by_email.get("export_calls", 0))
+        return int(self.contacts.get("skipped", 0)) - exports
 
     def to_json(self) -> dict[str, Any]:
         return {

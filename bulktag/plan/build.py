@@ -21,10 +21,11 @@ their physical lines (:mod:`bulktag.read.csvlines`), and every row is counted.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -79,6 +80,7 @@ class InputSummary:
     header: tuple[str, ...] = ()  #: every column the header names
     own: str | None = None  #: which of bulktag's own files it is (None: a person's)
     done_rows: int = 0  #: rows of a bulktag results file that were done: counted, not sent
+    match: str = "id"  #: what its ID column holds: contact IDs, or addresses ("email")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +101,14 @@ class PlanStats:
     #: Rows of bulktag results files whose contact was done (ok or skipped) in the run that
     #: wrote them: counted, neither grouped nor rejected, as blank rows are.
     done_rows: int = 0
+    #: Matching by email: distinct ``addresses``, the directory's ``contacts``, this run's
+    #: ``export_calls``, ``kept_since`` (a job's kept directory), ``unknown`` and
+    #: ``ambiguous`` addresses. None: no input was matched by email.
+    by_email: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
+            "by_email": None if self.by_email is None else dict(self.by_email),
             "rows_read": self.rows_read,
             "rows_grouped": self.rows_grouped,
             "rows_rejected": self.rows_rejected,
@@ -128,6 +135,7 @@ class PlanStats:
                     "header": list(i.header),
                     "own": i.own,
                     "done_rows": i.done_rows,
+                    "match": i.match,
                 }
                 for i in self.inputs
             ],
@@ -150,20 +158,36 @@ class Survey:
     demand: tuple[TagDemand, ...]  #: each tag, by the contacts it would go to
 
 
+#: What a run does to the opened inputs before they are planned (matching by email).
+Matcher = Callable[[list[InputFrame]], list[InputFrame]]
+
+
 def prepare_plan(
-    files: Sequence[str], options: ReadOptions, work: Path, plan_path: Path
+    files: Sequence[str],
+    options: ReadOptions,
+    work: Path,
+    plan_path: Path,
+    *,
+    match: Matcher | None = None,
 ) -> tuple[list[InputFrame], Plan]:
     """Read every input file (globs expanded once, by the caller: ``expand_inputs``) and
     write the plan and the rejects in ``work``; raises InputError (exit 65) before any
-    request."""
+    request. ``match`` takes the opened inputs and gives them back ready to plan (their
+    addresses matched to contacts)."""
     frames = _open(files, options, work)
+    if match is not None:
+        frames = match(frames)
     return frames, build_plan(frames, options, plan_path, work / "rejects.parquet")
 
 
-def survey(files: Sequence[str], options: ReadOptions, work: Path) -> Survey:
+def survey(
+    files: Sequence[str], options: ReadOptions, work: Path, *, match: Matcher | None = None
+) -> Survey:
     """:func:`prepare_plan` without the plan: the counts, the rejects and each tag's demand
     (no plan file written and read back: a third of the time for a file of long rows)."""
     frames = _open(files, options, work)
+    if match is not None:
+        frames = match(frames)
     return _survey(frames, options, None, work / "rejects.parquet")
 
 
@@ -224,6 +248,7 @@ def _survey(
             header=item.columns.header,
             own=None if item.own is None else str(item.own),
             done_rows=done[i],
+            match=item.columns.match,
         )
         for i, item in enumerate(inputs)
     )

@@ -6,6 +6,10 @@ without CRM prefixes like ``Person -`` or suffixes like ``__c``) or, when no nam
 the named column holds almost no UUIDs, by its content; the tag columns by their names
 (``tags``, ``tag1``...). A name given on the command line that is not there gets the
 closest names found (did you mean).
+
+A file with no ID column but an email column (by name: ``email``, ``E-Mail-Adresse``,
+``Work Email``...; or by content) is matched by email (``--match email`` forces it, and
+``--email-column`` names the column): its ``id`` is then the email cell.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from bulktag.config import ReadOptions
 from bulktag.errors import InputError
 from bulktag.read.rules import canonical_id_text
 
 __all__ = [
+    "EMAIL_ALIASES",
     "ColumnMap",
     "header_index",
     "listed",
@@ -47,6 +53,31 @@ ID_ALIASES = (
     "id_contacto",
     "id_contatto",
 )
+EMAIL_ALIASES = (
+    "email",
+    "e_mail",
+    "email_address",
+    "e_mail_address",
+    "emailaddress",
+    "mail",
+    "work_email",
+    "business_email",
+    "primary_email",
+    "email_1",
+    # Localised spreadsheet exports
+    "e_mail_adresse",
+    "email_adresse",
+    "emailadresse",
+    "mail_adresse",
+    "courriel",
+    "adresse_e_mail",
+    "adresse_email",
+    "correo",
+    "correo_electrónico",
+    "correo_electronico",
+)
+#: What an address looks like at the least, for finding an email column by its content.
+_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TAG_ALIASES = (
     "tags",
     "tag",
@@ -98,6 +129,8 @@ class ColumnMap:
     tag_indexes: tuple[int, ...]
     #: How the ID column was found, when not by its name (e.g. by its content).
     id_note: str | None = None
+    #: What the ID column holds: contact IDs, or email addresses to match.
+    match: Literal["id", "email"] = "id"
 
     @property
     def id_name(self) -> str:
@@ -159,6 +192,10 @@ def header_index(rows: Sequence[Sequence[str | None]], options: ReadOptions) -> 
     """Which of the first rows is the header: the first of HEADER_SEARCH_ROWS that names an
     ID column (an alias, or ``--id-column``); else the first row that is not empty."""
     wanted = {normalise_header(options.id_column)} if options.id_column else set(ID_ALIASES)
+    if options.match != "id" and not options.id_column:
+        wanted |= (
+            {normalise_header(options.email_column)} if options.email_column else set(EMAIL_ALIASES)
+        )
     for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
         names = [normalise_header(cell) for cell in row if cell]
         if any(name in wanted or _bare_header(name) in wanted for name in names):
@@ -189,7 +226,7 @@ def _by_content(
     shares: list[float | None],
     source: str,
     found: str,
-) -> tuple[int, str | None]:
+) -> tuple[int | None, str | None]:
     """The ID column: the alias unless it holds (almost) no UUIDs while another column
     holds mostly UUIDs; that column then, said so in the note."""
     alias_share = shares[alias] if alias is not None else None
@@ -222,11 +259,54 @@ def _by_content(
         return chosen, why
     if alias is not None:
         return alias, None  # its values are damaged (numbers...): the rejects say how
-    raise InputError(
-        f"no contact ID column: no header is one of {', '.join(ID_ALIASES[:4])}, ... and no "
-        f"column holds UUIDs; columns found: {found}. Name it with --id-column",
-        source=source,
-    )
+    return None, None
+
+
+def email_shares(samples: Sequence[Sequence[str | None]], width: int) -> list[float]:
+    """Per column: the share of its non-empty sample values shaped like an address."""
+    shares: list[float] = []
+    for column in range(width):
+        values = [row[column] for row in samples if column < len(row)]
+        filled = [v.strip().removeprefix("'") for v in values if v is not None and v.strip()]
+        hits = sum(_ADDRESS.match(v) is not None for v in filled)
+        shares.append(hits / len(filled) if filled else 0.0)
+    return shares
+
+
+def _email_column(
+    normalised: list[str],
+    header: Sequence[str],
+    source: str,
+    options: ReadOptions,
+    samples: Sequence[Sequence[str | None]],
+) -> tuple[int, str | None] | None:
+    """The email column: ``--email-column``, else by name, else the one column of mostly
+    addresses (None: there is none)."""
+    if options.email_column:
+        index = _find(normalised, normalise_header(options.email_column), header, source, "email")
+        if index is None:
+            message = _missing(options.email_column, header, "--email-column", listed(header))
+            raise InputError(message, source=source)
+        return index, None
+    alias = _alias(normalised, EMAIL_ALIASES, header, source, "email")
+    if alias is not None:
+        return alias, None
+    tags = set(TAG_ALIASES)
+    shares = email_shares(samples, len(header))
+    candidates = [
+        i
+        for i, share in enumerate(shares)
+        if share >= MOSTLY and _bare_header(normalised[i]) not in tags
+    ]
+    if len(candidates) > 1:
+        names = ", ".join(repr(header[i]) for i in candidates)
+        raise InputError(
+            f"several columns hold email addresses ({names}): name one with --email-column",
+            source=source,
+        )
+    if candidates:
+        return candidates[0], f"found by content: {header[candidates[0]]!r} holds addresses"
+    return None
 
 
 def map_columns(
@@ -240,7 +320,19 @@ def map_columns(
     normalised = [normalise_header(h) for h in header]
     found = listed(header)
     note = None
-    if options.id_column:
+    match: Literal["id", "email"] = "id"
+    id_index: int | None
+    if options.match == "email":
+        email = _email_column(normalised, header, source, options, samples)
+        if email is None:
+            raise InputError(
+                f"no email column (--match email): no header is one of email, e-mail, "
+                f"email address, ... and no column holds addresses; columns found: {found}. "
+                "Name it with --email-column",
+                source=source,
+            )
+        (id_index, note), match = email, "email"
+    elif options.id_column:
         id_index = _find(normalised, normalise_header(options.id_column), header, source, "ID")
         if id_index is None:
             raise InputError(
@@ -262,6 +354,18 @@ def map_columns(
                 source=source,
                 found=found,
             )
+        email = None
+        if id_index is None and options.match == "auto":
+            email = _email_column(normalised, header, source, options, samples)
+        if email is not None:
+            (id_index, note), match = email, "email"
+        if id_index is None:
+            raise InputError(
+                f"no contact ID column: no header is one of {', '.join(ID_ALIASES[:4])}, ... "
+                f"and no column holds UUIDs (nor email addresses, to match by email); columns "
+                f"found: {found}. Name it with --id-column (or --email-column)",
+                source=source,
+            )
     tag_indexes = [
         i for i in _tag_columns(normalised, header, source, options, found) if i != id_index
     ]
@@ -271,7 +375,7 @@ def map_columns(
             f"{found}. Name it with --tags-column",
             source=source,
         )
-    return ColumnMap(tuple(header), id_index, tuple(tag_indexes), note)
+    return ColumnMap(tuple(header), id_index, tuple(tag_indexes), note, match)
 
 
 def _tag_columns(

@@ -24,7 +24,7 @@ import anyio.abc
 import polars as pl
 from tqdm import tqdm
 
-from bulktag.config import ApiKey, DispatchSettings
+from bulktag.config import ApiKey, DispatchSettings, RunConfig
 from bulktag.machine import MachineError, fault_of, guarded
 from bulktag.outcomes import Attempt, ContactOutcome, Halt, Status
 from bulktag.outputs.publish import write_json
@@ -34,13 +34,14 @@ from bulktag.run.folder import RunFolder
 from bulktag.runtime import Runtime
 from bulktag.scan import slices
 from bulktag.send.client import LeadLexClient, make_http_client
+from bulktag.send.directory import DirectoryRead, read_directory
 from bulktag.send.dispatch import Dispatcher, DispatchStatistics, PlannedContact
 from bulktag.send.limiter import SharedQuota
 from bulktag.send.precheck import Precheck, history_never_found, run_precheck, tag_demand
 from bulktag.state.job import JobState
 from bulktag.state.journal import Journal, sink_joined
 
-__all__ = ["SessionResult", "SessionStoppedError", "send", "unsent"]
+__all__ = ["SessionResult", "SessionStoppedError", "directory", "send", "unsent"]
 
 log = logging.getLogger("bulktag")
 
@@ -76,6 +77,27 @@ class Target:
     quota_left: int | None  #: today's quota as the user's store knows it
     #: the calls every process has in flight on the key (a reserve to keep), or None
     shared: SharedQuota | None = None
+
+    @classmethod
+    def of(
+        cls,
+        config: RunConfig,
+        key: ApiKey,
+        run_id: str,
+        quota_left: int | None,
+        shared: SharedQuota | None,
+    ) -> Target:
+        """The settings of ``config`` a session uses."""
+        return cls(
+            config.api_url,
+            config.ca_bundle,
+            key,
+            config.dispatch,
+            config.progress,
+            run_id,
+            quota_left,
+            shared,
+        )
 
 
 def unsent(
@@ -182,6 +204,59 @@ async def send(
         finally:
             bar.close()
         return SessionResult(dispatcher.statistics(), report)
+
+
+async def directory(target: Target, runtime: Runtime) -> tuple[DirectoryRead, DispatchStatistics]:
+    """A session that reads the workspace's directory (contacts by email), under the run's
+    limits and signals; waits for the hourly export limit within ``--max-wait``, saying so
+    on the progress bar."""
+    settings = target.dispatch
+    show = sys.stderr.isatty() if target.progress is None else target.progress
+    bar = tqdm(unit="page", file=sys.stderr, disable=not show, dynamic_ncols=True)
+    http = make_http_client(
+        target.api_url,
+        target.key,
+        concurrency=1,
+        timeout=settings.timeout,
+        transport=runtime.transport,
+        ca_bundle=target.ca_bundle,
+    )
+
+    async def wait(seconds: float) -> None:
+        log.warning(
+            "LeadLex's export limit (10 an hour): waiting %.0f s for the next page of the "
+            "directory (--max-wait %g s in all)",
+            seconds,
+            settings.max_wait,
+        )
+        bar.set_description(f"waiting {seconds:.0f} s for the export limit")
+        await runtime.clock.sleep(seconds)
+        bar.set_description("directory")
+
+    async with http:
+        client = LeadLexClient(http, runtime.clock)
+        dispatcher = Dispatcher(
+            client,
+            settings,
+            runtime.clock,
+            run_id=target.run_id,
+            seed=runtime.seed,
+            quota_remaining=target.quota_left,
+            key_source=target.key.source,
+            shared=target.shared,
+        )
+        try:
+            bar.set_description("directory")
+            async with anyio.create_task_group() as watch:
+                if runtime.handle_signals:
+                    await watch.start(_watch_signals, dispatcher, settings.grace, runtime)
+                found = await read_directory(
+                    _GatedReads(dispatcher, client), wait=wait, max_wait=settings.max_wait
+                )
+                watch.cancel_scope.cancel()
+        finally:
+            bar.close()
+        return found, dispatcher.statistics()
 
 
 async def _feed(todo: pl.LazyFrame, runtime: Runtime) -> AsyncGenerator[PlannedContact, None]:

@@ -9,6 +9,7 @@ import functools
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -43,6 +44,7 @@ from bulktag.plan.skip import (
 )
 from bulktag.read.landing import check_settled, check_unchanged, marks
 from bulktag.read.paths import expand_inputs
+from bulktag.run.byemail import email_stage
 from bulktag.run.checks import (
     output_format,
     preflight,
@@ -50,6 +52,7 @@ from bulktag.run.checks import (
     warn_of_earlier_reruns,
 )
 from bulktag.run.folder import RunFolder
+from bulktag.run.matching import EmailStage, with_emails
 from bulktag.run.session import SessionResult, SessionStoppedError, Target, send, unsent
 from bulktag.run.telling import advice, log_plan
 from bulktag.runtime import Runtime
@@ -98,6 +101,7 @@ class Run:
         self.sending = False  #: a session that may send has started
         self.book: QuotaBook | None = None  #: the key's quota in the user's store
         self._statistics: DispatchStatistics | None = None  #: the session's, once it ended
+        self.email: EmailStage | None = None  #: matching by email, when this run planned
 
     def execute(self) -> RunReport:
         """The stages (:meth:`_stages`). A fault of the machine met on the way (a full
@@ -133,12 +137,12 @@ class Run:
         key = preflight(config, env)
         with guarded(folder.work):
             folder.work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        plan, fmt = folder.stored_plan() or self._plan()
+        self.book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
+        plan, fmt = folder.stored_plan() or self._plan(key)
         if not self.identity.resumed and not config.dry_run:
             warn_of_earlier_reruns(plan.stats, default_state_dir(env), folder.path, self.now)
         folder.refuse_symlinked_outputs(config.metrics_file)
-        self.book = None if key is None else QuotaBook(default_state_dir(env), key, config.api_url)
-        quota_left = None if self.book is None else self.book.remaining(self.now)
+        quota_left = self._quota_left()
         log_plan(self.config, self.identity.resumed, plan, quota_left)
         if self.state is not None:
             self.state.start_run(self.identity.run_id, folder.path, self.identity.started)
@@ -162,7 +166,9 @@ class Run:
                 permanent=None if self.state is None else folder.permanent_pairs,
                 rows=self.runtime.slice_rows,
             )
-            calls = journal.add_calls({} if stats is None else stats.other_calls)
+            other = Counter({} if stats is None else stats.other_calls)
+            other.update({} if self.email is None else self.email.calls())
+            calls = journal.add_calls(other)
         finally:
             journal.close()
         self._record_applied(published)
@@ -248,14 +254,26 @@ class Run:
 
     # -- the stages ---------------------------------------------------------------------
 
-    def _plan(self) -> tuple[Plan, OutputFormat]:
-        """Read the inputs, less what the job's ledger says was applied, into the folder."""
+    def _plan(self, key: ApiKey | None) -> tuple[Plan, OutputFormat]:
+        """Read the inputs (their addresses matched to contacts), less what the job's
+        ledger says was applied, into the folder."""
         config, folder, work = self.config, self.folder, self.folder.work
         files = expand_inputs(config.inputs)  # once: each stage below reads the same files
         check_settled(files, config.read.settle_seconds)
         noted = marks(files)
-        frames, raw = prepare_plan(files, config.read, work, folder.raw_plan)
+        self.email = email_stage(
+            config,
+            self.runtime,
+            key,
+            target=lambda found: self.target(found, self._quota_left()),
+            book=self._book,
+            now=lambda: self.now,
+        )
+        frames, raw = prepare_plan(files, config.read, work, folder.raw_plan, match=self.email)
         check_unchanged(noted)  # a file still being written is not read as finished
+        if self.email.found is not None:
+            folder.rewrite(folder.raw_plan, partial(with_emails, emails=self.email.emails))
+            raw = replace(raw, stats=replace(raw.stats, by_email=self.email.as_json()))
         folder.refuse_overwriting_inputs(frames)
         start_plan(raw.path, folder.draft_plan)
         job, ledger = config.job, self.ledger
@@ -290,18 +308,8 @@ class Run:
             return None
         self.sending = True
         # a reserve is kept between every process on the key: each call booked before it goes
-        keep = self.book is not None and config.dispatch.quota_reserve > 0
-        shared = self.book.bookings(self.runtime.clock.wall) if keep and self.book else None
-        target = Target(
-            config.api_url,
-            config.ca_bundle,
-            key,
-            config.dispatch,
-            config.progress,
-            self.identity.run_id,
-            quota_left,
-            shared,
-        )
+        target = self.target(key, quota_left)
+        shared = target.shared
         session = functools.partial(
             send,
             target,
@@ -322,6 +330,17 @@ class Run:
         finally:
             if shared is not None:
                 shared.close()
+
+    def _quota_left(self) -> int | None:
+        return None if self.book is None else self.book.remaining(self.now)
+
+    def target(self, key: ApiKey, quota_left: int | None) -> Target:
+        """Where and how a session of this run sends; a reserve is kept between every
+        process on the key (each call booked before it goes): the caller closes ``shared``."""
+        config = self.config
+        keep = self.book is not None and config.dispatch.quota_reserve > 0
+        shared = self.book.bookings(self.runtime.clock.wall) if keep and self.book else None
+        return Target.of(config, key, self.identity.run_id, quota_left, shared)
 
     def _record_applied(self, published: Published) -> None:
         """The pairs this run applied go into the job's ledger, in batches; those that

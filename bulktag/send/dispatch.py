@@ -34,7 +34,8 @@ from bulktag.leadlex import chunks
 from bulktag.outcomes import Attempt, ContactOutcome, FailureType, Halt
 from bulktag.send.client import LeadLexClient
 from bulktag.send.contact import Chunk, outcome_of, stops_contact
-from bulktag.send.gates import LIMITED, UNAPPLIED_HALTS, UNCOUNTED, Slot, export_limit
+from bulktag.send.exports import export_limit
+from bulktag.send.gates import LIMITED, UNAPPLIED_HALTS, UNCOUNTED, Slot
 from bulktag.send.health import RunHealth, Verdicts
 from bulktag.send.limiter import (
     BudgetSpentError,

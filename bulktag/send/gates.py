@@ -12,7 +12,7 @@ from bulktag.send.limiter import (
     RateLimiter,
 )
 
-__all__ = ["LIMITED", "UNAPPLIED_HALTS", "UNCOUNTED", "Slot", "export_limit"]
+__all__ = ["LIMITED", "UNAPPLIED_HALTS", "UNCOUNTED", "Slot"]
 
 
 class Slot:
@@ -79,12 +79,3 @@ UNCOUNTED = frozenset(
         FailureType.UNEXPECTED_RESPONSE,
     }
 )
-
-
-def export_limit(endpoint: str, attempt: Attempt) -> bool:
-    """A 429 on an export asking to wait more than a minute is the hourly export limit."""
-    return (
-        endpoint == "export"
-        and attempt.failure is FailureType.RATE_LIMITED
-        and (attempt.retry_after or 0) > 60
-    )

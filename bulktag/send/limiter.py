@@ -247,6 +247,9 @@ class SharedQuota(Protocol):
     def land(self, in_flight: int, quota: Quota | None) -> None:
         """A call of this process is answered (``in_flight`` left); ``quota``: its word."""
 
+    def close(self) -> None:
+        """The session is over (its store closed)."""
+
 
 class DailyBudget:
     """Follows ``X-RateLimit-Remaining`` so the run never sends past the quota reserve;

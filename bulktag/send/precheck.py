@@ -23,20 +23,18 @@ optimisation.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import polars as pl
 
 from bulktag.leadlex import EXPORT_MAX_LIMIT, EXPORT_PER_HOUR
-from bulktag.outcomes import Attempt, FailureType
 from bulktag.plan.build import TagDemand
+from bulktag.send.exports import Paging, Reads, paged_export
 
 __all__ = [
     "Precheck",
@@ -51,16 +49,6 @@ log = logging.getLogger("bulktag")
 
 #: A tag a pre-check found on no contact is not checked again for this long.
 FORGET_DAYS = 7
-
-
-class Reads(Protocol):
-    """The two reads a pre-check makes, each under the run's limits; None once halted."""
-
-    async def export(
-        self, params: Sequence[tuple[str, str]]
-    ) -> tuple[Attempt, str | None] | None: ...
-
-    async def count_contacts(self) -> tuple[Attempt, int | None] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,56 +154,17 @@ class Precheck:
         return sum(self.calls.values())
 
 
-def _iso(value: str) -> str:
-    """One second before ``value``: pages overlap at their edge, rows are de-duplicated."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
-
-
 async def _paged(
-    reads: Reads,
-    params: list[tuple[str, str]],
-    result: Precheck,
-    fields: str,
+    reads: Reads, params: list[tuple[str, str]], result: Precheck, fields: str
 ) -> pl.DataFrame | None:
-    """Every row of one export, page after page; None when a call fails."""
-    frames: list[pl.DataFrame] = []
-    after: str | None = None
-    while True:
-        query = [*params, ("fields", fields), ("limit", str(EXPORT_MAX_LIMIT))]
-        if after is not None:
-            query.append(("created_after", after))
-        answer = await reads.export(query)
-        result.calls["export"] = result.calls.get("export", 0) + 1
-        if answer is None:
-            result.warning = "the run stopped during the pre-check"
-            return None
-        attempt, text = answer
-        if not attempt.ok or text is None:
-            result.warning = _why(attempt)
-            return None
-        page = pl.read_csv(io.StringIO(text), infer_schema=False)
-        frames.append(page)
-        if page.height < EXPORT_MAX_LIMIT:
-            break
-        last = page["created_at"][-1]
-        if after is not None and _iso(last) <= after:
-            result.warning = (
-                "an export page did not move forward (50,000 contacts created in one second)"
-            )
-            return None
-        after = _iso(last)
-    return pl.concat(frames).unique(subset="id", keep="first", maintain_order=True)
-
-
-def _why(attempt: Attempt) -> str:
-    if attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
-        return "the key lacks Read permission, which the export needs"
-    if attempt.failure is FailureType.RATE_LIMITED:
-        return "the export limit (10 an hour) is reached"
-    return f"an export failed ({attempt.failure}: {attempt.message})"
+    """Every row of one export (:func:`~bulktag.send.exports.paged_export`), its calls
+    counted in ``result``; None when a call fails (``result.warning`` says why)."""
+    paging = Paging()
+    rows = await paged_export(reads, params, fields, paging)
+    result.calls["export"] = result.calls.get("export", 0) + paging.calls
+    if paging.warning is not None:
+        result.warning = paging.warning
+    return rows
 
 
 async def run_precheck(

@@ -121,6 +121,7 @@ TEXT_OPTIONS = {
     "--ca-bundle",
     "--data",
     "--delimiter",
+    "--email-column",
     "--encoding",
     "--id-column",
     "--job",

@@ -142,7 +142,7 @@ def test_a_duplicated_column_that_is_not_used_is_fine() -> None:
 @pytest.mark.parametrize(
     ("header", "options", "wanted"),
     [
-        (["email", "tags"], DEFAULT, "no contact ID column"),
+        (["name", "tags"], DEFAULT, "no contact ID column"),
         (["contact_id", "email"], DEFAULT, "no tags column"),
         (["contact_id", "tags"], ReadOptions(id_column="ref"), "no column 'ref'"),
         (["contact_id", "tags"], ReadOptions(tags_columns=("tags", "more")), "no column 'more'"),
@@ -159,13 +159,13 @@ def test_a_missing_column_lists_the_columns_found(
 
 @pytest.mark.parametrize(
     ("header", "message"),
-    [("email;tags", "no contact ID column"), ("contact_id;email", "no tags column")],
+    [("name;tags", "no contact ID column"), ("contact_id;email", "no tags column")],
 )
 def test_validate_exits_65_on_a_missing_column(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], header: str, message: str
 ) -> None:
     """Through `bulktag validate`: exit 65, one line naming the file, line 1 and the columns."""
-    path = write(tmp_path, "in.csv", f"{header}\nann@example.com;vip\n")
+    path = write(tmp_path, "in.csv", f"{header}\nAnn Lee;vip\n")
     code, out, err = validate(capsys, path)
     assert code == 65
     assert out == ""

@@ -23,6 +23,8 @@ READ = ReadOptions(
     sheet="Contacts",
     header_row=3,
     id_column="Contact ID",
+    match="email",
+    email_column="E-Mail",
     tags_columns=("Segments", "Labels"),
     tag_separators=",",
     tag_case="lower",
@@ -52,6 +54,7 @@ JOB = JobSettings(
     keep_runs=5,
     ledger=False,
     ledger_days=30.0,
+    directory_days=0.5,
     file=Path("/etc/bulktag/nightly.toml"),
 )
 CONFIG = RunConfig(

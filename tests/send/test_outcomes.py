@@ -229,6 +229,8 @@ def test_a_body_without_the_envelope_is_described_by_type_and_size() -> None:
 #: (retryable, stops_run) for every failure type, written out.
 PROPERTIES = {
     "invalid_input": (False, False),
+    "unknown_email": (False, False),
+    "ambiguous_email": (False, False),
     "validation_error": (False, False),
     "not_found": (False, False),
     "invalid_key": (True, True),
@@ -244,7 +246,8 @@ PROPERTIES = {
 
 
 def test_every_failure_type_has_its_documented_retryable_and_stops_run() -> None:
-    """Permanent: invalid_input, validation_error, not_found; the run stops on 401 and 403."""
+    """Permanent: invalid_input, unknown_email, ambiguous_email (rejects), validation_error,
+    not_found; the run stops on 401 and 403."""
     assert {t.value: (t.retryable, t.stops_run) for t in FailureType} == PROPERTIES
 
 

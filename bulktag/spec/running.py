@@ -1,21 +1,8 @@
-"""The option spec: every setting of ``run`` and ``validate``, said once.
-
-One :class:`Option` names a setting's flag, its key in a job file, its kind and range,
-its default, its help, and what ``--resume`` does with it. Everything else is derived:
-
-- the command line (:func:`bulktag.cli.options.add_options` builds argparse from it);
-- job files' keys, their types and ranges (:mod:`bulktag.jobfile`);
-- the defaults the help shows, those of the dataclasses a run uses (``ReadOptions``,
-  ``DispatchSettings``);
-- which flags a resume takes from the command line, and the name each stored setting
-  has in a run folder's ``config.json`` (:mod:`bulktag.run.stored`).
-
-A flag and a job key check their values with the same :meth:`Option.problem`.
-"""
+"""The options of ``run`` alone: jobs, saving quota, output, the API, sending, and how
+bulktag speaks (the option spec, :mod:`bulktag.spec`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import partial
 
 from bulktag.config import (
@@ -24,162 +11,16 @@ from bulktag.config import (
     MAX_CONCURRENCY,
     OUTPUT_FORMATS,
     DispatchSettings,
-    ReadOptions,
 )
-from bulktag.leadlex import DEFAULT_API_URL, PLANS
-from bulktag.option import BOTH, Option
+from bulktag.leadlex import DEFAULT_API_URL
+from bulktag.option import Option
 
-__all__ = ["BY_DEST", "JOB_TABLES", "OPTIONS", "RESUME_TAKES", "STORED_AS", "Option"]
+__all__ = ["RUNNING"]
 
-_READ = ReadOptions()
 _SEND = DispatchSettings()
-
-#: Options of a help section (and of both commands, for reading and limits).
-_reading = partial(Option, group="reading", commands=BOTH)
-_limits = partial(Option, group="limits", commands=BOTH)
 _sending = partial(Option, group="sending")
 
-OPTIONS: tuple[Option, ...] = (
-    # -- reading (run and validate) --
-    Option(
-        "inputs",
-        "CSV/TSV, XLSX, XLS, ODS, Parquet or NDJSON files (told apart by their content), "
-        "globs ('exports/*.csv'), - for stdin",
-        job=("", "inputs"),
-        kind="list",
-        commands=BOTH,
-        resume="takes",
-    ),
-    _reading(
-        "delimiter",
-        "CSV delimiter (default: sniffed among , ; tab |)",
-        "--delimiter",
-        ("read", "delimiter"),
-    ),
-    _reading(
-        "encoding",
-        "CSV encoding (default: detected; e.g. cp1252, utf-16)",
-        "--encoding",
-        ("read", "encoding"),
-    ),
-    _reading(
-        "sheet",
-        "workbook sheet (XLSX, XLS, ODS) name or number (default: the first)",
-        "--sheet",
-        ("read", "sheet"),
-        low=1,
-        toml=(str, int),
-    ),
-    _reading(
-        "header_row",
-        "the header's line (CSV) or row (sheet), from {low:g} (default: the first of the first "
-        "20 rows that names an ID column)",
-        "--header-row",
-        ("read", "header_row"),
-        kind="whole",
-        low=1,
-        metavar="N",
-    ),
-    _reading(
-        "id_column",
-        "the contact ID column (default: by alias)",
-        "--id-column",
-        ("read", "id_column"),
-        metavar="NAME",
-    ),
-    _reading(
-        "tags_column",
-        "a tags column (repeatable; default: tags, tag, labels or tag1, tag2, ...)",
-        "--tags-column",
-        ("read", "tags_columns"),
-        kind="list",
-        metavar="NAME",
-        stored_as="tags_columns",
-    ),
-    _reading(
-        "tag_separators",
-        "characters that split a tags cell besides line breaks, which always do "
-        "(default '{default}'; '' splits on line breaks only)",
-        "--tag-separators",
-        ("read", "tag_separators"),
-        default=_READ.tag_separators,
-        metavar="CHARS",
-    ),
-    Option(
-        "settle_seconds",
-        "an input changed less than this many seconds ago is left for the next run "
-        "(default {default:g}; at most {high:g}, a day)",
-        job=("read", "settle_seconds"),
-        kind="number",
-        default=_READ.settle_seconds,
-        low=0,
-        high=86_400,
-        commands=BOTH,
-    ),
-    _reading(
-        "retry_permanent",
-        "in a bulktag failures file, send again the rows whose failure was permanent "
-        "(not_found, validation_error; skipped by default)",
-        "--retry-permanent",
-        kind="flag",
-    ),
-    _reading(
-        "tag_case",
-        "default {default}",
-        "--tag-case",
-        ("tags", "case"),
-        kind="choice",
-        default=_READ.tag_case,
-        choices=("preserve", "lower"),
-    ),
-    _reading(
-        "tag_prefix",
-        "prepended to every input tag",
-        "--tag-prefix",
-        ("tags", "prefix"),
-        default=_READ.tag_prefix,
-        metavar="TEXT",
-    ),
-    _reading(
-        "add_tag",
-        "a tag added to every contact, e.g. import-2026-11 (repeatable)",
-        "--add-tag",
-        ("tags", "add"),
-        kind="list",
-        metavar="TAG",
-        stored_as="static_tags",
-    ),
-    # -- limits (run and validate) --
-    _limits(
-        "plan",
-        "the workspace's LeadLex plan: sets the rate and the daily quota (default {default})",
-        "--plan",
-        ("limits", "plan"),
-        kind="choice",
-        default="pro",
-        choices=tuple(PLANS),
-        stored_as="plan_name",
-    ),
-    _limits(
-        "rate_per_minute",
-        "calls a minute (default: the plan's)",
-        "--rate-per-minute",
-        ("limits", "rate_per_minute"),
-        kind="number",
-        low=0,
-        above=True,
-        metavar="N",
-    ),
-    _limits(
-        "quota_reserve",
-        "calls of the daily quota to leave unused (default {default})",
-        "--quota-reserve",
-        ("limits", "quota_reserve"),
-        kind="whole",
-        default=_SEND.quota_reserve,
-        low=0,
-        metavar="N",
-    ),
+RUNNING: tuple[Option, ...] = (
     # -- jobs and resuming --
     Option(
         "job",
@@ -219,6 +60,16 @@ OPTIONS: tuple[Option, ...] = (
         job=("", "keep_runs"),
         kind="whole",
         low=1,
+    ),
+    Option(
+        "directory_days",
+        "a job's kept directory of contacts by email is read again when older than this many "
+        "days, or when an address is not in it (default {default:g})",
+        job=("read", "directory_days"),
+        kind="number",
+        default=1,
+        low=0,
+        above=True,
     ),
     Option(
         "ledger",
@@ -434,17 +285,3 @@ OPTIONS: tuple[Option, ...] = (
         resume="takes",
     ),
 )
-
-BY_DEST: Mapping[str, Option] = {o.dest: o for o in OPTIONS}
-
-#: A job file's tables and their keys: ``{"limits": {"concurrency": Option, ...}, ...}``.
-JOB_TABLES: Mapping[str, Mapping[str, Option]] = {
-    table: {o.job[1]: o for o in OPTIONS if o.job is not None and o.job[0] == table}
-    for table in dict.fromkeys(o.job[0] for o in OPTIONS if o.job is not None)
-}
-
-#: The flags ``--resume`` takes from the command line (and argparse's own destinations).
-RESUME_TAKES = frozenset(o.dest for o in OPTIONS if o.resume == "takes") | {"handler", "command"}
-
-#: Flags whose run setting ``config.json`` stores under another name.
-STORED_AS: Mapping[str, str] = {o.dest: o.stored_as for o in OPTIONS if o.stored_as}

@@ -1,0 +1,311 @@
+"""Contacts by email in a run: the workspace's directory, kept by a job or read now, and
+the inputs' addresses matched against it (the rules: :mod:`bulktag.plan.emails`; the
+session that reads the directory: :mod:`bulktag.run.byemail`).
+
+A job keeps the directory in its folder (``directory.parquet``, its age and whose
+workspace it is in ``directory.json``) and reads it again when it is older than
+``[read] directory_days`` (default 1), or once in a run when an address is not in it (a
+contact added since). A run by hand reads it each time: one export call per 50,000
+contacts. The export calls are booked like every other call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from bulktag.errors import ConfigError, WorkLeftError
+from bulktag.machine import guarded
+from bulktag.outputs.publish import atomic_write
+from bulktag.plan.emails import (
+    AMBIGUOUS_EMAIL,
+    UNKNOWN_EMAIL,
+    keyed_directory,
+    resolve_emails,
+    stand_in_directory,
+    unknown_reasons,
+)
+from bulktag.read.frame import InputFrame
+
+if TYPE_CHECKING:  # types only: ``validate`` matches with no HTTP client or event loop
+    from bulktag.send.directory import DirectoryRead
+    from bulktag.send.work import DispatchStatistics
+
+__all__ = [
+    "DIRECTORY",
+    "EmailMatch",
+    "EmailStage",
+    "KeptDirectory",
+    "emails_by_contact",
+    "match_emails",
+    "with_emails",
+]
+
+log = logging.getLogger("bulktag")
+
+DIRECTORY = "directory.parquet"
+_ABOUT = "directory.json"
+#: ``directory.json``'s schema.
+DIRECTORY_VERSION = 1
+
+#: Reads the directory now (a session of its own): what it found, and its calls.
+Reader = Callable[[], "tuple[DirectoryRead, DispatchStatistics]"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeptDirectory:
+    """A job's kept directory: its folder, and whose workspace (the API URL and the key's
+    fingerprint: another workspace's directory is never used)."""
+
+    folder: Path
+    workspace: str
+    max_age: float  #: seconds
+
+    def load(self, now: float) -> tuple[pl.DataFrame, float] | None:
+        """The kept directory and when it was read, unless missing, another workspace's,
+        too old, or unreadable (then read again)."""
+        try:
+            about = json.loads((self.folder / _ABOUT).read_text(encoding="utf-8"))
+            if about.get("version") != DIRECTORY_VERSION or about["workspace"] != self.workspace:
+                return None
+            fetched = float(about["fetched_at"])
+            if now - fetched > self.max_age:
+                return None
+            return pl.read_parquet(self.folder / DIRECTORY), fetched
+        except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
+            return None
+
+    def save(self, frame: pl.DataFrame, now: float) -> None:
+        about = {"version": DIRECTORY_VERSION, "workspace": self.workspace, "fetched_at": now}
+        with guarded(self.folder / DIRECTORY):
+            atomic_write(self.folder / DIRECTORY, frame.write_parquet)
+            atomic_write(
+                self.folder / _ABOUT,
+                lambda path: path.write_text(json.dumps(about), encoding="utf-8"),
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMatch:
+    """What matching by email did, for the plan, the summary and the quota book."""
+
+    addresses: int  #: distinct addresses in the inputs (as they compare)
+    contacts: int  #: contacts in the directory
+    export_calls: int  #: this run's, for the directory
+    kept_since: float | None  #: the kept directory's time, when one was used
+    unknown: int  #: distinct addresses no contact has
+    ambiguous: int  #: distinct addresses several contacts share
+    statistics: tuple[DispatchStatistics, ...] = ()  #: the directory sessions'
+
+
+def _by_email(frames: Sequence[InputFrame]) -> list[int]:
+    return [i for i, item in enumerate(frames) if item.columns.match == "email"]
+
+
+def _resolved(frames: Sequence[InputFrame], keyed: pl.LazyFrame) -> list[InputFrame]:
+    out = list(frames)
+    for i in _by_email(frames):
+        item = frames[i]
+        out[i] = replace(item, frame=resolve_emails(item.frame, keyed, apostrophe=item.quoted))
+    return out
+
+
+def _where(frames: Sequence[InputFrame], held: pl.Expr) -> pl.DataFrame:
+    """The distinct addresses (as they compare) of the email inputs' rows ``held`` picks."""
+    parts = [
+        frames[i].frame.filter(held).select(pl.col("email").str.to_lowercase())
+        for i in _by_email(frames)
+    ]
+    return pl.concat(parts).unique().collect()
+
+
+def _read(read: Reader | None, dry_run: bool) -> tuple[pl.DataFrame, DispatchStatistics]:
+    if read is None:
+        raise ConfigError(
+            "matching by email needs the workspace's directory, read with the key (a dry "
+            "run too: export calls, no tag); give the key, or run it once without --dry-run "
+            "in its job so that the job keeps the directory"
+            if dry_run
+            else "matching by email needs the key"
+        )
+    found, statistics = read()
+    if found.frame is not None:
+        return found.frame, statistics
+    why = found.warning or "the directory could not be read"
+    if found.paging.limited:
+        raise WorkLeftError(
+            f"the workspace's directory needs more exports than LeadLex's limit (10 an hour) "
+            f"allows within --max-wait ({why}); nothing was sent: run again in an hour (a "
+            "job's next night does)"
+        )
+    if "Read permission" in why:
+        raise ConfigError(f"matching by email reads the workspace's export, and {why}")
+    raise WorkLeftError(f"the workspace's directory could not be read ({why}); nothing was sent")
+
+
+def match_emails(
+    frames: list[InputFrame],
+    *,
+    read: Reader | None,
+    kept: KeptDirectory | None,
+    now: float,
+    dry_run: bool,
+    stand_in: bool = False,
+) -> tuple[list[InputFrame], EmailMatch | None]:
+    """``frames`` with their email inputs matched to contacts (the others as they are),
+    and what it took; None when no input is matched by email. ``stand_in``: no directory
+    is read, each address stands for a contact (``validate``)."""
+    if not _by_email(frames):
+        return frames, None
+    found = None if kept is None else kept.load(now)
+    if stand_in:
+        own = stand_in_directory([frames[i].frame for i in _by_email(frames)])
+        found = (own.collect(), now)
+    sessions: list[DispatchStatistics] = []
+    calls = 0
+    fresh = found is None
+    if found is None:
+        frame, statistics = _read(read, dry_run)
+        sessions.append(statistics)
+        calls += statistics.other_calls.get("export", 0)
+        found = (frame, now)
+    resolved = _resolved(frames, keyed_directory(found[0].lazy()))
+    unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
+    if unknown.height and not fresh and read is not None:
+        log.info(
+            "%d addresses are not in the kept directory: reading it again (once a run)",
+            unknown.height,
+        )
+        frame, statistics = _read(read, dry_run)
+        sessions.append(statistics)
+        calls += statistics.other_calls.get("export", 0)
+        found, fresh = (frame, now), True
+        resolved = _resolved(frames, keyed_directory(frame.lazy()))
+        unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
+    if fresh and kept is not None and not dry_run:
+        kept.save(found[0], now)
+    resolved = _not_addresses(resolved, unknown["email"].to_list())
+    unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
+    ambiguous = _where(resolved, pl.col("held").str.starts_with(AMBIGUOUS_EMAIL))
+    addresses = _where(resolved, pl.col("email").is_not_null() & (pl.col("email") != ""))
+    return resolved, EmailMatch(
+        addresses=addresses.height,
+        contacts=found[0].height,
+        export_calls=calls,
+        kept_since=None if fresh else found[1],
+        unknown=unknown.height,
+        ambiguous=ambiguous.height,
+        statistics=tuple(sessions),
+    )
+
+
+def _not_addresses(frames: list[InputFrame], unknown: list[str]) -> list[InputFrame]:
+    """Unknown addresses that are no address at all say so (their reason, not
+    ``unknown_email``)."""
+    bad = unknown_reasons(unknown)
+    if not bad:
+        return frames
+    reasons = pl.col("email").str.to_lowercase().replace_strict(bad, default=None)
+    out = list(frames)
+    for i in _by_email(frames):
+        held = pl.when(pl.col("held") == UNKNOWN_EMAIL).then(reasons).otherwise(pl.col("held"))
+        out[i] = replace(
+            frames[i], frame=frames[i].frame.with_columns(held=pl.coalesce(held, "held"))
+        )
+    return out
+
+
+def emails_by_contact(frames: Sequence[InputFrame]) -> pl.DataFrame:
+    """Each matched contact's address as the inputs first gave it (``contact_id,
+    email``), for the results."""
+    parts = [
+        frames[i]
+        .frame.filter(pl.col("held").is_null() & pl.col("id").is_not_null())
+        .select(contact_id=pl.col("id").str.to_lowercase(), email="email")
+        for i in _by_email(frames)
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"contact_id": pl.String, "email": pl.String})
+    return pl.concat(parts).unique("contact_id", keep="first", maintain_order=True).collect()
+
+
+def with_emails(plan: Path, into: Path, emails: pl.DataFrame) -> None:
+    """The plan ``plan`` with each contact's address as given (``email``, after its ID),
+    written to ``into`` (the results and failures carry it)."""
+    frame = pl.scan_parquet(plan).join(
+        emails.lazy(), on="contact_id", how="left", maintain_order="left"
+    )
+    names = frame.collect_schema().names()
+    order = [
+        "seq",
+        "contact_id",
+        "email",
+        *(n for n in names if n not in ("seq", "contact_id", "email")),
+    ]
+    frame.select(order).sink_parquet(into, compression="lz4", statistics=False)
+
+
+class EmailStage:
+    """A run's matching by email: the :data:`~bulktag.plan.build.Matcher` its plan stage
+    calls, and then what it did (``found``) and each contact's address (``emails``)."""
+
+    def __init__(
+        self,
+        *,
+        read: Reader | None,
+        kept: KeptDirectory | None,
+        now: Callable[[], float],
+        dry_run: bool,
+        book: Callable[[DispatchStatistics], None],
+        stand_in: bool = False,
+    ) -> None:
+        self._stand_in = stand_in
+        self._read = read
+        self._kept = kept
+        self._now = now
+        self._dry_run = dry_run
+        self._book = book
+        self.found: EmailMatch | None = None
+        self.emails = pl.DataFrame(schema={"contact_id": pl.String, "email": pl.String})
+
+    def __call__(self, frames: list[InputFrame]) -> list[InputFrame]:
+        matched, self.found = match_emails(
+            frames,
+            read=self._read,
+            kept=self._kept,
+            now=self._now(),
+            dry_run=self._dry_run,
+            stand_in=self._stand_in,
+        )
+        if self.found is not None:
+            for statistics in self.found.statistics:
+                self._book(statistics)
+            self.emails = emails_by_contact(matched)
+        return matched
+
+    def calls(self) -> dict[str, int]:
+        """The directory's calls by endpoint (for the journal's count of the run's calls)."""
+        counted: dict[str, int] = {}
+        for statistics in () if self.found is None else self.found.statistics:
+            for endpoint, n in statistics.other_calls.items():
+                counted[endpoint] = counted.get(endpoint, 0) + n
+        return counted
+
+    def as_json(self, *, stand_in: bool = False) -> dict[str, object] | None:
+        found = self.found
+        if found is None:
+            return None
+        return {
+            "addresses": found.addresses,
+            "directory_contacts": None if stand_in else found.contacts,
+            "export_calls": found.export_calls,
+            "kept_since": found.kept_since,
+            "unknown": found.unknown,
+            "ambiguous": found.ambiguous,
+        }

@@ -1,0 +1,313 @@
+"""Contacts by email, through the real command against the emulator: the directory read
+through the export, the rules (trimmed, lower-cased, never a guess), the calls it costs,
+a job across nights, and a failures re-run by ID.
+
+The expected matches come from the emulator's contacts by a plain dictionary here, not
+from bulktag."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from bulktag.emulator import Contact
+from bulktag.emulator.model import SHARED_EMAIL
+from bulktag.errors import ExitCode
+from tests.world import World, read_results
+
+
+def _by_address(world: World) -> dict[str, list[str]]:
+    """The oracle: each address (trimmed, lower-cased) and the contacts that have it."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for contact in world.emulator.contacts.values():
+        found[contact.email.strip().lower()].append(contact.id)
+    return found
+
+
+def _contact(world: World, index: int) -> Contact:
+    return world.emulator.contacts[world.contact_ids[index]]
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    return summary
+
+
+def _exports(world: World) -> int:
+    """Export calls the emulator answered (its own count)."""
+    return int(world.emulator.handled["GET /v1/contacts/export"])
+
+
+def test_a_file_of_emails_only(make_world: Callable[..., World]) -> None:
+    """Unknown, shared, mixed-case and malformed addresses: one export call, one add-tags
+    call per matched person, every other row a reject saying why; results carry both the
+    address given and the contact."""
+    world = make_world(contacts=120, plan="org")
+    first, mixed, shared = _contact(world, 0), _contact(world, 10), _contact(world, SHARED_EMAIL)
+    assert mixed.email != mixed.email.lower()  # the emulator's case variant
+    rows = [
+        (first.email, "vip"),
+        (f"  {first.email.upper()} ", "gold"),  # the same person, in capitals, padded
+        (mixed.email.lower(), "x"),  # as lower case: the CRM holds it in mixed case
+        (shared.email, "shared"),
+        ("nobody@example.com", "y"),
+        ("not an address", "z"),
+        (_contact(world, 5).email, "a"),
+    ]
+    source = world.write_csv("people.csv", rows, header=("E-Mail-Adresse", "Schlagwörter"))
+    code, run_dir = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.FAILURES  # rows rejected
+    oracle = _by_address(world)
+    assert len(oracle[shared.email.lower()]) == 2
+    summary = _summary(run_dir)
+    assert summary["calls"] == {"add_tags": 3, "export": 1, "total": 4}  # 1 page + 3 people
+    assert summary["plan"]["by_email"] == {
+        "addresses": 6,
+        "directory_contacts": 120,
+        "export_calls": 1,
+        "kept_since": None,
+        "unknown": 1,
+        "ambiguous": 1,
+    }
+    results = read_results(run_dir / "results.csv")
+    assert results.columns[:3] == ["contact_id", "email", "tags"]
+    by_id = {r["contact_id"]: r for r in results.iter_rows(named=True)}
+    assert set(by_id) == {first.id, mixed.id, _contact(world, 5).id}
+    assert by_id[first.id]["email"] == first.email  # as the file first gave it
+    assert by_id[first.id]["tags"] == "vip,gold"
+    assert world.tags_of(first.id) == ["vip", "gold"]
+    assert world.tags_of(mixed.id) == ["x"]
+    assert all(world.tags_of(cid) == [] for cid in oracle[shared.email.lower()])
+    rejects = read_results(run_dir / "rejects.csv")
+    kinds = dict(zip(rejects["contact_id"], rejects["error_type"], strict=True))
+    assert kinds == {
+        shared.email: "ambiguous_email",
+        "nobody@example.com": "unknown_email",
+        "not an address": "invalid_input",
+    }
+    reason = rejects.filter(rejects["contact_id"] == shared.email)["reason"].item()
+    assert all(cid in reason for cid in oracle[shared.email.lower()])
+    assert (
+        rejects.filter(rejects["contact_id"] == "not an address")["reason"]
+        .item()
+        .startswith("not an email address")
+    )
+
+
+def test_a_file_with_ids_and_emails_uses_the_ids(make_world: Callable[..., World]) -> None:
+    """Both columns: by ID, no export; --match email: by the addresses, one export."""
+    world = make_world(contacts=30, plan="org")
+    rows = [(_contact(world, i).id, _contact(world, i + 1).email, "t") for i in range(3)]
+    source = world.write_csv("both.csv", rows, header=("contact_id", "email", "tags"))
+    code, run_dir = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.OK
+    assert _summary(run_dir)["calls"] == {"add_tags": 3, "total": 3}
+    assert [world.tags_of(_contact(world, i).id) for i in range(4)] == [["t"]] * 3 + [[]]
+    code, run_dir = world.run(
+        str(source), "--plan", "org", "--match", "email", "--tags-column", "tags"
+    )
+    assert code == ExitCode.OK
+    assert _summary(run_dir)["calls"] == {"add_tags": 3, "export": 1, "total": 4}
+    assert world.tags_of(_contact(world, 3).id) == ["t"]
+
+
+def test_an_id_file_and_an_email_file_in_one_run(make_world: Callable[..., World]) -> None:
+    """A person in both files is one contact: one call with the tags of both."""
+    world = make_world(contacts=30, plan="org")
+    ids = world.write_csv("ids.csv", [(_contact(world, 1).id, "from-ids")])
+    emails = world.write_csv(
+        "emails.csv", [(_contact(world, 1).email, "from-emails")], header=("email", "tags")
+    )
+    code, run_dir = world.run(str(ids), str(emails), "--plan", "org")
+    assert code == ExitCode.OK
+    assert _summary(run_dir)["calls"] == {"add_tags": 1, "export": 1, "total": 2}
+    assert world.tags_of(_contact(world, 1).id) == ["from-ids", "from-emails"]
+
+
+def test_a_workspace_of_120_000_contacts_takes_three_export_pages(
+    make_world: Callable[..., World],
+) -> None:
+    """50,000 contacts an export: 3 pages, paged by creation date; the last page's
+    contacts are found as the first's."""
+    world = make_world(contacts=120_000, plan="org")
+    picked = [0, 49_997, 50_000, 99_997, 100_000, 119_997]  # none shares its address
+    rows = [(_contact(world, i).email, "deep") for i in picked]
+    source = world.write_csv("far.csv", rows, header=("Work Email", "tags"))
+    code, run_dir = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.OK
+    assert _summary(run_dir)["calls"] == {"add_tags": 6, "export": 3, "total": 9}
+    assert _exports(world) == 3
+    assert all(world.tags_of(_contact(world, i).id) == ["deep"] for i in picked)
+
+
+def test_the_hourly_export_limit_is_waited_for_within_max_wait(
+    make_world: Callable[..., World],
+) -> None:
+    """One export an hour and three pages: --max-wait 900 stops before sending (75,
+    nothing sent); --max-wait 7200 waits twice for the limit (virtual time) and sends."""
+    world = make_world(contacts=120_000, plan="org", export_per_hour=1)
+    source = world.write_csv(
+        "far.csv", [(_contact(world, 100_000).email, "late")], header=("email", "tags")
+    )
+    code, run_dir = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.WORK_LEFT
+    assert world.tags_of(_contact(world, 100_000).id) == []
+    world.next_night()
+    code, run_dir = world.run(str(source), "--plan", "org", "--max-wait", "7200")
+    assert code == ExitCode.OK
+    assert world.tags_of(_contact(world, 100_000).id) == ["late"]
+    assert _summary(run_dir)["calls"]["export"] == 5  # 3 pages, two of them refused first
+
+
+def test_a_job_keeps_its_directory_across_nights(make_world: Callable[..., World]) -> None:
+    """Night 1 reads the directory; night 2 uses the kept one (no export); an address new
+    to the CRM reads it again, once; a directory older than directory_days is read again."""
+    world = make_world(contacts=60, plan="org")
+    export = world.folder / "export.csv"
+    rows = [(_contact(world, i).email, "seg") for i in range(3)]
+    world.write_csv("export.csv", rows, header=("email", "tags"))
+    job = world.write_job('inputs = ["export.csv"]\n[limits]\nplan = "org"\n')
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert _summary(run_dir)["calls"]["export"] == 1
+    assert (world.folder / "job" / "directory.parquet").is_file()
+
+    world.write_csv(
+        "export.csv", [*rows, (_contact(world, 3).email, "seg")], header=("email", "tags")
+    )
+    world.clock.jump(3600)
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert "export" not in _summary(run_dir)["calls"]  # the kept directory
+    assert _summary(run_dir)["plan"]["by_email"]["kept_since"] is not None
+    assert world.tags_of(_contact(world, 3).id) == ["seg"]
+
+    newcomer = Contact(
+        id="0d7e3c52-5d2b-4d71-9a3e-1c5b7f2a9e10",
+        workspace="default",
+        full_name="Nina New",
+        email="nina.new@example.com",
+        phone="",
+        job_title="",
+        company_name="",
+        linkedin_url="",
+        tags=[],
+        created_at=world.emulator.clock.now(),
+    )
+    world.emulator.add_contact(newcomer)
+    with export.open("a", encoding="utf-8") as handle:
+        handle.write("Nina.New@example.com,seg\n")
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert _summary(run_dir)["calls"]["export"] == 1  # read again, once
+    assert world.tags_of(newcomer.id) == ["seg"]
+
+    world.next_night()
+    world.next_night()  # two days on: older than directory_days = 1
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert _summary(run_dir)["calls"]["export"] == 1
+
+
+def test_a_failures_rerun_goes_by_id(make_world: Callable[..., World]) -> None:
+    """A run that the quota stops leaves failures with the address and the contact; the
+    re-run sends them by ID, with no export."""
+    world = make_world(contacts=60, plan="starter")
+    world.workspace_used(100 - 3)  # three calls left today: the export and two contacts
+    rows = [(_contact(world, i).email, "late") for i in range(5)]
+    source = world.write_csv("people.csv", rows, header=("email", "tags"))
+    code, run_dir = world.run(str(source), "--plan", "starter")
+    assert code == ExitCode.WORK_LEFT
+    failures = read_results(run_dir / "failures.csv")
+    assert failures.columns[:3] == ["contact_id", "email", "tags"]
+    assert failures.height == 3
+    assert set(failures["email"]) == {_contact(world, i).email for i in (2, 3, 4)}
+    world.next_night()
+    code, rerun = world.run(str(run_dir / "failures.csv"), "--plan", "starter")
+    assert code == ExitCode.OK
+    assert _summary(rerun)["calls"] == {"add_tags": 3, "total": 3}
+    assert all(world.tags_of(_contact(world, i).id) == ["late"] for i in range(5))
+
+
+def test_a_dry_run_reads_the_directory_and_sends_nothing(
+    make_world: Callable[..., World],
+) -> None:
+    """A dry run by hand: the directory read (its export calls said), no tag written."""
+    world = make_world(contacts=30, plan="org")
+    source = world.write_csv("p.csv", [(_contact(world, 2).email, "d")], header=("email", "tags"))
+    code, run_dir = world.run(str(source), "--plan", "org", "--dry-run")
+    assert code == ExitCode.OK
+    assert _summary(run_dir)["plan"]["by_email"]["export_calls"] == 1
+    assert world.tags_of(_contact(world, 2).id) == []
+    assert world.handled_tag_calls() == 0
+
+
+def test_without_read_permission_matching_by_email_stops(
+    make_world: Callable[..., World],
+) -> None:
+    """A key that may write but not read cannot read the directory: 78, nothing sent."""
+    from bulktag.emulator import Key
+    from tests.constants import KEY
+
+    world = make_world(contacts=30, plan="org", keys=[Key(KEY, "default", frozenset({"write"}))])
+    source = world.write_csv("p.csv", [(_contact(world, 2).email, "d")], header=("email", "tags"))
+    code, _ = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.CONFIG
+    assert world.handled_tag_calls() == 0
+
+
+@pytest.mark.parametrize("flag", ["--match", "--email-column"])
+def test_the_flags_reach_the_job_file_too(flag: str) -> None:
+    """--match and --email-column are [read] match and email_column in a job file."""
+    from bulktag.spec import BY_DEST
+
+    dest = flag.removeprefix("--").replace("-", "_")
+    assert BY_DEST[dest].job == ("read", dest)
+
+
+def test_the_emulator_export_honours_fields_and_windows(make_world: Callable[..., World]) -> None:
+    """fields=id,email gives those columns; created_after and created_before window it."""
+    world = make_world(contacts=10, plan="org")
+    transport = world.runtime().transport
+    assert transport is not None
+    from tests.constants import KEY
+    from tests.world import URL
+
+    async def ask(params: dict[str, str]) -> str:
+        async with httpx2.AsyncClient(
+            transport=transport, base_url=URL, headers={"Authorization": f"Bearer {KEY}"}
+        ) as api:
+            answer = await api.get(
+                "/v1/contacts/export", params=params, headers={"Accept": "text/csv"}
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.text
+
+    import trio
+
+    text = trio.run(ask, {"fields": "id,email"})
+    lines = text.strip().splitlines()
+    assert lines[0] == "id,email"
+    assert len(lines) == 11
+    created = sorted(c.created_at for c in world.emulator.contacts.values())
+    from bulktag.emulator.model import iso_time
+
+    windowed = trio.run(
+        ask,
+        {
+            "fields": "id",
+            "created_after": iso_time(created[2]),
+            "created_before": iso_time(created[6]),
+        },
+    )
+    assert len(windowed.strip().splitlines()) == 1 + 3  # the 4th, 5th and 6th
