@@ -40,7 +40,7 @@ def email_stage(
         except ConfigError:
             return None
 
-    def read() -> tuple[DirectoryRead, DispatchStatistics]:
+    def read(after: str | None) -> tuple[DirectoryRead, DispatchStatistics]:
         found = usable_key()
         if found is None:
             raise ConfigError(
@@ -51,7 +51,7 @@ def email_stage(
         aimed = target(found)
         try:
             return anyio.run(
-                partial(directory, aimed, runtime),
+                partial(directory, aimed, runtime, after),
                 backend=runtime.backend,
                 backend_options=dict(runtime.backend_options or {}),
             )

@@ -32,6 +32,7 @@ from bulktag.plan.emails import (
     unknown_reasons,
 )
 from bulktag.read.frame import InputFrame
+from bulktag.send.directory import SCHEMA
 
 if TYPE_CHECKING:  # types only: ``validate`` matches with no HTTP client or event loop
     from bulktag.send.directory import DirectoryRead
@@ -53,9 +54,23 @@ DIRECTORY = "directory.parquet"
 _ABOUT = "directory.json"
 #: ``directory.json``'s schema.
 DIRECTORY_VERSION = 1
+#: A directory whose reading the hourly export limit cut goes on for this many days.
+PARTIAL_DAYS = 7
 
-#: Reads the directory now (a session of its own): what it found, and its calls.
-Reader = Callable[[], "tuple[DirectoryRead, DispatchStatistics]"]
+#: Reads the directory now (a session of its own), from a ``created_after`` (None: from
+#: the start): what it found, and its calls.
+Reader = Callable[[str | None], "tuple[DirectoryRead, DispatchStatistics]"]
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A job's directory as kept: ``complete``, or the pages a paging stopped by the
+    hourly limit read, and where it goes on (``after``)."""
+
+    frame: pl.DataFrame
+    started: float  #: when it was read whole (or its partial reading last went on)
+    complete: bool
+    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +82,33 @@ class KeptDirectory:
     workspace: str
     max_age: float  #: seconds
 
-    def load(self, now: float) -> tuple[pl.DataFrame, float] | None:
-        """The kept directory and when it was read, unless missing, another workspace's,
-        too old, or unreadable (then read again)."""
+    def load(self, now: float) -> Kept | None:
+        """The kept directory, unless missing, another workspace's, unreadable, or older
+        than ``max_age`` (then it is read again); a partial one goes on for PARTIAL_DAYS
+        (a directory longer than a night's exports is read over several nights)."""
         try:
             about = json.loads((self.folder / _ABOUT).read_text(encoding="utf-8"))
             if about.get("version") != DIRECTORY_VERSION or about["workspace"] != self.workspace:
                 return None
-            fetched = float(about["fetched_at"])
-            if now - fetched > self.max_age:
+            started = float(about["fetched_at"])
+            complete = bool(about.get("complete", True))
+            if now - started > (self.max_age if complete else PARTIAL_DAYS * 86_400):
                 return None
-            return pl.read_parquet(self.folder / DIRECTORY), fetched
+            frame = pl.read_parquet(self.folder / DIRECTORY)
+            return Kept(frame, started, complete, about.get("after"))
         except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
             return None
 
-    def save(self, frame: pl.DataFrame, now: float) -> None:
-        about = {"version": DIRECTORY_VERSION, "workspace": self.workspace, "fetched_at": now}
+    def save(self, kept: Kept) -> None:
+        about = {
+            "version": DIRECTORY_VERSION,
+            "workspace": self.workspace,
+            "fetched_at": kept.started,
+            "complete": kept.complete,
+            "after": kept.after,
+        }
         with guarded(self.folder / DIRECTORY):
-            atomic_write(self.folder / DIRECTORY, frame.write_parquet)
+            atomic_write(self.folder / DIRECTORY, kept.frame.write_parquet)
             atomic_write(
                 self.folder / _ABOUT,
                 lambda path: path.write_text(json.dumps(about), encoding="utf-8"),
@@ -125,24 +149,41 @@ def _where(frames: Sequence[InputFrame], held: pl.Expr) -> pl.DataFrame:
     return pl.concat(parts).unique().collect()
 
 
-def _read(read: Reader | None, dry_run: bool) -> tuple[pl.DataFrame, DispatchStatistics]:
+def _read(
+    read: Reader | None,
+    *,
+    dry_run: bool,
+    start: Kept | None,
+    kept: KeptDirectory | None,
+    now: float,
+) -> tuple[Kept, DispatchStatistics]:
+    """The directory read now, from where ``start`` (a job's paging the hourly limit
+    stopped) left it. Stopped by the limit again: a job keeps what was read, for its next
+    run (nothing is sent until the directory is whole)."""
     if read is None:
-        raise ConfigError(
-            "matching by email needs the workspace's directory, read with the key (a dry "
-            "run too: export calls, no tag); give the key, or run it once without --dry-run "
-            "in its job so that the job keeps the directory"
-            if dry_run
-            else "matching by email needs the key"
-        )
-    found, statistics = read()
+        raise ConfigError("matching by email needs the key, to read the workspace's directory")
+    found, statistics = read(None if start is None else start.after)
+    so_far = [] if start is None else [start.frame]
     if found.frame is not None:
-        return found.frame, statistics
+        whole = pl.concat([*so_far, found.frame]).unique("id", keep="first", maintain_order=True)
+        return Kept(whole, now, complete=True), statistics
     why = found.warning or "the directory could not be read"
     if found.paging.limited:
+        read_so_far = pl.concat(
+            [*so_far, found.partial if found.partial is not None else pl.DataFrame(schema=SCHEMA)]
+        )
+        if kept is not None and not dry_run:
+            kept.save(Kept(read_so_far, now, complete=False, after=found.paging.after))
+            go_on = "the job's next run goes on from there"
+        else:
+            go_on = (
+                "run it again in an hour, with a --max-wait of an hour, or as a job, which "
+                "keeps what it read"
+            )
         raise WorkLeftError(
-            f"the workspace's directory needs more exports than LeadLex's limit (10 an hour) "
-            f"allows within --max-wait ({why}); nothing was sent: run again in an hour (a "
-            "job's next night does)"
+            f"the workspace's directory is longer than LeadLex's export limit (10 calls an "
+            f"hour) lets bulktag read within --max-wait: {read_so_far.height:,} contacts "
+            f"read so far ({why}); nothing was sent: {go_on}"
         )
     if "Read permission" in why:
         raise ConfigError(f"matching by email reads the workspace's export, and {why}")
@@ -166,39 +207,39 @@ def match_emails(
     found = None if kept is None else kept.load(now)
     if stand_in:
         own = stand_in_directory([frames[i].frame for i in _by_email(frames)])
-        found = (own.collect(), now)
+        found = Kept(own.collect(), now, complete=True)
     sessions: list[DispatchStatistics] = []
-    calls = 0
-    fresh = found is None
-    if found is None:
-        frame, statistics = _read(read, dry_run)
+    fresh = found is None or not found.complete
+    if found is None or not found.complete:
+        found, statistics = _read(read, dry_run=dry_run, start=found, kept=kept, now=now)
         sessions.append(statistics)
-        calls += statistics.other_calls.get("export", 0)
-        found = (frame, now)
-    resolved = _resolved(frames, keyed_directory(found[0].lazy()))
+    resolved = _resolved(frames, keyed_directory(found.frame.lazy()))
     unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
     if unknown.height and not fresh and read is not None:
         log.info(
             "%d addresses are not in the kept directory: reading it again (once a run)",
             unknown.height,
         )
-        frame, statistics = _read(read, dry_run)
-        sessions.append(statistics)
-        calls += statistics.other_calls.get("export", 0)
-        found, fresh = (frame, now), True
-        resolved = _resolved(frames, keyed_directory(frame.lazy()))
-        unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
+        try:
+            found, statistics = _read(read, dry_run=dry_run, start=None, kept=None, now=now)
+        except WorkLeftError as exc:  # the kept one stands: its unknown addresses are rejects
+            log.warning("%s; the kept directory is used", exc)
+        else:
+            sessions.append(statistics)
+            fresh = True
+            resolved = _resolved(frames, keyed_directory(found.frame.lazy()))
+            unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
     if fresh and kept is not None and not dry_run:
-        kept.save(found[0], now)
+        kept.save(found)
     resolved = _not_addresses(resolved, unknown["email"].to_list())
     unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
     ambiguous = _where(resolved, pl.col("held").str.starts_with(AMBIGUOUS_EMAIL))
     addresses = _where(resolved, pl.col("email").is_not_null() & (pl.col("email") != ""))
     return resolved, EmailMatch(
         addresses=addresses.height,
-        contacts=found[0].height,
-        export_calls=calls,
-        kept_since=None if fresh else found[1],
+        contacts=found.frame.height,
+        export_calls=sum(s.other_calls.get("export", 0) for s in sessions),
+        kept_since=None if fresh else found.started,
         unknown=unknown.height,
         ambiguous=ambiguous.height,
         statistics=tuple(sessions),

@@ -206,10 +206,12 @@ async def send(
         return SessionResult(dispatcher.statistics(), report)
 
 
-async def directory(target: Target, runtime: Runtime) -> tuple[DirectoryRead, DispatchStatistics]:
-    """A session that reads the workspace's directory (contacts by email), under the run's
-    limits and signals; waits for the hourly export limit within ``--max-wait``, saying so
-    on the progress bar."""
+async def directory(
+    target: Target, runtime: Runtime, after: str | None = None
+) -> tuple[DirectoryRead, DispatchStatistics]:
+    """A session that reads the workspace's directory (contacts by email), from ``after``
+    on (None: the start), under the run's limits and signals; waits for the hourly export
+    limit within ``--max-wait``, saying so on the progress bar."""
     settings = target.dispatch
     show = sys.stderr.isatty() if target.progress is None else target.progress
     bar = tqdm(unit="page", file=sys.stderr, disable=not show, dynamic_ncols=True)
@@ -251,7 +253,10 @@ async def directory(target: Target, runtime: Runtime) -> tuple[DirectoryRead, Di
                 if runtime.handle_signals:
                     await watch.start(_watch_signals, dispatcher, settings.grace, runtime)
                 found = await read_directory(
-                    _GatedReads(dispatcher, client), wait=wait, max_wait=settings.max_wait
+                    _GatedReads(dispatcher, client),
+                    wait=wait,
+                    max_wait=settings.max_wait,
+                    after=after,
                 )
                 watch.cancel_scope.cancel()
         finally:

@@ -18,7 +18,7 @@ import polars as pl
 from bulktag.leadlex import EXPORT_MAX_LIMIT, EXPORT_PER_HOUR
 from bulktag.send.exports import Paging, Reads, Wait, paged_export
 
-__all__ = ["FIELDS", "DirectoryRead", "export_calls", "read_directory"]
+__all__ = ["FIELDS", "SCHEMA", "DirectoryRead", "export_calls", "read_directory"]
 
 log = logging.getLogger("bulktag")
 
@@ -30,9 +30,16 @@ def export_calls(contacts: int) -> int:
     return max(1, math.ceil(contacts / EXPORT_MAX_LIMIT))
 
 
+#: A directory's columns as kept: the contact, its address, and when it was created (where
+#: a paging stopped by the hourly limit goes on).
+SCHEMA = {"id": pl.String, "email": pl.String, "created_at": pl.String}
+
+
 @dataclass(frozen=True, slots=True)
 class DirectoryRead:
-    """A directory read, or why not: ``frame`` (``id, email``) is None when it stopped."""
+    """A directory read, or why not: ``frame`` (``id, email, created_at``) is None when
+    it stopped; stopped by the hourly limit, ``paging.partial`` holds the pages read and
+    ``paging.after`` where the next run goes on."""
 
     frame: pl.DataFrame | None
     paging: Paging
@@ -41,15 +48,29 @@ class DirectoryRead:
     def warning(self) -> str | None:
         return self.paging.warning
 
+    @property
+    def partial(self) -> pl.DataFrame | None:
+        rows = self.paging.partial
+        return None if rows is None else _shaped(rows)
 
-async def read_directory(reads: Reads, *, wait: Wait, max_wait: float) -> DirectoryRead:
-    """The workspace's ``id, email`` pairs, every page; waiting for the hourly export limit
-    up to ``max_wait`` seconds in all (``wait`` shows and sleeps it)."""
+
+def _shaped(rows: pl.DataFrame) -> pl.DataFrame:
+    if rows.is_empty():
+        return pl.DataFrame(schema=SCHEMA)
+    return rows.select(pl.col("id"), pl.col("email").fill_null(""), pl.col("created_at"))
+
+
+async def read_directory(
+    reads: Reads, *, wait: Wait, max_wait: float, after: str | None = None
+) -> DirectoryRead:
+    """The workspace's ``id, email`` pairs, every page from ``after`` on (a paging an
+    earlier run left; None: from the start); waiting for the hourly export limit up to
+    ``max_wait`` seconds in all (``wait`` shows and sleeps it)."""
     paging = Paging()
-    rows = await paged_export(reads, [], FIELDS, paging, wait=wait, max_wait=max_wait)
+    rows = await paged_export(reads, [], FIELDS, paging, wait=wait, max_wait=max_wait, after=after)
     if rows is None:
         return DirectoryRead(None, paging)
-    frame = rows.select(pl.col("id"), pl.col("email").fill_null(""))
+    frame = _shaped(rows)
     log.info(
         "the workspace's directory: %d contacts in %d export calls (at most %d an hour)",
         frame.height,

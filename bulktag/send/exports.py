@@ -50,6 +50,10 @@ class Paging:
     #: The hourly limit stopped the paging: a wait longer than allowed was asked.
     limited: bool = False
     waited: float = 0.0  #: seconds waited for the hourly limit
+    #: Where the paging stopped by the limit would go on (``created_after``; None: from
+    #: the start), and the rows read before it (what a job keeps for its next run).
+    after: str | None = None
+    partial: pl.DataFrame | None = None
 
 
 def export_limit(endpoint: str, attempt: Attempt) -> bool:
@@ -90,14 +94,16 @@ async def paged_export(
     *,
     wait: Wait | None = None,
     max_wait: float = 0.0,
+    after: str | None = None,
 ) -> pl.DataFrame | None:
     """Every row of one export (``fields`` holds ``id`` and ``created_at``), page after
-    page; None when a call fails or the paging cannot go on (``paging.warning`` says why).
+    page, from ``after`` on (a ``created_after``; None: from the start); None when a call
+    fails or the paging cannot go on (``paging.warning`` says why; stopped by the hourly
+    limit, ``paging.after`` and ``paging.partial`` say where and what was read).
 
     ``wait``: how to wait for the hourly limit (a Retry-After of at most ``max_wait``
     seconds, in all); None gives up on it at once."""
     frames: list[pl.DataFrame] = []
-    after: str | None = None
     while True:
         query = [*params, ("fields", fields), ("limit", str(EXPORT_MAX_LIMIT))]
         if after is not None:
@@ -114,7 +120,8 @@ async def paged_export(
                 paging.waited += pause
                 await wait(pause)
                 continue
-            paging.limited = True
+            paging.limited, paging.after = True, after
+            paging.partial = _rows(frames)
         if not attempt.ok or text is None:
             paging.warning = why_export_failed(attempt)
             return None
@@ -135,4 +142,11 @@ async def paged_export(
             )
             return None
         after = _before(last)
+    return _rows(frames)
+
+
+def _rows(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The pages' rows, each contact once (pages overlap by a second)."""
+    if not frames:
+        return pl.DataFrame()
     return pl.concat(frames).unique(subset="id", keep="first", maintain_order=True)

@@ -165,6 +165,31 @@ def test_the_hourly_export_limit_is_waited_for_within_max_wait(
     assert _summary(run_dir)["calls"]["export"] == 5  # 3 pages, two of them refused first
 
 
+def test_a_directory_longer_than_a_nights_exports_goes_on_the_next_night(
+    make_world: Callable[..., World],
+) -> None:
+    """One export an hour, three pages, the job's --max-wait of 900 s: each night reads the
+    page the limit allows, keeps it and exits 75 sending nothing; the third night has the
+    whole directory and sends. Never a page read twice."""
+    world = make_world(contacts=120_000, plan="org", export_per_hour=1)
+    late = _contact(world, 110_000)
+    world.write_csv("export.csv", [(late.email, "seg")], header=("email", "tags"))
+    job = world.write_job('inputs = ["export.csv"]\n[limits]\nplan = "org"\n')
+    kept = []
+    for _night in range(3):
+        code, _ = world.run_job(job)
+        about = json.loads((world.folder / "job" / "directory.json").read_text())
+        kept.append((code, about["complete"], _exports(world)))
+        world.next_night()
+    # the exports LeadLex answered (the limit's 429s never reach it): one page a night
+    assert kept == [
+        (ExitCode.WORK_LEFT, False, 1),
+        (ExitCode.WORK_LEFT, False, 2),
+        (ExitCode.OK, True, 3),  # the directory is whole: sent
+    ]
+    assert world.tags_of(late.id) == ["seg"]
+
+
 def test_a_job_keeps_its_directory_across_nights(make_world: Callable[..., World]) -> None:
     """Night 1 reads the directory; night 2 uses the kept one (no export); an address new
     to the CRM reads it again, once; a directory older than directory_days is read again."""
