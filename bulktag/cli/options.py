@@ -117,6 +117,14 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         if problem:
             raise UsageError(f"--add-tag (or the job's [tags] add) {tag!r}: {problem}")
         static.append(cleaned)
+    match, id_column = _pick(args, "match", job), _pick(args, "id_column", job)
+    if match == "email" and id_column:
+        raise UsageError(
+            "--match email with --id-column (or the job's [read] id_column): name the email "
+            "column with --email-column instead"
+        )
+    if match == "id" and _pick(args, "email_column", job):
+        raise UsageError("--match id with --email-column: give one of them")
     delimiter = _pick(args, "delimiter", job)
     if delimiter in ("\\t", "tab"):
         delimiter = "\t"
@@ -125,8 +133,8 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         encoding=_pick(args, "encoding", job),
         sheet=_pick(args, "sheet", job),
         header_row=_pick(args, "header_row", job),
-        id_column=_pick(args, "id_column", job),
-        match=_pick(args, "match", job),
+        id_column=id_column,
+        match=match,
         email_column=_pick(args, "email_column", job),
         tags_columns=tuple(_pick(args, "tags_column", job) or ()),
         tag_separators=_pick(args, "tag_separators", job),

@@ -53,8 +53,8 @@ def email_key(cell: pl.Expr) -> pl.Expr:
 
 
 def keyed_directory(directory: pl.LazyFrame) -> pl.LazyFrame:
-    """The directory (``id, email``, as exported) by address: ``key``, one ``contact``
-    that has it, how many do (``n``) and, where several do, the reject's ``shared`` reason
+    """The directory (``id, email``, as exported) by address: ``key``, the ``contact``
+    that has it (none when several do), how many do (``n``) and, where several do, the reject's ``shared`` reason
     naming them all (sorted). A contact without an address is left out.
 
     Cheap aggregations for every address (the first ID, a count); the list of IDs only
@@ -80,7 +80,9 @@ def keyed_directory(directory: pl.LazyFrame) -> pl.LazyFrame:
             ),
         )
     )
-    return counted.join(shared, on="key", how="left")
+    return counted.join(shared, on="key", how="left").with_columns(
+        contact=pl.when(pl.col("n") == 1).then(pl.col("contact"))  # none for a shared one
+    )
 
 
 def resolve_emails(
@@ -93,21 +95,19 @@ def resolve_emails(
     given = pl.col("id").str.strip_chars()
     if apostrophe:
         given = given.str.strip_prefix("'")
-    matched = frame.with_columns(email=given, __key=email_key(given)).join(
-        directory, left_on="__key", right_on="key", how="left", maintain_order="left"
+    matched = frame.with_columns(email=given, __key=given.str.to_lowercase()).join(
+        directory.select("key", "contact", "shared"),
+        left_on="__key",
+        right_on="key",
+        how="left",
+        maintain_order="left",
     )
-    blank = pl.col("__key").is_null() | (pl.col("__key") == "")
-    reason = (
-        pl.when(blank | pl.col("held").is_not_null())
-        .then(pl.col("held"))
-        .when(pl.col("n").is_null())
-        .then(pl.lit(UNKNOWN_EMAIL))
-        .otherwise(pl.col("shared"))
-    )
+    # a blank cell is in no directory (its key is null or ""): the ID rules tell it
+    unknown = pl.col("contact").is_null() & pl.col("shared").is_null() & (pl.col("__key") != "")
+    reason = pl.when(unknown).then(pl.lit(UNKNOWN_EMAIL)).otherwise(pl.col("shared"))
     return matched.with_columns(
-        id=pl.when(pl.col("n") == 1).then(pl.col("contact")).otherwise(pl.col("id")),
-        held=reason,
-    ).drop("__key", "contact", "n", "shared")
+        id=pl.coalesce("contact", "id"), held=pl.coalesce("held", reason)
+    ).drop("__key", "contact", "shared")
 
 
 def unknown_reasons(addresses: Iterable[str]) -> dict[str, str]:

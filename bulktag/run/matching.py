@@ -64,8 +64,9 @@ Reader = Callable[[str | None], "tuple[DirectoryRead, DispatchStatistics]"]
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """A job's directory as kept: ``complete``, or the pages a paging stopped by the
-    hourly limit read, and where it goes on (``after``)."""
+    """A job's directory as kept: ``complete`` (keyed by address once, when read:
+    :func:`~bulktag.plan.emails.keyed_directory`), or the pages a paging stopped by the
+    hourly limit read (as exported), and where it goes on (``after``)."""
 
     frame: pl.DataFrame
     started: float  #: when it was read whole (or its partial reading last went on)
@@ -166,7 +167,7 @@ def _read(
     so_far = [] if start is None else [start.frame]
     if found.frame is not None:
         whole = pl.concat([*so_far, found.frame]).unique("id", keep="first", maintain_order=True)
-        return Kept(whole, now, complete=True), statistics
+        return Kept(keyed_directory(whole.lazy()).collect(), now, complete=True), statistics
     why = found.warning or "the directory could not be read"
     if found.paging.limited:
         read_so_far = pl.concat(
@@ -207,13 +208,13 @@ def match_emails(
     found = None if kept is None else kept.load(now)
     if stand_in:
         own = stand_in_directory([frames[i].frame for i in _by_email(frames)])
-        found = Kept(own.collect(), now, complete=True)
+        found = Kept(keyed_directory(own).collect(), now, complete=True)
     sessions: list[DispatchStatistics] = []
     fresh = found is None or not found.complete
     if found is None or not found.complete:
         found, statistics = _read(read, dry_run=dry_run, start=found, kept=kept, now=now)
         sessions.append(statistics)
-    resolved = _resolved(frames, keyed_directory(found.frame.lazy()))
+    resolved = _resolved(frames, found.frame.lazy())
     unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
     if unknown.height and not fresh and read is not None:
         log.info(
@@ -227,7 +228,7 @@ def match_emails(
         else:
             sessions.append(statistics)
             fresh = True
-            resolved = _resolved(frames, keyed_directory(found.frame.lazy()))
+            resolved = _resolved(frames, found.frame.lazy())
             unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
     if fresh and kept is not None and not dry_run:
         kept.save(found)
@@ -237,7 +238,7 @@ def match_emails(
     addresses = _where(resolved, pl.col("email").is_not_null() & (pl.col("email") != ""))
     return resolved, EmailMatch(
         addresses=addresses.height,
-        contacts=found.frame.height,
+        contacts=int(found.frame["n"].sum() or 0),
         export_calls=sum(s.other_calls.get("export", 0) for s in sessions),
         kept_since=None if fresh else found.started,
         unknown=unknown.height,

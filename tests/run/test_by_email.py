@@ -336,3 +336,20 @@ def test_the_emulator_export_honours_fields_and_windows(make_world: Callable[...
         },
     )
     assert len(windowed.strip().splitlines()) == 1 + 3  # the 4th, 5th and 6th
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--match", "email", "--id-column", "id"], "name the email column with --email-column"),
+        (["--match", "id", "--email-column", "mail"], "give one of them"),
+    ],
+)
+def test_contradicting_flags_are_a_usage_error(
+    world: World, flags: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = world.write_csv("p.csv", [("a@example.com", "x")], header=("email", "tags"))
+    code, _ = world.run(str(source), *flags)
+    assert code == ExitCode.USAGE
+    assert words in capsys.readouterr().err
+    assert world.handled_tag_calls() == 0
