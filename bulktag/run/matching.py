@@ -25,6 +25,7 @@ from bulktag.machine import guarded
 from bulktag.outputs.publish import atomic_write
 from bulktag.plan.emails import (
     AMBIGUOUS_EMAIL,
+    NOT_AN_EMAIL,
     UNKNOWN_EMAIL,
     keyed_directory,
     resolve_emails,
@@ -235,7 +236,11 @@ def match_emails(
     resolved = _not_addresses(resolved, unknown["email"].to_list())
     unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
     ambiguous = _where(resolved, pl.col("held").str.starts_with(AMBIGUOUS_EMAIL))
-    addresses = _where(resolved, pl.col("email").is_not_null() & (pl.col("email") != ""))
+    addresses = _where(  # what is no address is not counted as one
+        resolved,
+        (pl.col("email").fill_null("") != "")
+        & ~pl.col("held").fill_null("").str.starts_with(NOT_AN_EMAIL),
+    )
     return resolved, EmailMatch(
         addresses=addresses.height,
         contacts=int(found.frame["n"].sum() or 0),

@@ -68,7 +68,7 @@ def test_a_file_of_emails_only(make_world: Callable[..., World]) -> None:
     summary = _summary(run_dir)
     assert summary["calls"] == {"add_tags": 3, "export": 1, "total": 4}  # 1 page + 3 people
     assert summary["plan"]["by_email"] == {
-        "addresses": 6,
+        "addresses": 5,  # "not an address" is none
         "directory_contacts": 120,
         "export_calls": 1,
         "kept_since": None,
@@ -353,3 +353,43 @@ def test_contradicting_flags_are_a_usage_error(
     assert code == ExitCode.USAGE
     assert words in capsys.readouterr().err
     assert world.handled_tag_calls() == 0
+
+
+def test_validate_prints_the_cost_both_ways_and_makes_no_call(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """validate reads no directory: each address stands for a contact (two spellings of
+    one are one), what is no address is a reject, and the cost is said both ways."""
+    from bulktag.cli.commands import main
+
+    rows = [("Ann@Example.com", "a"), ("ann@example.com ", "b"), ("bob@example.com", "c")]
+    source = world.write_csv("p.csv", [*rows, ("nope", "d")], header=("email", "tags"))
+    code = main(["validate", str(source)], runtime=world.runtime())
+    out = capsys.readouterr().out
+    assert code == ExitCode.FAILURES  # the row that is no address
+    assert "email column 'email'" in out
+    assert (
+        "matching by email: 2 distinct addresses; the workspace's directory costs 1 export "
+        "call per 50,000 contacts (10 an hour), against 2 calls one address at a time"
+    ) in out
+    assert "contacts: 2 " in out
+    assert "not an email address" in out
+    assert world.emulator.handled == {} or sum(world.emulator.handled.values()) == 0
+
+
+def test_the_directorys_calls_are_booked_in_the_quota_store(
+    make_world: Callable[..., World],
+) -> None:
+    """The export calls count against the day's quota like any other: the user's store
+    knows them (the next run's estimate starts from there)."""
+    from bulktag.config import ApiKey
+    from bulktag.state.quota import QuotaBook
+    from tests.constants import KEY
+    from tests.world import URL
+
+    world = make_world(contacts=120_000, plan="org")
+    source = world.write_csv("p.csv", [(_contact(world, 7).email, "q")], header=("email", "tags"))
+    code, _ = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.OK
+    book = QuotaBook(Path(world.environ["BULKTAG_STATE_DIR"]), ApiKey(KEY), URL)
+    assert book.remaining(world.runtime().clock.wall()) == 10_000 - 3 - 1
