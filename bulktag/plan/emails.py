@@ -54,8 +54,9 @@ def email_key(cell: pl.Expr) -> pl.Expr:
 
 def keyed_directory(directory: pl.LazyFrame) -> pl.LazyFrame:
     """The directory (``id, email``, as exported) by address: ``key``, the ``contact``
-    that has it (none when several do), how many do (``n``) and, where several do, the reject's ``shared`` reason
-    naming them all (sorted). A contact without an address is left out.
+    that has it (none when several do), how many do (``n``) and, where several do, the
+    reject's ``shared`` reason naming them all (sorted). A contact without an address is
+    left out.
 
     Cheap aggregations for every address (the first ID, a count); the list of IDs only
     for the few addresses several contacts share: a list per address was most of the

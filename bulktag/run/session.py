@@ -21,6 +21,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import httpx2
 import polars as pl
 from tqdm import tqdm
 
@@ -99,6 +100,30 @@ class Target:
             shared,
         )
 
+    def http(self, runtime: Runtime, *, concurrency: int) -> httpx2.AsyncClient:
+        """The session's HTTP client (``runtime``'s transport, if it injects one)."""
+        return make_http_client(
+            self.api_url,
+            self.key,
+            concurrency=concurrency,
+            timeout=self.dispatch.timeout,
+            transport=runtime.transport,
+            ca_bundle=self.ca_bundle,
+        )
+
+    def dispatcher(self, client: LeadLexClient, runtime: Runtime) -> Dispatcher:
+        """The session's dispatcher: its limits, quota and key's source, on ``client``."""
+        return Dispatcher(
+            client,
+            self.dispatch,
+            runtime.clock,
+            run_id=self.run_id,
+            seed=runtime.seed,
+            quota_remaining=self.quota_left,
+            key_source=self.key.source,
+            shared=self.shared,
+        )
+
 
 def unsent(
     plan: Plan, journal: Journal, todo: Path, rows: int | None = None
@@ -157,27 +182,10 @@ async def send(
         if failed:
             bar.set_postfix(failures=failed, refresh=False)
 
-    http = make_http_client(
-        target.api_url,
-        target.key,
-        concurrency=settings.concurrency,
-        timeout=settings.timeout,
-        transport=runtime.transport,
-        ca_bundle=target.ca_bundle,
-    )
     report = None
-    async with http:
+    async with target.http(runtime, concurrency=settings.concurrency) as http:
         client = LeadLexClient(http, runtime.clock)
-        dispatcher = Dispatcher(
-            client,
-            settings,
-            runtime.clock,
-            run_id=target.run_id,
-            seed=runtime.seed,
-            quota_remaining=target.quota_left,
-            key_source=target.key.source,
-            shared=target.shared,
-        )
+        dispatcher = target.dispatcher(client, runtime)
         try:
             async with anyio.create_task_group() as watch:
                 if runtime.handle_signals:  # listening before the first call goes out
@@ -215,14 +223,6 @@ async def directory(
     settings = target.dispatch
     show = sys.stderr.isatty() if target.progress is None else target.progress
     bar = tqdm(unit="page", file=sys.stderr, disable=not show, dynamic_ncols=True)
-    http = make_http_client(
-        target.api_url,
-        target.key,
-        concurrency=1,
-        timeout=settings.timeout,
-        transport=runtime.transport,
-        ca_bundle=target.ca_bundle,
-    )
 
     async def wait(seconds: float) -> None:
         log.warning(
@@ -235,18 +235,9 @@ async def directory(
         await runtime.clock.sleep(seconds)
         bar.set_description("directory")
 
-    async with http:
+    async with target.http(runtime, concurrency=1) as http:
         client = LeadLexClient(http, runtime.clock)
-        dispatcher = Dispatcher(
-            client,
-            settings,
-            runtime.clock,
-            run_id=target.run_id,
-            seed=runtime.seed,
-            quota_remaining=target.quota_left,
-            key_source=target.key.source,
-            shared=target.shared,
-        )
+        dispatcher = target.dispatcher(client, runtime)
         try:
             bar.set_description("directory")
             async with anyio.create_task_group() as watch:
