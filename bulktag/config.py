@@ -20,6 +20,7 @@ from bulktag.leadlex import DEFAULT_API_URL, PLANS
 __all__ = [
     "API_KEY_ENV",
     "API_URL_ENV",
+    "KEEP_RUNS",
     "MAX_CONCURRENCY",
     "OUTPUT_FORMATS",
     "ApiKey",
@@ -48,6 +49,9 @@ OutputFormat = Literal["csv", "parquet", "xlsx", "ndjson"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 #: Requests in flight at most (``--concurrency``, ``[limits] concurrency``).
 MAX_CONCURRENCY = 256
+#: A job's run folders kept by default (``keep_runs``): a month of nights. Every folder
+#: kept grew to about 195 GB a year for a 10M-pair export under the quota.
+KEEP_RUNS = 30
 
 
 def key_source(key_file: Path | None, variable: str = API_KEY_ENV) -> str:
@@ -272,7 +276,7 @@ class JobSettings:
 
     name: str
     folder: Path  #: the job's state, lock, carry-over and runs
-    keep_runs: int | None = None  #: None: keep every run folder
+    keep_runs: int | None = KEEP_RUNS  #: None: keep every run folder
     ledger: bool = True
     ledger_days: float | None = None  #: None: applied pairs are skipped forever
     #: The kept directory of contacts by email is read again when older than this.

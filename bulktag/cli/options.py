@@ -256,7 +256,10 @@ def resolve(
         job=settings,
         resume=getattr(args, "resume", None),
         force=bool(getattr(args, "force", False)),
-        skip_existing=bool(_pick(args, "skip_existing", job)),
+        # with [ledger] days, a pair applied longer ago is checked with the CRM, not sent
+        skip_existing=bool(
+            _pick(args, "skip_existing", job, bool(settings and settings.ledger_days))
+        ),
         metrics_file=metrics,
         ca_bundle=getattr(args, "ca_bundle", None)
         or (job.path_value("api", "ca_bundle") if job else None),

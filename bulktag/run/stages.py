@@ -18,15 +18,8 @@ from pathlib import Path
 import anyio
 import polars as pl
 
-from bulktag.config import (
-    ApiKey,
-    OutputFormat,
-    RunConfig,
-    check_api_url,
-)
-from bulktag.errors import (
-    ExitCode,
-)
+from bulktag.config import ApiKey, OutputFormat, RunConfig, check_api_url
+from bulktag.errors import ExitCode
 from bulktag.machine import DamagedFileError, MachineError, fault_of, guarded
 from bulktag.outputs.console import summary_lines
 from bulktag.outputs.metrics import write_metrics
@@ -348,10 +341,12 @@ class Run:
         if self.state is None or published.applied is None:
             return
         batches = slices(pl.scan_parquet(published.applied), 100_000)
+        assert self.config.job is not None
         self.state.record_applied(
             (pair for batch in batches for pair in batch.iter_rows()),
             self.now,
             self.identity.run_id,
+            days=self.config.job.ledger_days,
         )
         if published.permanent is not None:
             failed = slices(pl.scan_parquet(published.permanent), 100_000)
@@ -360,7 +355,6 @@ class Run:
                 self.now,
                 self.identity.run_id,
             )
-        assert self.config.job is not None
         write_permanent_failures(self.state, self.config.job.folder)
 
     def _summarise(

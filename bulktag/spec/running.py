@@ -8,6 +8,7 @@ from functools import partial
 from bulktag.config import (
     API_KEY_ENV,
     API_URL_ENV,
+    KEEP_RUNS,
     MAX_CONCURRENCY,
     OUTPUT_FORMATS,
     DispatchSettings,
@@ -56,9 +57,11 @@ RUNNING: tuple[Option, ...] = (
     ),
     Option(
         "keep_runs",
-        "run folders kept, the oldest removed first (default: every one)",
+        "run folders kept, the oldest removed first (default {default}: a month of nights; "
+        "each night's row in the history is kept whatever this is)",
         job=("", "keep_runs"),
         kind="whole",
+        default=KEEP_RUNS,
         low=1,
     ),
     Option(
@@ -80,7 +83,8 @@ RUNNING: tuple[Option, ...] = (
     ),
     Option(
         "ledger_days",
-        "send a pair again after N days (default 0: never)",
+        "check a pair applied more than N days ago with the CRM again, and send it only if "
+        "the CRM lacks it (default 0: never)",
         job=("ledger", "days"),
         kind="number",
         default=0,

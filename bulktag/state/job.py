@@ -172,8 +172,17 @@ class JobState(Store):
 
     # -- ledger ---------------------------------------------------------------
 
-    def record_applied(self, pairs: Iterable[tuple[str, str]], at: float, run_id: str) -> int:
+    def record_applied(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        at: float,
+        run_id: str,
+        *,
+        days: float | None = None,
+    ) -> int:
         """Add (contact, tag) pairs applied at ``at``; returns how many rows were written.
+        ``days`` (``[ledger] days``): pairs applied longer ago are pruned (a night checks
+        them with the CRM again, and a pair found there is added back).
 
         ``pairs`` is consumed as it is written (one transaction), never held whole.
         """
@@ -185,6 +194,7 @@ class JobState(Store):
                 "VALUES (?, ?, ?, ?)",
                 ((c, t, at, run_id) for c, t in pairs),
             )
+            written = cursor.rowcount
             if failed:
                 self._db.execute(
                     "DELETE FROM failed WHERE EXISTS (SELECT 1 FROM ledger WHERE "
@@ -192,7 +202,9 @@ class JobState(Store):
                     "AND ledger.run_id = ?)",
                     (run_id,),
                 )
-        return cursor.rowcount
+            if days:
+                self._db.execute("DELETE FROM ledger WHERE applied_at < ?", (at - days * 86_400,))
+        return written
 
     def applied(self, since: float | None = None, batch: int = 200_000) -> Iterator[pl.DataFrame]:
         """Pairs applied at or after ``since``: frames of ``contact_id, tag, applied_at``."""

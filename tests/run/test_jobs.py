@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +12,7 @@ import pytest
 
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
+from bulktag.state.job import JobState
 from tests.constants import KEY
 from tests.world import World, read_results
 
@@ -228,3 +230,53 @@ def test_job_key_comes_from_the_named_variable_only(
     assert code == ExitCode.OK
     assert run_dir is not None
     assert read_results(run_dir / "results.csv")["status"].to_list() == ["ok"]
+
+
+def test_a_job_keeps_30_run_folders_unless_it_says(world: World) -> None:
+    """keep_runs defaults to 30 (a month of nights), not every folder for ever: after 32
+    nights of a job that names no keep_runs, the 30 newest folders are left; each night is
+    still a row of the history."""
+    world.write_csv("in.csv", [(world.contact_ids[0], "a")])
+    job = world.write_job('inputs = ["in.csv"]\n[ledger]\nenabled = false\n')
+    for _ in range(32):
+        code, _ = world.run_job(job)
+        assert code == ExitCode.OK
+        world.next_night()
+    runs = sorted((world.folder / "job" / "runs").iterdir())
+    assert len(runs) == 30
+    with JobState(world.folder / "job", read_only=True) as state:
+        assert len(state.nights()) == 32
+
+
+def test_ledger_days_checks_old_pairs_with_the_crm_instead_of_sending_them(
+    make_world: Callable[..., World],
+) -> None:
+    """[ledger] days = 90, on a faked clock: day 89 sends nothing; day 91 sends nothing
+    either (before: all 250 contacts again): the old pairs are checked with the export and
+    found in the CRM. A tag removed in the CRM by hand is sent again after the window, and
+    the ledger keeps no pair older than it."""
+    world = make_world(contacts=250, plan="org")
+    ids = world.contact_ids
+    world.write_csv("in.csv", [(c, "seg") for c in ids])
+    job = world.write_job('inputs = ["in.csv"]\n[limits]\nplan = "org"\n[ledger]\ndays = 90\n')
+
+    def night(days: float) -> dict[str, int]:
+        world.clock.jump(days * 86_400)
+        code, run_dir = world.run_job(job)
+        assert code == ExitCode.OK
+        assert run_dir is not None
+        calls: dict[str, int] = json.loads((run_dir / "summary.json").read_text())["calls"]
+        return calls
+
+    assert night(0)["add_tags"] == 250
+    assert night(89)["add_tags"] == 0  # the ledger: no call at all
+    on_day_91 = night(2)
+    assert on_day_91["add_tags"] == 0
+    assert 1 <= on_day_91.get("export", 0) <= 2  # one export page said every pair is there
+    world.emulator.contacts[ids[0]].tags.remove("seg")  # a person removed it in the CRM
+    assert night(91)["add_tags"] == 1
+    assert world.tags_of(ids[0]) == ["seg"]
+    with JobState(world.folder / "job", read_only=True) as state:
+        horizon = world.runtime().clock.wall() - 90 * 86_400
+        assert all((frame["applied_at"] >= horizon).all() for frame in state.applied())
+        assert state.ledger_size() == 250
