@@ -31,6 +31,7 @@ from bulktag.plan.build import Plan, prepare_plan
 from bulktag.plan.skip import (
     ALREADY_APPLIED,
     FAILED_BEFORE,
+    skip_found,
     skip_pairs,
     start_plan,
     to_send,
@@ -273,7 +274,9 @@ class Run:
         if ledger is not None and job is not None:
             if job.ledger and not config.force:
                 since = None if not job.ledger_days else self.now - job.ledger_days * 86_400
-                self._skip(list(ledger.applied(since)), ALREADY_APPLIED)
+                lookup = partial(ledger.applied_to, since=since)
+                skip = partial(skip_found, lookup=lookup, reason=ALREADY_APPLIED)
+                self.folder.rewrite(self.folder.draft_plan, skip)
             if not config.read.retry_permanent:
                 self._skip(list(ledger.failed()), FAILED_BEFORE)
         plan = folder.adopt_draft(raw.stats, raw.rejects_path)
