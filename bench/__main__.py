@@ -27,6 +27,7 @@ BENCHMARKS = {
     "encodings": "bench.encodings",
     "bombs": "bench.bombs",
     "emails": "bench.emails",
+    "nightly": "bench.nightly",
 }
 
 
