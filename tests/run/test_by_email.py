@@ -147,7 +147,7 @@ def test_a_workspace_of_120_000_contacts_takes_three_export_pages(
 
 
 def test_the_hourly_export_limit_is_waited_for_within_max_wait(
-    make_world: Callable[..., World],
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """One export an hour and three pages: --max-wait 900 stops before sending (75,
     nothing sent); --max-wait 7200 waits twice for the limit (virtual time) and sends."""
@@ -159,8 +159,14 @@ def test_the_hourly_export_limit_is_waited_for_within_max_wait(
     assert code == ExitCode.WORK_LEFT
     assert world.tags_of(_contact(world, 100_000).id) == []
     world.next_night()
-    code, run_dir = world.run(str(source), "--plan", "org", "--max-wait", "7200")
+    capsys.readouterr()
+    code, run_dir = world.run(
+        str(source), "--plan", "org", "--max-wait", "7200", "--progress", "--log-format", "text"
+    )
     assert code == ExitCode.OK
+    said = capsys.readouterr().err
+    assert "waiting" in said
+    assert "s for the export limit" in said  # on the progress bar
     assert world.tags_of(_contact(world, 100_000).id) == ["late"]
     assert _summary(run_dir)["calls"]["export"] == 5  # 3 pages, two of them refused first
 
