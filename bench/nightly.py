@@ -199,7 +199,8 @@ def run(*, quick: bool = False) -> Section:
             ratio = small["wall"] / fresh["wall"]
             peak = max(n["peak_kib"] for n in (unchanged, changed, small)) / 1024
             notes.append(
-                f"{label}-pair ledger: written in {insert:.1f} s ({pairs / insert:,.0f} pairs/s); "
+                f"{pairs:,}-pair ledger{'' if exported == pairs else f', {exported:,} exported'}: "
+                f"written in {insert:.1f} s ({pairs / insert:,.0f} pairs/s); "
                 f"the tiny night {ratio:.2f}x a fresh job's (target under {MAX_TINY_RATIO}x: "
                 f"{'met' if ratio < MAX_TINY_RATIO else 'NOT met'}); the highest peak "
                 f"{peak:,.0f} MiB (target under {MAX_MIB:,}: "
