@@ -74,6 +74,14 @@ def peak_rss_kib() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def method_of(doc: str | None) -> str:
+    """A benchmark module's docstring less its title line and its ``python -m bench ...``
+    usage: how the section was measured, for its report."""
+    if not doc:
+        return ""
+    return doc.split("\n\n", 1)[1].split("``python -m bench", 1)[0].strip()
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

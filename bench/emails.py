@@ -34,7 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
-from bench.common import WORK, Section, median
+from bench.common import WORK, Section, median, method_of
 from bulktag.plan.emails import keyed_directory
 
 #: Targets: bulktag's matching against the plain join, and its memory.
@@ -183,9 +183,7 @@ def run(*, quick: bool = False) -> Section:
     return Section(
         key="emails",
         title="Contacts by email: matching against the directory",
-        method=__doc__.split("\n\n", 1)[1].split("``python -m bench", 1)[0].strip()
-        if __doc__
-        else "",
+        method=method_of(__doc__),
         columns=[
             "candidate",
             "input rows",

@@ -33,7 +33,7 @@ from typing import Any
 
 import polars as pl
 
-from bench.common import WORK, Section, emulator
+from bench.common import WORK, Section, emulator, method_of
 
 #: Targets: a night's peak memory, and the tiny night against a fresh job's.
 MAX_MIB = 1024
@@ -210,9 +210,7 @@ def run(*, quick: bool = False) -> Section:
     return Section(
         key="nightly",
         title="Nightly at scale: a night's cost as the ledger grows",
-        method=__doc__.split("\n\n", 1)[1].split("``python -m bench", 1)[0].strip()
-        if __doc__
-        else "",
+        method=method_of(__doc__),
         columns=[
             "ledger pairs",
             "night",
