@@ -103,25 +103,13 @@ def test_sigterm_drains_publishes_and_exits_75(tmp_path: Path) -> None:
         ids = contact_ids(ready, 300)
         source = tmp_path / "in.csv"
         source.write_text("contact_id,tags\n" + "".join(f"{i},drain\n" for i in ids))
-        run = subprocess.Popen(
+        run = start_bulktag(
             [
-                sys.executable,
-                "-m",
-                "bulktag",
-                "run",
-                str(source),
-                "--out",
-                str(tmp_path / "run"),
-                "--plan",
-                "unmetered",
-                "--grace",
-                "10",
-                "--log-format",
-                "text",
+                *("run", str(source), "--out", str(tmp_path / "run"), "--plan", "unmetered"),
+                *("--grace", "10", "--log-format", "text"),
             ],
-            env=emulator_env(ready),
+            emulator_env(ready),
             stderr=subprocess.PIPE,
-            text=True,
         )
         deadline = time.monotonic() + 30
         while _stats(ready)["tag_calls_handled"] < 20 and time.monotonic() < deadline:

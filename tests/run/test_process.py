@@ -18,10 +18,9 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 
 
 def bulktag(
-    args: list[str], ready: dict[str, Any], *, stdin: bytes | None = None
+    args: list[str], ready: dict[str, Any], *, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    stdin_text = stdin.decode() if stdin is not None else None
-    return run_bulktag(args, emulator_env(ready), stdin=stdin_text)
+    return run_bulktag(args, emulator_env(ready), stdin=stdin)
 
 
 def test_run_over_loopback_with_real_dropped_connections(tmp_path: Path) -> None:
@@ -90,7 +89,7 @@ def test_stdin_input(tmp_path: Path) -> None:
         result = bulktag(
             ["run", "-", "--out", str(tmp_path / "run"), "--plan", "unmetered"],
             ready,
-            stdin=text.encode(),
+            stdin=text,
         )
     assert result.returncode == 0, result.stderr
     results = pl.read_csv(tmp_path / "run" / "results.csv", infer_schema=False)
