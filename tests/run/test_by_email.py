@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import polars as pl
 import pytest
 
 from bulktag.emulator import Contact
@@ -399,3 +400,58 @@ def test_the_directorys_calls_are_booked_in_the_quota_store(
     assert code == ExitCode.OK
     book = QuotaBook(Path(world.environ["BULKTAG_STATE_DIR"]), ApiKey(KEY), URL)
     assert book.remaining(world.runtime().clock.wall()) == 10_000 - 3 - 1
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "emails"
+
+
+def _person(world: World, email: str, number: int) -> Contact:
+    contact = Contact(
+        id=f"5e1c2a3e-0000-4000-8000-{number:012d}",
+        workspace="default",
+        full_name=f"Person {number}",
+        email=email,
+        phone="",
+        job_title="",
+        company_name="",
+        linkedin_url="",
+        tags=[],
+        created_at=world.emulator.clock.now() - 1_000 + number,
+    )
+    world.emulator.add_contact(contact)
+    return contact
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["registrants_libreoffice.xlsx", "registrants_gnumeric.csv", "registrants.csv"],
+)
+def test_email_lists_saved_by_real_programs(make_world: Callable[..., World], name: str) -> None:
+    """A registrants list saved by LibreOffice Calc (XLSX) and by gnumeric (ssconvert, CSV
+    with a padded cell quoted): the matches, worked out by hand from the file and the
+    contacts set here, are exactly these, whatever program saved it."""
+    world = make_world(contacts=0, plan="org")
+    ann = _person(world, "ann.lee@example.com", 1)
+    bob = _person(world, "bob.lee+news@example.org", 2)
+    shared = [_person(world, "Shared@example.com", 3), _person(world, "shared@example.com", 4)]
+    juergen = _person(world, "jürgen.müller@example.de", 5)
+    copy = world.folder / name
+    copy.write_bytes((FIXTURES / name).read_bytes())
+    code, run_dir = world.run(str(copy), "--plan", "org")
+    assert code == ExitCode.FAILURES  # three rows rejected
+    assert world.tags_of(ann.id) == ["webinar", "follow-up"]  # two rows, one call
+    assert world.tags_of(bob.id) == ["webinar", "vip"]
+    assert world.tags_of(juergen.id) == ["webinar"]
+    assert [world.tags_of(c.id) for c in shared] == [[], []]
+    assert _summary(run_dir)["calls"] == {"add_tags": 3, "export": 1, "total": 4}
+    rejects = (
+        pl.read_excel(run_dir / "rejects.xlsx", infer_schema_length=0)
+        if name.endswith("xlsx")
+        else read_results(run_dir / "rejects.csv")
+    )
+    kinds = dict(zip(rejects["contact_id"], rejects["error_type"], strict=True))
+    assert kinds == {
+        "BOB.LEE@example.org": "unknown_email",  # the +news and the dot are kept
+        "shared@example.com": "ambiguous_email",
+        "not-an-address": "invalid_input",
+    }
