@@ -455,3 +455,48 @@ def test_email_lists_saved_by_real_programs(make_world: Callable[..., World], na
         "shared@example.com": "ambiguous_email",
         "not-an-address": "invalid_input",
     }
+
+
+def test_an_email_job_through_a_chain(make_world: Callable[..., World]) -> None:
+    """A job matching by email, with a prefix and lower-casing: night 1 killed after 3
+    calls, a dry run, a damaged kept directory, the next nights, and a run by hand whose
+    failures are re-run with its first flags. Each contact ends with exactly the tags
+    meant (worked out here: the prefix once, lower case), none other."""
+    world = make_world(contacts=60, plan="org")
+    people = [_contact(world, i) for i in range(8)]
+    world.write_csv("export.csv", [(p.email.upper(), "Winter") for p in people], ("email", "tags"))
+    job = world.write_job(
+        'inputs = ["export.csv"]\n[tags]\nprefix = "seg-"\ncase = "lower"\n[limits]\nplan = "org"\n'
+    )
+    world.crash_after(3)
+    world.crashing("--job", str(job))
+    before = world.job_fingerprint()
+    code, _ = world.run_job(job, "--dry-run")
+    assert code == ExitCode.OK
+    assert world.job_fingerprint() == before  # a dry run changes nothing of the job
+    world.next_night()
+    code, _ = world.run_job(job)  # the interrupted night is finished first
+    assert code == ExitCode.OK
+    assert all(world.tags_of(p.id) == ["seg-winter"] for p in people)
+    (world.folder / "job" / "directory.parquet").write_bytes(b"not parquet")  # damaged
+    late = _contact(world, 20)
+    with (world.folder / "export.csv").open("a", encoding="utf-8") as handle:
+        handle.write(f"{late.email},Winter\n")
+    world.next_night()
+    code, run_dir = world.run_job(job)
+    assert code == ExitCode.OK
+    assert run_dir is not None
+    assert _summary(run_dir)["calls"] == {"add_tags": 1, "export": 1, "total": 2}  # read again
+    assert world.tags_of(late.id) == ["seg-winter"]
+
+    by_hand = [_contact(world, i) for i in range(30, 35)]
+    source = world.write_csv("p.csv", [(p.email, "Promo") for p in by_hand], ("email", "tags"))
+    world.workspace_used(10_000 - 3)  # the export and two contacts today
+    code, first = world.run(str(source), "--plan", "org", "--tag-prefix", "crm-")
+    assert code == ExitCode.WORK_LEFT
+    world.next_night()
+    code, _ = world.run(str(first / "failures.csv"), "--plan", "org", "--tag-prefix", "crm-")
+    assert code == ExitCode.OK
+    assert all(world.tags_of(p.id) == ["crm-Promo"] for p in by_hand)
+    touched = {p.id for p in [*people, late, *by_hand]}
+    assert all(not c.tags for c in world.emulator.contacts.values() if c.id not in touched)
