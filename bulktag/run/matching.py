@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,6 @@ from bulktag.machine import guarded
 from bulktag.outputs.publish import atomic_write
 from bulktag.plan.emails import (
     AMBIGUOUS_EMAIL,
-    NOT_AN_EMAIL,
     UNKNOWN_EMAIL,
     keyed_directory,
     resolve_emails,
@@ -44,7 +43,6 @@ __all__ = [
     "EmailMatch",
     "EmailStage",
     "KeptDirectory",
-    "emails_by_contact",
     "match_emails",
     "with_emails",
 ]
@@ -55,6 +53,7 @@ DIRECTORY = "directory.parquet"
 _ABOUT = "directory.json"
 #: ``directory.json``'s schema.
 DIRECTORY_VERSION = 1
+_EMAILS = {"contact_id": pl.String, "email": pl.String}
 #: A directory whose reading the hourly export limit cut goes on for this many days.
 PARTIAL_DAYS = 7
 
@@ -128,6 +127,8 @@ class EmailMatch:
     unknown: int  #: distinct addresses no contact has
     ambiguous: int  #: distinct addresses several contacts share
     statistics: tuple[DispatchStatistics, ...] = ()  #: the directory sessions'
+    #: each matched contact's address as the inputs first gave it (``contact_id, email``)
+    emails: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_EMAILS))
 
 
 def _by_email(frames: Sequence[InputFrame]) -> list[int]:
@@ -142,13 +143,31 @@ def _resolved(frames: Sequence[InputFrame], keyed: pl.LazyFrame) -> list[InputFr
     return out
 
 
-def _where(frames: Sequence[InputFrame], held: pl.Expr) -> pl.DataFrame:
-    """The distinct addresses (as they compare) of the email inputs' rows ``held`` picks."""
+def _addresses(frames: Sequence[InputFrame]) -> pl.DataFrame:
+    """The email inputs' distinct addresses, as they compare (``key``), in one pass over
+    them: the spelling first given (``email``), the contact matched (``contact``, none
+    when unmatched) and whether no contact (``unknown``) or several (``ambiguous``) have
+    it. The counts and each contact's address for the results come from this frame, not
+    from more passes over the inputs."""
     parts = [
-        frames[i].frame.filter(held).select(pl.col("email").str.to_lowercase())
+        frames[i].frame.select(
+            key=pl.col("email").str.to_lowercase(), email="email", id="id", held="held"
+        )
         for i in _by_email(frames)
     ]
-    return pl.concat(parts).unique().collect()
+    held = pl.col("held")
+    return (
+        pl.concat(parts)
+        .filter(pl.col("key").fill_null("") != "")
+        .group_by("key", maintain_order=True)
+        .agg(
+            pl.col("email").first(),
+            contact=pl.col("id").filter(held.is_null()).first(),
+            unknown=(held == UNKNOWN_EMAIL).any(),
+            ambiguous=held.str.starts_with(AMBIGUOUS_EMAIL).any(),
+        )
+        .collect()
+    )
 
 
 def _read(
@@ -216,11 +235,11 @@ def match_emails(
         found, statistics = _read(read, dry_run=dry_run, start=found, kept=kept, now=now)
         sessions.append(statistics)
     resolved = _resolved(frames, found.frame.lazy())
-    unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
-    if unknown.height and not fresh and read is not None:
+    seen = _addresses(resolved)
+    if seen["unknown"].any() and not fresh and read is not None:
         log.info(
             "%d addresses are not in the kept directory: reading it again (once a run)",
-            unknown.height,
+            seen["unknown"].sum(),
         )
         try:
             found, statistics = _read(read, dry_run=dry_run, start=None, kept=None, now=now)
@@ -230,32 +249,29 @@ def match_emails(
             sessions.append(statistics)
             fresh = True
             resolved = _resolved(frames, found.frame.lazy())
-            unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
+            seen = _addresses(resolved)
     if fresh and kept is not None and not dry_run:
         kept.save(found)
-    resolved = _not_addresses(resolved, unknown["email"].to_list())
-    unknown = _where(resolved, pl.col("held") == UNKNOWN_EMAIL)
-    ambiguous = _where(resolved, pl.col("held").str.starts_with(AMBIGUOUS_EMAIL))
-    addresses = _where(  # what is no address is not counted as one
-        resolved,
-        (pl.col("email").fill_null("") != "")
-        & ~pl.col("held").fill_null("").str.starts_with(NOT_AN_EMAIL),
-    )
+    bad = unknown_reasons(seen.filter("unknown")["key"].to_list())
+    resolved = _not_addresses(resolved, bad)
+    addresses = seen.filter(~pl.col("key").is_in(list(bad)))  # no address is counted as one
     return resolved, EmailMatch(
         addresses=addresses.height,
         contacts=int(found.frame["n"].sum() or 0),
         export_calls=sum(s.other_calls.get("export", 0) for s in sessions),
         kept_since=None if fresh else found.started,
-        unknown=unknown.height,
-        ambiguous=ambiguous.height,
+        unknown=int(addresses["unknown"].sum()),
+        ambiguous=int(addresses["ambiguous"].sum()),
         statistics=tuple(sessions),
+        emails=addresses.filter(pl.col("contact").is_not_null())
+        .select(contact_id=pl.col("contact").str.to_lowercase(), email="email")
+        .unique("contact_id", keep="first", maintain_order=True),
     )
 
 
-def _not_addresses(frames: list[InputFrame], unknown: list[str]) -> list[InputFrame]:
-    """Unknown addresses that are no address at all say so (their reason, not
-    ``unknown_email``)."""
-    bad = unknown_reasons(unknown)
+def _not_addresses(frames: list[InputFrame], bad: dict[str, str]) -> list[InputFrame]:
+    """Unknown addresses that are no address at all (``bad``: their reasons) say so, not
+    ``unknown_email``."""
     if not bad:
         return frames
     reasons = pl.col("email").str.to_lowercase().replace_strict(bad, default=None)
@@ -266,20 +282,6 @@ def _not_addresses(frames: list[InputFrame], unknown: list[str]) -> list[InputFr
             frames[i], frame=frames[i].frame.with_columns(held=pl.coalesce(held, "held"))
         )
     return out
-
-
-def emails_by_contact(frames: Sequence[InputFrame]) -> pl.DataFrame:
-    """Each matched contact's address as the inputs first gave it (``contact_id,
-    email``), for the results."""
-    parts = [
-        frames[i]
-        .frame.filter(pl.col("held").is_null() & pl.col("id").is_not_null())
-        .select(contact_id=pl.col("id").str.to_lowercase(), email="email")
-        for i in _by_email(frames)
-    ]
-    if not parts:
-        return pl.DataFrame(schema={"contact_id": pl.String, "email": pl.String})
-    return pl.concat(parts).unique("contact_id", keep="first", maintain_order=True).collect()
 
 
 def with_emails(plan: Path, into: Path, emails: pl.DataFrame) -> None:
@@ -319,7 +321,6 @@ class EmailStage:
         self._dry_run = dry_run
         self._book = book
         self.found: EmailMatch | None = None
-        self.emails = pl.DataFrame(schema={"contact_id": pl.String, "email": pl.String})
 
     def __call__(self, frames: list[InputFrame]) -> list[InputFrame]:
         matched, self.found = match_emails(
@@ -330,10 +331,8 @@ class EmailStage:
             dry_run=self._dry_run,
             stand_in=self._stand_in,
         )
-        if self.found is not None:
-            for statistics in self.found.statistics:
-                self._book(statistics)
-            self.emails = emails_by_contact(matched)
+        for statistics in () if self.found is None else self.found.statistics:
+            self._book(statistics)
         return matched
 
     def calls(self) -> dict[str, int]:

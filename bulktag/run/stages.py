@@ -266,7 +266,7 @@ class Run:
         frames, raw = prepare_plan(files, config.read, work, folder.raw_plan, match=self.email)
         check_unchanged(noted)  # a file still being written is not read as finished
         if self.email.found is not None:
-            folder.rewrite(folder.raw_plan, partial(with_emails, emails=self.email.emails))
+            folder.rewrite(folder.raw_plan, partial(with_emails, emails=self.email.found.emails))
             raw = replace(raw, stats=replace(raw.stats, by_email=self.email.as_json()))
         folder.refuse_overwriting_inputs(frames)
         start_plan(raw.path, folder.draft_plan)
