@@ -19,10 +19,12 @@ contact as IDs do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from bulktag.read.columns import ADDRESS_SHAPE
 from bulktag.read.normalise import uuid_text
 
 __all__ = [
@@ -43,8 +45,6 @@ NOT_AN_EMAIL = "not an email address"
 #: Distinct unknown addresses checked one by one with the validator; past this, a pattern
 #: tells an address from what is none (both are rejects: only the words differ).
 VALIDATED_AT_MOST = 50_000
-#: What an address looks like at the least: one @, text on both sides, no white space.
-_LOOKS_LIKE = r"^[^@\s]+@[^@\s]+$"
 
 
 def email_key(cell: pl.Expr) -> pl.Expr:
@@ -113,13 +113,17 @@ def resolve_emails(
 
 def unknown_reasons(addresses: Iterable[str]) -> dict[str, str]:
     """Of the addresses no contact has, those that are no address at all, with the reason
-    (a syntax check only, never DNS: email-validator's, for up to VALIDATED_AT_MOST)."""
+    (a syntax check only, never DNS: email-validator's, for up to VALIDATED_AT_MOST; the
+    shape, ADDRESS_SHAPE, past it)."""
     from email_validator import EmailNotValidError, validate_email  # noqa: PLC0415  (only when an address is unknown: it loads dnspython)
 
     found: dict[str, str] = {}
+    shape = re.compile(ADDRESS_SHAPE)
     for count, address in enumerate(addresses):
         if count >= VALIDATED_AT_MOST:
-            break
+            if not shape.match(address):
+                found[address] = NOT_AN_EMAIL
+            continue
         try:
             validate_email(address, check_deliverability=False)
         except EmailNotValidError as exc:
@@ -128,9 +132,9 @@ def unknown_reasons(addresses: Iterable[str]) -> dict[str, str]:
 
 
 def looks_like_an_address(cell: pl.Expr) -> pl.Expr:
-    """Whether ``cell`` has an address's shape at the least (the pattern past the
-    validator's bound, and what finds an email column by its content)."""
-    return cell.str.strip_chars().str.contains(_LOOKS_LIKE)
+    """Whether ``cell`` has an address's shape at the least (ADDRESS_SHAPE, which also
+    finds an email column by its content)."""
+    return cell.str.strip_chars().str.contains(ADDRESS_SHAPE)
 
 
 def stand_in_directory(frames: Sequence[pl.LazyFrame]) -> pl.LazyFrame:

@@ -25,6 +25,7 @@ from bulktag.errors import InputError
 from bulktag.read.rules import canonical_id_text
 
 __all__ = [
+    "ADDRESS_SHAPE",
     "EMAIL_ALIASES",
     "ColumnMap",
     "header_index",
@@ -76,8 +77,10 @@ EMAIL_ALIASES = (
     "correo_electrónico",
     "correo_electronico",
 )
-#: What an address looks like at the least, for finding an email column by its content.
-_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: What an email address looks like at the least (text, one @, a dotted domain, no white
+#: space): how an email column is found by its content, and what ``validate`` counts.
+ADDRESS_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_ADDRESS = re.compile(ADDRESS_SHAPE)
 TAG_ALIASES = (
     "tags",
     "tag",

@@ -10,24 +10,18 @@ exports, waits for it, within ``--max-wait``; past that the run stops and defers
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 import polars as pl
 
-from bulktag.leadlex import EXPORT_MAX_LIMIT, EXPORT_PER_HOUR
+from bulktag.leadlex import EXPORT_PER_HOUR
 from bulktag.send.exports import Paging, Reads, Wait, paged_export
 
-__all__ = ["FIELDS", "SCHEMA", "DirectoryRead", "export_calls", "read_directory"]
+__all__ = ["FIELDS", "SCHEMA", "DirectoryRead", "read_directory"]
 
 log = logging.getLogger("bulktag")
 
 FIELDS = "id,email,created_at"
-
-
-def export_calls(contacts: int) -> int:
-    """The export calls a directory of ``contacts`` costs (one for an empty workspace)."""
-    return max(1, math.ceil(contacts / EXPORT_MAX_LIMIT))
 
 
 #: A directory's columns as kept: the contact, its address, and when it was created (where

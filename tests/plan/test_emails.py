@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,3 +104,13 @@ def test_validate_stands_one_contact_in_for_each_address() -> None:
     keyed = keyed_directory(stand_in).collect()
     assert keyed.height == 1
     assert keyed["n"].to_list() == [1]
+
+
+def test_past_the_validators_bound_the_shape_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More unknown addresses than the validator is run on: the rest are told by shape."""
+    import bulktag.plan.emails
+
+    monkeypatch.setattr(bulktag.plan.emails, "VALIDATED_AT_MOST", 1)
+    bad = unknown_reasons(["ann@", "no address", "bob@example.com"])
+    assert set(bad) == {"ann@", "no address"}
+    assert bad["no address"] == "not an email address"

@@ -222,19 +222,7 @@ def test_a_job_keeps_its_directory_across_nights(make_world: Callable[..., World
     assert _summary(run_dir)["plan"]["by_email"]["kept_since"] is not None
     assert world.tags_of(_contact(world, 3).id) == ["seg"]
 
-    newcomer = Contact(
-        id="0d7e3c52-5d2b-4d71-9a3e-1c5b7f2a9e10",
-        workspace="default",
-        full_name="Nina New",
-        email="nina.new@example.com",
-        phone="",
-        job_title="",
-        company_name="",
-        linkedin_url="",
-        tags=[],
-        created_at=world.emulator.clock.now(),
-    )
-    world.emulator.add_contact(newcomer)
+    newcomer = _person(world, "nina.new@example.com", 99)  # new to the CRM since night 2
     with export.open("a", encoding="utf-8") as handle:
         handle.write("Nina.New@example.com,seg\n")
     code, run_dir = world.run_job(job)
