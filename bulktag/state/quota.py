@@ -217,6 +217,14 @@ class QuotaBook:
         return Bookings(open_quota_store(self._state_dir, now()), self._fingerprint, now)
 
 
+#: What is left, as a process last said it: the lowest word of the same day, else the new.
+_LOWEST_OF_THE_DAY = (
+    ", remaining = CASE WHEN excluded.remaining IS NOT NULL AND flights.remaining IS NOT NULL "
+    "AND excluded.reset IS flights.reset THEN min(flights.remaining, excluded.remaining) "
+    "ELSE excluded.remaining END, reset = excluded.reset"
+)
+
+
 class Bookings:
     """The calls in flight on a key, every process's, in the quota store's ``flights``: a
     call is booked before it is sent (in one transaction with the check of what every
@@ -285,12 +293,15 @@ class Bookings:
     def _upsert(
         self, in_flight: int, remaining: int | None, reset: int | None, *, keep: bool = False
     ) -> None:
-        """This process's row; ``keep``: its last word on what is left stays."""
+        """This process's row; ``keep``: its last word on what is left stays. Within one
+        day (one ``reset``) what is left only goes down: answers landing out of order (a
+        call answered later, counted earlier) never raise it, or two processes would
+        keep less than their reserve between them."""
         self._db.execute(
             "INSERT INTO flights (fingerprint, pid, in_flight, remaining, reset, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint, pid) DO UPDATE SET "
             "in_flight = excluded.in_flight, updated_at = excluded.updated_at"
-            + ("" if keep else ", remaining = excluded.remaining, reset = excluded.reset"),
+            + ("" if keep else _LOWEST_OF_THE_DAY),
             (self._fingerprint, self._pid, in_flight, remaining, reset, self._now()),
         )
 
