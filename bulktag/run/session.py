@@ -111,8 +111,11 @@ class Target:
             ca_bundle=self.ca_bundle,
         )
 
-    def dispatcher(self, client: LeadLexClient, runtime: Runtime) -> Dispatcher:
-        """The session's dispatcher: its limits, quota and key's source, on ``client``."""
+    def dispatcher(
+        self, client: LeadLexClient, runtime: Runtime, *, route_proven: bool = False
+    ) -> Dispatcher:
+        """The session's dispatcher: its limits, quota and key's source, on ``client``;
+        ``route_proven``: an earlier session of the run had LeadLex answer at the URL."""
         return Dispatcher(
             client,
             self.dispatch,
@@ -122,6 +125,7 @@ class Target:
             quota_remaining=self.quota_left,
             key_source=self.key.source,
             shared=self.shared,
+            route_proven=route_proven,
         )
 
 
@@ -185,7 +189,7 @@ async def send(
     report = None
     async with target.http(runtime, concurrency=settings.concurrency) as http:
         client = LeadLexClient(http, runtime.clock)
-        dispatcher = target.dispatcher(client, runtime)
+        dispatcher = target.dispatcher(client, runtime, route_proven=journal.answered())
         try:
             async with anyio.create_task_group() as watch:
                 if runtime.handle_signals:  # listening before the first call goes out

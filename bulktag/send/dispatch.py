@@ -37,12 +37,7 @@ from bulktag.send.contact import Chunk, outcome_of, stops_contact
 from bulktag.send.exports import export_limit
 from bulktag.send.gates import LIMITED, UNAPPLIED_HALTS, UNCOUNTED, Slot
 from bulktag.send.health import RunHealth, Verdicts
-from bulktag.send.limiter import (
-    BudgetSpentError,
-    DailyBudget,
-    RateLimiter,
-    SharedQuota,
-)
+from bulktag.send.limiter import BudgetSpentError, DailyBudget, RateLimiter, SharedQuota
 from bulktag.send.retry import Backoff
 from bulktag.send.route import Route, key_refused, no_route
 from bulktag.send.timeline import Timeline
@@ -81,6 +76,7 @@ class Dispatcher:
         quota_remaining: int | None = None,
         key_source: str = "the API key",
         shared: SharedQuota | None = None,
+        route_proven: bool = False,
     ) -> None:
         self._client = client
         self._key_source = key_source
@@ -104,7 +100,7 @@ class Dispatcher:
         self._can_verify = settings.verify_ambiguous
         self._timeline = Timeline(clock.now(), clock.wall())
         self._quota_before: int | None = None
-        self._route = Route(self._check_route)
+        self._route = Route(self._check_route, proven=route_proven)
 
     # -- control ------------------------------------------------------------------
 

@@ -27,11 +27,15 @@ ROUTE_CHECKS = 3
 class Route:
     """Whether the base URL serves LeadLex's routes; see the module docstring."""
 
-    def __init__(self, check: Callable[[], Awaitable[bool | None]]) -> None:
+    def __init__(
+        self, check: Callable[[], Awaitable[bool | None]], *, proven: bool = False
+    ) -> None:
         self._check = check
         self._lock = anyio.Lock()
         self._checks = 0
-        self.proven = False  #: LeadLex accepted a call at this URL, or the check found it
+        #: LeadLex accepted a call at this URL (in this session, or an earlier one of the
+        #: run: ``proven``), or the check found it
+        self.proven = proven
         self.wrong = False  #: the check found no route there
         self.doubtful = False  #: a 404 is being checked: no other call goes meanwhile
         self._settled = anyio.Event()

@@ -29,7 +29,7 @@ from typing import Any
 
 import polars as pl
 
-from bulktag.outcomes import ADD_TAGS, ContactOutcome
+from bulktag.outcomes import ADD_TAGS, ContactOutcome, FailureType, Status
 from bulktag.scan import slices
 from bulktag.state.store import open_sqlite
 
@@ -173,6 +173,16 @@ class Journal:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+
+    def answered(self) -> bool:
+        """Whether LeadLex's handler answered a call of this run (an added tag, a
+        validation error): its URL serves LeadLex's routes, and a resumed session's first
+        404 is a contact LeadLex does not know, with no route check to spend."""
+        found = self._db.execute(
+            "SELECT 1 FROM outcomes WHERE status = ? OR error_type = ? LIMIT 1",
+            (str(Status.OK), str(FailureType.VALIDATION_ERROR)),
+        ).fetchone()
+        return found is not None
 
     def between(self, first: int, last: int, columns: Sequence[str]) -> pl.DataFrame:
         """``columns`` of the outcomes recorded for ``first <= seq <= last``, as stored."""

@@ -100,6 +100,27 @@ def test_a_resumed_run_publishes_the_files_of_an_uninterrupted_one(tmp_path: Pat
         assert resumed[key] == uninterrupted[key], key
 
 
+def test_a_resumed_sessions_first_404_spends_no_route_check(
+    make_world: Callable[..., World],
+) -> None:
+    """LeadLex answered at the run's URL before the crash, so the resume's first answer, a
+    404, is a contact LeadLex does not know: no ``GET /v1/contacts`` to check the URL."""
+    world = make_world(contacts=8)
+    ids = world.contact_ids
+    unknown = "00000000-0000-4000-8000-000000000001"
+    source = world.write_csv("in.csv", [(c, "x") for c in [*ids[:5], unknown, *ids[5:]]])
+    crash_after(world, 5)  # the unknown contact's call is the one cut
+    with pytest.raises(BaseExceptionGroup):
+        world.run(str(source), "--concurrency", "1", out="run")
+    world.hook = None
+    code = main(["run", "--resume", str(world.folder / "run")], runtime=world.runtime())
+    assert code == ExitCode.FAILURES
+    summary = json.loads((world.folder / "run" / "summary.json").read_text())
+    assert summary["calls"] == {"add_tags": 9, "total": 9}
+    assert summary["failures_by_type"] == {"not_found": 1}
+    assert world.emulator.handled.get("GET /v1/contacts", 0) == 0
+
+
 def test_a_call_whose_answer_was_lost_is_replayed_on_resume(
     make_world: Callable[..., World],
 ) -> None:
