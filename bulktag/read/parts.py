@@ -34,13 +34,33 @@ _BYTES_PER_PAIR = {"csv": 40, "ndjson": 40, "parquet": 16, "xlsx": 16}
 
 
 def parts_for(inputs: Sequence[InputFrame]) -> int:
-    """In how many parts to build the plan, from the inputs' sizes."""
+    """In how many parts to build the plan, from the inputs' sizes: a text file's from its
+    bytes, a columnar file's (Parquet, Arrow) from its rows and lists, which its metadata
+    and the lists' lengths tell in a fraction of a second. Its bytes do not: a job's
+    carry-over of 10M pairs compresses to 2.4 MB, and taken for 155,000 pairs, it was
+    grouped in one part with the export's 10M, at 1.6 GiB."""
     pairs = 0
     for item in inputs:
+        if item.format == "parquet":
+            pairs += _columnar_pairs(item)
+            continue
         path = item.csv.path if item.csv is not None else Path(item.source)
         with suppress(OSError):
             pairs += path.stat().st_size // _BYTES_PER_PAIR[item.format]
     return max(1, min(16, -(-pairs // PAIRS_PER_PART)))
+
+
+def _columnar_pairs(item: InputFrame) -> int:
+    """A columnar input's pairs, at least: its lists' elements, one a text cell."""
+    lists = [
+        pl.col(tag_name(i)).list.len().sum() for i, is_list in enumerate(item.tag_lists) if is_list
+    ]
+    texts = len(item.tag_lists) - len(lists)
+    try:
+        rows, *elements = item.frame.select(pl.len(), *lists).collect().row(0)
+    except (pl.exceptions.PolarsError, OSError):  # told when the file is read
+        return 0
+    return int(rows) * texts + sum(int(n or 0) for n in elements)
 
 
 #: How much CSV polars reads at once (POLARS_CSV_CHUNK_SIZE, which it reads per query). Its

@@ -21,6 +21,7 @@ from bulktag.plan.skip import (
     requests_to_send,
     skipped_contacts,
 )
+from bulktag.read.ownfiles import CARRY_OVER
 from bulktag.run.checks import key_source
 
 __all__ = ["advice", "log_plan"]
@@ -78,7 +79,11 @@ def advice(config: RunConfig, run_dir: Path, summary: Summary, published: Publis
     if summary.exit_code is not ExitCode.WORK_LEFT:
         return lines
     if config.job is not None:
-        lines.append(f"next: the job's next run sends what is left ({config.job.command})")
+        line = f"next: the job's next run sends what is left ({config.job.command})"
+        unsent = counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0)
+        if unsent:  # a night lists the contacts it sent
+            line += f"; the {unsent:,} contacts not sent are in its {CARRY_OVER}"
+        lines.append(line)
         return lines
     if counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0):
         lines.append(f"next: bulktag run --resume {run_dir}   (sends what was not sent)")

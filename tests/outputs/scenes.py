@@ -45,6 +45,9 @@ class Scene:
     #: the emulator's requests by (route, status), and the calls its quota counted, before
     requests_before: Counter[tuple[str, str]] = field(default_factory=Counter)
     used_before: int = 0
+    #: a job's night: the status of the contacts it could not send (they are in the
+    #: job's carry-over, not in the night's results)
+    unsent: str | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -136,7 +139,7 @@ def interrupted(folder: Path) -> Scene:
     )
     world.hook = None
     (run_dir,) = sorted((folder / "job" / "runs").glob("*"))
-    return Scene("interrupted", run_dir / "report.html", code, world, before, used)
+    return Scene("interrupted", run_dir / "report.html", code, world, before, used, "not_attempted")
 
 
 def skip_existing(folder: Path) -> Scene:

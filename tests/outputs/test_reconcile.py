@@ -3,7 +3,9 @@ from the run's results and rejects files and the emulator's own counters, never 
 ``summary.json`` or bulktag's code.
 
 For each scene (:mod:`tests.outputs.scenes`): the tiles are the results file's
-statuses and the rejects file's rows; *calls made* is every request the emulator saw;
+statuses (and for a job's night, which lists the contacts it sent, the contacts of the
+job's carry-over it did not send, with the status the scene's stop gives them) and the
+rejects file's rows; *calls made* is every request the emulator saw;
 *answered 429* and *errors LeadLex does not count* are its 429 and 5xx answers;
 *calls counted against the daily quota* is what its quota counted; *retries* are the
 add-tags attempts beyond each contact's first (the results' ``attempts``, whose sum is
@@ -43,6 +45,13 @@ def expected(scene: Scene) -> dict[str, int | None]:
     results = pl.read_csv(run_dir / "results.csv", infer_schema=False)
     rejects = pl.read_csv(run_dir / "rejects.csv", infer_schema=False)
     status = dict(results["status"].value_counts().rows())
+    planned = results.height
+    if scene.unsent is not None:  # a job's night: what it did not send is carried over
+        carry = pl.read_parquet(run_dir.parent.parent / "carry-over.parquet")
+        unsent = carry.filter(~pl.col("contact_id").is_in(results["contact_id"])).height
+        assert unsent
+        status[scene.unsent] = status.get(scene.unsent, 0) + unsent
+        planned += unsent
     requests = scene.requests()
     statuses = [(route, int(code), n) for (route, code), n in requests.items()]
     attempts = results["attempts"].cast(pl.Int64)
@@ -53,9 +62,9 @@ def expected(scene: Scene) -> dict[str, int | None]:
     skipped = status.get("skipped", 0)
     figures: dict[str, int | None] = {
         # every scene's contacts are one input row each: input rows = contacts + rejects
-        "rows": results.height + rejects.height,
-        "planned": results.height,
-        "naive": results.height,  # one call a contact: no contact here has over 100 tags
+        "rows": planned + rejects.height,
+        "planned": planned,
+        "naive": planned,  # one call a contact: no contact here has over 100 tags
         "saved": skipped - exports,
         "tile:skipped": skipped,
         "tile:rejected rows": rejects.height,

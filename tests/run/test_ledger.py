@@ -9,7 +9,8 @@ from tests.world import World, read_results
 
 
 def test_applied_pairs_are_skipped_not_sent(world: World) -> None:
-    """The second run of the same export: every contact skipped (already_applied), 0 calls."""
+    """The second run of the same export: every contact skipped (already_applied), 0 calls;
+    the night's results list the contacts it sent (none), the summary counts the skipped."""
     world.write_csv("in.csv", [(cid, "a, b") for cid in world.contact_ids[:10]])
     job = world.write_job('inputs = ["in.csv"]\n')
     world.run_job(job)
@@ -17,10 +18,10 @@ def test_applied_pairs_are_skipped_not_sent(world: World) -> None:
     assert code == ExitCode.OK
     assert run_dir is not None
     assert world.handled_tag_calls() == 10
-    results = read_results(run_dir / "results.csv")
-    assert set(results["status"]) == {"skipped"}
-    assert set(results["message"]) == {"already_applied"}
+    assert read_results(run_dir / "results.csv").height == 0
+    assert read_results(run_dir / "failures.csv").height == 0
     summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["contacts"]["skipped"] == 10
     assert summary["skipped_by_reason"] == {"already_applied": 10}
     assert summary["calls"]["add_tags"] == 0
 
