@@ -11,7 +11,7 @@ import logging
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bulktag.config import (
@@ -33,6 +33,7 @@ from bulktag.run.folder import RunFolder, is_finished, is_run_folder, make_run_d
 from bulktag.run.owner import claim, open_state, read_state, run_folders
 from bulktag.run.stages import Run, RunReport
 from bulktag.run.start import fresh
+from bulktag.run.unchanged import Fingerprint, reliable
 from bulktag.runtime import Runtime
 from bulktag.state.job import STATE_FILE, JobState
 from bulktag.state.lock import FolderLock
@@ -43,21 +44,40 @@ log = logging.getLogger("bulktag")
 __all__ = ["dry_run_job", "run_job"]
 
 
-def _job_inputs(config: RunConfig, carry: Path) -> tuple[str, ...]:
-    """Carried-over contacts first, then the job's inputs (a glob matching nothing warns)."""
-    found: list[str] = [str(carry)] if carry.exists() else []
+def _job_inputs(
+    config: RunConfig, carry: Path, state: JobState | None
+) -> tuple[tuple[str, ...], Fingerprint | None]:
+    """Carried-over contacts first, then the job's inputs (a glob matching nothing warns);
+    or the carry-over alone, when the inputs and settings are those the last night planned
+    from and its carry-over is as it left it (:mod:`bulktag.run.unchanged`). Also what
+    this night's plan is made from (None: nothing a next night may rely on)."""
+    files: list[str] = []
     for pattern in config.inputs:
         try:
-            found.extend(expand_inputs([pattern]))
+            files.extend(expand_inputs([pattern]))
         except InputError as exc:
             log.warning("%s", exc)
+    made_from = Fingerprint.of(config, files) if files and reliable(config) else None
+    noted = None if state is None else state.planned_from()
+    if made_from is not None and noted is not None and carry.is_file():
+        fingerprint, at = noted
+        if made_from.with_carry_over(carry) == fingerprint:
+            log.info(
+                "the job's inputs are the bytes the night of %s planned from, read the same "
+                "way: tonight's plan is what it carried over (%s), the inputs are not read "
+                "again",
+                datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                carry,
+            )
+            return (str(carry),), made_from
+    found = ([str(carry)] if carry.exists() else []) + files
     if not found:
         raise WorkLeftError(
             f"no input yet: the job's inputs ({', '.join(config.inputs)}) match no file and "
             "nothing was carried over: has the export landed? nothing was sent; the next "
             "night looks again (bulktag check-job FILE shows what they match now)"
         )
-    return tuple(found)
+    return tuple(found), made_from
 
 
 def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
@@ -71,7 +91,7 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
         started = runtime.clock.wall()
         folder = None
         try:
-            inputs = _job_inputs(config, carry)
+            inputs, made_from = _job_inputs(config, carry, state)
             folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
             suspects = cut_suspects(config.inputs, state, note=True)
             night = replace(
@@ -86,6 +106,8 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                 forget=state.forget_run,
             )
         except BulkTagError as exc:
+            with contextlib.suppress(MachineError):  # the next night reads everything
+                state.note_planned_from(None, runtime.clock.wall())
             if folder is None or not folder.internal.exists():  # it sent nothing
                 with contextlib.suppress(MachineError):  # a full disk, said once
                     failed_night(
@@ -97,6 +119,9 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                         report=config.report,
                     )
             raise
+        by_email = report.summary.plan.by_email is not None  # the directory changes daily
+        left = None if made_from is None or by_email else made_from.with_carry_over(carry)
+        state.note_planned_from(left, runtime.clock.wall())
         _prune(job, state)
     return report
 
@@ -206,7 +231,7 @@ def dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                     "dry run leaves it alone and does not count what it will send",
                     unfinished,
                 )
-        inputs = _job_inputs(config, job.folder / CARRY_OVER)
+        inputs, _ = _job_inputs(config, job.folder / CARRY_OVER, ledger)
         suspects = cut_suspects(config.inputs, ledger, note=False)
         preflight(config, runtime.env)
         existed = config.out_dir is not None and config.out_dir.exists()

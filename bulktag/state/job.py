@@ -10,7 +10,10 @@
 - the list of the job's *runs*, so an interrupted one is completed first;
 - one row per finished run, its *night* (contacts by outcome, calls, the quota, the
   backlog left), which ``bulktag history`` and ``history.html`` show and which
-  outlives ``keep_runs``.
+  outlives ``keep_runs``;
+- what the last night's plan was *made from* (its inputs' bytes, the settings that shape
+  a plan, the carry-over it left): while they are the same, the next night's plan is the
+  carry-over alone (:mod:`bulktag.run.unchanged`).
 
 The user's quota store, shared by every run on the machine, is :mod:`bulktag.state.quota`.
 """
@@ -73,6 +76,11 @@ CREATE TABLE IF NOT EXISTS exports (
     mtime_ns INTEGER NOT NULL,
     line_end INTEGER NOT NULL,
     PRIMARY KEY (pattern, path, mtime_ns)
+);
+CREATE TABLE IF NOT EXISTS planned_from (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    fingerprint TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS nights (
     run_id TEXT PRIMARY KEY,
@@ -390,6 +398,26 @@ class JobState(Store):
             (pattern, before),
         ).fetchone()
         return bool(ended > unended)
+
+    # -- what the last night's plan was made from -----------------------------------
+
+    def planned_from(self) -> tuple[str, float] | None:
+        """The fingerprint of the inputs, settings and carry-over the last night left
+        (:mod:`bulktag.run.unchanged`), and when; None: unknown, or not to be relied on."""
+        if not self._has("planned_from"):
+            return None
+        row = self._db.execute("SELECT fingerprint, at FROM planned_from").fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
+
+    def note_planned_from(self, fingerprint: str | None, at: float) -> None:
+        """What the night that just ended left (None: nothing to rely on next night)."""
+        with self._db:
+            self._db.execute("DELETE FROM planned_from")
+            if fingerprint is not None:
+                self._db.execute(
+                    "INSERT INTO planned_from (one, fingerprint, at) VALUES (1, ?, ?)",
+                    (fingerprint, at),
+                )
 
     def forget_run(self, run_dir: Path) -> None:
         with self._db:
