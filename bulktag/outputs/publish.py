@@ -6,8 +6,7 @@ results have one row per planned contact, in plan order: what the journal
 recorded, and for contacts never sent, the status of the halt that stopped the
 run. The failures file has the same ``contact_id, tags`` columns as an input,
 with only the tags still to apply, so ``bulktag run failures.csv`` re-sends
-exactly those. A job's night lists only the contacts it sent: its carry-over holds
-what it could not send (see :func:`publish`).
+exactly those. A job's night lists the contacts it sent (see :func:`publish`).
 
 CSV output is spreadsheet-safe: a cell that starts with ``=`` ``+`` ``-`` ``@``,
 a tab, a carriage return or an apostrophe gets an apostrophe in front (OWASP's
@@ -336,12 +335,11 @@ def publish(
 ) -> Published:
     """Write results, failures and rejects to ``outputs``; summary.json is the caller's.
 
-    With ``carry_over`` (a job's night), the contacts a re-run could finish (every failure
-    that is retryable, every contact not sent) are written there for the job's next run,
-    or the file is removed; results and failures then list only the contacts the night
-    sent (``attempts > 0``): the others are counted (``Published.counts``), and the
-    unsent ones are in the carry-over, so that a backlog of millions, or an unchanged
-    export, is not written out again every night.
+    With ``carry_over`` (a job's night), the contacts a re-run could finish (retryable
+    failures, contacts not sent) are written there for the job's next run, or the file is
+    removed; results and failures then list the contacts the night sent (``attempts >
+    0``), the others counted (``Published.counts``): a backlog of millions, or an
+    unchanged export, is not written out again every night.
     With ``applied``, the ``contact_id, tag`` pairs this run applied are written
     there (a job's ledger reads them back in batches: at 10M rows they are
     hundreds of MiB, so they never sit in memory whole); with ``permanent``, the pairs that

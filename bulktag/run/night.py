@@ -92,6 +92,9 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
         folder = None
         try:
             inputs, made_from = _job_inputs(config, carry, state)
+            # noted again once this night has ended: one that does not end (an error, a
+            # kill) leaves nothing the next night may plan from
+            state.note_planned_from(None, started)
             folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
             suspects = cut_suspects(config.inputs, state, note=True)
             night = replace(
@@ -106,8 +109,6 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                 forget=state.forget_run,
             )
         except BulkTagError as exc:
-            with contextlib.suppress(MachineError):  # the next night reads everything
-                state.note_planned_from(None, runtime.clock.wall())
             if folder is None or not folder.internal.exists():  # it sent nothing
                 with contextlib.suppress(MachineError):  # a full disk, said once
                     failed_night(

@@ -18,9 +18,10 @@ pairs only grow between two nights, and both are taken from the plan anyway.
 Where that argument does not hold, nothing is noted, and the next night reads everything:
 ``--force`` or ``--retry-permanent`` (the ledger or the failed pairs not taken), ``[ledger]
 days`` (pairs leave the ledger with time), the ledger off, a night that matched contacts
-by email (the directory changes from day to day), a night that stopped on an error, or a
-dry run. A carry-over changed or removed since (by a person, or by the run an interrupted
-night finished first) differs from the one noted: everything is read again too.
+by email (the directory changes from day to day), or a dry run; and a night clears what
+the last one noted when it starts, so one that does not end (an error, a kill) leaves
+nothing to plan from. A carry-over changed or removed since (by a person) differs from
+the one noted: everything is read again too.
 """
 
 from __future__ import annotations

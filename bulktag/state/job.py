@@ -21,12 +21,22 @@ The user's quota store, shared by every run on the machine, is :mod:`bulktag.sta
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
+from bulktag.state.ledger import (
+    LEDGER_TABLES,
+    compact_rows,
+    contact_bytes,
+    layout,
+    pairs_frame,
+    run_number,
+)
+from bulktag.state.ledger import upgrade as upgrade_ledger
 from bulktag.state.store import Store
 
 __all__ = ["STATE_FILE", "STATE_VERSION", "JobState", "Night", "state_fix"]
@@ -36,14 +46,9 @@ STATE_FILE = "state.sqlite"
 #: Contacts looked up in the ledger a query (SQLite takes up to 32,766 parameters).
 _LOOKUP = 5_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger (
-    contact_id TEXT NOT NULL,
-    tag TEXT NOT NULL,
-    applied_at REAL NOT NULL,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (contact_id, tag)
-) WITHOUT ROWID;
+_SCHEMA = (
+    LEDGER_TABLES
+    + """
 CREATE TABLE IF NOT EXISTS failed (
     contact_id TEXT NOT NULL,
     tag TEXT NOT NULL,
@@ -104,6 +109,7 @@ CREATE TABLE IF NOT EXISTS nights (
     message TEXT NOT NULL DEFAULT ''
 );
 """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +151,7 @@ def state_fix(folder: Path) -> str:
 _NIGHT_COLUMNS = ", ".join(f.name for f in fields(Night))
 
 #: The state file's schema (``PRAGMA user_version``): a newer one is refused.
-STATE_VERSION = 2  # 2: exports, owner
+STATE_VERSION = 3  # 2: exports, owner; 3: the ledger compact (bulktag.state.ledger)
 
 
 def _upgrade(db: sqlite3.Connection, found: int) -> None:
@@ -154,6 +160,7 @@ def _upgrade(db: sqlite3.Connection, found: int) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(nights)")}
     if "message" not in columns:
         db.execute("ALTER TABLE nights ADD COLUMN message TEXT NOT NULL DEFAULT ''")
+    upgrade_ledger(db)
 
 
 class JobState(Store):
@@ -172,6 +179,8 @@ class JobState(Store):
         )
         #: the file was damaged and this one begun anew: its ledger is lost (see runner)
         self.begun_anew = False
+        #: an older file read as it is (a dry run's) may have the ledger of text IDs
+        self._ledger = layout(self._db.raw)
 
     def _has(self, table: str) -> bool:
         """Whether the file has ``table`` (one an older bulktag made may not, read only)."""
@@ -199,49 +208,61 @@ class JobState(Store):
         failed = self.failed_count() > 0  # a pair applied at last no longer failed
         with self._db:
             self._db.execute("BEGIN")
+            run = run_number(self._db.raw, run_id)
             cursor = self._db.executemany(
-                "INSERT OR REPLACE INTO ledger (contact_id, tag, applied_at, run_id) "
-                "VALUES (?, ?, ?, ?)",
-                ((c, t, at, run_id) for c, t in pairs),
+                "INSERT OR REPLACE INTO ledger (contact, tag, applied_at, run) VALUES (?, ?, ?, ?)",
+                compact_rows(pairs, at, run),
             )
             written = cursor.rowcount
-            if failed:
-                self._db.execute(
-                    "DELETE FROM failed WHERE EXISTS (SELECT 1 FROM ledger WHERE "
-                    "ledger.contact_id = failed.contact_id AND ledger.tag = failed.tag "
-                    "AND ledger.run_id = ?)",
-                    (run_id,),
-                )
+            if failed:  # few: each looked up by the ledger's key
+                found = self._db.execute("SELECT contact_id, tag FROM failed").fetchall()
+                gone = [
+                    (contact, tag)
+                    for contact, tag in found
+                    if self._db.execute(
+                        "SELECT 1 FROM ledger WHERE contact = ? AND tag = ? AND run = ?",
+                        (contact_bytes(contact), tag, run),
+                    ).fetchone()
+                ]
+                self._db.executemany("DELETE FROM failed WHERE contact_id = ? AND tag = ?", gone)
             if days:
                 self._db.execute("DELETE FROM ledger WHERE applied_at < ?", (at - days * 86_400,))
         return written
 
-    def applied(self, since: float | None = None, batch: int = 200_000) -> Iterator[pl.DataFrame]:
-        """Pairs applied at or after ``since``: frames of ``contact_id, tag, applied_at``."""
-        cursor = self._db.execute(
-            "SELECT contact_id, tag, applied_at FROM ledger WHERE applied_at >= ?",
-            (since if since is not None else float("-inf"),),
-        )
-        schema = {"contact_id": pl.String, "tag": pl.String, "applied_at": pl.Float64}
-        while rows := cursor.fetchmany(batch):
-            yield pl.DataFrame(rows, schema=schema, orient="row")
+    def _pairs(self, where: str, parameters: Sequence[Any]) -> list[tuple[str, str, float]]:
+        """``contact, tag, applied_at`` of the ledger's rows ``where`` (its ``{key}``: the
+        16 bytes of ``contact``, or an older file's ``contact_id``), the contact as SQLite's
+        ``hex`` gives it."""
+        if self._ledger == "text":
+            where = where.format(key="contact_id")
+            select = "SELECT upper(replace(contact_id, '-', '')), tag, applied_at FROM ledger"
+        else:
+            where = where.format(key="contact")
+            select = "SELECT hex(contact), tag, applied_at FROM ledger"
+        rows: list[tuple[str, str, float]] = self._db.execute(
+            f"{select} WHERE {where}",
+            parameters,
+        ).fetchall()
+        return rows
+
+    def applied(self, since: float | None = None) -> pl.DataFrame:
+        """Pairs applied at or after ``since``: ``contact_id, tag, applied_at``."""
+        rows = self._pairs("applied_at >= ?", (since if since is not None else float("-inf"),))
+        return pairs_frame(rows).select("contact_id", "tag", "applied_at")
 
     def applied_to(self, contacts: pl.Series, since: float | None = None) -> pl.DataFrame:
         """The ledger's pairs of ``contacts`` applied at or after ``since`` (``contact_id,
         tag``): looked up by the ledger's key, a few thousand contacts a query, so a night
         reads what its plan may skip, never the whole ledger."""
-        found: list[tuple[str, str]] = []
+        found: list[tuple[str, str, float]] = []
         wanted = contacts.unique().to_list()
         after = since if since is not None else float("-inf")
         for start in range(0, len(wanted), _LOOKUP):
             chunk = wanted[start : start + _LOOKUP]
+            keys = chunk if self._ledger == "text" else [contact_bytes(c) for c in chunk]
             marks = ", ".join("?" * len(chunk))
-            found += self._db.execute(
-                f"SELECT contact_id, tag FROM ledger WHERE contact_id IN ({marks}) "  # noqa: S608  (placeholders only)
-                "AND applied_at >= ?",
-                (*chunk, after),
-            ).fetchall()
-        return pl.DataFrame(found, schema={"contact_id": pl.String, "tag": pl.String}, orient="row")
+            found += self._pairs(f"{{key}} IN ({marks}) AND applied_at >= ?", (*keys, after))
+        return pairs_frame(found).select("contact_id", "tag")
 
     def ledger_size(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM ledger").fetchone()[0])
