@@ -32,6 +32,7 @@ from bulktag.state.ledger import (
     LEDGER_TABLES,
     compact_rows,
     contact_bytes,
+    grouped_frame,
     layout,
     pairs_frame,
     run_number,
@@ -229,40 +230,38 @@ class JobState(Store):
                 self._db.execute("DELETE FROM ledger WHERE applied_at < ?", (at - days * 86_400,))
         return written
 
-    def _pairs(self, where: str, parameters: Sequence[Any]) -> list[tuple[str, str, float]]:
-        """``contact, tag, applied_at`` of the ledger's rows ``where`` (its ``{key}``: the
-        16 bytes of ``contact``, or an older file's ``contact_id``), the contact as SQLite's
-        ``hex`` gives it."""
-        if self._ledger == "text":
-            where = where.format(key="contact_id")
-            select = "SELECT upper(replace(contact_id, '-', '')), tag, applied_at FROM ledger"
-        else:
-            where = where.format(key="contact")
-            select = "SELECT hex(contact), tag, applied_at FROM ledger"
-        rows: list[tuple[str, str, float]] = self._db.execute(
-            f"{select} WHERE {where}",
-            parameters,
+    def _pairs(self, where: str, parameters: Sequence[Any], *, grouped: bool = False) -> list[Any]:
+        """The ledger's rows ``where`` (its ``{key}``: the 16 bytes of ``contact``, or an
+        older file's ``contact_id``): ``hex(contact), tag, applied_at``; ``grouped``: one row
+        a contact, ``hex(contact), json_group_array(tag)`` (a quarter of the rows to fetch)."""
+        key = "contact_id" if self._ledger == "text" else "contact"
+        contact = "upper(replace(contact_id, '-', ''))" if key == "contact_id" else "hex(contact)"
+        columns = "json_group_array(tag)" if grouped else "tag, applied_at"
+        sql = f"SELECT {contact}, {columns} FROM ledger WHERE {where.format(key=key)}"  # noqa: S608  (our columns, placeholders)
+        rows: list[Any] = self._db.execute(
+            sql + (f" GROUP BY {key}" if grouped else ""), parameters
         ).fetchall()
         return rows
 
     def applied(self, since: float | None = None) -> pl.DataFrame:
         """Pairs applied at or after ``since``: ``contact_id, tag, applied_at``."""
         rows = self._pairs("applied_at >= ?", (since if since is not None else float("-inf"),))
-        return pairs_frame(rows).select("contact_id", "tag", "applied_at")
+        return pairs_frame(rows)
 
     def applied_to(self, contacts: pl.Series, since: float | None = None) -> pl.DataFrame:
         """The ledger's pairs of ``contacts`` applied at or after ``since`` (``contact_id,
         tag``): looked up by the ledger's key, a few thousand contacts a query, so a night
         reads what its plan may skip, never the whole ledger."""
-        found: list[tuple[str, str, float]] = []
+        found: list[tuple[str, str]] = []
         wanted = contacts.unique().to_list()
         after = since if since is not None else float("-inf")
         for start in range(0, len(wanted), _LOOKUP):
             chunk = wanted[start : start + _LOOKUP]
             keys = chunk if self._ledger == "text" else [contact_bytes(c) for c in chunk]
             marks = ", ".join("?" * len(chunk))
-            found += self._pairs(f"{{key}} IN ({marks}) AND applied_at >= ?", (*keys, after))
-        return pairs_frame(found).select("contact_id", "tag")
+            where = f"{{key}} IN ({marks}) AND applied_at >= ?"
+            found += self._pairs(where, (*keys, after), grouped=True)
+        return grouped_frame(found)
 
     def ledger_size(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM ledger").fetchone()[0])

@@ -24,6 +24,7 @@ __all__ = [
     "compact_rows",
     "contact_bytes",
     "contact_ids",
+    "grouped_frame",
     "layout",
     "pairs_frame",
     "run_number",
@@ -67,6 +68,15 @@ def pairs_frame(rows: list[tuple[str, str, float]]) -> pl.DataFrame:
     schema = {"hex": pl.String, "tag": pl.String, "applied_at": pl.Float64}
     frame = pl.DataFrame(rows, schema=schema, orient="row")
     return frame.select(contact_ids(pl.col("hex")).alias("contact_id"), "tag", "applied_at")
+
+
+def grouped_frame(rows: list[tuple[str, str]]) -> pl.DataFrame:
+    """Ledger rows read as ``hex(contact), json_group_array(tag)``: ``contact_id, tag``."""
+    frame = pl.DataFrame(rows, schema={"hex": pl.String, "tags": pl.String}, orient="row")
+    return frame.select(
+        contact_ids(pl.col("hex")).alias("contact_id"),
+        tag=pl.col("tags").str.json_decode(pl.List(pl.String)),
+    ).explode("tag")
 
 
 def layout(db: sqlite3.Connection) -> Layout:

@@ -146,3 +146,14 @@ def test_a_version_2_state_is_read_by_a_dry_run_and_upgraded_by_a_night(
         assert set(state.applied().filter(pl.col("contact_id").is_in(ids[:10]))["applied_at"]) == {
             at
         }
+
+
+def test_any_tag_comes_back_as_it_was_written(tmp_path: Path) -> None:
+    """A contact's tags are read grouped (one JSON list a contact): quotes, separators,
+    backslashes and characters beyond ASCII come back as they went in."""
+    contact = "7a1c2a3e-0000-4000-8000-0000000000ab"
+    tags = ['say "hi"', "größe, ja", "a\\b", "🎉 launch", "[not, a list]"]
+    with JobState(tmp_path) as state:
+        state.record_applied([(contact, t) for t in tags], 1_000.0, "run-1")
+        found = state.applied_to(pl.Series([contact, "7a1c2a3e-0000-4000-8000-0000000000ac"]))
+    assert sorted(found.rows()) == sorted((contact, t) for t in tags)
