@@ -35,7 +35,6 @@ from bulktag.state.ledger import (
     grouped_frame,
     layout,
     pairs_frame,
-    run_number,
 )
 from bulktag.state.ledger import upgrade as upgrade_ledger
 from bulktag.state.store import Store
@@ -209,7 +208,9 @@ class JobState(Store):
         failed = self.failed_count() > 0  # a pair applied at last no longer failed
         with self._db:
             self._db.execute("BEGIN")
-            run = run_number(self._db.raw, run_id)
+            self._db.execute("INSERT OR IGNORE INTO ledger_runs (run_id) VALUES (?)", (run_id,))
+            number = self._db.execute("SELECT run FROM ledger_runs WHERE run_id = ?", (run_id,))
+            run = int(number.fetchone()[0])
             cursor = self._db.executemany(
                 "INSERT OR REPLACE INTO ledger (contact, tag, applied_at, run) VALUES (?, ?, ?, ?)",
                 compact_rows(pairs, at, run),

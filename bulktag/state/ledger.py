@@ -27,7 +27,6 @@ __all__ = [
     "grouped_frame",
     "layout",
     "pairs_frame",
-    "run_number",
     "upgrade",
 ]
 
@@ -108,12 +107,6 @@ def upgrade(db: sqlite3.Connection) -> None:
             ((c, t, at, numbers[run]) for c, t, at, run in batch),
         )
     db.execute("DROP TABLE ledger_v2")
-
-
-def run_number(db: sqlite3.Connection, run_id: str) -> int:
-    """The number ``run_id`` has in the ledger (given one now if it has none)."""
-    db.execute("INSERT OR IGNORE INTO ledger_runs (run_id) VALUES (?)", (run_id,))
-    return int(db.execute("SELECT run FROM ledger_runs WHERE run_id = ?", (run_id,)).fetchone()[0])
 
 
 def compact_rows(
