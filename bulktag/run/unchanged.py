@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +38,6 @@ from bulktag.config import RunConfig
 from bulktag.machine import guarded
 
 __all__ = ["Fingerprint", "reliable"]
-
-log = logging.getLogger("bulktag")
 
 
 def reliable(config: RunConfig) -> bool:
