@@ -19,6 +19,7 @@ apart (:func:`damaged`): its owner moves it aside and goes on from what can be t
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import sqlite3
@@ -40,6 +41,7 @@ __all__ = [
     "alive",
     "bug_report",
     "damaged",
+    "digest",
     "disk_fault",
     "fault_of",
     "first",
@@ -335,3 +337,9 @@ def guarded(path: Path | str) -> Iterator[None]:
         if fault is None:
             raise
         raise fault from None
+
+
+def digest(path: Path) -> str:
+    """``path``'s SHA-256, read in blocks (a file of any size), a fault naming the file."""
+    with guarded(path), path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -4,7 +4,6 @@ sheet too large for XLSX, a failures file sent before."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from bulktag.errors import (
     ConfigError,
     UsageError,
 )
+from bulktag.machine import digest
 from bulktag.outputs.publish import XLSX_ROWS
 from bulktag.plan.build import PlanStats
 from bulktag.read.frame import InputFrame
@@ -73,11 +73,11 @@ def warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at:
         path = Path(item.source)
         if item.own not in (OwnKind.FAILURES, OwnKind.RESULTS) or not path.is_file():
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        content = digest(path)
         source = item.source
 
-        def warn(store: QuotaStore, digest: str = digest, source: str = source) -> None:
-            for earlier, when in store.reruns_of(digest):
+        def warn(store: QuotaStore, content: str = content, source: str = source) -> None:
+            for earlier, when in store.reruns_of(content):
                 failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
                 stamp = utc_minute(when)
                 log.warning(
@@ -88,7 +88,7 @@ def warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at:
                     stamp,
                     failures,
                 )
-            store.record_rerun(digest, source, run_dir, at)
+            store.record_rerun(content, source, run_dir, at)
 
         using_quota_store(state_dir, at, warn)
 

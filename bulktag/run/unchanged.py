@@ -35,7 +35,7 @@ from pathlib import Path
 
 from bulktag import __version__
 from bulktag.config import RunConfig
-from bulktag.machine import guarded
+from bulktag.machine import digest
 
 __all__ = ["Fingerprint", "reliable"]
 
@@ -53,11 +53,6 @@ def reliable(config: RunConfig) -> bool:
         and config.read.match != "email"
         and "-" not in config.inputs
     )
-
-
-def _digest(path: Path) -> str:
-    with guarded(path), path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _settings(config: RunConfig) -> dict[str, object]:
@@ -80,10 +75,10 @@ class Fingerprint:
         among them) read with ``config``; each file read once, in full."""
         found = hashlib.sha256(json.dumps(_settings(config), sort_keys=True).encode())
         for name in files:
-            found.update(json.dumps([name, _digest(Path(name))]).encode())
+            found.update(json.dumps([name, digest(Path(name))]).encode())
         return cls(found.hexdigest())
 
     def with_carry_over(self, carry: Path) -> str:
         """The fingerprint with the carry-over as it is now (or its absence)."""
-        left = _digest(carry) if carry.is_file() else "none"
+        left = digest(carry) if carry.is_file() else "none"
         return hashlib.sha256(f"{self.inputs}\n{left}".encode()).hexdigest()
