@@ -6,8 +6,11 @@ bulktag; "read" is what a night's summary lists as its inputs."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,3 +156,50 @@ def test_a_dry_run_shows_the_nights_plan_and_changes_nothing(
     assert summary["would_send"]["contacts"] == 150
     assert world.job_fingerprint() == before
     assert _night(world, job)[1:] == (["carry-over.parquet"], 100)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nights"
+
+
+def test_an_export_saved_by_libreoffice_then_resaved_then_by_gnumeric(
+    make_world: Callable[..., World],
+) -> None:
+    """A job's export as LibreOffice Calc saved it (XLSX), landed twice with the same
+    bytes: the second night reads only the carry-over. Saved again by LibreOffice (the
+    same cells, other bytes), then by gnumeric (CSV): those nights read the export. Each
+    contact ends with the tags of its segment cell, worked out from the source CSV with
+    the csv module, in one call each (tests/fixtures/nights/make_nights.py)."""
+    world = make_world(contacts=30, plan="starter", per_day=10)
+    with (FIXTURES / "backlog.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))[1:]
+    meant = {cid: {t.strip() for t in re.split("[,;|]", cell)} for cid, cell in rows}
+    assert set(meant) == set(world.contact_ids)
+    exports = world.folder / "exports"
+    exports.mkdir()
+    job = world.write_job(
+        'inputs = ["exports/*"]\n[read]\nid_column = "LeadLex ID"\n'
+        'tags_columns = ["Segments"]\n[limits]\nplan = "starter"\n'
+    )
+
+    def land(name: str, as_name: str) -> None:
+        for old in exports.iterdir():
+            old.unlink()
+        shutil.copy(FIXTURES / name, exports / as_name)
+
+    nights = []
+    for name, as_name in [
+        ("backlog_libreoffice.xlsx", "export.xlsx"),
+        ("backlog_libreoffice.xlsx", "export.xlsx"),  # the same bytes, landed again
+        ("backlog_resaved.xlsx", "export.xlsx"),
+        ("backlog_gnumeric.csv", "export.csv"),
+    ]:
+        land(name, as_name)
+        nights.append(_night(world, job))
+    assert nights == [
+        (ExitCode.WORK_LEFT, ["export.xlsx"], 10),
+        (ExitCode.WORK_LEFT, ["carry-over.parquet"], 10),
+        (ExitCode.OK, ["carry-over.parquet", "export.xlsx"], 10),
+        (ExitCode.OK, ["export.csv"], 0),
+    ]
+    assert {cid: set(world.tags_of(cid)) for cid in meant} == meant
+    assert world.statuses() == {"200": 30}
