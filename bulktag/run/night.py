@@ -92,11 +92,14 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
         folder = None
         try:
             inputs, made_from = _job_inputs(config, carry, state)
-            # noted again once this night has ended: one that does not end (an error, a
-            # kill) leaves nothing the next night may plan from
-            state.note_planned_from(None, started)
+            try:
+                # noted again once this night has ended: one that does not end (an error,
+                # a kill) leaves nothing the next night may plan from
+                state.note_planned_from(None, started)
+                suspects = cut_suspects(config.inputs, state, note=True)
+            except MachineError as fault:
+                raise fault.then("nothing was sent; once fixed, run the same command") from None
             folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
-            suspects = cut_suspects(config.inputs, state, note=True)
             night = replace(
                 config,
                 inputs=inputs,
@@ -120,11 +123,29 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                         report=config.report,
                     )
             raise
-        by_email = report.summary.plan.by_email is not None  # the directory changes daily
-        left = None if made_from is None or by_email else made_from.with_carry_over(carry)
-        state.note_planned_from(left, runtime.clock.wall())
+        _note_planned_from(state, made_from, report, carry, runtime.clock.wall())
         _prune(job, state)
     return report
+
+
+def _note_planned_from(
+    state: JobState, made_from: Fingerprint | None, report: RunReport, carry: Path, now: float
+) -> None:
+    """What tonight's plan was made from, for the next night (nothing when it matched by
+    email: the directory changes daily). A fault of the machine here is warned about: the
+    night is done, and the next one, finding no note, reads its inputs again."""
+    by_email = report.summary.plan.by_email is not None
+    left = None if made_from is None or by_email else made_from.with_carry_over(carry)
+    try:
+        state.note_planned_from(left, now)
+    except MachineError as fault:
+        log.warning(
+            "%s: %s; what tonight planned from is not noted: the next night reads its inputs "
+            "again (%s)",
+            fault.path,
+            fault.what,
+            fault.fix,
+        )
 
 
 @contextlib.contextmanager

@@ -238,3 +238,53 @@ def test_a_bug_is_one_line_exit_70_and_a_file_with_its_traceback(
     assert "summary_lines" in text
     assert KEY not in text
     assert KEY not in err
+
+
+@pytest.mark.parametrize("when", ["before sending", "after the run"])
+def test_the_nights_note_of_what_it_planned_from(
+    make_world: Callable[..., World],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    when: str,
+) -> None:
+    """The disk fills as the night clears what the last night planned from (before it
+    sends: one line, 75, nothing sent), or notes its own (after its run: the night is
+    done, 0, a warning that the next night reads its inputs again); once fixed, every
+    contact is tagged, none twice."""
+    world = make_world(contacts=20)
+    _export(world)
+    job = world.write_job('inputs = ["in.csv"]\n')
+    execute = Connection.execute
+    writes = {"n": 0}
+
+    def failing(self: Connection, sql: str, *args: Any) -> Any:
+        if self.path.name == "state.sqlite" and "planned_from" in sql and "DELETE" in sql:
+            writes["n"] += 1
+            if writes["n"] == (1 if when == "before sending" else 2):
+                with guarded(self.path):
+                    _full()
+        return execute(self, sql, *args)
+
+    monkeypatch.setattr(Connection, "execute", failing)
+    world.next_night()
+    code = world.run_job(job)[0]
+    errors, warnings = said(capsys.readouterr().err)
+    if when == "before sending":
+        (line,) = errors
+        assert code == ExitCode.WORK_LEFT
+        assert "/job/state.sqlite: the disk is full" in line
+        assert "nothing was sent" in line
+        assert world.handled_tag_calls() == 0
+    else:
+        assert not errors
+        assert code == ExitCode.OK
+        (line,) = [w for w in warnings if "planned from" in w]
+        assert "/job/state.sqlite: the disk is full" in line
+        assert "the next night reads its inputs again" in line
+        assert world.handled_tag_calls() == 20
+    monkeypatch.undo()
+    for _night in range(2):
+        world.next_night()
+        assert world.run_job(job)[0] == ExitCode.OK
+    assert world.handled_tag_calls() == 20
+    assert tagged(world, "spring") == 20
