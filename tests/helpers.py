@@ -53,6 +53,10 @@ def emulator_env(ready: dict[str, Any], **extra: str) -> dict[str, str]:
     return bulktag_env(ready["url"], next(iter(ready["keys"])), **extra)
 
 
+#: How the suite starts bulktag: the checkout's, run by this interpreter.
+PYTHON_M_BULKTAG = (sys.executable, "-m", "bulktag")
+
+
 def run_bulktag(
     args: Sequence[str],
     env: dict[str, str],
@@ -61,12 +65,15 @@ def run_bulktag(
     stdin: str | bytes | int | None = None,
     timeout: float = 120,
     text: bool = True,
+    program: Sequence[str] = PYTHON_M_BULKTAG,
 ) -> subprocess.CompletedProcess[Any]:
     """The one way the suite runs ``bulktag ARGS`` as a process of its own, to its end:
     ``stdin`` is text or bytes to feed it, or a file descriptor (a pty's); its output is
-    text, or bytes when ``text`` is false."""
+    text, or bytes when ``text`` is false. ``program`` is the command that is bulktag: by
+    default this interpreter's ``-m bulktag``; else an installed ``bulktag`` (its path), or
+    ``python -c CODE`` that calls its ``main``."""
     return subprocess.run(
-        [sys.executable, "-m", "bulktag", *args],
+        [*program, *args],
         input=stdin if isinstance(stdin, str | bytes) else None,
         stdin=stdin if isinstance(stdin, int) else None,
         capture_output=True,
@@ -79,13 +86,18 @@ def run_bulktag(
 
 
 def start_bulktag(
-    args: Sequence[str], env: dict[str, str] | None = None, **popen: Any
+    args: Sequence[str],
+    env: dict[str, str] | None = None,
+    *,
+    program: Sequence[str] = PYTHON_M_BULKTAG,
+    **popen: Any,
 ) -> subprocess.Popen[str]:
     """The one way the suite starts ``bulktag ARGS`` as a process that goes on beside the
     test (to be signalled, killed, or waited for): text mode, ``env`` (else
-    :func:`bulktag_env`), and ``popen``'s pipes and folder."""
+    :func:`bulktag_env`), ``program`` as :func:`run_bulktag` takes it, and ``popen``'s
+    pipes and folder."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bulktag", *args],
+        [*program, *args],
         env=bulktag_env() if env is None else env,
         text=True,
         **popen,

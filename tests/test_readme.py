@@ -21,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,13 @@ import httpx2
 import pytest
 import xlsxwriter
 
-from tests.helpers import contact_ids, run_bulktag, running_emulator
+from tests.helpers import (
+    bulktag_env,
+    contact_ids,
+    run_bulktag,
+    running_emulator,
+    start_bulktag,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -60,7 +67,7 @@ EXITS: dict[str, int] = {
 CANNOT_RUN: dict[str, str] = {
     "make demo": (
         "its setup is make test's, which runs this test; its one command, `bulktag demo`, "
-        "runs in tests/test_cli_basics.py::test_demo_tells_the_whole_story"
+        "runs in tests/cli/test_basics.py::test_demo_tells_the_whole_story"
     ),
     "make test": "it is the command running this test",
     "export HTTPS_PROXY=http://proxy.corp.example:3128": (
@@ -154,35 +161,58 @@ class Newcomer:
             name, _, value = words[1].partition("=")
             self.env[name] = value
             return None
-        if words[:2] == ["bulktag", "emulator"]:
-            return self._emulator(words)
+        # `NAME=value bulktag ...`: the settings a shell would give that one command
+        leading = takewhile(lambda word: re.match(r"^[A-Z_]+=", word) is not None, words)
+        settings = dict(word.partition("=")[::2] for word in leading)
+        program = words[len(settings) :]
+        if program[0] == "bulktag":
+            shell = set(command) & set("$*?[]|<>;&`~")
+            assert not shell, f"{command}: teach this test the shell's {sorted(shell)}"
+            if program[1:2] == ["emulator"]:
+                return self._emulator(program[1:])
+            return run_bulktag(
+                program[1:],
+                self.env | settings,
+                cwd=self.folder,
+                timeout=300,
+                program=[self.bulktag()],
+            )
+        # Not bulktag (`uv tool install .`): through the shell, with this machine's proxies,
+        # which uv may need to fetch the build backend.
+        proxies = {k: v for k, v in os.environ.items() if "proxy" in k.lower()}
         cwd = ROOT if words[:3] == ["uv", "tool", "install"] else self.folder
         return subprocess.run(
             ["bash", "-c", command],
             cwd=cwd,
-            env=self.env,
+            env=self.env | proxies,
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
 
-    def _emulator(self, words: list[str]) -> subprocess.CompletedProcess[str]:
+    def bulktag(self) -> str:
+        """The `bulktag` the session's PATH finds: the one `uv tool install .` put there."""
+        found = shutil.which("bulktag", path=self.env["PATH"])
+        assert found is not None, f"no bulktag on the session's PATH: {self.env['PATH']}"
+        return found
+
+    def _emulator(self, args: list[str]) -> subprocess.CompletedProcess[str]:
         """The README runs it in the foreground; a test must go on: it runs beside it."""
-        process = subprocess.Popen(
-            words,
+        process = start_bulktag(
+            args,
+            self.env,
+            program=[self.bulktag()],
             cwd=self.folder,
-            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
         )
         self.emulators.append(process)
         assert process.stdout is not None
         ready = json.loads(process.stdout.readline())
         assert set(ready) >= {"url", "control", "keys", "plan"}
         self.origin = ready["url"].removesuffix("/functions/v1/api-gateway")
-        return subprocess.CompletedProcess(words, 0, json.dumps(ready), "")
+        return subprocess.CompletedProcess(["bulktag", *args], 0, json.dumps(ready), "")
 
     def stop(self) -> None:
         for process in self.emulators:
@@ -205,13 +235,16 @@ def newcomer(tmp_path: Path) -> Iterator[Newcomer]:
         _spreadsheet(folder / "segment.xlsx", ids[:5])
         _registrants(folder / "webinar-registrants.csv", ready)
         _nightly_job(folder, ready["url"], ids[10:16])
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADLEX_", "BULKTAG_"))}
+        # A newcomer's shell: no LeadLex settings, proxies or bulktag state of this machine.
+        env = {
+            k: v
+            for k, v in bulktag_env(ready["url"], next(iter(ready["keys"]))).items()
+            if not k.startswith("BULKTAG_")
+        }
         env |= {
             "PATH": f"{tools / 'bin'}{os.pathsep}{env.get('PATH', '')}",
             "HOME": str(tmp_path / "home"),
             "BULKTAG_STATE_DIR": str(tmp_path / "state"),
-            "LEADLEX_API_URL": ready["url"],
-            "LEADLEX_API_KEY": next(iter(ready["keys"])),
             "UV_TOOL_DIR": str(tools / "venvs"),
             "UV_TOOL_BIN_DIR": str(tools / "bin"),
             "UV_PYTHON_DOWNLOADS": "never",
@@ -296,12 +329,9 @@ def test_the_readme_commands_run_as_shown(newcomer: Newcomer) -> None:
     print("\n".join(outcomes))
 
     folder = newcomer.folder
-    assert (
-        "bulktag 0.1.0"
-        in subprocess.run(
-            ["bulktag", "--version"], env=newcomer.env, capture_output=True, text=True, check=True
-        ).stdout
-    )
+    version = run_bulktag(["--version"], newcomer.env, program=[newcomer.bulktag()])
+    assert version.returncode == 0, version.stderr
+    assert "bulktag 0.1.0" in version.stdout
     # What the commands promise is there: the job's night, its history, the emulator's file.
     job = folder / "nightly-segment"
     assert (job / "history.html").is_file()

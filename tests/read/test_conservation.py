@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulktag.read.rules import MISSING_ID, NO_TAGS, TAG_CONTROL, TAG_TOO_LONG
-from tests.read.support import A, B, C, csv_text, plan_of, write
+from tests.inputs import A, B, C, csv_text, plan_of, write
 
 
 def test_blank_lines_are_counted_apart(tmp_path: Path) -> None:

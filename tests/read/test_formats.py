@@ -17,7 +17,7 @@ from bulktag.errors import InputError
 from bulktag.read.paths import expand_inputs
 from bulktag.read.rules import MISSING_ID, NOT_UUID, NUMERIC_ID
 from bulktag.read.sniff import sniff_csv
-from tests.read.support import A, B, C, csv_text, plan_of, validate, write
+from tests.inputs import A, B, C, csv_text, plan_of, validate, write
 
 ACCENTED = [("Contact ID", "Tags"), (A, "Société, Région Île-de-France"), (B, "Über;Façade")]
 ACCENTED_TAGS = {A: ["Société", "Région Île-de-France"], B: ["Über", "Façade"]}

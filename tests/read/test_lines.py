@@ -9,7 +9,7 @@ import pytest
 import xlsxwriter
 
 from bulktag.read.rules import MISSING_ID, NO_TAGS, NOT_UUID, RAGGED, TAG_TOO_LONG
-from tests.read.support import A, B, C, plan_of, validate, write
+from tests.inputs import A, B, C, plan_of, validate, write
 
 
 def test_a_reject_row_carries_everything_needed_to_fix_it(tmp_path: Path) -> None:

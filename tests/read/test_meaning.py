@@ -24,7 +24,7 @@ from bulktag.plan.build import build_plan
 from bulktag.read.inputs import read_input
 from bulktag.read.rules import NOT_UUID, NUMERIC_ID
 from bulktag.read.sniff import sniff_csv
-from tests.read.support import A, B, C, cid, csv_text, dry_run, write
+from tests.inputs import A, B, C, cid, csv_text, dry_run, write
 
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -23,7 +22,8 @@ from hypothesis import strategies as st
 
 from bulktag.read.rules import NO_TAGS
 from tests.fixtures.realworld import expect
-from tests.read.support import A, cid, csv_text, dry_run, write
+from tests.helpers import bulktag_env, run_bulktag
+from tests.inputs import A, cid, csv_text, dry_run, write
 
 #: Examples per property; ``BULKTAG_EXAMPLES=2000`` for a deeper search.
 _SETTINGS = settings(
@@ -155,12 +155,8 @@ def test_commands_import_only_what_they_need(
     no progress bar."""
     path = write(tmp_path, "in.csv", csv_text([["contact_id", "tags"], [A, "vip"]]))
     args = [a.format(csv=path) for a in argv]
-    done = subprocess.run(
-        [sys.executable, "-c", _LIGHT, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "LEADLEX_API_KEY": "wbk_unused"},
-        cwd=tmp_path,
+    done = run_bulktag(
+        args, bulktag_env(key="wbk_unused"), cwd=tmp_path, program=(sys.executable, "-c", _LIGHT)
     )
+    assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1].split()[1:] == imported.split()

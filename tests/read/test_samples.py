@@ -9,7 +9,7 @@ import pytest
 
 from bulktag.emulator.model import generate_contacts
 from bulktag.read.rules import MISSING_ID, NO_TAGS, NOT_UUID, NUMERIC_ID, TAG_TOO_LONG
-from tests.read.support import SEED, plan_of, validate
+from tests.inputs import SEED, plan_of, validate
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 #: The CRM contacts make_samples.py draws its inputs from, in the same order.

@@ -11,7 +11,7 @@ from bulktag.config import ReadOptions
 from bulktag.errors import InputError
 from bulktag.read.columns import map_columns
 from bulktag.read.rules import NO_TAGS, TAG_TOO_LONG
-from tests.read.support import A, B, assert_one_error_line, csv_text, plan_of, validate, write
+from tests.inputs import A, B, assert_one_error_line, csv_text, plan_of, validate, write
 
 DEFAULT = ReadOptions()
 

@@ -10,7 +10,7 @@ import pytest
 import xlsxwriter
 
 from bulktag.errors import InputError
-from tests.read.support import A, B, assert_one_error_line, plan_of, validate, write
+from tests.inputs import A, B, assert_one_error_line, plan_of, validate, write
 
 
 def _empty_sheet(folder: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bulktag.read.rules import MISSING_ID, NO_TAGS, NOT_UUID, NUMERIC_ID, TAG_CONTROL, TAG_TOO_LONG
-from tests.read.support import A, B, C, Planned, csv_text, plan_of, write
+from tests.inputs import A, B, C, Planned, csv_text, plan_of, write
 
 
 def plan_rows(folder: Path, rows: list[tuple[str, str]], **options: object) -> Planned:

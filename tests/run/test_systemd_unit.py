@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_bulktag
+from tests.helpers import bulktag_env, run_bulktag
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "jobs" / "bulktag-nightly.service"
@@ -101,8 +100,12 @@ def test_with_home_hidden_the_units_state_directory_is_what_works(tmp_path: Path
         '[api]\nurl = "http://127.0.0.1:9/functions/v1/api-gateway"\n',
         "utf-8",
     )
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("BULKTAG_", "XDG_"))}
-    base |= {"HOME": str(home), "LEADLEX_API_KEY": "wbk_unit_test_key"}
+    # The unit's environment: none of the state folders this machine names, only its own.
+    base = {
+        k: v
+        for k, v in bulktag_env(key="wbk_unit_test_key", HOME=str(home)).items()
+        if not k.startswith(("BULKTAG_", "XDG_"))
+    }
     (environment,) = settings(UNIT)["Environment"]
     value = environment.partition("=")[2].replace("%S", str(tmp_path / "var" / "lib"))
 

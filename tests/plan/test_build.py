@@ -13,7 +13,7 @@ from bulktag.leadlex import chunks
 from bulktag.plan.build import build_plan
 from bulktag.read.inputs import read_input
 from bulktag.scan import slices
-from tests.read.support import (
+from tests.inputs import (
     A,
     B,
     C,

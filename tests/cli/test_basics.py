@@ -18,7 +18,7 @@ from bulktag.cli.demo import INPUTS
 from bulktag.errors import ExitCode
 from tests.helpers import bulktag_env, run_bulktag
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_every_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
@@ -109,7 +109,7 @@ def test_an_installed_package_carries_the_demo_samples(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=True,
-        env=os.environ | {"PYTHONPATH": str(tmp_path / "site")},
+        env=bulktag_env(PYTHONPATH=str(tmp_path / "site")),
     ).stdout.strip()
     folder = Path(found)
     assert folder == tmp_path / "site" / "bulktag" / "samples"
