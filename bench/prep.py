@@ -430,7 +430,9 @@ def _bulktag(path: Path, out: Path, shape: str) -> dict[str, Any]:
     from bulktag.plan.build import prepare_plan
 
     del shape  # bulktag finds the shape itself
-    _, plan = prepare_plan((str(path),), ReadOptions(), out, out / "plan.parquet")
+    _, plan = prepare_plan(
+        (str(path),), ReadOptions(), out, out / "plan.parquet", out / "rejects.parquet"
+    )
     stats = plan.stats
     return {
         "contacts": stats.contacts,

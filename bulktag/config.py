@@ -47,6 +47,8 @@ Match = Literal["auto", "id", "email"]
 #: spreadsheet, and its outputs are XLSX); each output file's extension is its format.
 OutputFormat = Literal["csv", "parquet", "xlsx", "ndjson"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
+#: The workspace's LeadLex plan when neither ``--plan`` nor a job file names one.
+DEFAULT_PLAN = "pro"
 #: Requests in flight at most (``--concurrency``, ``[limits] concurrency``).
 MAX_CONCURRENCY = 256
 #: A job's run folders kept by default (``keep_runs``): a month of nights. Every folder
@@ -247,18 +249,6 @@ class DispatchSettings:
     grace: float = 10.0  #: seconds in-flight requests get after SIGINT / SIGTERM
     verify_ambiguous: bool = False  #: read a contact before retrying an ambiguous failure
 
-    def __post_init__(self) -> None:
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise ConfigError(
-                f"concurrency must be between 1 and {MAX_CONCURRENCY}, not {self.concurrency}"
-            )
-        if self.rate_per_minute is not None and self.rate_per_minute <= 0:
-            raise ConfigError("the rate per minute must be positive")
-        if self.quota_reserve < 0 or self.max_attempts < 1:
-            raise ConfigError("quota reserve must be >= 0 and max attempts >= 1")
-        if min(self.timeout, self.retry_time, self.max_wait, self.grace) < 0:
-            raise ConfigError("timeouts and waits cannot be negative")
-
     @classmethod
     def for_plan(cls, plan: str, **overrides: object) -> DispatchSettings:
         figures = PLANS[plan]
@@ -278,7 +268,7 @@ class JobSettings:
     folder: Path  #: the job's state, lock, carry-over and runs
     keep_runs: int | None = KEEP_RUNS  #: None: keep every run folder
     ledger: bool = True
-    ledger_days: float | None = None  #: None: applied pairs are skipped forever
+    ledger_days: float = 0.0  #: 0: applied pairs are skipped forever
     #: The kept directory of contacts by email is read again when older than this.
     directory_days: float = 1.0
     file: Path | None = None  #: the job file (for the commands messages give)
@@ -299,7 +289,7 @@ class RunConfig:
     api_url_from: str = "LeadLex's, the default"  #: where ``api_url`` came from, for the plan
     key_file: Path | None = None  #: else the environment variable ``key_env``
     key_env: str = API_KEY_ENV
-    plan_name: str | None = "pro"
+    plan_name: str | None = DEFAULT_PLAN
     read: ReadOptions = field(default_factory=ReadOptions)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     output_format: OutputFormat | None = None  #: None: the input's format

@@ -109,16 +109,15 @@ def _flatten(path: Path, data: dict[str, Any]) -> dict[tuple[str, str], Any]:
 
 def _check_whole(path: Path, values: dict[tuple[str, str], Any]) -> None:
     """What one value cannot tell: required keys, list items, ranges."""
-    if not values.get(("", "inputs")):
-        raise _fail(path, "'inputs' is required: a list of files or globs")
-    if not values.get(("", "out")):
-        raise _fail(path, "'out' is required: the job's folder (state, runs)")
-    for item in values[("", "inputs")]:
-        if not isinstance(item, str) or not item:
-            raise _fail(path, "'inputs' must be a list of non-empty strings")
-    for section, key in (("read", "tags_columns"), ("tags", "add")):
-        if any(not isinstance(i, str) for i in values.get((section, key), [])):
-            raise _fail(path, f"[{section}] {key} must be a list of strings")
+    for table in _SECTIONS.values():
+        for option in table.values():
+            assert option.job is not None
+            if option.required and not values.get(option.job):
+                raise _fail(path, f"'{option.where}' is required: {option.required}")
+            if option.kind == "list" and any(
+                not isinstance(i, str) or not i for i in values.get(option.job, [])
+            ):
+                raise _fail(path, f"{option.where} must be a list of non-empty strings")
 
 
 def _check(path: Path, section: str, key: str, value: Any) -> Any:

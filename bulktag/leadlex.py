@@ -12,7 +12,7 @@ __all__ = [
     "MAX_TAGS_PER_REQUEST",
     "MAX_TAG_LENGTH",
     "PLANS",
-    "Plan",
+    "PlanLimits",
     "chunks",
 ]
 
@@ -29,18 +29,18 @@ EXPORT_PER_HOUR = 10
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class PlanLimits:
     """Call limits of a workspace plan; ``None`` means unlimited."""
 
     per_minute: int | None
     per_day: int | None
 
 
-PLANS: dict[str, Plan] = {
-    "starter": Plan(per_minute=10, per_day=100),
-    "pro": Plan(per_minute=50, per_day=1_000),
-    "org": Plan(per_minute=200, per_day=10_000),
-    "unmetered": Plan(per_minute=None, per_day=None),
+PLANS: dict[str, PlanLimits] = {
+    "starter": PlanLimits(per_minute=10, per_day=100),
+    "pro": PlanLimits(per_minute=50, per_day=1_000),
+    "org": PlanLimits(per_minute=200, per_day=10_000),
+    "unmetered": PlanLimits(per_minute=None, per_day=None),
 }
 
 

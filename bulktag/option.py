@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-__all__ = ["BOTH", "RUN", "Kind", "OnResume", "Option", "derived"]
+__all__ = ["BOTH", "RUN", "Derived", "Kind", "OnResume", "Option", "derived"]
 
 #: text, a path, a whole number, a number, one of ``choices``, a flag (on or absent), a
 #: switch (``--x`` / ``--no-x``), a repeatable flag (a list in a job file), a count (-vv).
@@ -56,6 +56,10 @@ class Option:
     stored_as: str | None = None  #: its name in config.json when not ``dest``
     toml: tuple[type, ...] = field(default=())  #: a job file's types when not the kind's
     short: str | None = None  #: a one-letter flag besides ``flag`` (``-v``)
+    required: str = ""  #: a job file must set it: what it is, for the message
+    in_jobs: Any = None  #: a job's run's default when not ``default`` (None: the same)
+    #: with ``resume="never"``: why, for the message (``--out``: "continues RUN_DIR in place")
+    never_why: str = ""
 
     @property
     def toml_types(self) -> tuple[type, ...]:
@@ -96,23 +100,42 @@ class Option:
         return value
 
     def help_text(self) -> str:
-        return self.help.format(default=self.default, low=self.low, high=self.high)
+        return self.help.format(
+            default=_shown(self.default), in_jobs=_shown(self.in_jobs), low=self.low, high=self.high
+        )
+
+    def default_for(self, in_a_job: bool) -> Any:
+        """What a run uses when neither a flag nor a job file sets it."""
+        return self.in_jobs if in_a_job and self.in_jobs is not None else self.default
 
 
-def derived(
-    options: Sequence[Option],
-) -> tuple[
-    Mapping[str, Option], Mapping[str, Mapping[str, Option]], frozenset[str], Mapping[str, str]
-]:
+def _shown(value: Any) -> Any:
+    """A default as the help says it: a switch's as on or off."""
+    return ("on" if value else "off") if isinstance(value, bool) else value
+
+
+class Derived(NamedTuple):
+    """What the spec's options give (:func:`derived`)."""
+
+    by_dest: Mapping[str, Option]  #: each option by its destination
+    #: a job file's tables and their keys (``{"limits": {"concurrency": Option}}``; "" the top)
+    job_tables: Mapping[str, Mapping[str, Option]]
+    resume_takes: frozenset[str]  #: what --resume takes from the command line
+    never_on_resume: tuple[Option, ...]  #: what --resume refuses whatever its value
+    stored_as: Mapping[str, str]  #: the settings config.json stores under another name
+
+
+def derived(options: Sequence[Option]) -> Derived:
     """What the spec's ``options`` give: each by its destination; a job file's tables and
-    their keys (``{"limits": {"concurrency": Option, ...}}``, the top level ""); the flags
-    ``--resume`` takes from the command line (and argparse's own destinations); the flags
-    whose setting ``config.json`` stores under another name."""
+    their keys; the flags ``--resume`` takes from the command line (and argparse's own
+    destinations), and those it refuses; the flags whose setting ``config.json`` stores
+    under another name."""
     by_dest = {o.dest: o for o in options}
     tables = {
         table: {o.job[1]: o for o in options if o.job is not None and o.job[0] == table}
         for table in dict.fromkeys(o.job[0] for o in options if o.job is not None)
     }
     takes = frozenset(o.dest for o in options if o.resume == "takes") | {"handler", "command"}
+    never = tuple(o for o in options if o.resume == "never")
     stored = {o.dest: o.stored_as for o in options if o.stored_as}
-    return by_dest, tables, takes, stored
+    return Derived(by_dest, tables, takes, never, stored)

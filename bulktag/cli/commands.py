@@ -37,6 +37,7 @@ from bulktag.errors import BulkTagError, ExitCode, UsageError, redact
 from bulktag.jobfile import load_job
 from bulktag.machine import bug_report, translated
 from bulktag.runtime import Runtime, environment
+from bulktag.spec import BY_DEST
 
 __all__ = ["build_parser", "main"]
 
@@ -90,21 +91,15 @@ def _add_run(commands: argparse._SubParsersAction[Parser]) -> None:
 def _run(args: argparse.Namespace, runtime: Runtime | None) -> int:
     from bulktag.run.runner import run
 
-    log_format = args.log_format or "auto"
+    log_format = args.log_format or BY_DEST["log_format"].default
     setup_logging(
         -1 if args.quiet else args.verbose,
         json_lines=None if log_format == "auto" else log_format == "json",
     )
     environ = environment(runtime)
     job = load_job(args.job) if args.job else None
-    if sum(bool(x) for x in (args.job, args.resume)) > 1:
-        raise UsageError("bulktag run: --job and --resume cannot be combined")
     if not args.inputs and not args.job and not args.resume:
         raise UsageError("bulktag run: give INPUT files, --job FILE or --resume RUN_DIR")
-    if args.resume and args.inputs:
-        raise UsageError("bulktag run: --resume continues a run's own inputs; give no INPUT")
-    if args.resume and args.out:
-        raise UsageError("bulktag run: --resume continues RUN_DIR in place; give no --out")
     if args.resume:
         refuse_settings_on_resume(args)
     dry_run = bool(args.dry_run or (job is not None and job.get("", "dry_run")))
@@ -214,7 +209,8 @@ def _validate(args: argparse.Namespace, runtime: Runtime | None) -> int:
         email = EmailStage(
             read=None, kept=None, now=time.time, dry_run=True, book=lambda _: None, stand_in=True
         )
-        plan = survey(expand_inputs(config.inputs), config.read, work, match=email)
+        files = expand_inputs(config.inputs)
+        plan = survey(files, config.read, work, work / "validate-rejects.parquet", match=email)
         plan = replace(plan, stats=replace(plan.stats, by_email=email.as_json(stand_in=True)))
         if args.rejects is not None:
             import polars as pl

@@ -24,6 +24,7 @@ import httpx2
 import polars as pl
 
 from bulktag.errors import ConfigError, ExitCode
+from bulktag.state.rundir import RunPaths
 
 __all__ = ["run_demo", "sample_folder"]
 
@@ -57,7 +58,7 @@ def _permanent(failures: Path) -> pl.DataFrame:
     given, which it set aside in its rejects (not sent again)."""
     columns = ["contact_id", "tags", "error_type"]
     found = _failures(failures).select(columns)
-    rejects = _failures(failures.with_name("rejects.csv"))
+    rejects = _failures(RunPaths(failures.parent).output("rejects", "csv"))
     set_aside = rejects.filter(pl.col("column") == "retryable").select(
         "contact_id", "tags", error_type=pl.col("reason").str.extract(r"^(\w+):")
     )
@@ -129,7 +130,7 @@ def run_demo(data: Path | None = None, out: Path | None = None) -> int:
             ],
             env,
         )
-        failures = out / "1-first-run" / "failures.csv"
+        failures = RunPaths(out / "1-first-run").output("failures", "csv")
         left = _failures(failures)
         _say(f"\nfirst run: exit {first}; {left.height} contacts in {failures} to re-run:")
         _say(str(left.group_by("error_type").len().sort("len", descending=True)))
@@ -144,7 +145,7 @@ def run_demo(data: Path | None = None, out: Path | None = None) -> int:
                 rounds += 1
                 run_dir = out / f"{rounds}-re-run"
                 code = _bulktag(["run", str(failures), "--out", str(run_dir), *common], env)
-                failures = run_dir / "failures.csv"
+                failures = RunPaths(run_dir).output("failures", "csv")
             left = _permanent(failures)
             _say(f"\nafter {rounds} runs: exit {code}; left, for a person to look at:")
             _say(str(left))
@@ -165,7 +166,7 @@ def run_demo(data: Path | None = None, out: Path | None = None) -> int:
     finally:
         emulator.send_signal(signal.SIGTERM)
         emulator.wait(timeout=10)
-    report = (out / "1-first-run" / "report.html").resolve()
+    report = RunPaths(out / "1-first-run").report.resolve()
     if report.is_file():
         _say(f"\nthe first run's report, to open in a browser: {report}")
     else:

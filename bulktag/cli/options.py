@@ -95,6 +95,14 @@ _DISPATCHED = tuple(
 )
 
 
+#: The job-file keys of the settings picked by hand below (the environment comes first).
+_JOB_KEY = {
+    dest: key
+    for dest in ("api_url", "api_key_file", "metrics_file", "ca_bundle")
+    if (key := BY_DEST[dest].job) is not None
+}
+
+
 def _pick(
     args: argparse.Namespace, dest: str, job: JobFile | None, default: Any = _SPEC_DEFAULT
 ) -> Any:
@@ -105,7 +113,7 @@ def _pick(
     option = BY_DEST[dest]
     if job is not None and option.job is not None and option.job in job.values:
         return job.values[option.job]
-    return option.default if default is _SPEC_DEFAULT else default
+    return option.default_for(job is not None) if default is _SPEC_DEFAULT else default
 
 
 def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
@@ -115,13 +123,14 @@ def _read_options(args: argparse.Namespace, job: JobFile | None) -> ReadOptions:
         cleaned = normalise_tag_text(tag, lower=case == "lower")
         problem = tag_problem_text(cleaned)
         if problem:
-            raise UsageError(f"--add-tag (or the job's [tags] add) {tag!r}: {problem}")
+            where = BY_DEST["add_tag"].where
+            raise UsageError(f"--add-tag (or the job's {where}) {tag!r}: {problem}")
         static.append(cleaned)
     match, id_column = _pick(args, "match", job), _pick(args, "id_column", job)
     if match == "email" and id_column:
         raise UsageError(
-            "--match email with --id-column (or the job's [read] id_column): name the email "
-            "column with --email-column instead"
+            f"--match email with --id-column (or the job's {BY_DEST['id_column'].where}): name "
+            "the email column with --email-column instead"
         )
     if match == "id" and _pick(args, "email_column", job):
         raise UsageError("--match id with --email-column: give one of them")
@@ -165,7 +174,7 @@ def _check_reserve(args: argparse.Namespace, job: JobFile | None, plan: str) -> 
 
 def _dispatch(args: argparse.Namespace, job: JobFile | None, plan: str) -> DispatchSettings:
     values = {n: _pick(args, n, job, None) for n in _DISPATCHED}
-    values["verify_ambiguous"] = _pick(args, "verify_ambiguous", job, job is not None)
+    values["verify_ambiguous"] = _pick(args, "verify_ambiguous", job)
     _check_reserve(args, job, plan)
     return DispatchSettings.for_plan(plan, **values)
 
@@ -178,22 +187,23 @@ def _api_url(
     flag = getattr(args, "api_url", None)
     if flag:
         return flag, "from --api-url"
-    in_job = job.get("api", "url") if job else None
+    in_job = job.get(*_JOB_KEY["api_url"]) if job else None
     if environ.get(API_URL_ENV):
         url = environ[API_URL_ENV]
         if in_job and in_job.rstrip("/") != url.strip().rstrip("/"):
             assert job is not None
             log.warning(
-                "$%s (%s) is used, not the job file's [api] url (%s): the environment "
+                "$%s (%s) is used, not the job file's %s (%s): the environment "
                 "comes before the job file",
                 API_URL_ENV,
                 url,
+                BY_DEST["api_url"].where,
                 in_job,
             )
         return url, f"from ${API_URL_ENV}"
     if in_job:
         assert job is not None
-        return in_job, f"from [api] url in {job.path}"
+        return in_job, f"from {BY_DEST['api_url'].where} in {job.path}"
     return DEFAULT_API_URL, "LeadLex's, the default"
 
 
@@ -205,12 +215,13 @@ def _key_file(
     flag: Path | None = getattr(args, "api_key_file", None)
     if flag is not None or job is None:
         return flag
-    in_job = job.path_value("api", "key_file")
+    in_job = job.path_value(*_JOB_KEY["api_key_file"])
     if in_job is not None and environ.get(variable, "").strip():
         log.warning(
-            "the key in $%s is used, not the job file's [api] key_file (%s): the environment "
+            "the key in $%s is used, not the job file's %s (%s): the environment "
             "comes before the job file",
             variable,
+            BY_DEST["api_key_file"].where,
             in_job,
         )
         return None
@@ -233,12 +244,12 @@ def resolve(
             folder=job.out,
             keep_runs=_pick(args, "keep_runs", job),
             ledger=_pick(args, "ledger", job),
-            ledger_days=_pick(args, "ledger_days", job) or None,
+            ledger_days=float(_pick(args, "ledger_days", job)),
             directory_days=float(_pick(args, "directory_days", job)),
             file=job.path,
         )
     metrics = getattr(args, "metrics_file", None) or (
-        job.path_value("", "metrics_file") if job else None
+        job.path_value(*_JOB_KEY["metrics_file"]) if job else None
     )
     return RunConfig(
         inputs=inputs,
@@ -262,6 +273,6 @@ def resolve(
         ),
         metrics_file=metrics,
         ca_bundle=getattr(args, "ca_bundle", None)
-        or (job.path_value("api", "ca_bundle") if job else None),
+        or (job.path_value(*_JOB_KEY["ca_bundle"]) if job else None),
         report=bool(_pick(args, "report", job)),
     )

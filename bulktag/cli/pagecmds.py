@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulktag.errors import ExitCode, InputError, UsageError
 from bulktag.jobfile import load_job
+from bulktag.state.rundir import HISTORY, REPORT
 
 if TYPE_CHECKING:
     from bulktag.state.job import JobState
@@ -31,13 +32,13 @@ def add_page_commands(
 ) -> None:
     report = commands.add_parser(
         "report",
-        help="write report.html of a run folder, or history.html of a job",
+        help=f"write {REPORT} of a run folder, or {HISTORY} of a job",
         description=(
-            "Write RUN_DIR/report.html: the run's outcome, plan against what happened, calls "
+            f"Write RUN_DIR/{REPORT}: the run's outcome, plan against what happened, calls "
             "per minute against the rate limit, failures by type, rejects by reason, the quota "
             "and links to its files, as one self-contained page (no script, no network). "
             "Every run writes it at its end (--no-report turns that off). With --job FILE, "
-            "write history.html in the job's folder: one row and one point per night. Exit 0, "
+            f"write {HISTORY} in the job's folder: one row and one point per night. Exit 0, "
             "65 when RUN_DIR is not a finished run folder or the job has not run yet."
         ),
     )

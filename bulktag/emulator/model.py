@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bulktag.clock import next_utc_midnight, utc_day
-from bulktag.leadlex import PLANS, Plan
+from bulktag.leadlex import PLANS, PlanLimits
 
 __all__ = [
     "DEFAULT_KEY",
@@ -28,7 +28,7 @@ __all__ = [
     "Contact",
     "EmulatorClock",
     "Key",
-    "Plan",
+    "PlanLimits",
     "Refusal",
     "Workspace",
     "generate_contacts",

@@ -7,9 +7,10 @@ Parquet file, one row per contact in order of first appearance: ``seq, contact_i
 tags`` (de-duplicated in first-seen order, the static tags added), ``source, line``
 (where the contact was first seen) and ``input_tags`` (the tags as the inputs gave
 them, for the job's carry-over); :mod:`bulktag.plan.skip` adds ``send`` (the tags still
-to send) and ``skip_reason`` (why a contact needs no call), the plan's eight columns. It
-is read back in slices by the dispatcher, so no stage holds all contacts as Python
-objects.
+to send) and ``skip_reason`` (why a contact needs no call), the plan's eight columns;
+a run matching by email adds a ninth, ``email`` (the address as given, after
+``contact_id``: :func:`bulktag.run.matching.with_emails`). It is read back in slices by
+the dispatcher, so no stage holds all contacts as Python objects.
 
 How, for tens of millions of rows in well under a gigabyte: one pass over the inputs,
 vectorised for every row (:mod:`bulktag.read.pieces`), gives the rows that may be rejects
@@ -167,28 +168,35 @@ def prepare_plan(
     options: ReadOptions,
     work: Path,
     plan_path: Path,
+    rejects_path: Path,
     *,
     match: Matcher | None = None,
 ) -> tuple[list[InputFrame], Plan]:
-    """Read every input file (globs expanded once, by the caller: ``expand_inputs``) and
-    write the plan and the rejects in ``work``; raises InputError (exit 65) before any
-    request. ``match`` takes the opened inputs and gives them back ready to plan (their
-    addresses matched to contacts)."""
+    """Read every input file (globs expanded once, by the caller: ``expand_inputs``; its
+    scratch files in ``work``) and write the plan and the rejects to the paths given;
+    raises InputError (exit 65) before any request. ``match`` takes the opened inputs and
+    gives them back ready to plan (their addresses matched to contacts). The frames come
+    back for what only they know: the format the inputs were read as."""
     frames = _open(files, options, work)
     if match is not None:
         frames = match(frames)
-    return frames, build_plan(frames, options, plan_path, work / "rejects.parquet")
+    return frames, build_plan(frames, options, plan_path, rejects_path)
 
 
 def survey(
-    files: Sequence[str], options: ReadOptions, work: Path, *, match: Matcher | None = None
+    files: Sequence[str],
+    options: ReadOptions,
+    work: Path,
+    rejects_path: Path,
+    *,
+    match: Matcher | None = None,
 ) -> Survey:
     """:func:`prepare_plan` without the plan: the counts, the rejects and each tag's demand
     (no plan file written and read back: a third of the time for a file of long rows)."""
     frames = _open(files, options, work)
     if match is not None:
         frames = match(frames)
-    return _survey(frames, options, None, work / "rejects.parquet")
+    return _survey(frames, options, None, rejects_path)
 
 
 def _open(files: Sequence[str], options: ReadOptions, work: Path) -> list[InputFrame]:

@@ -38,6 +38,7 @@ from bulktag.read.paths import inflate
 from bulktag.read.sniff import detect_format
 from bulktag.read.tables import read_columnar, read_excel
 from bulktag.read.text import read_csv, read_json_records, read_ndjson
+from bulktag.state.rundir import RunPaths
 
 __all__ = ["read_input"]
 
@@ -119,7 +120,7 @@ def _empty_output(path: Path) -> pl.LazyFrame | None:
         empty = kind is not None and path.stat().st_size == 0
     except OSError:
         return None
-    if not empty or not (path.parent / ".bulktag" / "config.json").is_file():
+    if not empty or not RunPaths(path.parent).is_run_folder():
         return None
     names = ["contact_id", "tags", "status", "error_type", "retryable"]
     if kind is OwnKind.RESULTS:

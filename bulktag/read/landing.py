@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bulktag.errors import InputError, WorkLeftError
-from bulktag.read.paths import expand_inputs
+from bulktag.errors import WorkLeftError
 from bulktag.state.job import JobState
 
 __all__ = ["Marks", "check_settled", "check_unchanged", "cut_suspects", "line_end", "marks"]
@@ -97,22 +96,18 @@ def line_end(path: Path) -> bool | None:
     return tail[-1:] in (b"\n", b"\r") or tail in (b"\n\x00", b"\r\x00", b"\x00\n", b"\x00\r")
 
 
-def _files(pattern: str) -> list[str]:
-    try:
-        return [name for name in expand_inputs([pattern]) if name != "-"]
-    except InputError:
-        return []  # the reading says which input is missing, with the fix
-
-
-def cut_suspects(patterns: Sequence[str], state: JobState | None, *, note: bool) -> tuple[str, ...]:
-    """The files of a job's input ``patterns`` whose last line has no end while the earlier
-    exports of their pattern ended theirs. ``note``: each file is remembered in the job's
-    state (a night that may send; never a dry run)."""
+def cut_suspects(
+    expanded: Mapping[str, Sequence[str]], state: JobState | None, *, note: bool
+) -> tuple[str, ...]:
+    """The files of a job's input patterns (``expanded``: each pattern's files, as the
+    night expanded it, once) whose last line has no end while the earlier exports of their
+    pattern ended theirs. ``note``: each file is remembered in the job's state (a night
+    that may send; never a dry run)."""
     if state is None:
         return ()
     suspects = []
-    for pattern in patterns:
-        for name in _files(pattern):
+    for pattern, names in expanded.items():
+        for name in (n for n in names if n != "-"):
             path = Path(name)
             ended = line_end(path)
             if ended is None:

@@ -35,6 +35,7 @@ from typing import Literal
 from bulktag.config import OutputFormat
 from bulktag.errors import InputError
 from bulktag.read.encoding import bom_encoding, choose, scan, utf16_guess
+from bulktag.state.rundir import RunPaths
 
 __all__ = ["Detected", "Format", "SampleRow", "SniffedCsv", "detect_format", "sniff_csv"]
 
@@ -194,8 +195,7 @@ def _refuse_summary(path: Path, text: bytes, source: str) -> None:
     """A run's ``summary.json`` is not a list of contacts: refused, with the file to use."""
     if not _SUMMARY.match(text):
         return
-    failures = sorted(path.parent.glob("failures.*"))
-    instead = failures[0] if failures else path.parent / "failures.csv"
+    instead = RunPaths(path.parent).failures_or_default()
     raise InputError(
         f"this is a run's summary.json, not a list of contacts: what that run could not do "
         f"is in its failures file: bulktag run {instead}",

@@ -29,6 +29,7 @@ from bulktag.read.frame import InputFrame
 from bulktag.read.ownfiles import OwnKind
 from bulktag.send.client import check_trust_settings
 from bulktag.state.quota import QuotaStore, using_quota_store
+from bulktag.state.rundir import RunPaths
 
 log = logging.getLogger("bulktag")
 
@@ -78,7 +79,7 @@ def warn_of_earlier_reruns(stats: PlanStats, state_dir: Path, run_dir: Path, at:
 
         def warn(store: QuotaStore, content: str = content, source: str = source) -> None:
             for earlier, when in store.reruns_of(content):
-                failures = next(iter(sorted(earlier.glob("failures.*"))), earlier / "failures.csv")
+                failures = RunPaths(earlier).failures_or_default()
                 stamp = utc_minute(when)
                 log.warning(
                     "%s was already sent by the run %s (%s): what that run could not do is in "

@@ -1,11 +1,9 @@
 """A run folder: where it is made, what it keeps for a resumed run, what it refuses.
 
-A run folder holds the published files (``results``, ``failures``, ``rejects`` in the
-run's format, ``summary.json``) and, under ``.bulktag/``, what a resumed run needs:
-``config.json`` (written first), ``plan.parquet``, ``rejects.parquet`` and
-``plan.json`` (written once the inputs are read), ``precheck.json`` (once the CRM was
-asked) and ``journal.sqlite`` (each outcome, committed as it finishes). ``kill -9`` at
-any point leaves a folder that ``--resume`` (or the job's next run) completes.
+Its files are named in :mod:`bulktag.state.rundir` (:class:`RunPaths`, which the pages
+and the history read too); :class:`RunFolder` is what a run does with them: the plan's
+moves between its scratch files, ``config.json`` opened or written, the guards. ``kill -9``
+at any point leaves a folder that ``--resume`` (or the job's next run) completes.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from typing import Any, TypeVar
 
 from bulktag.clock import Clock
 from bulktag.config import (
-    OUTPUT_FORMATS,
     JobSettings,
     OutputFormat,
     RunConfig,
@@ -30,21 +27,16 @@ from bulktag.errors import ConfigError, UsageError
 from bulktag.machine import DamagedFileError, guarded, translated
 from bulktag.outputs.publish import OutputPaths, write_json
 from bulktag.plan.build import InputSummary, Plan, PlanStats
-from bulktag.read.frame import InputFrame
-from bulktag.run.stored import CONFIG_SCHEMA, StoredRun
-from bulktag.state.store import NewerFileError
+from bulktag.state.rundir import INTERNAL, OUTPUT_STEMS, RunPaths, read_config
+from bulktag.state.stored import StoredRun
 
-__all__ = ["INTERNAL", "OUTPUT_STEMS", "RunFolder", "is_run_folder", "make_run_dir", "new_run_dir"]
+__all__ = ["RunFolder", "is_finished", "is_run_folder", "make_run_dir", "new_run_dir"]
 
 T = TypeVar("T")
 
-INTERNAL = ".bulktag"
-#: The published files, each ``{stem}.{format}``.
-OUTPUT_STEMS = ("results", "failures", "rejects")
-
 
 def is_run_folder(folder: Path) -> bool:
-    return (folder / INTERNAL / "config.json").exists()
+    return RunPaths(folder).is_run_folder()
 
 
 def new_run_dir(base: Path, clock: Clock) -> Path:
@@ -59,7 +51,7 @@ def new_run_dir(base: Path, clock: Clock) -> Path:
 
 def is_finished(folder: Path) -> bool:
     """A run folder whose run ended: its ``summary.json`` is written."""
-    return (folder / "summary.json").is_file()
+    return RunPaths(folder).is_finished()
 
 
 def make_run_dir(folder: Path) -> Path:
@@ -102,59 +94,11 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
-class RunFolder:
-    """The paths of one run folder and what it stores as JSON."""
-
-    path: Path
-
-    @property
-    def internal(self) -> Path:
-        return self.path / INTERNAL
-
-    @property
-    def work(self) -> Path:
-        """Scratch files of the run in progress (removed when it ends)."""
-        return self.internal / "work"
-
-    @property
-    def journal(self) -> Path:
-        return self.internal / "journal.sqlite"
-
-    @property
-    def precheck(self) -> Path:
-        return self.internal / "precheck.json"
-
-    @property
-    def summary(self) -> Path:
-        return self.path / "summary.json"
-
-    # -- the plan's scratch files, and every move between them ---------------------------
-    # plan-raw (read) -> draft (less what the ledger says is done) -> plan.parquet (the
-    # plan, less what the pre-check finds) ; todo/ (what is still to send) ; applied and
-    # permanent (the pairs a job's ledger learns). Each rewrite goes through rewrite().
-
-    @property
-    def raw_plan(self) -> Path:
-        """The plan as read, before anything is taken out of it."""
-        return self.work / "plan-raw.parquet"
-
-    @property
-    def draft_plan(self) -> Path:
-        """The plan being made: the raw one, less what a job's ledger says is done."""
-        return self.work / "plan-draft.parquet"
-
-    @property
-    def todo(self) -> Path:
-        """What is still to send, joined from the plan and the journal (a folder of parts)."""
-        return self.work / "todo"
-
-    @property
-    def applied_pairs(self) -> Path:
-        return self.work / "applied.parquet"
-
-    @property
-    def permanent_pairs(self) -> Path:
-        return self.work / "permanent.parquet"
+class RunFolder(RunPaths):
+    """One run folder's paths (:class:`RunPaths`) and every move between its files: the
+    plan's scratch files go raw -> draft (less what a job's ledger says is done) -> plan
+    (less what the pre-check finds); todo/ is what is still to send; applied and permanent
+    are the pairs a job's ledger learns. Each rewrite goes through :meth:`rewrite`."""
 
     def rewrite(self, path: Path, write: Callable[[Path, Path], T]) -> T:
         """``path`` rewritten in place: ``write(path, into)`` makes the new file beside it,
@@ -164,16 +108,16 @@ class RunFolder:
         into.replace(path)
         return done
 
-    def adopt_draft(self, stats: PlanStats, rejects: Path) -> Plan:
-        """The draft becomes the run's plan, the rejects beside it."""
+    def adopt_draft(self, stats: PlanStats) -> Plan:
+        """The draft becomes the run's plan, the rejects read beside it."""
         plan = self.plan(stats)
         self.draft_plan.replace(plan.path)
-        rejects.replace(plan.rejects_path)
+        self.raw_rejects.replace(plan.rejects_path)
         return plan
 
     def outputs(self, fmt: OutputFormat) -> OutputPaths:
         """The files a run publishes here, in ``fmt``."""
-        results, failures, rejects = (self.path / f"{stem}.{fmt}" for stem in OUTPUT_STEMS)
+        results, failures, rejects = (self.output(stem, fmt) for stem in OUTPUT_STEMS)
         return OutputPaths(results, failures, rejects)
 
     # -- config.json ------------------------------------------------------------------
@@ -181,7 +125,7 @@ class RunFolder:
     def open(self, config: RunConfig, run_id: str, now: float) -> tuple[RunConfig, Identity]:
         """The run this folder holds (its stored config wins over ``config``'s run
         settings), or a new one, its ``config.json`` written first."""
-        path = self.internal / "config.json"
+        path = self.config
         if path.exists():
             run = StoredRun.from_dict(self._stored(), config)
             return run.config, Identity(run.run_id, run.started_at, resumed=True)
@@ -191,19 +135,13 @@ class RunFolder:
 
     def _stored(self) -> dict[str, Any]:
         """``config.json``: NewerFileError (78) when a newer bulktag wrote it,
-        DamagedFileError when it is not what bulktag writes."""
-        path = self.internal / "config.json"
-        with guarded(path):
-            text = path.read_text(encoding="utf-8")
-        try:
-            stored = json.loads(text)
-            found = int(stored.get("schema", 0))
-            stored["run_id"], stored["started_at"]
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise DamagedFileError(path, f"not the JSON bulktag writes: {exc}") from None
-        if found > CONFIG_SCHEMA:
-            raise NewerFileError(path, found, CONFIG_SCHEMA)
-        return dict(stored)
+        DamagedFileError when it is not what bulktag writes or holds a setting out of its
+        range (a hand-edited file)."""
+        stored = read_config(self.path)
+        problems = StoredRun.problems(stored)
+        if problems:
+            raise DamagedFileError(self.config, f"settings out of range: {'; '.join(problems)}")
+        return stored
 
     def stored_identity(self) -> Identity:
         stored = self._stored()
@@ -230,7 +168,7 @@ class RunFolder:
 
     def stored_plan(self) -> tuple[Plan, OutputFormat] | None:
         """The plan an earlier session of this run made, if it made one."""
-        path = self.internal / "plan.json"
+        path = self.plan_json
         if not path.exists():
             return None
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -238,11 +176,11 @@ class RunFolder:
         return self.plan(_stats_from_json(stored)), fmt
 
     def plan(self, stats: PlanStats) -> Plan:
-        return Plan(self.internal / "plan.parquet", self.internal / "rejects.parquet", stats)
+        return Plan(self.plan_parquet, self.rejects_parquet, stats)
 
     def store_plan(self, stats: PlanStats, fmt: OutputFormat) -> None:
         """Written last, once ``plan.parquet`` and ``rejects.parquet`` are in place."""
-        write_json(self.internal / "plan.json", {**asdict(stats), "output_format": fmt})
+        write_json(self.plan_json, {**asdict(stats), "output_format": fmt})
 
     # -- the pre-check ----------------------------------------------------------------
 
@@ -256,9 +194,9 @@ class RunFolder:
 
     def refuse_symlinked_outputs(self, metrics: Path | None) -> None:
         """Outputs are never written through a symbolic link (checked before any call)."""
-        names = [f"{stem}.{fmt}" for stem in OUTPUT_STEMS for fmt in OUTPUT_FORMATS]
         for path in [
-            *(self.path / name for name in (*names, "summary.json")),
+            *self.every_output(),
+            self.summary,
             *([metrics] if metrics else []),
         ]:
             if path.is_symlink():
@@ -266,16 +204,13 @@ class RunFolder:
                     f"{path} is a symbolic link: bulktag does not write through links"
                 )
 
-    def refuse_overwriting_inputs(self, frames: Sequence[InputFrame]) -> None:
-        ours = {
-            (self.path / f"{stem}.{fmt}").resolve()
-            for stem in OUTPUT_STEMS
-            for fmt in OUTPUT_FORMATS
-        }
-        for frame in frames:
-            if frame.source != "<stdin>" and Path(frame.source).resolve() in ours:
+    def refuse_overwriting_inputs(self, files: Sequence[str]) -> None:
+        """Refused before the inputs are read: an input among the files the run writes."""
+        ours = {path.resolve() for path in self.every_output()}
+        for name in files:
+            if name != "-" and Path(name).resolve() in ours:
                 raise ConfigError(
-                    f"{frame.source}: the output would overwrite this input; choose another --out"
+                    f"{name}: the output would overwrite this input; choose another --out"
                 )
 
     def discard(self, *, keep_folder: bool) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from bulktag.config import (
     JobSettings,
@@ -31,7 +32,7 @@ from bulktag.read.paths import expand_inputs
 from bulktag.run.checks import preflight
 from bulktag.run.folder import RunFolder, is_finished, is_run_folder, make_run_dir, new_run_dir
 from bulktag.run.owner import claim, open_state, read_state, run_folders
-from bulktag.run.stages import Run, RunReport
+from bulktag.run.stages import Run, RunResult
 from bulktag.run.start import fresh
 from bulktag.run.unchanged import Fingerprint, reliable
 from bulktag.runtime import Runtime
@@ -44,19 +45,27 @@ log = logging.getLogger("bulktag")
 __all__ = ["dry_run_job", "run_job"]
 
 
-def _job_inputs(
-    config: RunConfig, carry: Path, state: JobState | None
-) -> tuple[tuple[str, ...], Fingerprint | None]:
+class JobInputs(NamedTuple):
+    """What a job's night reads, its patterns expanded once."""
+
+    files: tuple[str, ...]  #: the carry-over first, then the inputs' files
+    made_from: Fingerprint | None  #: what the plan is made from (None: nothing to rely on)
+    expanded: dict[str, list[str]]  #: each input pattern's files (for the cut-line check)
+
+
+def _job_inputs(config: RunConfig, carry: Path, state: JobState | None) -> JobInputs:
     """Carried-over contacts first, then the job's inputs (a glob matching nothing warns);
     or the carry-over alone, when the inputs and settings are those the last night planned
     from and its carry-over is as it left it (:mod:`bulktag.run.unchanged`). Also what
-    this night's plan is made from (None: nothing a next night may rely on)."""
-    files: list[str] = []
+    this night's plan is made from (None: nothing a next night may rely on). Each pattern
+    is expanded here, once: the night reads, checks and notes the same files."""
+    expanded: dict[str, list[str]] = {}
     for pattern in config.inputs:
         try:
-            files.extend(expand_inputs([pattern]))
+            expanded[pattern] = expand_inputs([pattern])
         except InputError as exc:
             log.warning("%s", exc)
+    files = [name for names in expanded.values() for name in names]
     made_from = Fingerprint.of(config, files) if files and reliable(config) else None
     noted = None if state is None else state.planned_from()
     if made_from is not None and noted is not None and carry.is_file():
@@ -69,7 +78,7 @@ def _job_inputs(
                 datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 carry,
             )
-            return (str(carry),), made_from
+            return JobInputs((str(carry),), made_from, expanded)
     found = ([str(carry)] if carry.exists() else []) + files
     if not found:
         raise WorkLeftError(
@@ -77,10 +86,10 @@ def _job_inputs(
             "nothing was carried over: has the export landed? nothing was sent; the next "
             "night looks again (bulktag check-job FILE shows what they match now)"
         )
-    return tuple(found), made_from
+    return JobInputs(tuple(found), made_from, expanded)
 
 
-def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
+def run_job(config: RunConfig, runtime: Runtime) -> RunResult:
     """A job's night: the runs it left unfinished, then a run of its inputs."""
     job = config.job
     assert job is not None
@@ -91,12 +100,12 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
         started = runtime.clock.wall()
         folder = None
         try:
-            inputs, made_from = _job_inputs(config, carry, state)
+            inputs, made_from, expanded = _job_inputs(config, carry, state)
             try:
                 # noted again once this night has ended: one that does not end (an error,
                 # a kill) leaves nothing the next night may plan from
                 state.note_planned_from(None, started)
-                suspects = cut_suspects(config.inputs, state, note=True)
+                suspects = cut_suspects(expanded, state, note=True)
             except MachineError as fault:
                 raise fault.then("nothing was sent; once fixed, run the same command") from None
             folder = RunFolder(new_run_dir(job.folder / "runs", runtime.clock))
@@ -129,7 +138,7 @@ def run_job(config: RunConfig, runtime: Runtime) -> RunReport:
 
 
 def _note_planned_from(
-    state: JobState, made_from: Fingerprint | None, report: RunReport, carry: Path, now: float
+    state: JobState, made_from: Fingerprint | None, report: RunResult, carry: Path, now: float
 ) -> None:
     """What tonight's plan was made from, for the next night (nothing when it matched by
     email: the directory changes daily). A fault of the machine here is warned about: the
@@ -236,7 +245,7 @@ def _set_run_aside(folder: RunFolder, state: JobState, fault: DamagedFileError, 
 
 
 #: Where a dry run of a job writes its run folder, in the job's folder (unless --out).
-def dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
+def dry_run_job(config: RunConfig, runtime: Runtime) -> RunResult:
     """A dry run of a job: what its next night would send, from its carry-over, inputs and
     ledger, read and never written. It changes nothing of the job (no lock, no state, no
     carry-over, no history, no quota): only its own run folder is written."""
@@ -253,8 +262,8 @@ def dry_run_job(config: RunConfig, runtime: Runtime) -> RunReport:
                     "dry run leaves it alone and does not count what it will send",
                     unfinished,
                 )
-        inputs, _ = _job_inputs(config, job.folder / CARRY_OVER, ledger)
-        suspects = cut_suspects(config.inputs, ledger, note=False)
+        inputs, _, expanded = _job_inputs(config, job.folder / CARRY_OVER, ledger)
+        suspects = cut_suspects(expanded, ledger, note=False)
         preflight(config, runtime.env)
         existed = config.out_dir is not None and config.out_dir.exists()
         path = (

@@ -19,6 +19,7 @@ from bulktag.jobfile import load_job
 from bulktag.machine import DamagedFileError
 from bulktag.run.folder import RunFolder, is_finished, is_run_folder
 from bulktag.state.job import STATE_FILE, JobState
+from bulktag.state.rundir import RunPaths
 from bulktag.state.store import move_aside
 
 log = logging.getLogger("bulktag")
@@ -81,7 +82,7 @@ def open_state(folder: Path, now: float) -> JobState:
         identity = RunFolder(run).stored_identity()
         state.start_run(identity.run_id, run, identity.started)
         if is_finished(run):
-            summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+            summary = json.loads(RunPaths(run).summary.read_text(encoding="utf-8"))
             state.finish_run(identity.run_id, identity.started, int(summary["exit_code"]))
     log.warning(
         "%s: %s. Not recovered: its ledger of the tags applied, its list of permanent "

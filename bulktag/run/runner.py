@@ -29,11 +29,11 @@ from bulktag.config import (
 from bulktag.run.checks import preflight
 from bulktag.run.folder import RunFolder, make_run_dir, new_run_dir
 from bulktag.run.night import dry_run_job, run_job
-from bulktag.run.stages import Run, RunReport
+from bulktag.run.stages import Run, RunResult
 from bulktag.run.start import fresh, resume
 from bulktag.runtime import Runtime
 
-__all__ = ["RunReport", "Runtime", "run"]
+__all__ = ["RunResult", "Runtime", "run"]
 
 log = logging.getLogger("bulktag")
 
@@ -41,7 +41,7 @@ log = logging.getLogger("bulktag")
 # -- entry points -------------------------------------------------------------------------
 
 
-def run(config: RunConfig, runtime: Runtime | None = None) -> RunReport:
+def run(config: RunConfig, runtime: Runtime | None = None) -> RunResult:
     """Run (or resume, or run a job): plan, send, publish; returns the exit code and the summary."""
     runtime = runtime or Runtime()
     os.umask(0o077)  # what a run writes (plans, journals, temporary files) is the user's only

@@ -186,7 +186,7 @@ async def send(
         if failed:
             bar.set_postfix(failures=failed, refresh=False)
 
-    report = None
+    found = None  # what the pre-check found
     async with target.http(runtime, concurrency=settings.concurrency) as http:
         client = LeadLexClient(http, runtime.clock)
         dispatcher = target.dispatcher(client, runtime, route_proven=journal.answered())
@@ -196,10 +196,10 @@ async def send(
                     await watch.start(_watch_signals, dispatcher, settings.grace, runtime)
                 if precheck:
                     reads = _GatedReads(dispatcher, client)
-                    report = await _precheck(
+                    found = await _precheck(
                         plan, reads, runtime, state=state, folder=folder, target=target
                     )
-                    write_json(folder.precheck, report)  # a resumed run does not ask again
+                    write_json(folder.precheck, found)  # a resumed run does not ask again
                 if todo is None:
                     todo = await runtime.offload(
                         unsent, plan, journal, folder.todo, runtime.slice_rows
@@ -215,7 +215,7 @@ async def send(
             raise SessionStoppedError(fault, dispatcher.statistics()) from None
         finally:
             bar.close()
-        return SessionResult(dispatcher.statistics(), report)
+        return SessionResult(dispatcher.statistics(), found)
 
 
 async def directory(
@@ -230,7 +230,7 @@ async def directory(
 
     async def wait(seconds: float) -> None:
         log.warning(
-            "LeadLex's export limit (10 an hour): waiting %.0f s for the next page of the "
+            "LeadLex's export limit: waiting %.0f s for the next page of the "
             "directory (--max-wait %g s in all)",
             seconds,
             settings.max_wait,
@@ -333,7 +333,7 @@ async def _precheck(
     if state is not None and result.checked:
         state.record_precheck(result.checked, runtime.clock.wall())
     after = requests_to_send(plan.path)
-    report = {
+    told: dict[str, Any] = {
         "strategy": result.strategy.kind,
         "reason": result.strategy.reason,
         "tags_checked": result.checked,
@@ -350,9 +350,9 @@ async def _precheck(
         f"{skipped:,}",
         f"{before:,}",
         f"{after:,}",
-        extra={"precheck": report},
+        extra={"precheck": told},
     )
-    return report
+    return told
 
 
 class _GatedReads:

@@ -59,11 +59,11 @@ from bulktag.state.store import move_aside
 
 log = logging.getLogger("bulktag")
 
-__all__ = ["Run", "RunReport"]
+__all__ = ["Run", "RunResult"]
 
 
 @dataclass(frozen=True, slots=True)
-class RunReport:
+class RunResult:
     run_dir: Path
     exit_code: ExitCode
     summary: Summary
@@ -97,7 +97,7 @@ class Run:
         self._statistics: DispatchStatistics | None = None  #: the session's, once it ended
         self.email: EmailStage | None = None  #: matching by email, when this run planned
 
-    def execute(self) -> RunReport:
+    def execute(self) -> RunResult:
         """The stages (:meth:`_stages`). A fault of the machine met on the way (a full
         disk, a read-only folder) ends the run in one line: the file, the fix, what was
         sent, and the command that goes on once it is fixed."""
@@ -125,7 +125,7 @@ class Run:
             "run's plan are sent again (a tag a contact already has changes nothing)"
         )
 
-    def _stages(self) -> RunReport:
+    def _stages(self) -> RunResult:
         began = time.monotonic()
         config, folder, env = self.config, self.folder, self.runtime.env
         key = preflight(config, env)
@@ -251,8 +251,9 @@ class Run:
     def _plan(self, key: ApiKey | None) -> tuple[Plan, OutputFormat]:
         """Read the inputs (their addresses matched to contacts), less what the job's
         ledger says was applied, into the folder."""
-        config, folder, work = self.config, self.folder, self.folder.work
+        config, folder = self.config, self.folder
         files = expand_inputs(config.inputs)  # once: each stage below reads the same files
+        folder.refuse_overwriting_inputs(files)
         check_settled(files, config.read.settle_seconds)
         noted = marks(files)
         self.email = email_stage(
@@ -263,12 +264,13 @@ class Run:
             book=self._book,
             now=lambda: self.now,
         )
-        frames, raw = prepare_plan(files, config.read, work, folder.raw_plan, match=self.email)
+        frames, raw = prepare_plan(
+            files, config.read, folder.work, folder.raw_plan, folder.raw_rejects, match=self.email
+        )
         check_unchanged(noted)  # a file still being written is not read as finished
         if self.email.found is not None:
             folder.rewrite(folder.raw_plan, partial(with_emails, emails=self.email.found.emails))
             raw = replace(raw, stats=replace(raw.stats, by_email=self.email.as_json()))
-        folder.refuse_overwriting_inputs(frames)
         start_plan(raw.path, folder.draft_plan)
         job, ledger = config.job, self.ledger
         if ledger is not None and job is not None:
@@ -279,7 +281,7 @@ class Run:
                 self.folder.rewrite(self.folder.draft_plan, skip)
             if not config.read.retry_permanent:
                 self._skip(list(ledger.failed()), FAILED_BEFORE)
-        plan = folder.adopt_draft(raw.stats, raw.rejects_path)
+        plan = folder.adopt_draft(raw.stats)
         fmt = output_format(config, frames)
         refuse_overfull_sheet(fmt, raw.stats)
         folder.store_plan(raw.stats, fmt)
@@ -416,7 +418,7 @@ class Run:
             timeline_fine=None if stats is None else stats.timeline_fine,
         )
 
-    def _finish(self, summary: Summary, published: Published) -> RunReport:
+    def _finish(self, summary: Summary, published: Published) -> RunResult:
         """Write ``summary.json`` and the metrics, say how it went; the run is over."""
         config = self.config
         written = summary.to_json()
@@ -444,4 +446,4 @@ class Run:
             "\n".join(lines),
             extra={"block": True, "summary": written},
         )
-        return RunReport(self.folder.path, summary.exit_code, summary)
+        return RunResult(self.folder.path, summary.exit_code, summary)

@@ -20,7 +20,7 @@ from bulktag.machine import MachineError, fault_of
 from bulktag.read.ownfiles import CARRY_OVER
 from bulktag.run.folder import RunFolder, is_finished, is_run_folder
 from bulktag.run.owner import claim, open_state
-from bulktag.run.stages import Run, RunReport
+from bulktag.run.stages import Run, RunResult
 from bulktag.runtime import Runtime
 from bulktag.state.lock import FolderLock
 
@@ -35,7 +35,7 @@ def fresh(
     *,
     keep_folder: bool = False,
     forget: Callable[[Path], None] | None = None,
-) -> RunReport:
+) -> RunResult:
     """A new run in ``folder`` (``make`` it), under the folder's lock. One that fails before
     it sends anything leaves no run folder behind (only an empty folder the user named), so
     the corrected command may use it; ``forget`` then drops it from a job's list of runs."""
@@ -57,16 +57,15 @@ def fresh(
         raise fault from None
 
 
-def resume(config: RunConfig, folder: RunFolder, runtime: Runtime) -> RunReport:
+def resume(config: RunConfig, folder: RunFolder, runtime: Runtime) -> RunResult:
     """``--resume RUN_DIR``: an interrupted run continued, or a run that stopped with
     contacts unsent (deferred, not attempted) sent on. A job's run is finished as the job's
     next night would finish it, under the job's lock, its ledger, carry-over and history
     updated (once it ended, what it left is the job's carry-over: the job's next night sends
     it). A run with nothing left is refused, and left as it is."""
     if not is_run_folder(folder.path):
-        raise ConfigError(
-            f"{folder.path} is not a bulktag run folder (no {folder.internal.name}/config.json)"
-        )
+        missing = folder.config.relative_to(folder.path)
+        raise ConfigError(f"{folder.path} is not a bulktag run folder (no {missing})")
     owner = folder.stored_job()
     refuse_finished(folder, job=owner is not None)
     if owner is None or folder.stored_dry_run():
@@ -100,8 +99,8 @@ def refuse_finished(folder: RunFolder, *, job: bool) -> None:
     if unsent and not job and not summary.get("dry_run"):
         return
     ended = f" (exit {summary['exit_code']})" if "exit_code" in summary else ""
-    failures = sorted(folder.path.glob("failures.*"))
-    left = f"bulktag run {failures[0]}" if failures else "a new run"
+    failures = folder.written("failures")
+    left = f"bulktag run {failures}" if failures else "a new run"
     job = summary.get("job")
     instead = f"the job {job}'s next night sends what it left" if job else f"what it left: {left}"
     raise UsageError(

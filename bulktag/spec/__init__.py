@@ -9,8 +9,9 @@ its default, its help, and what ``--resume`` does with it. Everything else is de
 - job files' keys, their types and ranges (:mod:`bulktag.jobfile`);
 - the defaults the help shows, those of the dataclasses a run uses (``ReadOptions``,
   ``DispatchSettings``);
-- which flags a resume takes from the command line, and the name each stored setting
-  has in a run folder's ``config.json`` (:mod:`bulktag.run.stored`).
+- which flags a resume takes from the command line and which it refuses, the name each
+  stored setting has in a run folder's ``config.json``, and the ranges its values are
+  checked against when it is read (:mod:`bulktag.state.stored`).
 
 A flag and a job key check their values with the same :meth:`Option.problem`.
 """
@@ -21,8 +22,16 @@ from bulktag.option import Option, derived
 from bulktag.spec.reading import READING
 from bulktag.spec.running import RUNNING
 
-__all__ = ["BY_DEST", "JOB_TABLES", "OPTIONS", "RESUME_TAKES", "STORED_AS", "Option"]
+__all__ = [
+    "BY_DEST",
+    "JOB_TABLES",
+    "NEVER_ON_RESUME",
+    "OPTIONS",
+    "RESUME_TAKES",
+    "STORED_AS",
+    "Option",
+]
 
 #: Every option, in the help's order.
 OPTIONS: tuple[Option, ...] = (*READING, *RUNNING)
-BY_DEST, JOB_TABLES, RESUME_TAKES, STORED_AS = derived(OPTIONS)
+BY_DEST, JOB_TABLES, RESUME_TAKES, NEVER_ON_RESUME, STORED_AS = derived(OPTIONS)

@@ -4,8 +4,9 @@ workspace's limits (the option spec, :mod:`bulktag.spec`)."""
 from __future__ import annotations
 
 from functools import partial
+from typing import get_args
 
-from bulktag.config import DispatchSettings, ReadOptions
+from bulktag.config import DEFAULT_PLAN, DispatchSettings, Match, ReadOptions, TagCase
 from bulktag.leadlex import PLANS
 from bulktag.option import BOTH, Option
 
@@ -25,7 +26,9 @@ READING: tuple[Option, ...] = (
         job=("", "inputs"),
         kind="list",
         commands=BOTH,
-        resume="takes",
+        resume="never",
+        never_why="continues a run's own inputs",
+        required="a list of files or globs",
     ),
     _reading(
         "delimiter",
@@ -72,7 +75,7 @@ READING: tuple[Option, ...] = (
         ("read", "match"),
         kind="choice",
         default=_READ.match,
-        choices=("auto", "id", "email"),
+        choices=get_args(Match),
     ),
     _reading(
         "email_column",
@@ -124,7 +127,7 @@ READING: tuple[Option, ...] = (
         ("tags", "case"),
         kind="choice",
         default=_READ.tag_case,
-        choices=("preserve", "lower"),
+        choices=get_args(TagCase),
     ),
     _reading(
         "tag_prefix",
@@ -150,7 +153,7 @@ READING: tuple[Option, ...] = (
         "--plan",
         ("limits", "plan"),
         kind="choice",
-        default="pro",
+        default=DEFAULT_PLAN,
         choices=tuple(PLANS),
         stored_as="plan_name",
     ),

@@ -4,6 +4,7 @@ bulktag speaks (the option spec, :mod:`bulktag.spec`)."""
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 from bulktag.config import (
     API_KEY_ENV,
@@ -12,6 +13,7 @@ from bulktag.config import (
     MAX_CONCURRENCY,
     OUTPUT_FORMATS,
     DispatchSettings,
+    JobSettings,
 )
 from bulktag.leadlex import DEFAULT_API_URL
 from bulktag.option import Option
@@ -19,6 +21,7 @@ from bulktag.option import Option
 __all__ = ["RUNNING"]
 
 _SEND = DispatchSettings()
+_JOB = JobSettings("", Path())
 _sending = partial(Option, group="sending")
 
 RUNNING: tuple[Option, ...] = (
@@ -31,6 +34,8 @@ RUNNING: tuple[Option, ...] = (
         metavar="FILE",
         group="jobs and resuming",
         resume="never",
+        never_why="finishes a run with the settings it started with (a job's next night "
+        "finishes the job's own)",
     ),
     Option(
         "resume",
@@ -54,6 +59,7 @@ RUNNING: tuple[Option, ...] = (
         "the job's folder: its state, lock, carry-over and runs",
         job=("", "out"),
         kind="path",
+        required="the job's folder (state, runs)",
     ),
     Option(
         "keep_runs",
@@ -70,13 +76,13 @@ RUNNING: tuple[Option, ...] = (
         "days, or when an address is not in it (default {default:g})",
         job=("read", "directory_days"),
         kind="number",
-        default=1,
+        default=_JOB.directory_days,
         low=0,
         above=True,
     ),
     Option(
         "ledger",
-        "skip the pairs the job applied before (default on)",
+        "skip the pairs the job applied before (default {default})",
         job=("ledger", "enabled"),
         kind="switch",
         default=True,
@@ -84,18 +90,18 @@ RUNNING: tuple[Option, ...] = (
     Option(
         "ledger_days",
         "check a pair applied more than N days ago with the CRM again, and send it only if "
-        "the CRM lacks it (default 0: never)",
+        "the CRM lacks it (default {default:g}: never)",
         job=("ledger", "days"),
         kind="number",
-        default=0,
+        default=_JOB.ledger_days,
         low=0,
     ),
     # -- saving quota --
     Option(
         "skip_existing",
         "first ask the CRM (exports) which contacts already carry their tags, and skip "
-        "those; used only when it costs fewer calls than it can save (default off; job files: "
-        "skip_existing)",
+        "those; used only when it costs fewer calls than it can save (default {default}; job "
+        "files: skip_existing)",
         "--skip-existing",
         ("", "skip_existing"),
         kind="switch",
@@ -105,10 +111,12 @@ RUNNING: tuple[Option, ...] = (
     Option(
         "verify_ambiguous",
         "after a timeout or a lost connection, read the contact before sending again "
-        "(default off; on in job files)",
+        "(default {default}; {in_jobs} in job files)",
         "--verify-ambiguous",
         ("", "verify_ambiguous"),
         kind="switch",
+        default=_SEND.verify_ambiguous,
+        in_jobs=True,
         group="saving quota",
     ),
     # -- output --
@@ -120,6 +128,7 @@ RUNNING: tuple[Option, ...] = (
         metavar="DIR",
         group="output",
         resume="never",
+        never_why="continues RUN_DIR in place",
     ),
     Option(
         "format",
@@ -142,8 +151,8 @@ RUNNING: tuple[Option, ...] = (
     ),
     Option(
         "report",
-        "write report.html into the run folder, and a job's history.html (default on; "
-        "job files: report)",
+        "write report.html into the run folder, and a job's history.html (default "
+        "{default}; job files: report)",
         "--report",
         ("", "report"),
         kind="switch",

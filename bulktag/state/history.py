@@ -18,7 +18,6 @@ With no daily quota (``unmetered``) a backlog takes one more run.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from typing import Any
 from bulktag.clock import iso_utc
 from bulktag.outcomes import FailureType
 from bulktag.state.job import JobState, Night
+from bulktag.state.rundir import stored_config
 
 __all__ = ["as_json", "night_from_run", "nights_to_finish", "record_night", "table_lines"]
 
@@ -88,11 +88,7 @@ def night_from_run(
 
 def record_night(state: JobState, run_dir: Path, summary: Mapping[str, Any]) -> Night:
     """Record the run that just wrote ``summary`` as a night of its job."""
-    config_path = run_dir / ".bulktag" / "config.json"
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = None
+    config = stored_config(run_dir)
     night = night_from_run(run_dir, summary, config, state.last_quota_limit())
     state.record_night(night)
     return night

@@ -12,6 +12,7 @@ import pytest
 
 from bulktag.cli.commands import main
 from bulktag.errors import ExitCode
+from bulktag.spec import BY_DEST, NEVER_ON_RESUME
 from tests.world import URL, World, new_world, read_results
 
 
@@ -185,12 +186,17 @@ def test_a_second_run_into_the_same_folder_is_refused(
     assert "holds a finished run" in capsys.readouterr().err
 
 
-def test_resume_with_inputs_is_a_usage_error(world: World) -> None:
-    """--resume continues the run's own inputs; giving INPUT as well is refused."""
-    assert main(["run", "x.csv", "--resume", str(world.folder)], runtime=world.runtime()) == 2
-
-
-def test_resume_with_out_is_a_usage_error(world: World) -> None:
-    """--resume continues RUN_DIR in place; an --out as well would be silently ignored."""
-    argv = ["run", "--resume", str(world.folder), "--out", str(world.folder / "elsewhere")]
+@pytest.mark.parametrize("dest", sorted(o.dest for o in NEVER_ON_RESUME))
+def test_what_a_resume_never_takes_is_refused(
+    world: World, capsys: pytest.CaptureFixture[str], dest: str
+) -> None:
+    """--resume continues the run's own inputs, in its own folder, with its own settings:
+    INPUT, --out and --job with it are refused (exit 2), each with why, as the option spec
+    says (each option's ``resume``), whatever the value."""
+    job = world.write_job('inputs = ["x.csv"]\n')
+    given = {"inputs": ["x.csv"], "out": ["--out", "elsewhere"], "job": ["--job", str(job)]}
+    argv = ["run", *given[dest], "--resume", str(world.folder)]
     assert main(argv, runtime=world.runtime()) == 2
+    option = BY_DEST[dest]
+    err = capsys.readouterr().err
+    assert f"--resume {option.never_why}; give no {option.flag or 'INPUT'}" in err

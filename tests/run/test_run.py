@@ -271,3 +271,21 @@ def test_a_runs_globs_are_expanded_once(
     code, _run_dir = world.run(str(world.folder / "exports" / "*.csv"), "--dry-run")
     assert code == ExitCode.OK
     assert capsys.readouterr().err.count("Excel's lock file") == 1
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_jobs_globs_are_expanded_once(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    """A job's night expands each input pattern once: the files it reads are the files its
+    cut-line check notes (before, the check expanded the patterns again: an Excel lock file
+    was warned about twice, and a file landing between the two was noted unread)."""
+    world = make_world(contacts=3)
+    (world.folder / "exports").mkdir()
+    world.write_csv("exports/a.csv", [(cid, "vip") for cid in world.contact_ids])
+    (world.folder / "exports" / "~$a.csv").write_text("lock", encoding="utf-8")
+    job = world.write_job('inputs = ["exports/*.csv"]\n')
+    code, _run_dir = world.run_job(job, *(["--dry-run"] if dry_run else []))
+    assert code == ExitCode.OK
+    assert capsys.readouterr().err.count("Excel's lock file") == 1
+    assert world.tags_of(world.contact_ids[0]) == ([] if dry_run else ["vip"])

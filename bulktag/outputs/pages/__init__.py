@@ -30,12 +30,11 @@ from bulktag.errors import BulkTagError, ConfigError
 from bulktag.outputs.publish import atomic_write
 from bulktag.state.history import record_failed_night, record_night
 from bulktag.state.job import JobState
+from bulktag.state.rundir import HISTORY, REPORT
 
 __all__ = ["HISTORY", "REPORT", "after_run", "failed_night", "write_history", "write_run_report"]
 
 log = logging.getLogger("bulktag")
-REPORT = "report.html"
-HISTORY = "history.html"
 
 
 def write_run_report(run_dir: Path) -> Path:

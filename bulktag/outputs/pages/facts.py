@@ -31,6 +31,7 @@ import polars as pl
 
 from bulktag.errors import InputError, WorkLeftError
 from bulktag.state.lock import holder
+from bulktag.state.rundir import SUMMARY, RunPaths, stored_config
 
 __all__ = ["FailureGroup", "RejectGroup", "RunFacts", "read_run"]
 
@@ -88,15 +89,12 @@ class RunFacts:
 
 def _running(run_dir: Path) -> str | None:
     """Who runs ``run_dir`` now: the process holding its lock, or its job's; None."""
-    found = holder(run_dir / ".bulktag")
+    found = holder(RunPaths(run_dir).internal)
     if found is not None:
         return found
-    try:
-        config = json.loads((run_dir / ".bulktag" / "config.json").read_text(encoding="utf-8"))
-        job = config.get("job_settings") or {}
-        return holder(Path(job["folder"])) if job.get("folder") else None
-    except (OSError, ValueError, AttributeError):
-        return None
+    config = stored_config(run_dir) or {}
+    job = config.get("job_settings")
+    return holder(Path(job["folder"])) if isinstance(job, dict) and job.get("folder") else None
 
 
 def _load_summary(run_dir: Path) -> dict[str, Any]:
@@ -105,7 +103,8 @@ def _load_summary(run_dir: Path) -> dict[str, Any]:
             "no such folder: give a run folder (runs/<UTC time>/, or a job's OUT/runs/<UTC time>/)",
             source=str(run_dir),
         )
-    path = run_dir / "summary.json"
+    paths = RunPaths(run_dir)
+    path = paths.summary
     if not path.is_file():
         running = _running(run_dir)
         if running is not None:
@@ -113,7 +112,7 @@ def _load_summary(run_dir: Path) -> dict[str, Any]:
                 f"{run_dir}: the run is still going ({running}): its report.html is written "
                 "when it ends; look again then"
             )
-        if (run_dir / ".bulktag" / "config.json").is_file():
+        if paths.is_run_folder():
             raise InputError(
                 f"the run has not finished (no summary.json): bulktag run --resume {run_dir} "
                 "finishes it and writes its report",
@@ -256,16 +255,13 @@ def _reject_groups(path: Path, counts: Mapping[str, int]) -> tuple[RejectGroup, 
 def read_run(run_dir: Path) -> RunFacts:
     """Everything the report shows about the run in ``run_dir``."""
     summary = _load_summary(run_dir)
-    try:
-        config = json.loads((run_dir / ".bulktag" / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        config = {}
+    config = stored_config(run_dir) or {}
     named = {what: Path(str(where)).name for what, where in (summary.get("files") or {}).items()}
     files = tuple(
         (what, name)
         for what, name in named.items()
         if what != "summary" and (run_dir / name).is_file()
-    ) + ((("summary", "summary.json"),) if (run_dir / "summary.json").is_file() else ())
+    ) + ((("summary", SUMMARY),) if RunPaths(run_dir).is_finished() else ())
     failures, types_by_status = _failure_groups(
         run_dir / named.get("failures", ""), summary.get("failures_by_type") or {}
     )

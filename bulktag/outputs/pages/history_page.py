@@ -14,6 +14,7 @@ from bulktag.outputs.pages.layout import Markup, Tile, esc, link, page, section,
 from bulktag.read.ownfiles import DRY_RUNS
 from bulktag.state.history import COLUMNS, nights_to_finish, outlook, row_cells
 from bulktag.state.job import Night
+from bulktag.state.rundir import REPORT, SUMMARY, RunPaths
 
 __all__ = ["render_history"]
 
@@ -27,20 +28,20 @@ _NOTE = (
 
 def _report_link(folder: Path, night: Night) -> Markup | str:
     run_dir = Path(night.run_dir)
-    if not night.run_dir or not (run_dir / "report.html").is_file():
+    if not night.run_dir or not RunPaths(run_dir).report.is_file():
         return ""
     try:
         relative = run_dir.resolve().relative_to(folder.resolve())
     except ValueError:
         return value(night.run_dir)
-    return link(f"{relative.as_posix()}/report.html", "report")
+    return link(f"{relative.as_posix()}/{REPORT}", "report")
 
 
 def _dry_runs(folder: Path) -> list[Mapping[str, Any]]:
     """The job's dry runs (``OUT/dry-runs/*/summary.json``): shown as such, never counted
     as nights (a dry run changes nothing of the job)."""
     found: list[Mapping[str, Any]] = []
-    for path in sorted((folder / DRY_RUNS).glob("*/summary.json")):
+    for path in sorted((folder / DRY_RUNS).glob(f"*/{SUMMARY}")):
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -57,8 +58,8 @@ def _dry_row(folder: Path, summary: Mapping[str, Any]) -> list[object]:
     rejects = (summary.get("rejects") or {}).get("total", 0)
     run_dir = Path(str(summary["_folder"]))
     report: Markup | str = ""
-    if (run_dir / "report.html").is_file():
-        report = link(f"{run_dir.relative_to(folder).as_posix()}/report.html", "report")
+    if RunPaths(run_dir).report.is_file():
+        report = link(f"{run_dir.relative_to(folder).as_posix()}/{REPORT}", "report")
     return [
         f"{started} (dry run)",
         f"{int(summary.get('exit_code', 0))}",

@@ -20,6 +20,7 @@ from bulktag.clock import utc_minute
 from bulktag.outcomes import FailureType, Halt
 from bulktag.outputs.pages.facts import RunFacts
 from bulktag.outputs.pages.figures import Figures
+from bulktag.state.rundir import RunPaths
 
 __all__ = ["Step", "next_steps"]
 
@@ -127,7 +128,8 @@ def _sending(facts: RunFacts, figures: Figures, job_file: str | None) -> list[St
     again = _retryable_failed(facts)
     if not unsent and not again:
         return []
-    failures = facts.run_dir / dict(facts.files).get("failures", "failures.csv")
+    named = dict(facts.files).get("failures")
+    failures = facts.run_dir / named if named else RunPaths(facts.run_dir).failures_or_default()
     reset = _when(s)
     quota_spent = s.get("halt") == "quota_exhausted" or "quota_exhausted" in (
         facts.types_by_status.get("deferred") or {}
@@ -195,7 +197,10 @@ def _people(facts: RunFacts, figures: Figures) -> list[Step]:
             )
         )
     if figures.rejected:
-        rejects = dict(facts.files).get("rejects", "rejects.csv")
+        rejects = (
+            dict(facts.files).get("rejects")
+            or RunPaths(facts.run_dir).output("rejects", "csv").name
+        )
         steps.append(
             Step(
                 "person",

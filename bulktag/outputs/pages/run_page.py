@@ -24,6 +24,7 @@ from bulktag.outputs.pages.facts import RunFacts
 from bulktag.outputs.pages.figures import Figures, allowed_per_minute, figures
 from bulktag.outputs.pages.layout import Markup, Tile, esc, link, page, section, table, tiles, value
 from bulktag.outputs.pages.next_steps import RUN_WIDE, next_steps
+from bulktag.state.rundir import HISTORY
 
 __all__ = ["render_run"]
 
@@ -389,7 +390,7 @@ def _quota(facts: RunFacts, f: Figures) -> Markup:
 def _files(facts: RunFacts) -> Markup:
     rows = [[link(name, name), _FILES.get(what, "")] for what, name in facts.files]
     if facts.summary.get("job"):
-        rows.append([link("../../history.html", "history.html"), "the job's nights"])
+        rows.append([link(f"../../{HISTORY}", HISTORY), "the job's nights"])
     return section("files", "Files beside this page", table(["file", "holds"], rows))
 
 

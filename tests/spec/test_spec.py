@@ -1,4 +1,5 @@
-"""The option spec (bulktag/spec.py) is the one home of every setting: the command line,
+"""The option spec (the package bulktag/spec/: reading.py and running.py, with the
+:class:`Option` of bulktag/option.py) is the one home of every setting: the command line,
 job files, their checks, the help's defaults and what a resume takes all follow it."""
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from hypothesis import strategies as st
 
 from bulktag.cli.commands import build_parser
 from bulktag.cli.options import resolve
-from bulktag.config import DispatchSettings, ReadOptions
+from bulktag.config import DispatchSettings, RunConfig
 from bulktag.errors import ConfigError
 from bulktag.jobfile import load_job
 from bulktag.option import Option
-from bulktag.spec import BY_DEST, JOB_TABLES, OPTIONS
+from bulktag.spec import BY_DEST, JOB_TABLES, OPTIONS, STORED_AS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Options of one command that are no run setting (validate's output).
 OWN = {"validate": {"json", "rejects"}, "run": set[str]()}
 NUMBERS = [o for o in OPTIONS if o.kind in ("whole", "number")]
@@ -124,25 +125,48 @@ def test_a_flag_and_its_job_key_allow_the_same_numbers(
     assert _flag_takes(option, text) == _job_takes(tmp, option, value)
 
 
-def test_the_help_shows_the_defaults_a_run_uses() -> None:
-    """The default the help names is the one a run gets when nothing sets it: the spec's
-    default is the settings' own, so a default changed in one place changes both."""
-    blank = argparse.Namespace(inputs=["a.csv"])
-    config = resolve(blank, {})
-    read, send = ReadOptions(), DispatchSettings.for_plan(config.plan_name or "pro")
+#: Options that are no setting of a run: how bulktag speaks, and what names the run.
+NOT_A_SETTING = {"verbose", "quiet", "log_format", "inputs", "job", "resume", "out"}
+
+
+def _setting(config: RunConfig, option: Option) -> object:
+    """The value a run's settings hold for ``option`` (under its config.json name)."""
+    name = STORED_AS.get(option.dest, option.dest)
+    for holder in (config.read, config.dispatch, config.job, config):
+        if holder is not None and name in {f.name for f in fields(holder)}:
+            return getattr(holder, name)
+    raise AssertionError(f"{option.dest}: no setting of a run holds it")
+
+
+@pytest.mark.parametrize("in_a_job", [False, True], ids=["by hand", "a job"])
+def test_the_help_shows_the_defaults_a_run_uses(tmp_path: Path, in_a_job: bool) -> None:
+    """The default the help names is the one a run gets when nothing sets it, by hand
+    and in a job (whose own defaults, ``verify_ambiguous`` on, are the spec's too): the
+    spec's default is the settings' own, so a default changed in one place changes both.
+    Before, ``[ledger] days`` said 0 and a job got None, ``directory_days`` was spelled
+    1 and 1.0, and ``verify_ambiguous`` was on in jobs by a line of the option resolver."""
+    job = None
+    if in_a_job:
+        path = tmp_path / "job.toml"
+        path.write_text('inputs = ["a.csv"]\nout = "o"\n', encoding="utf-8")
+        job = load_job(path)
+    config = resolve(argparse.Namespace(inputs=[] if job else ["a.csv"]), {}, job)
+    checked = 0
     for option in OPTIONS:
-        if option.default is None or "{default" not in option.help:
+        if option.dest in NOT_A_SETTING or option.default_for(in_a_job) is None:
             continue
-        if option.dest in {f.name for f in fields(ReadOptions)}:
-            assert getattr(config.read, option.dest) == option.default == getattr(read, option.dest)
-        elif option.dest in {f.name for f in fields(DispatchSettings)}:
-            assert getattr(config.dispatch, option.dest) == option.default
-            assert getattr(send, option.dest) == option.default
-        elif option.dest == "plan":
-            assert config.plan_name == option.default
-        elif option.dest == "key_env":
-            assert config.key_env == option.default
-    assert "(default 8)" in _parser("run").format_help().replace("\n", " ")
+        if option.dest in {"ledger", "keep_runs", "directory_days", "ledger_days"} and not job:
+            continue  # a job's settings: a run by hand has none
+        assert _setting(config, option) == option.default_for(in_a_job), option.dest
+        checked += 1
+    assert checked >= 15
+    assert (
+        DispatchSettings.for_plan(config.plan_name or "pro").concurrency
+        == BY_DEST["concurrency"].default
+    )
+    text = _parser("run").format_help().replace("\n", " ")
+    assert "(default 8)" in text
+    assert re.search(r"\(default off; +on in job files\)", text)
 
 
 def test_a_job_key_has_its_flags_default(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A run folder's ``config.json`` (:class:`bulktag.run.stored.StoredRun`): every setting a
+"""A run folder's ``config.json`` (:class:`bulktag.state.stored.StoredRun`): every setting a
 run starts with comes back as it was, an older file reads, and each flag of ``bulktag run``
 is decided once: taken from the command line by a resume, or the run's own.
 
@@ -9,12 +9,17 @@ one and not the others came back as its default on a resume, in silence."""
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from bulktag.cli.commands import build_parser
+import pytest
+
+from bulktag.cli.commands import build_parser, main
 from bulktag.config import DispatchSettings, JobSettings, ReadOptions, RunConfig
-from bulktag.run.stored import NEVER_ON_RESUME, RESUME_TAKES, STORED_AS, StoredRun
+from bulktag.errors import ExitCode
+from bulktag.runtime import Runtime
+from bulktag.state.stored import NEVER_ON_RESUME, RESUME_TAKES, STORED_AS, StoredRun
 
 #: A value other than the default for every setting a run stores.
 READ = ReadOptions(
@@ -120,11 +125,11 @@ def test_every_flag_of_run_is_taken_by_a_resume_or_stored_by_the_run() -> None:
     undecided = {
         d
         for d in dests
-        if d not in RESUME_TAKES | NEVER_ON_RESUME and STORED_AS.get(d, d) not in stored
+        if d not in RESUME_TAKES | {o.dest for o in NEVER_ON_RESUME}
+        and STORED_AS.get(d, d) not in stored
     }
     assert undecided == set()
-    outside = StoredRun.differing({"out": "elsewhere"}, StoredRun("r", 0.0, CONFIG).to_dict())
-    assert outside == ["--out"]
+    assert {o.dest for o in NEVER_ON_RESUME} == {"inputs", "job", "out"}
 
 
 def test_a_resume_refuses_only_values_that_differ() -> None:
@@ -134,3 +139,28 @@ def test_a_resume_refuses_only_values_that_differ() -> None:
     other = {"api_url": "https://elsewhere.example", "plan": "org", "concurrency": 3}
     assert StoredRun.differing(other, stored) == ["--api-url", "--plan"]
     assert StoredRun.differing({"verbose": 2, "metrics_file": "m.prom"}, stored) == []
+
+
+def test_a_stored_setting_out_of_its_range_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``config.json`` edited by hand to a value no flag allows (``concurrency = 0``)
+    is refused as the flag's value would be, naming the file (exit 75, a damaged file);
+    before, the settings' own checks (``DispatchSettings.__post_init__``, a second copy
+    of the ranges that allowed a timeout of 0) decided."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".bulktag").mkdir(parents=True)
+    stored = StoredRun("r", 0.0, CONFIG).to_dict()
+    stored["dispatch"]["concurrency"] = 0
+    stored["dispatch"]["timeout"] = 0.0
+    (run_dir / ".bulktag" / "config.json").write_text(json.dumps(stored), encoding="utf-8")
+    assert StoredRun.problems(stored) == [
+        "concurrency 0 must be between 1 and 256",
+        "timeout 0.0 must be more than 0",
+    ]
+    code = main(["run", "--resume", str(run_dir)], runtime=Runtime(environ={}))
+    err = capsys.readouterr().err
+    assert code == ExitCode.WORK_LEFT
+    assert f"{run_dir}/.bulktag/config.json" in err
+    assert "concurrency 0 must be between 1 and 256" in err
+    assert "Traceback" not in err

@@ -5,8 +5,10 @@ it started with, kept so that a resumed run is the same run.
 :meth:`StoredRun.from_dict` reads it (a newer schema is refused, an older one brought up
 to date, settings a newer patch release added are ignored). What a resume takes from the
 command line, rather than from the run, is each option's ``resume`` in the option spec
-(:mod:`bulktag.spec`, whence :data:`RESUME_TAKES`); :meth:`StoredRun.differing` names
-the flags that would change what the run started with.
+(:mod:`bulktag.spec`, whence :data:`RESUME_TAKES` and :data:`NEVER_ON_RESUME`);
+:meth:`StoredRun.differing` names the flags that would change what the run started with.
+A stored number out of its option's range (a hand-edited file) is refused as the flag
+would be: :meth:`StoredRun.problems`.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ from typing import Any
 
 from bulktag import __version__
 from bulktag.config import DispatchSettings, JobSettings, ReadOptions, RunConfig
-from bulktag.spec import OPTIONS, RESUME_TAKES, STORED_AS
+from bulktag.spec import NEVER_ON_RESUME, OPTIONS, RESUME_TAKES, STORED_AS
+from bulktag.state.rundir import CONFIG_SCHEMA
 
 __all__ = ["CONFIG_SCHEMA", "NEVER_ON_RESUME", "RESUME_TAKES", "STORED_AS", "StoredRun"]
 
-#: ``config.json``'s schema: a run folder of a newer bulktag is refused (78).
-CONFIG_SCHEMA = 1
-
-#: Flags a resume never takes: the run folder is the one ``--resume`` names.
-NEVER_ON_RESUME = frozenset(o.dest for o in OPTIONS if o.resume == "never")
+#: What a resume refuses whatever its value (told apart, before the values are compared).
+_NEVER = frozenset(o.dest for o in NEVER_ON_RESUME)
+#: Each option with a range by the name config.json stores it under.
+_RANGED = {STORED_AS.get(o.dest, o.dest): o for o in OPTIONS if (o.low, o.high) != (None, None)}
 
 _UNKNOWN = object()
 
@@ -139,7 +141,25 @@ class StoredRun:
             found.setdefault("ca_bundle", None)
             found.setdefault("bulktag", "0")
             found["read"] = {**found["read"], "cut_suspects": found["read"].get("cut_suspects", [])}
+        job = found.get("job_settings")
+        if isinstance(job, Mapping) and job.get("ledger_days", 0) is None:
+            found["job_settings"] = {**job, "ledger_days": 0.0}  # an earlier "never"
         found["schema"] = CONFIG_SCHEMA
+        return found
+
+    @staticmethod
+    def problems(data: Mapping[str, Any]) -> list[str]:
+        """The stored numbers out of their option's range, each as a flag's would be told."""
+        sections = [data, data.get("read"), data.get("dispatch"), data.get("job_settings")]
+        found = []
+        for section in (s for s in sections if isinstance(s, Mapping)):
+            for name, value in section.items():
+                option = _RANGED.get(name)
+                if option is None or isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                problem = option.problem(value)
+                if problem is not None:
+                    found.append(f"{name} {value!r} {problem}")
         return found
 
     @staticmethod
@@ -159,12 +179,14 @@ class StoredRun:
     @staticmethod
     def differing(given: Mapping[str, Any], data: Mapping[str, Any]) -> list[str]:
         """The flags among ``given`` (argparse's destinations and values) that a resume does
-        not take and whose value differs from the run's (``data``: its config.json)."""
+        not take and whose value differs from the run's (``data``: its config.json); what it
+        never takes (:data:`NEVER_ON_RESUME`) is refused before, whatever its value."""
         stored = StoredRun.flat(data)
         return sorted(
             "--" + dest.replace("_", "-")
             for dest, value in given.items()
             if dest not in RESUME_TAKES
+            and dest not in _NEVER
             and not dest.startswith("_")
             and value not in (None, False)
             and not _same(value, stored.get(STORED_AS.get(dest, dest), _UNKNOWN))
