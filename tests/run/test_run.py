@@ -289,3 +289,33 @@ def test_a_jobs_globs_are_expanded_once(
     assert code == ExitCode.OK
     assert capsys.readouterr().err.count("Excel's lock file") == 1
     assert world.tags_of(world.contact_ids[0]) == ([] if dry_run else ["vip"])
+
+
+@pytest.mark.parametrize("precheck", [False, True], ids=["no pre-check", "--skip-existing"])
+def test_the_to_do_list_is_made_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, precheck: bool
+) -> None:
+    """What is still to send is joined from the plan and the journal once a session: by
+    the run (no pre-check), or by the session after its pre-check took from the plan what
+    LeadLex has (before, the runner made it for the session to make it again)."""
+    import bulktag.run.session
+    import bulktag.run.stages
+
+    made: list[str] = []
+
+    def counted(module: object) -> Callable[..., object]:
+        real = bulktag.run.session.unsent
+
+        def unsent(*args: object, **kwargs: object) -> object:
+            made.append(getattr(module, "__name__", "?"))
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        return unsent
+
+    monkeypatch.setattr(bulktag.run.stages, "unsent", counted(bulktag.run.stages))
+    monkeypatch.setattr(bulktag.run.session, "unsent", counted(bulktag.run.session))
+    source = world.write_csv("in.csv", [(cid, "vip") for cid in world.contact_ids[:20]])
+    code, _run_dir = world.run(str(source), *(["--skip-existing"] if precheck else []))
+    assert code == ExitCode.OK
+    assert made == (["bulktag.run.session"] if precheck else ["bulktag.run.stages"])
+    assert all(world.tags_of(cid) == ["vip"] for cid in world.contact_ids[:20])
