@@ -1,25 +1,32 @@
 """Contacts by email at scale: matching 1M input rows against a 500,000-contact directory.
 
 The input is a CSV of ``email, tags`` rows (every address from the directory, a fifth of
-them in capitals or padded with spaces, 2 % unknown); the directory is a Parquet file of
-``id, email`` as the export gives it (every 1,000th address shared by two contacts,
-every 20th in mixed case). Each candidate runs in a process of its own, on the same
-input opened by bulktag's reader (``read_input``: the one shape, its ``id`` the
+them in capitals or padded with spaces, 2 % unknown, 0.1 % no address at all and 0.1 %
+international addresses, which only email-validator can judge); the directory is a
+Parquet file of ``id, email`` as the export gives it (every 1,000th address shared by two
+contacts, every 20th in mixed case). Each candidate runs in a process of its own, on the
+same input opened by bulktag's reader (``read_input``: the one shape, its ``id`` the
 address), and sinks ``line, id, held`` to Parquet:
 
 - **plain join, raw**: the rows joined with the directory on the address as written (no
   trimming, no lower-casing): the floor of any join, which misses a fifth of the rows;
 - **plain join, the rules**: both sides trimmed and lower-cased in one query, then
   joined, the straightforward way (a shared address gives its row twice): the baseline;
-- **bulktag**: ``resolve_emails`` (bulktag/plan/emails.py) against the directory as a
-  run keeps it once read: keyed by address (``keyed_directory``: one contact and a
-  count an address, the IDs of a shared one), so each row gets one contact or a reason;
+- **bulktag, the join**: ``resolve_emails`` (bulktag/plan/emails.py) against the
+  directory as a run keeps it once read: keyed by address (``keyed_directory``: one
+  contact and a count an address, the IDs of a shared one), so each row gets one contact
+  or a reason;
 - **bulktag, keying included**: the same with ``keyed_directory`` of the exported
-  directory in the query (what a run pays once, when it reads the directory).
+  directory in the query (what a run pays once, when it reads the directory);
+- **bulktag, the whole matching path**: what a run does (``match_emails``,
+  bulktag/run/matching.py, on a job's kept directory): the join, the distinct addresses
+  and their counts, every distinct address checked (the shape and plain-address patterns,
+  email-validator for the rest), the rows that are no address refused, and each matched
+  contact's address written into a plan of the matched contacts (``with_emails``).
 
 Median wall time of three runs each (the process's own, from opening the input to the
 Parquet written), and its peak RSS (``VmHWM``). Targets: bulktag at most 1.2x the
-plain join with the rules, at most 1 GiB.
+plain join with the rules, at most 1 GiB: the join and the whole path are each held to it.
 
 ``python -m bench --only emails`` (``--quick``: 100,000 rows, 50,000 contacts).
 """
@@ -36,6 +43,7 @@ import polars as pl
 
 from bench.common import WORK, Section, median, method_of
 from bulktag.plan.emails import keyed_directory
+from bulktag.run.matching import Kept, KeptDirectory
 
 #: Targets: bulktag's matching against the plain join, and its memory.
 MAX_RATIO = 1.2
@@ -58,6 +66,17 @@ started = time.perf_counter()
 item = read_input(source, ReadOptions(), work)
 assert item.columns.match == "email", item.columns
 people = pl.scan_parquet(directory)
+if which == "whole":
+    from bulktag.run.matching import KeptDirectory, match_emails, with_emails
+    kept = KeptDirectory(Path(keyed).parent / "kept", "bench", 86_400.0)
+    frames, found = match_emails([item], read=None, kept=kept, now=time.time(), dry_run=True)
+    assert found is not None and found.kept_since is not None  # the kept directory
+    frames[0].frame.select("line", "id", "held").sink_parquet(out)
+    plan = Path(keyed).parent / "plan.parquet"
+    with_emails(plan, work / "plan-emails.parquet", found.emails)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "peak_kib": peak_rss_kib()}))
+    sys.exit(0)
 if which == "bulktag":
     frame = resolve_emails(item.frame, pl.scan_parquet(keyed), apostrophe=item.quoted)
 elif which == "bulktag-keying":
@@ -80,8 +99,9 @@ print(json.dumps({"seconds": seconds, "peak_kib": peak_rss_kib()}))
 CANDIDATES = (
     ("raw", "plain join, raw (the floor)"),
     ("rules", "plain join, the rules (the baseline)"),
-    ("bulktag", "bulktag, against the kept directory"),
-    ("bulktag-keying", "bulktag, keying the directory too"),
+    ("bulktag", "bulktag, the join against the kept directory"),
+    ("bulktag-keying", "bulktag, the join keying the directory too"),
+    ("whole", "bulktag, the whole matching path"),
 )
 
 
@@ -101,7 +121,14 @@ def _data(rows: int, contacts: int, folder: Path) -> tuple[Path, Path]:
     )
     directory_path = folder / "directory.parquet"
     directory.write_parquet(directory_path)
-    keyed_directory(pl.scan_parquet(directory_path)).sink_parquet(folder / "keyed.parquet")
+    keyed = keyed_directory(pl.scan_parquet(directory_path)).collect()
+    keyed.write_parquet(folder / "keyed.parquet")
+    # as a job keeps it, for the whole path; and the plan it writes the addresses into
+    (folder / "kept").mkdir(exist_ok=True)
+    KeptDirectory(folder / "kept", "bench", 86_400.0).save(Kept(keyed, time.time(), True))
+    directory.select(seq=pl.int_range(0, pl.len()), contact_id="id").with_columns(
+        send=pl.lit(["webinar-2026"])
+    ).write_parquet(folder / "plan.parquet")
     row = pl.int_range(0, rows, dtype=pl.Int64)
     picked = (row * 7_919) % contacts
     given = pl.concat_str(pl.lit("person."), picked.cast(pl.String), pl.lit("@example.com"))
@@ -109,6 +136,13 @@ def _data(rows: int, contacts: int, folder: Path) -> tuple[Path, Path]:
     given = (
         pl.when(unknown)
         .then(pl.lit("nobody.") + row.cast(pl.String) + "@example.net")
+        .otherwise(given)
+    )
+    given = (
+        pl.when(row % 1_000 == 3)
+        .then(pl.lit("n/a ") + row.cast(pl.String))  # no address at all
+        .when(row % 1_000 == 7)
+        .then(pl.lit("jürgen.") + row.cast(pl.String) + "@example.de")  # for the validator
         .otherwise(given)
     )
     spelled = (
@@ -147,7 +181,7 @@ def run(*, quick: bool = False) -> Section:
     for _ in range(RUNS):
         for which, _label in CANDIDATES:
             results[which].append(_once(which, source, directory, folder))
-    matched = pl.read_parquet(folder / "bulktag.parquet")
+    matched = pl.read_parquet(folder / "whole.parquet")
     held = matched["held"].drop_nulls()
     figures: dict[str, float | int] = {}
     section_rows = []
@@ -171,15 +205,14 @@ def run(*, quick: bool = False) -> Section:
                 f"{seconds / floor:.2f}x",
             ]
         )
-    ratio = figures["bulktag_seconds"] / base
-    figures["ratio"] = ratio
+    figures["ratio"] = figures["bulktag_seconds"] / base
     figures["ratio_keying"] = figures["bulktag-keying_seconds"] / base
+    figures["ratio_whole"] = figures["whole_seconds"] / base
     figures["ratio_raw"] = figures["bulktag_seconds"] / floor
     figures["matched_rows"] = int(matched["held"].is_null().sum())
     figures["unknown_rows"] = int(held.str.starts_with("unknown_email").sum())
     figures["ambiguous_rows"] = int(held.str.starts_with("ambiguous_email").sum())
-    met_time = ratio <= MAX_RATIO
-    met_memory = figures["bulktag_peak_mib"] <= MAX_MIB
+    figures["not_an_address_rows"] = int(held.str.starts_with("not an email address").sum())
     return Section(
         key="emails",
         title="Contacts by email: matching against the directory",
@@ -192,20 +225,35 @@ def run(*, quick: bool = False) -> Section:
             "runs (s)",
             "peak RSS MiB",
             "vs plain join",
+            "vs raw join",
         ],
         rows=section_rows,
         notes=[
-            f"Target at most {MAX_RATIO}x the plain join with the rules: "
-            f"{'met' if met_time else 'NOT met'} ({ratio:.2f}x; keying the directory too, "
-            f"{figures['ratio_keying']:.2f}x; against the raw join, which does not apply the "
-            f"rules, {figures['ratio_raw']:.2f}x). Target at most {MAX_MIB:,} MiB: "
-            f"{'met' if met_memory else 'NOT met'} ({figures['bulktag_peak_mib']:,.0f} MiB).",
-            f"bulktag's answer: {figures['matched_rows']:,} rows matched to one contact, "
-            f"{figures['unknown_rows']:,} unknown_email, {figures['ambiguous_rows']:,} "
-            "ambiguous_email; the plain joins cannot tell a shared address (its rows come "
-            "twice), and the raw one misses every row spelled otherwise than the directory.",
+            _verdict("The join alone", figures, "bulktag"),
+            _verdict("The whole matching path a run takes", figures, "whole"),
+            f"Keying the directory too (once, when a run reads it): "
+            f"{figures['ratio_keying']:.2f}x; the join against the raw join, which does not "
+            f"apply the rules: {figures['ratio_raw']:.2f}x.",
+            f"bulktag's answer (the whole path): {figures['matched_rows']:,} rows matched to "
+            f"one contact, {figures['unknown_rows']:,} unknown_email, "
+            f"{figures['ambiguous_rows']:,} ambiguous_email, "
+            f"{figures['not_an_address_rows']:,} not an email address; the plain joins "
+            "cannot tell a shared address (its rows come twice) nor a cell that is no "
+            "address, and the raw one misses every row spelled otherwise than the directory.",
             f"The data: generated in {made:.1f} s; the input read by bulktag's reader in "
             "every candidate (its time is in each).",
         ],
         figures=figures,
+    )
+
+
+def _verdict(what: str, figures: dict[str, float | int], which: str) -> str:
+    """The targets, met or not, for one candidate: said as measured, never rounded into a
+    pass."""
+    ratio = figures[f"{which}_seconds"] / figures["rules_seconds"]
+    mib = figures[f"{which}_peak_mib"]
+    return (
+        f"{what}: at most {MAX_RATIO}x the plain join with the rules, "
+        f"{'met' if ratio <= MAX_RATIO else 'NOT met'} ({ratio:.2f}x); at most "
+        f"{MAX_MIB:,} MiB, {'met' if mib <= MAX_MIB else 'NOT met'} ({mib:,.0f} MiB)."
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from bulktag.config import DispatchSettings
 from bulktag.errors import ExitCode
-from bulktag.leadlex import EXPORT_MAX_LIMIT, EXPORT_PER_HOUR
+from bulktag.leadlex import EXPORT_MAX_LIMIT
 from bulktag.outcomes import ADD_TAGS, Status
 from bulktag.plan.build import PlanStats, TagDemand
 from bulktag.read.rules import NO_TAGS, PERMANENT_BEFORE
@@ -19,7 +19,7 @@ from bulktag.send.precheck import choose
 if TYPE_CHECKING:  # the summary is not needed to describe a plan
     from bulktag.outputs.summary import Summary
 
-__all__ = ["describe_plan", "duration", "summary_lines"]
+__all__ = ["describe_plan", "duration", "export_calls", "summary_lines"]
 
 
 def duration(seconds: float) -> str:
@@ -94,8 +94,18 @@ def describe_plan(
         )
     if settings.per_day:
         plan_label = f"the {plan_name} plan's" if plan_name else "a daily quota of"
+        exports = export_calls(stats)
+        if exports is None:
+            calls = f"{stats.requests:,} add-tags calls and the directory's export calls"
+        elif exports:
+            calls = (
+                f"{stats.requests + exports:,} calls ({stats.requests:,} add-tags, "
+                f"{_plural(exports, 'export', 'exports')})"
+            )
+        else:
+            calls = f"{stats.requests:,} calls"
         lines.append(
-            f"quota: {stats.requests:,} calls of {plan_label} {settings.per_day:,} a day "
+            f"quota: {calls} of {plan_label} {settings.per_day:,} a day "
             f"({plan_estimate.days} day{'s' if plan_estimate.days > 1 else ''} of quota)"
         )
     return lines
@@ -194,6 +204,7 @@ def summary_lines(
             f"{summary.total_calls:,} calls to LeadLex{extra} in "
             f"{duration(summary.duration_seconds)}{left}"
         )
+    lines.extend(_by_email_calls(summary))
     rate = summary.rate
     if rate.rate_limited_429s:
         now = (
@@ -215,6 +226,21 @@ def summary_lines(
     return lines
 
 
+def _plural(n: int, one: str, several: str) -> str:
+    return f"{n:,} {one if n == 1 else several}"
+
+
+def export_calls(stats: PlanStats) -> int | None:
+    """The export calls the plan's matching by email made for the directory (0 when it
+    matches none); None when they are not known (``validate`` reads no directory)."""
+    found = stats.by_email
+    if found is None:
+        return 0
+    if found.get("directory_contacts") is None:
+        return None
+    return int(found["export_calls"])
+
+
 def _by_email(stats: PlanStats) -> list[str]:
     """Matching by email: the addresses, and the calls it takes both ways (the export's
     directory, or one search an address)."""
@@ -222,27 +248,67 @@ def _by_email(stats: PlanStats) -> list[str]:
     if found is None:
         return []
     addresses = int(found["addresses"])
-    one_by_one = f"{addresses:,} calls one address at a time"
-    if found.get("directory_contacts") is None:  # validate: nothing read
+    given = f"matching by email: {_plural(addresses, 'distinct address', 'distinct addresses')}"
+    one_by_one = f"against {_plural(addresses, 'call', 'calls')} one address at a time"
+    calls = export_calls(stats)
+    if calls is None:  # validate: nothing read
         return [
-            f"matching by email: {addresses:,} distinct addresses; the workspace's directory "
-            f"costs 1 export call per {EXPORT_MAX_LIMIT:,} contacts ({EXPORT_PER_HOUR} an "
-            f"hour), against {one_by_one}"
+            f"{given}, the workspace's directory costs 1 export call per "
+            f"{EXPORT_MAX_LIMIT:,} contacts (validate makes no call, so the directory's size "
+            f"is not known here; LeadLex also limits exports an hour), {one_by_one}"
         ]
     contacts = int(found["directory_contacts"])
-    calls = int(found["export_calls"])
-    if found.get("kept_since") is not None:
-        read = "kept by the job: 0 calls"
-    else:
-        read = f"read now: {calls} export call{'s' if calls != 1 else ''}"
+    refused = int(found.get("export_refused") or 0)
+    waited = (
+        f"; {_plural(refused, 'more was', 'more were')} refused first by the hourly export "
+        "limit (not counted by LeadLex)"
+        if refused
+        else ""
+    )
     lines = [
-        f"matching by email: {addresses:,} distinct addresses; the workspace's directory "
-        f"({contacts:,} contacts) {read}, against {one_by_one}"
+        f"{given}, the workspace's directory costs {_plural(calls, 'export call', 'export calls')}"
+        f" ({contacts:,} contacts, {found.get('why') or 'read now'}{waited}), {one_by_one}"
     ]
     if found.get("unknown") or found.get("ambiguous"):
+        unknown = int(found["unknown"])
         lines.append(
-            f"  {int(found['unknown']):,} addresses no contact has (unknown_email), "
+            f"  {_plural(unknown, 'address', 'addresses')} no contact has (unknown_email), "
             f"{int(found['ambiguous']):,} shared by several contacts (ambiguous_email): "
             "rejects, never sent"
         )
     return lines
+
+
+def _by_email_calls(summary: Summary) -> list[str]:
+    """A run by email's calls against the bound: the directory's pages (one per
+    EXPORT_MAX_LIMIT contacts, none when kept) plus one add-tags call a request."""
+    found = summary.plan.by_email
+    if found is None or found.get("directory_contacts") is None:
+        return []
+    contacts = int(found["directory_contacts"])
+    pages = int(found["export_calls"])
+    least_pages = 0 if found.get("kept_since") is not None else contacts // EXPORT_MAX_LIMIT + 1
+    add_tags = summary.calls.get(ADD_TAGS, 0)
+    requests = summary.plan.requests
+    matched = int(found.get("matched") or 0)
+    for_contacts = _plural(summary.plan.contacts, "contact", "contacts")
+    if matched != summary.plan.contacts:
+        for_contacts += f", {matched:,} matched by email"
+    else:
+        for_contacts = _plural(matched, "matched contact", "matched contacts")
+    made, least = pages + add_tags, least_pages + requests
+    if summary.dry_run:
+        against = "a dry run sends none"
+    elif made == least:
+        against = "the least this input allows"
+    elif made > least:
+        against = f"{made - least:,} more than the least this input allows ({least:,})"
+    else:
+        against = f"{least - made:,} fewer than the plan's {least:,}: the rest is left to send"
+    refused = int(found.get("export_refused") or 0)
+    apart = f" ({_plural(refused, 'refused 429', 'refused 429s')} apart)" if refused else ""
+    return [
+        f"by email: {_plural(pages, 'export call', 'export calls')}{apart} for {contacts:,} "
+        f"contacts in the directory, {_plural(add_tags, 'add-tags call', 'add-tags calls')} "
+        f"for {for_contacts}: {against}"
+    ]

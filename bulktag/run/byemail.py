@@ -1,6 +1,11 @@
 """The directory session of a run that matches contacts by email: the key it reads with
 (a dry run's too), the job's kept directory, and the matching itself
-(:mod:`bulktag.run.matching`), made into the stage a run's plan calls."""
+(:mod:`bulktag.run.matching`), made into the stage a run's plan calls.
+
+Each directory session's export calls are booked in the user's quota store as it ends,
+but a dry run's: a dry run changes nothing outside its folder (DESIGN.md), the quota
+store included. Its exports do spend LeadLex's day: the plan says how many before they
+are made, and the next run's first answer tells the store what is left."""
 
 from __future__ import annotations
 

@@ -25,11 +25,12 @@ from bulktag.machine import guarded
 from bulktag.outputs.publish import atomic_write
 from bulktag.plan.emails import (
     AMBIGUOUS_EMAIL,
-    UNKNOWN_EMAIL,
+    given_address,
     keyed_directory,
+    not_addresses,
+    refused_directory,
     resolve_emails,
     stand_in_directory,
-    unknown_reasons,
 )
 from bulktag.read.frame import InputFrame
 from bulktag.send.directory import SCHEMA
@@ -122,11 +123,14 @@ class EmailMatch:
 
     addresses: int  #: distinct addresses in the inputs (as they compare)
     contacts: int  #: contacts in the directory
-    export_calls: int  #: this run's, for the directory
+    export_calls: int  #: this run's for the directory that LeadLex answered (its pages)
     kept_since: float | None  #: the kept directory's time, when one was used
     unknown: int  #: distinct addresses no contact has
     ambiguous: int  #: distinct addresses several contacts share
     statistics: tuple[DispatchStatistics, ...] = ()  #: the directory sessions'
+    export_refused: int = 0  #: export calls the hourly limit refused (429: not counted)
+    matched: int = 0  #: contacts matched (one an address)
+    why: str = ""  #: why the directory was read now, or kept
     #: each matched contact's address as the inputs first gave it (``contact_id, email``)
     emails: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_EMAILS))
 
@@ -143,30 +147,42 @@ def _resolved(frames: Sequence[InputFrame], keyed: pl.LazyFrame) -> list[InputFr
     return out
 
 
-def _addresses(frames: Sequence[InputFrame]) -> pl.DataFrame:
+def _distinct(frames: Sequence[InputFrame]) -> pl.DataFrame:
     """The email inputs' distinct addresses, as they compare (``key``), in one pass over
-    them: the spelling first given (``email``), the contact matched (``contact``, none
-    when unmatched) and whether no contact (``unknown``) or several (``ambiguous``) have
-    it. The counts and each contact's address for the results come from this frame, not
-    from more passes over the inputs."""
-    parts = [
-        frames[i].frame.select(
-            key=pl.col("email").str.to_lowercase(), email="email", id="id", held="held"
+    them and no join: the spelling first given (``email``) and whether a row the reading
+    did not hold has it (``usable``). The counts and each contact's address for the
+    results come from this frame (:func:`_against`), not from more passes over the inputs."""
+    parts = []
+    for i in _by_email(frames):
+        given = given_address(apostrophe=frames[i].quoted)
+        parts.append(
+            frames[i].frame.select(
+                key=given.str.to_lowercase(), email=given, usable=pl.col("held").is_null()
+            )
         )
-        for i in _by_email(frames)
-    ]
-    held = pl.col("held")
     return (
         pl.concat(parts)
         .filter(pl.col("key").fill_null("") != "")
-        .group_by("key", maintain_order=True)
-        .agg(
-            pl.col("email").first(),
-            contact=pl.col("id").filter(held.is_null()).first(),
-            unknown=(held == UNKNOWN_EMAIL).any(),
-            ambiguous=held.str.starts_with(AMBIGUOUS_EMAIL).any(),
-        )
+        .group_by("key")  # rows keep their order within a group: ``first`` is the first
+        .agg(pl.col("email").first(), pl.col("usable").any())
         .collect()
+    )
+
+
+def _against(distinct: pl.DataFrame, keyed: pl.DataFrame) -> pl.DataFrame:
+    """The distinct addresses (:func:`_distinct`) looked up in the keyed directory: the
+    contact matched (``contact``, none when unmatched) and whether no contact
+    (``unknown``) or several (``ambiguous``) have it, for the addresses of usable rows (a
+    row the reading held is told by its own reason, as :func:`resolve_emails` keeps it)."""
+    usable = pl.col("usable")
+    return distinct.join(
+        keyed.select("key", "contact", "shared"), on="key", how="left", maintain_order="left"
+    ).select(
+        "key",
+        "email",
+        contact=pl.when(usable).then(pl.col("contact")),
+        unknown=usable & pl.col("contact").is_null() & pl.col("shared").is_null(),
+        ambiguous=usable & pl.col("shared").str.starts_with(AMBIGUOUS_EMAIL).fill_null(False),
     )
 
 
@@ -177,17 +193,20 @@ def _read(
     start: Kept | None,
     kept: KeptDirectory | None,
     now: float,
-) -> tuple[Kept, DispatchStatistics]:
+    sessions: list[tuple[DirectoryRead, DispatchStatistics]],
+) -> Kept:
     """The directory read now, from where ``start`` (a job's paging the hourly limit
-    stopped) left it. Stopped by the limit again: a job keeps what was read, for its next
-    run (nothing is sent until the directory is whole)."""
+    stopped) left it; the session goes into ``sessions`` (its calls are booked by the
+    reader as it ends, whatever stopped it). Stopped by the limit again: a job keeps what
+    was read, for its next run (nothing is sent until the directory is whole)."""
     if read is None:
         raise ConfigError("matching by email needs the key, to read the workspace's directory")
     found, statistics = read(None if start is None else start.after)
+    sessions.append((found, statistics))
     so_far = [] if start is None else [start.frame]
     if found.frame is not None:
         whole = pl.concat([*so_far, found.frame]).unique("id", keep="first", maintain_order=True)
-        return Kept(keyed_directory(whole.lazy()).collect(), now, complete=True), statistics
+        return Kept(keyed_directory(whole.lazy()).collect(), now, complete=True)
     why = found.warning or "the directory could not be read"
     if found.paging.limited:
         read_so_far = pl.concat(
@@ -202,8 +221,8 @@ def _read(
                 "keeps what it read"
             )
         raise WorkLeftError(
-            f"the workspace's directory is longer than LeadLex's export limit (10 calls an "
-            f"hour) lets bulktag read within --max-wait: {read_so_far.height:,} contacts "
+            f"the workspace's directory is longer than LeadLex's hourly export limit lets "
+            f"bulktag read within --max-wait: {read_so_far.height:,} contacts "
             f"read so far ({why}); nothing was sent: {go_on}"
         )
     if "Read permission" in why:
@@ -222,66 +241,90 @@ def match_emails(
 ) -> tuple[list[InputFrame], EmailMatch | None]:
     """``frames`` with their email inputs matched to contacts (the others as they are),
     and what it took; None when no input is matched by email. ``stand_in``: no directory
-    is read, each address stands for a contact (``validate``)."""
+    is read, each address stands for a contact (``validate``).
+
+    Every distinct address is checked (:func:`~bulktag.plan.emails.not_addresses`) whether
+    or not the directory holds it: what is no address is a reject, never a contact, and
+    never a reason to read a kept directory again."""
     if not _by_email(frames):
         return frames, None
     found = None if kept is None else kept.load(now)
+    why = "read now: a run by hand keeps none" if kept is None else _why_read(kept, found)
     if stand_in:
         own = stand_in_directory([frames[i].frame for i in _by_email(frames)])
-        found = Kept(keyed_directory(own).collect(), now, complete=True)
-    sessions: list[DispatchStatistics] = []
+        found, why = Kept(keyed_directory(own).collect(), now, complete=True), ""
+    sessions: list[tuple[DirectoryRead, DispatchStatistics]] = []
     fresh = found is None or not found.complete
     if found is None or not found.complete:
-        found, statistics = _read(read, dry_run=dry_run, start=found, kept=kept, now=now)
-        sessions.append(statistics)
-    resolved = _resolved(frames, found.frame.lazy())
-    seen = _addresses(resolved)
+        found = _read(read, dry_run=dry_run, start=found, kept=kept, now=now, sessions=sessions)
+    distinct = _distinct(frames)
+    seen = _against(distinct, found.frame)
+    bad = not_addresses(seen["key"])
+    seen = _judged(seen, bad)
     if seen["unknown"].any() and not fresh and read is not None:
+        unknown = int(seen["unknown"].sum())
         log.info(
-            "%d addresses are not in the kept directory: reading it again (once a run)",
-            seen["unknown"].sum(),
+            "%s not in the kept directory: reading it again (once a run)",
+            _addresses_text(unknown, "is", "are"),
         )
         try:
-            found, statistics = _read(read, dry_run=dry_run, start=None, kept=None, now=now)
+            found = _read(read, dry_run=dry_run, start=None, kept=None, now=now, sessions=sessions)
         except WorkLeftError as exc:  # the kept one stands: its unknown addresses are rejects
             log.warning("%s; the kept directory is used", exc)
         else:
-            sessions.append(statistics)
             fresh = True
-            resolved = _resolved(frames, found.frame.lazy())
-            seen = _addresses(resolved)
+            why = f"read again: {_addresses_text(unknown, 'was', 'were')} not in the kept one"
+            seen = _judged(_against(distinct, found.frame), bad)
     if fresh and kept is not None and not dry_run:
         kept.save(found)
-    bad = unknown_reasons(seen.filter("unknown")["key"].to_list())
-    resolved = _not_addresses(resolved, bad)
-    addresses = seen.filter(~pl.col("key").is_in(list(bad)))  # no address is counted as one
+    resolved = _resolved(frames, refused_directory(found.frame.lazy(), bad))
+    addresses = seen.filter(~pl.col("invalid"))  # no address is counted as one
+    emails = (
+        addresses.filter(pl.col("contact").is_not_null())
+        .select(contact_id=pl.col("contact").str.to_lowercase(), email="email")
+        .unique("contact_id", keep="first", maintain_order=True)
+    )
     return resolved, EmailMatch(
         addresses=addresses.height,
         contacts=int(found.frame["n"].sum() or 0),
-        export_calls=sum(s.other_calls.get("export", 0) for s in sessions),
+        export_calls=sum(done.paging.counted for done, _ in sessions),
         kept_since=None if fresh else found.started,
         unknown=int(addresses["unknown"].sum()),
         ambiguous=int(addresses["ambiguous"].sum()),
-        statistics=tuple(sessions),
-        emails=addresses.filter(pl.col("contact").is_not_null())
-        .select(contact_id=pl.col("contact").str.to_lowercase(), email="email")
-        .unique("contact_id", keep="first", maintain_order=True),
+        statistics=tuple(statistics for _, statistics in sessions),
+        export_refused=sum(done.paging.refused for done, _ in sessions),
+        matched=emails.height,
+        why=why if fresh else f"kept by the job, read {_age(now - found.started)} ago",
+        emails=emails,
     )
 
 
-def _not_addresses(frames: list[InputFrame], bad: dict[str, str]) -> list[InputFrame]:
-    """Unknown addresses that are no address at all (``bad``: their reasons) say so, not
-    ``unknown_email``."""
-    if not bad:
-        return frames
-    reasons = pl.col("email").str.to_lowercase().replace_strict(bad, default=None)
-    out = list(frames)
-    for i in _by_email(frames):
-        held = pl.when(pl.col("held") == UNKNOWN_EMAIL).then(reasons).otherwise(pl.col("held"))
-        out[i] = replace(
-            frames[i], frame=frames[i].frame.with_columns(held=pl.coalesce(held, "held"))
-        )
-    return out
+def _why_read(kept: KeptDirectory, found: Kept | None) -> str:
+    if found is None:
+        days = f"{kept.max_age / 86_400:g} day{'' if kept.max_age == 86_400 else 's'}"
+        return f"read now: the job keeps none younger than [read] directory_days ({days})"
+    return f"read now, going on from the {found.frame.height:,} contacts an earlier run read"
+
+
+def _addresses_text(n: int, one: str, several: str) -> str:
+    return f"1 address {one}" if n == 1 else f"{n:,} addresses {several}"
+
+
+def _age(seconds: float) -> str:
+    hours = max(0.0, seconds) / 3600
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
+
+
+def _judged(seen: pl.DataFrame, bad: pl.DataFrame) -> pl.DataFrame:
+    """``seen`` (:func:`_addresses`) with what is no address (``bad``) marked ``invalid``:
+    neither unknown nor ambiguous, and no contact's, whatever the directory holds."""
+    invalid = pl.col("key").is_in(bad["key"].implode())
+    return seen.with_columns(
+        invalid=invalid,
+        contact=pl.when(invalid).then(None).otherwise(pl.col("contact")),
+        unknown=pl.col("unknown") & ~invalid,
+        ambiguous=pl.col("ambiguous") & ~invalid,
+    )
 
 
 def with_emails(plan: Path, into: Path, emails: pl.DataFrame) -> None:
@@ -315,11 +358,10 @@ class EmailStage:
         stand_in: bool = False,
     ) -> None:
         self._stand_in = stand_in
-        self._read = read
+        self._read = None if read is None else _booking(read, book)
         self._kept = kept
         self._now = now
         self._dry_run = dry_run
-        self._book = book
         self.found: EmailMatch | None = None
 
     def __call__(self, frames: list[InputFrame]) -> list[InputFrame]:
@@ -331,8 +373,6 @@ class EmailStage:
             dry_run=self._dry_run,
             stand_in=self._stand_in,
         )
-        for statistics in () if self.found is None else self.found.statistics:
-            self._book(statistics)
         return matched
 
     def calls(self) -> dict[str, int]:
@@ -354,4 +394,22 @@ class EmailStage:
             "kept_since": found.kept_since,
             "unknown": found.unknown,
             "ambiguous": found.ambiguous,
+            "export_refused": found.export_refused,
+            "matched": found.matched,
+            "why": found.why,
         }
+
+
+def _booking(read: Reader, book: Callable[[DispatchStatistics], None]) -> Reader:
+    """``read``, each of its sessions booked as it ends, whatever stopped it (the hourly
+    limit, a 403, an error, a signal): the export calls LeadLex counted (its answers but
+    the limit's refusals, which LeadLex does not count: docs of the API, Part B)."""
+
+    def booked(after: str | None) -> tuple[DirectoryRead, DispatchStatistics]:
+        found, statistics = read(after)
+        calls = dict(statistics.other_calls)
+        calls["export"] = found.paging.counted
+        book(replace(statistics, other_calls=calls))
+        return found, statistics
+
+    return booked

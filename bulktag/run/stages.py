@@ -202,26 +202,13 @@ class Run:
         LeadLex's next answer says what is left."""
         if self.book is None or stats is None:
             return
-        calls = stats.calls + sum(stats.other_calls.values())
-        try:
-            self.book.spend(
-                self.now,
-                calls=calls,
-                remaining=stats.quota_remaining,
-                limit=stats.quota_limit,
-                reset=stats.quota_reset,
-            )
-        except Exception as exc:
-            fault = fault_of(exc, self.book.path)
-            if fault is None:
-                raise
-            log.warning(
-                "%s: the quota store could not book this run's %d calls (%s); the next "
-                "run's first answer from LeadLex says what is left",
-                fault.path,
-                calls,
-                fault.what,
-            )
+        self.book.spend_or_warn(
+            self.now,
+            calls=stats.calls + sum(stats.other_calls.values()),
+            remaining=stats.quota_remaining,
+            limit=stats.quota_limit,
+            reset=stats.quota_reset,
+        )
 
     def _stopped(self, fault: MachineError, stats: DispatchStatistics | None) -> MachineError:
         """``fault``, told with what the run sent and how it goes on once it is fixed."""

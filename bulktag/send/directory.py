@@ -2,9 +2,10 @@
 (``fields=id,email,created_at``), 50,000 contacts a call, paged by creation date.
 
 A whole workspace costs one export call per 50,000 contacts, against one call per
-address for ``GET /v1/contacts?search=``. Those calls are under the export's own limit,
-10 an hour: a workspace of more than 500,000 contacts, or a day that already spent its
-exports, waits for it, within ``--max-wait``; past that the run stops and defers.
+address for ``GET /v1/contacts?search=``. Those calls are under the export's own hourly
+limit (LeadLex documents 10 an hour): a workspace of more than 500,000 contacts, or a day
+that already spent its exports, waits for it, within ``--max-wait``; past that the run
+stops and defers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from bulktag.leadlex import EXPORT_PER_HOUR
 from bulktag.send.exports import Paging, Reads, Wait, paged_export
 
 __all__ = ["FIELDS", "SCHEMA", "DirectoryRead", "read_directory"]
@@ -66,9 +66,10 @@ async def read_directory(
         return DirectoryRead(None, paging)
     frame = _shaped(rows)
     log.info(
-        "the workspace's directory: %d contacts in %d export calls (at most %d an hour)",
+        "the workspace's directory: %d contacts in %d export calls (%d refused by the "
+        "hourly export limit first)",
         frame.height,
-        paging.calls,
-        EXPORT_PER_HOUR,
+        paging.counted,
+        paging.refused,
     )
     return DirectoryRead(frame, paging)

@@ -6,9 +6,11 @@ the order of the rows: the emulator returns them in creation order (docs/emulato
 and a page that is not in that order stops the paging rather than be trusted. Pages
 overlap by a second at their edge; rows are de-duplicated by ``id``.
 
-The hourly export limit (10 calls an hour) answers 429 with a long Retry-After. The
-pre-check gives up on it (an optimisation never holds a run up); the directory of
-contacts by email (:mod:`bulktag.send.directory`) waits, within ``--max-wait``.
+The hourly export limit (LeadLex documents 10 calls an hour; a workspace's may differ,
+and no answer says it) answers 429 with a Retry-After. The pre-check gives up on it (an
+optimisation never holds a run up); the directory of contacts by email
+(:mod:`bulktag.send.directory`) waits for any Retry-After an export is answered with,
+however short, within ``--max-wait`` in all.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ class Paging:
     """What paging exports cost, and why it stopped short (None: it did not)."""
 
     calls: int = 0
+    #: the calls LeadLex counts against the day: its answers, 2xx and 4xx but 429 (the
+    #: API's docs, Part B); ``refused``: the 429s (the hourly limit's), counted apart
+    counted: int = 0
+    refused: int = 0
     warning: str | None = None
     #: The hourly limit stopped the paging: a wait longer than allowed was asked.
     limited: bool = False
@@ -69,8 +75,19 @@ def why_export_failed(attempt: Attempt) -> str:
     if attempt.failure is FailureType.INSUFFICIENT_PERMISSIONS:
         return "the key lacks Read permission, which the export needs"
     if attempt.failure is FailureType.RATE_LIMITED:
-        return "the export limit (10 an hour) is reached"
+        if attempt.quota is not None and attempt.quota.remaining == 0:
+            return "LeadLex's daily quota is spent"
+        after = attempt.retry_after
+        return "LeadLex's export limit is reached" + (
+            "" if after is None else f" (it asked to wait {after:.0f} s)"
+        )
     return f"an export failed ({attempt.failure}: {attempt.message})"
+
+
+def _counted(attempt: Attempt) -> bool:
+    """Whether LeadLex counts the call against the day: it answered, 2xx or 4xx but 429."""
+    status = attempt.http_status
+    return status is not None and (200 <= status < 300 or (400 <= status < 500 and status != 429))
 
 
 def _before(value: str) -> str:
@@ -114,7 +131,10 @@ async def paged_export(
             paging.warning = "the run stopped while reading the exports"
             return None
         attempt, text = answer
-        if export_limit("export", attempt) and wait is not None:
+        paging.counted += _counted(attempt)
+        paging.refused += attempt.http_status == 429
+        limited = attempt.failure is FailureType.RATE_LIMITED and attempt.retry_after is not None
+        if limited and wait is not None:  # however short: a minute's limit or the hour's
             pause = float(attempt.retry_after or 0)
             if paging.waited + pause <= max_wait:
                 paging.waited += pause

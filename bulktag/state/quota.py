@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from bulktag.clock import utc_day
 from bulktag.config import ApiKey
-from bulktag.machine import DamagedFileError, alive
+from bulktag.machine import DamagedFileError, alive, fault_of
 from bulktag.outcomes import Quota
 from bulktag.state.store import Store, move_aside
 
@@ -211,6 +211,25 @@ class QuotaBook:
             )
 
         using_quota_store(self._state_dir, now, write)
+
+    def spend_or_warn(
+        self, now: float, *, calls: int, remaining: int | None, limit: int | None, reset: int | None
+    ) -> None:
+        """:meth:`spend`; a store that cannot be written (a full disk) is warned about, as
+        the run's own outcome matters more and LeadLex's next answer says what is left."""
+        try:
+            self.spend(now, calls=calls, remaining=remaining, limit=limit, reset=reset)
+        except Exception as exc:
+            fault = fault_of(exc, self.path)
+            if fault is None:
+                raise
+            log.warning(
+                "%s: the quota store could not book this run's %d calls (%s); the next "
+                "run's first answer from LeadLex says what is left",
+                fault.path,
+                calls,
+                fault.what,
+            )
 
     def bookings(self, now: Callable[[], float]) -> Bookings:
         """The key's calls in flight, every process's, for a session (close it after)."""

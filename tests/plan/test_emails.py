@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 
 from bulktag.plan.emails import (
     AMBIGUOUS_EMAIL,
+    NO_SHAPE,
+    PLAIN_ADDRESS,
     UNKNOWN_EMAIL,
     keyed_directory,
+    not_addresses,
+    refused_directory,
     resolve_emails,
     stand_in_directory,
-    unknown_reasons,
 )
 
 LOCAL = st.sampled_from(["ann", "Ann", "bob.lee", "bob.lee+news", "BOB.LEE", "x_y"])
@@ -93,9 +96,61 @@ def test_dots_and_plus_tags_are_kept() -> None:
 
 
 def test_a_cell_that_is_no_address_is_told_by_the_validator() -> None:
-    bad = unknown_reasons(["not an address", "ann@example.com", "a@@b.com", "ann@"])
-    assert set(bad) == {"not an address", "a@@b.com", "ann@"}
-    assert all(reason.startswith("not an email address (") for reason in bad.values())
+    """What has an address's shape but is none gets email-validator's words; what has not
+    even the shape is told by the pattern."""
+    keys = ["not an address", "ann@example.com", "a@@b.com", "ann@", "a..b@example.com"]
+    bad = dict(not_addresses(pl.Series(keys)).iter_rows())
+    assert set(bad) == {"not an address", "a@@b.com", "ann@", "a..b@example.com"}
+    assert bad["not an address"] == NO_SHAPE
+    assert bad["a..b@example.com"].startswith("not an email address (")
+    assert bad["a..b@example.com"] != NO_SHAPE  # the validator's own words
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "x@localhost.test",  # a special-use domain: the validator's list
+        "a@xn--zz.com",  # Punycode that is none
+        "a@" + "b" * 64 + ".com",  # a label past 63
+        "x@" + "b" * 250 + ".com",  # an address past 254
+        "a@example.123",  # a top-level domain of digits, and...
+        "a@1.2.3.4",  # ...an IP address
+    ],
+)
+def test_what_only_looks_plain_is_left_to_the_validator(cell: str) -> None:
+    """Each is refused by email-validator, so never taken by the plain pattern's path."""
+    from email_validator import EmailNotValidError, validate_email
+
+    with pytest.raises(EmailNotValidError):
+        validate_email(cell, check_deliverability=False)
+    assert cell in not_addresses(pl.Series([cell]))["key"].to_list()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(PLAIN_ADDRESS, fullmatch=True))
+def test_every_plain_address_is_one_to_the_validator(address: str) -> None:
+    """The fast path never takes what email-validator refuses: an address the plain
+    pattern takes, within the lengths not_addresses checks, is valid to it."""
+    from email_validator import EmailNotValidError, validate_email
+
+    refused = address in not_addresses(pl.Series([address]))["key"].to_list()
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        assert refused
+    else:
+        assert not refused
+
+
+def test_a_directory_address_that_is_no_address_matches_nobody() -> None:
+    """A contact whose stored email is junk is not found by a junk cell: the reject says
+    why, and the contact's ID is not taken."""
+    junk = str(uuid.UUID(int=7))
+    keyed = keyed_directory(pl.LazyFrame({"id": [junk], "email": ["N/A"]}))
+    refused = refused_directory(keyed, not_addresses(pl.Series(["n/a"])))
+    out = resolve_emails(_frame(["n/a"]), refused).collect()
+    assert out["id"].to_list() == ["n/a"]
+    assert out["held"].to_list() == [NO_SHAPE]
 
 
 def test_validate_stands_one_contact_in_for_each_address() -> None:
@@ -104,13 +159,3 @@ def test_validate_stands_one_contact_in_for_each_address() -> None:
     keyed = keyed_directory(stand_in).collect()
     assert keyed.height == 1
     assert keyed["n"].to_list() == [1]
-
-
-def test_past_the_validators_bound_the_shape_decides(monkeypatch: pytest.MonkeyPatch) -> None:
-    """More unknown addresses than the validator is run on: the rest are told by shape."""
-    import bulktag.plan.emails
-
-    monkeypatch.setattr(bulktag.plan.emails, "VALIDATED_AT_MOST", 1)
-    bad = unknown_reasons(["ann@", "no address", "bob@example.com"])
-    assert set(bad) == {"ann@", "no address"}
-    assert bad["no address"] == "not an email address"

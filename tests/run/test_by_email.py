@@ -8,6 +8,7 @@ from bulktag."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,19 @@ def _exports(world: World) -> int:
     return int(world.emulator.handled["GET /v1/contacts/export"])
 
 
+def _booked(world: World) -> int:
+    """The calls the user's quota store holds, read from its own rows (not LeadLex's
+    header): every day's, every key's."""
+    store = Path(world.environ["BULKTAG_STATE_DIR"]) / "quota.sqlite"
+    if not store.exists():
+        return 0
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT COALESCE(SUM(calls), 0) FROM quota").fetchone()[0])
+    finally:
+        db.close()
+
+
 def test_a_file_of_emails_only(make_world: Callable[..., World]) -> None:
     """Unknown, shared, mixed-case and malformed addresses: one export call, one add-tags
     call per matched person, every other row a reject saying why; results carry both the
@@ -75,6 +89,9 @@ def test_a_file_of_emails_only(make_world: Callable[..., World]) -> None:
         "kept_since": None,
         "unknown": 1,
         "ambiguous": 1,
+        "export_refused": 0,
+        "matched": 3,
+        "why": "read now: a run by hand keeps none",
     }
     results = read_results(run_dir / "results.csv")
     assert results.columns[:3] == ["contact_id", "email", "tags"]
@@ -159,10 +176,21 @@ def test_the_hourly_export_limit_is_waited_for_within_max_wait(
     code, run_dir = world.run(str(source), "--plan", "org")
     assert code == ExitCode.WORK_LEFT
     assert world.tags_of(_contact(world, 100_000).id) == []
+    # the page LeadLex answered before the limit stopped the read is booked, the 429 not
+    first_night = world.emulator.workspace("default").used_today
+    assert _booked(world) == first_night == 1
     world.next_night()
     capsys.readouterr()
     code, run_dir = world.run(
-        str(source), "--plan", "org", "--max-wait", "7200", "--progress", "--log-format", "text"
+        str(source),
+        "--plan",
+        "org",
+        "--max-wait",
+        "7200",
+        "--progress",
+        "--log-format",
+        "text",
+        "-v",
     )
     assert code == ExitCode.OK
     said = capsys.readouterr().err
@@ -170,6 +198,14 @@ def test_the_hourly_export_limit_is_waited_for_within_max_wait(
     assert "s for the export limit" in said  # on the progress bar
     assert world.tags_of(_contact(world, 100_000).id) == ["late"]
     assert _summary(run_dir)["calls"]["export"] == 5  # 3 pages, two of them refused first
+    assert "10 an hour" not in said  # the workspace's limit is 1: no number is made up
+    # the bound: 120,000 // 50,000 + 1 pages, one add-tags call; the 429s apart
+    assert (
+        "by email: 3 export calls (2 refused 429s apart) for 120,000 contacts in the "
+        "directory, 1 add-tags call for 1 matched contact: the least this input allows"
+    ) in said
+    # booked: what LeadLex counted (its pages and the add-tags call), not its refusals
+    assert _booked(world) - first_night == world.emulator.workspace("default").used_today == 4
 
 
 def test_a_directory_longer_than_a_nights_exports_goes_on_the_next_night(
@@ -286,15 +322,6 @@ def test_without_read_permission_matching_by_email_stops(
     assert world.handled_tag_calls() == 0
 
 
-@pytest.mark.parametrize("flag", ["--match", "--email-column"])
-def test_the_flags_reach_the_job_file_too(flag: str) -> None:
-    """--match and --email-column are [read] match and email_column in a job file."""
-    from bulktag.spec import BY_DEST
-
-    dest = flag.removeprefix("--").replace("-", "_")
-    assert BY_DEST[dest].job == ("read", dest)
-
-
 def test_the_emulator_export_honours_fields_and_windows(make_world: Callable[..., World]) -> None:
     """fields=id,email gives those columns; created_after and created_before window it."""
     world = make_world(contacts=10, plan="org")
@@ -364,9 +391,12 @@ def test_validate_prints_the_cost_both_ways_and_makes_no_call(
     assert code == ExitCode.FAILURES  # the row that is no address
     assert "email column 'email'" in out
     assert (
-        "matching by email: 2 distinct addresses; the workspace's directory costs 1 export "
-        "call per 50,000 contacts (10 an hour), against 2 calls one address at a time"
+        "matching by email: 2 distinct addresses, the workspace's directory costs 1 export "
+        "call per 50,000 contacts (validate makes no call, so the directory's size is not "
+        "known here; LeadLex also limits exports an hour), against 2 calls one address at a "
+        "time"
     ) in out
+    assert "quota: 2 add-tags calls and the directory's export calls of" in out
     assert "contacts: 2 " in out
     assert "not an email address" in out
     assert world.emulator.handled == {} or sum(world.emulator.handled.values()) == 0
@@ -376,7 +406,8 @@ def test_the_directorys_calls_are_booked_in_the_quota_store(
     make_world: Callable[..., World],
 ) -> None:
     """The export calls count against the day's quota like any other: the user's store
-    knows them (the next run's estimate starts from there)."""
+    counts them in its own rows (3 pages and the add-tags call, as LeadLex counted them),
+    and what is left is LeadLex's word."""
     from bulktag.config import ApiKey
     from bulktag.state.quota import QuotaBook
     from tests.constants import KEY
@@ -386,6 +417,7 @@ def test_the_directorys_calls_are_booked_in_the_quota_store(
     source = world.write_csv("p.csv", [(_contact(world, 7).email, "q")], header=("email", "tags"))
     code, _ = world.run(str(source), "--plan", "org")
     assert code == ExitCode.OK
+    assert _booked(world) == world.emulator.workspace("default").used_today == 3 + 1
     book = QuotaBook(Path(world.environ["BULKTAG_STATE_DIR"]), ApiKey(KEY), URL)
     assert book.remaining(world.runtime().clock.wall()) == 10_000 - 3 - 1
 
@@ -488,3 +520,230 @@ def test_an_email_job_through_a_chain(make_world: Callable[..., World]) -> None:
     assert all(world.tags_of(p.id) == ["crm-Promo"] for p in by_hand)
     touched = {p.id for p in [*people, late, *by_hand]}
     assert all(not c.tags for c in world.emulator.contacts.values() if c.id not in touched)
+
+
+def test_a_cell_that_is_no_address_is_a_reject_even_when_a_contact_has_it(
+    make_world: Callable[..., World],
+) -> None:
+    """A contact whose stored email is the junk ``n/a``: the cell ``N/A`` is no address, a
+    reject (invalid_input), and that contact is never tagged from it."""
+    world = make_world(contacts=5, plan="org")
+    junk = _person(world, "n/a", 7)
+    real = _contact(world, 1)
+    source = world.write_csv(
+        "junk_in.csv", [(real.email, "a"), ("N/A", "b")], header=("email", "tags")
+    )
+    code, run_dir = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.FAILURES  # the rejected row
+    assert world.tags_of(junk.id) == []
+    assert world.tags_of(real.id) == ["a"]
+    rejects = read_results(run_dir / "rejects.csv")
+    assert dict(zip(rejects["contact_id"], rejects["error_type"], strict=True)) == {
+        "N/A": "invalid_input"
+    }
+    assert _summary(run_dir)["plan"]["by_email"]["addresses"] == 1
+
+
+def test_a_cell_that_is_no_address_never_reads_the_kept_directory_again(
+    make_world: Callable[..., World],
+) -> None:
+    """A job whose input holds ``n/a`` runs three times in an hour: one export (the
+    first run's); the junk cell is not an address the kept directory lacks."""
+    world = make_world(contacts=30, plan="org")
+    rows = [("n/a", "e"), (_contact(world, 0).email, "e")]
+    job = world.write_job('inputs = ["export.csv"]\n[limits]\nplan = "org"\n')
+    for run in range(3):
+        rows.append((_contact(world, run + 1).email, "e"))  # a new night's file
+        world.write_csv("export.csv", rows, header=("email", "tags"))
+        code, _ = world.run_job(job)
+        assert code == ExitCode.FAILURES  # the n/a row, rejected
+        world.clock.jump(600)
+    assert _exports(world) == 1
+    assert all(world.tags_of(_contact(world, i).id) == ["e"] for i in range(4))
+
+
+def test_export_calls_are_booked_when_the_read_stops_on_a_403(
+    make_world: Callable[..., World],
+) -> None:
+    """A key without Read: the export's 403 is a call LeadLex counts (it reached it), and
+    the quota store books it although the run stops (78)."""
+    from bulktag.emulator import Key
+    from tests.constants import KEY
+
+    world = make_world(contacts=30, plan="org", keys=[Key(KEY, "default", frozenset({"write"}))])
+    source = world.write_csv("p.csv", [(_contact(world, 2).email, "d")], header=("email", "tags"))
+    code, _ = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.CONFIG
+    assert _booked(world) == world.emulator.workspace("default").used_today == 1
+
+
+def test_a_dry_runs_export_calls_are_said_and_not_booked(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dry run changes nothing outside its folder, the quota store included (DESIGN.md):
+    its export call is said before it is made, and not booked; the next run's first
+    answer tells the store what is left."""
+    world = make_world(contacts=30, plan="org")
+    source = world.write_csv("p.csv", [(_contact(world, 2).email, "d")], header=("email", "tags"))
+    code, _ = world.run(str(source), "--plan", "org", "--dry-run", "--log-format", "text", "-v")
+    assert code == ExitCode.OK
+    assert "the workspace's directory costs 1 export call" in capsys.readouterr().err
+    assert world.handled_tag_calls() == 0
+    assert world.emulator.workspace("default").used_today == 1
+    assert _booked(world) == 0
+    code, _ = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.OK
+    assert world.tags_of(_contact(world, 2).id) == ["d"]
+    assert _booked(world) == 2  # the night's export and add-tags call
+
+
+def test_a_short_wait_for_the_export_limit_is_waited_for(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One export an hour, the next run 3,550 s later: the limit asks for less than a
+    minute, which --max-wait 900 allows; the run waits and sends. No message makes up the
+    limit's number (the workspace's is 1, not LeadLex's documented 10)."""
+    world = make_world(contacts=30, plan="org", export_per_hour=1)
+    first = world.write_csv("a.csv", [(_contact(world, 1).email, "a")], header=("email", "tags"))
+    code, _ = world.run(str(first), "--plan", "org")
+    assert code == ExitCode.OK
+    world.clock.jump(3_550)
+    second = world.write_csv("b.csv", [(_contact(world, 2).email, "b")], header=("email", "tags"))
+    capsys.readouterr()
+    code, _ = world.run(str(second), "--plan", "org", "--max-wait", "900", "--log-format", "text")
+    said = capsys.readouterr().err
+    assert code == ExitCode.OK
+    assert world.tags_of(_contact(world, 2).id) == ["b"]
+    assert "LeadLex's export limit: waiting" in said
+    assert "10 an hour" not in said
+    assert "10 calls an hour" not in said
+
+
+def test_the_export_limit_past_max_wait_is_told_without_a_made_up_number(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two pages, one export an hour: the run stops before sending (75), saying the hourly
+    export limit, not "10 calls an hour"."""
+    world = make_world(contacts=60_000, plan="org", export_per_hour=1)
+    source = world.write_csv("p.csv", [(_contact(world, 1).email, "x")], header=("email", "tags"))
+    capsys.readouterr()
+    code, _ = world.run(str(source), "--plan", "org", "--log-format", "text")
+    said = capsys.readouterr().err
+    assert code == ExitCode.WORK_LEFT
+    assert "hourly export limit" in said
+    assert "10 calls an hour" not in said
+    assert "10 an hour" not in said
+    assert _booked(world) == world.emulator.workspace("default").used_today == 1
+
+
+def test_the_run_says_what_the_directory_costs(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan's line, in the issue's words, with the calls this run makes: one page read
+    now by hand; none from a job's kept directory, saying why; one address is singular.
+    The quota line counts the export call; the closing line holds the calls against the
+    bound."""
+    world = make_world(contacts=30, plan="org")
+    contacts = len(world.emulator.contacts)
+    pages = contacts // 50_000 + 1
+    rows = [(_contact(world, 0).email, "a"), (_contact(world, 1).email.upper(), "b")]
+    source = world.write_csv("p.csv", rows, header=("email", "tags"))
+    capsys.readouterr()
+    code, _ = world.run(str(source), "--plan", "org", "--log-format", "text", "-v")
+    said = capsys.readouterr().err
+    assert code == ExitCode.OK
+    assert (
+        f"matching by email: 2 distinct addresses, the workspace's directory costs "
+        f"{pages} export call ({contacts:,} contacts, read now: a run by hand keeps none), "
+        "against 2 calls one address at a time"
+    ) in said
+    assert "quota: 3 calls (2 add-tags, 1 export) of the org plan's 10,000 a day" in said
+    assert (
+        f"by email: {pages} export call for {contacts:,} contacts in the directory, "
+        "2 add-tags calls for 2 matched contacts: the least this input allows"
+    ) in said
+
+    job = world.write_job('inputs = ["export.csv"]\n[limits]\nplan = "org"\n')
+    world.write_csv("export.csv", rows[:1], header=("email", "tags"))
+    code, _ = world.run_job(job)
+    assert code == ExitCode.OK
+    world.clock.jump(7_200)
+    world.write_csv("export.csv", [(_contact(world, 3).email, "c")], header=("email", "tags"))
+    capsys.readouterr()
+    code, _ = world.run_job(job, "--log-format", "text", "-v")
+    said = capsys.readouterr().err
+    assert code == ExitCode.OK
+    assert (
+        "matching by email: 1 distinct address, the workspace's directory costs 0 export "
+        f"calls ({contacts:,} contacts, kept by the job, read 2.0 h ago), against 1 call one "
+        "address at a time"
+    ) in said
+    assert (
+        f"by email: 0 export calls for {contacts:,} contacts in the directory, 1 add-tags "
+        "call for 1 matched contact: the least this input allows"
+    ) in said
+
+
+def test_email_column_names_the_column(make_world: Callable[..., World]) -> None:
+    """Two address columns: by alias the first (``Email``); --email-column the other."""
+    world = make_world(contacts=30, plan="org")
+    rows = [(_contact(world, i).email, _contact(world, i + 10).email, "t") for i in range(3)]
+    source = world.write_csv("two.csv", rows, header=("Email", "Backup", "tags"))
+    code, _ = world.run(str(source), "--plan", "org", "--email-column", "Backup")
+    assert code == ExitCode.OK
+    assert [world.tags_of(_contact(world, i + 10).id) for i in range(3)] == [["t"]] * 3
+    assert [world.tags_of(_contact(world, i).id) for i in range(3)] == [[]] * 3
+
+
+def test_the_job_files_match_and_email_column(make_world: Callable[..., World]) -> None:
+    """A file with IDs and two address columns: a job goes by ID; with ``[read] match =
+    "email"`` and ``email_column``, by that column's addresses."""
+    world = make_world(contacts=40, plan="org")
+    rows = [
+        (_contact(world, i).id, _contact(world, i + 10).email, _contact(world, i + 20).email, "t")
+        for i in range(3)
+    ]
+    world.write_csv("both.csv", rows, header=("contact_id", "email", "Mail", "tags"))
+    settings = 'inputs = ["both.csv"]\n[limits]\nplan = "org"\n'
+    reading = '[read]\nmatch = "email"\nemail_column = "Mail"\ntags_columns = ["tags"]\n'
+    by_id = world.write_job(settings, "by_id.toml")
+    code, _ = world.run_job(by_id)
+    assert code == ExitCode.OK
+    assert _exports(world) == 0
+    by_email = world.folder / "by_email.toml"  # a job of its own (its own folder)
+    by_email.write_text(f'out = "other"\n{settings}{reading}', encoding="utf-8")
+    code, _ = world.run_job(by_email)
+    assert code == ExitCode.OK
+    assert _exports(world) == 1
+    tagged = [world.tags_of(_contact(world, i).id) for i in range(30)]
+    expected = [["t"] if i % 10 < 3 and i // 10 in (0, 2) else [] for i in range(30)]
+    assert tagged == expected
+
+
+def test_an_email_column_is_found_by_its_content(make_world: Callable[..., World]) -> None:
+    """A header no alias names (``Kontakt``), a column of addresses: matched by email."""
+    world = make_world(contacts=30, plan="org")
+    rows = [(f"Person {i}", _contact(world, i).email, "k") for i in range(4)]
+    source = world.write_csv("kontakte.csv", rows, header=("Name", "Kontakt", "tags"))
+    code, run_dir = world.run(str(source), "--plan", "org")
+    assert code == ExitCode.OK
+    assert [world.tags_of(_contact(world, i).id) for i in range(5)] == [["k"]] * 4 + [[]]
+    assert _summary(run_dir)["plan"]["inputs"][0]["id_column"] == "Kontakt"
+
+
+def test_directory_days_sets_the_kept_directorys_age(make_world: Callable[..., World]) -> None:
+    """``[read] directory_days = 0.5``: 11 hours on, the kept directory is used; 13 hours
+    after it was read, it is read again."""
+    world = make_world(contacts=30, plan="org")
+    job = world.write_job(
+        'inputs = ["export.csv"]\n[read]\ndirectory_days = 0.5\n[limits]\nplan = "org"\n'
+    )
+    exports = []
+    for night, hours in enumerate((0, 11, 2)):  # read at 0 h; 11 h on; 13 h on
+        world.clock.jump(hours * 3_600)
+        world.write_csv("export.csv", [(_contact(world, night).email, "d")], ("email", "tags"))
+        code, _ = world.run_job(job)
+        assert code == ExitCode.OK
+        exports.append(_exports(world))
+    assert exports == [1, 1, 2]
+    assert all(world.tags_of(_contact(world, i).id) == ["d"] for i in range(3))
