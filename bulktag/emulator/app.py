@@ -324,7 +324,8 @@ class Emulator:
         if refusal.limit == "day":
             return error(429, "rate_limited", "Daily request quota exceeded. Resets at 00:00 UTC.")
         if refusal.limit == "export_hour":
-            return rate_limited("Export limit exceeded (10 per hour)", refusal.retry_after)
+            told = f"Export limit exceeded ({workspace.export_per_hour} per hour)"
+            return rate_limited(told, refusal.retry_after)
         return rate_limited("Rate limit exceeded. Please slow down.", refusal.retry_after)
 
     def _handler_fault(self, response: Response, decision: Decision) -> Response:

@@ -319,6 +319,7 @@ async def test_export_is_limited_to_ten_calls_an_hour(api: httpx2.AsyncClient) -
     refused = await api.get("/v1/contacts/export", params={"limit": 1})
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused.json()["error"]["message"] == "Export limit exceeded (10 per hour)"
     assert int(refused.headers["retry-after"]) == 3600 - 10 * 90
     assert (
         await api.get(f"/v1/contacts/{SEED_CONTACT}")
