@@ -66,9 +66,9 @@ async def read_directory(
         return DirectoryRead(None, paging)
     frame = _shaped(rows)
     log.info(
-        "the workspace's directory: %d contacts in %d export calls (%d refused by the "
+        "the workspace's directory: %s contacts in %d export calls (%d refused by the "
         "hourly export limit first)",
-        frame.height,
+        f"{frame.height:,}",
         paging.counted,
         paging.refused,
     )
