@@ -43,7 +43,7 @@ import polars as pl
 
 from bench.common import WORK, Section, median, method_of
 from bulktag.plan.emails import keyed_directory
-from bulktag.run.matching import Kept, KeptDirectory
+from bulktag.run.kept import Kept, KeptDirectory
 
 #: Targets: bulktag's matching against the plain join, and its memory.
 MAX_RATIO = 1.2
@@ -67,7 +67,8 @@ item = read_input(source, ReadOptions(), work)
 assert item.columns.match == "email", item.columns
 people = pl.scan_parquet(directory)
 if which == "whole":
-    from bulktag.run.matching import KeptDirectory, match_emails, with_emails
+    from bulktag.run.kept import KeptDirectory
+    from bulktag.run.matching import match_emails, with_emails
     kept = KeptDirectory(Path(keyed).parent / "kept", "bench", 86_400.0)
     frames, found = match_emails([item], read=None, kept=kept, now=time.time(), dry_run=True)
     assert found is not None and found.kept_since is not None  # the kept directory

@@ -287,6 +287,13 @@ def _by_email_calls(summary: Summary) -> list[str]:
         return []
     contacts = int(found["directory_contacts"])
     pages = int(found["export_calls"])
+    waiting = int(found.get("waiting") or 0)
+    if waiting:
+        return [
+            f"by email: {_plural(pages, 'export call', 'export calls')} read {contacts:,} "
+            "contacts of the directory before LeadLex's hourly export limit; the rows of "
+            f"{_plural(waiting, 'address', 'addresses')} wait for it (rejects: rate_limited)"
+        ]
     least_pages = 0 if found.get("kept_since") is not None else contacts // EXPORT_MAX_LIMIT + 1
     add_tags = summary.calls.get(ADD_TAGS, 0)
     requests = summary.plan.requests

@@ -422,16 +422,16 @@ def publish(
 
 
 def reject_rows(rejects: pl.LazyFrame) -> pl.LazyFrame:
-    """A plan's rejects as the rejects file has them."""
-    reason = pl.col("reason")
+    """A plan's rejects as the rejects file has them: the error type a reason starts with
+    (an address no contact has or several share, a row waiting for the directory), else
+    ``invalid_input``."""
+    reason, error_type = pl.col("reason"), pl.lit(str(FailureType.INVALID_INPUT))
+    for told in (FailureType.UNKNOWN_EMAIL, FailureType.AMBIGUOUS_EMAIL, FailureType.RATE_LIMITED):
+        error_type = (
+            pl.when(reason.str.starts_with(told)).then(pl.lit(str(told))).otherwise(error_type)
+        )
     return rejects.select(
-        *REJECT_COLUMNS[:-1],
-        error_type=pl.when(reason.str.starts_with(FailureType.UNKNOWN_EMAIL))
-        .then(pl.lit(str(FailureType.UNKNOWN_EMAIL)))
-        .when(reason.str.starts_with(FailureType.AMBIGUOUS_EMAIL))
-        .then(pl.lit(str(FailureType.AMBIGUOUS_EMAIL)))
-        .otherwise(pl.lit(str(FailureType.INVALID_INPUT))),
-        **{MARK: pl.lit(mark(OwnKind.REJECTS))},
+        *REJECT_COLUMNS[:-1], error_type=error_type, **{MARK: pl.lit(mark(OwnKind.REJECTS))}
     )
 
 

@@ -159,9 +159,12 @@ def exit_code(
     rejects: int,
     *,
     dry_run: bool = False,
+    waiting: int = 0,
 ) -> ExitCode:
-    """The exit code, by precedence: 77 > 78 > 75 > 1 > 0. A dry run sends nothing, so
-    what is left to send is not work left: 1 when rows were rejected, else 0."""
+    """The exit code, by precedence: 77 > 78 > 75 > 1 > 0. ``waiting``: rejected rows that
+    wait (matched by email, the directory not read whole tonight): work left, as a
+    deferred contact is. A dry run sends nothing, so what is left to send is not work
+    left: 1 when rows were rejected for good, else 0."""
     if halt is Halt.KEY_REJECTED:
         return ExitCode.KEY_REJECTED
     if halt is Halt.CONFIG:
@@ -172,11 +175,11 @@ def exit_code(
         for name, n in types.items()
         if FailureType(name).retryable and name != FailureType.INVALID_INPUT
     )
-    if halt is not None or left or retryable_failures:
+    if halt is not None or left or retryable_failures or waiting:
         if not dry_run:
             return ExitCode.WORK_LEFT
-        return ExitCode.FAILURES if rejects else ExitCode.OK
+        return ExitCode.FAILURES if rejects - waiting else ExitCode.OK
     permanent = sum(n for name, n in types.items() if not FailureType(name).retryable)
-    if permanent or rejects:
+    if permanent or rejects - waiting:
         return ExitCode.FAILURES
     return ExitCode.OK

@@ -32,6 +32,7 @@ import polars as pl
 
 from bulktag.config import ReadOptions
 from bulktag.leadlex import MAX_TAGS_PER_REQUEST
+from bulktag.outcomes import FailureType
 from bulktag.plan.rejects import (
     refuse_silent_nothing,
     refuse_too_large,
@@ -106,6 +107,13 @@ class PlanStats:
     #: ``export_calls``, ``kept_since`` (a job's kept directory), ``unknown`` and
     #: ``ambiguous`` addresses. None: no input was matched by email.
     by_email: dict[str, Any] | None = None
+
+    @property
+    def waiting_rows(self) -> int:
+        """Rejects that wait (``rate_limited``: matched by email, the directory not read
+        whole tonight): work left, not a row to fix."""
+        waits = str(FailureType.RATE_LIMITED)
+        return sum(n for reason, n in self.rejects_by_reason.items() if reason.startswith(waits))
 
     def as_json(self) -> dict[str, object]:
         return {

@@ -43,6 +43,7 @@ __all__ = [
     "refused_directory",
     "resolve_emails",
     "stand_in_directory",
+    "waiting_directory",
 ]
 
 UNKNOWN_EMAIL = "unknown_email: no contact in the workspace has this address"
@@ -116,6 +117,21 @@ def given_address(*, apostrophe: bool) -> pl.Expr:
     marker when the format may carry one (``apostrophe``). Its key is its lower case."""
     given = pl.col("id").str.strip_chars()
     return given.str.strip_prefix("'") if apostrophe else given
+
+
+def waiting_directory(keys: pl.Series, reason: str) -> pl.LazyFrame:
+    """A keyed directory (:func:`keyed_directory`'s columns) in which every address of
+    ``keys`` has no contact and ``reason``: the directory could not be read whole, so no
+    address can be told one contact's (one it has not reached may be shared) and every
+    row matched by email waits, a reject with ``reason``."""
+    return (
+        pl.DataFrame({"key": keys}, schema={"key": pl.String})
+        .lazy()
+        .unique()
+        .select(
+            "key", contact=pl.lit(None, pl.String), n=pl.lit(0, pl.UInt32), shared=pl.lit(reason)
+        )
+    )
 
 
 def resolve_emails(

@@ -16,7 +16,8 @@ import anyio
 
 from bulktag.config import ApiKey, RunConfig, load_api_key
 from bulktag.errors import ConfigError
-from bulktag.run.matching import EmailStage, KeptDirectory
+from bulktag.run.kept import KeptDirectory
+from bulktag.run.matching import EmailStage
 from bulktag.run.session import Target, directory
 from bulktag.runtime import Runtime
 from bulktag.send.directory import DirectoryRead

@@ -11,7 +11,6 @@ contacts. The export calls are booked like every other call.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,8 +20,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from bulktag.errors import ConfigError, WorkLeftError
-from bulktag.machine import guarded
-from bulktag.outputs.publish import atomic_write
+from bulktag.outcomes import FailureType
 from bulktag.plan.emails import (
     AMBIGUOUS_EMAIL,
     given_address,
@@ -31,8 +29,10 @@ from bulktag.plan.emails import (
     refused_directory,
     resolve_emails,
     stand_in_directory,
+    waiting_directory,
 )
 from bulktag.read.frame import InputFrame
+from bulktag.run.kept import Kept, KeptDirectory
 from bulktag.send.directory import SCHEMA
 
 if TYPE_CHECKING:  # types only: ``validate`` matches with no HTTP client or event loop
@@ -40,81 +40,28 @@ if TYPE_CHECKING:  # types only: ``validate`` matches with no HTTP client or eve
     from bulktag.send.work import DispatchStatistics
 
 __all__ = [
-    "DIRECTORY",
+    "DirectoryWaitsError",
     "EmailMatch",
     "EmailStage",
-    "KeptDirectory",
     "match_emails",
     "with_emails",
 ]
 
 log = logging.getLogger("bulktag")
 
-DIRECTORY = "directory.parquet"
-_ABOUT = "directory.json"
-#: ``directory.json``'s schema.
-DIRECTORY_VERSION = 1
 _EMAILS = {"contact_id": pl.String, "email": pl.String}
-#: A directory whose reading the hourly export limit cut goes on for this many days.
-PARTIAL_DAYS = 7
-
 #: Reads the directory now (a session of its own), from a ``created_after`` (None: from
 #: the start): what it found, and its calls.
 Reader = Callable[[str | None], "tuple[DirectoryRead, DispatchStatistics]"]
 
 
-@dataclass(frozen=True, slots=True)
-class Kept:
-    """A job's directory as kept: ``complete`` (keyed by address once, when read:
-    :func:`~bulktag.plan.emails.keyed_directory`), or the pages a paging stopped by the
-    hourly limit read (as exported), and where it goes on (``after``)."""
+class DirectoryWaitsError(WorkLeftError):
+    """The hourly export limit cut the directory's reading short tonight: the rows
+    matched by email wait for it (rejects ``rate_limited``), the others go on."""
 
-    frame: pl.DataFrame
-    started: float  #: when it was read whole (or its partial reading last went on)
-    complete: bool
-    after: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KeptDirectory:
-    """A job's kept directory: its folder, and whose workspace (the API URL and the key's
-    fingerprint: another workspace's directory is never used)."""
-
-    folder: Path
-    workspace: str
-    max_age: float  #: seconds
-
-    def load(self, now: float) -> Kept | None:
-        """The kept directory, unless missing, another workspace's, unreadable, or older
-        than ``max_age`` (then it is read again); a partial one goes on for PARTIAL_DAYS
-        (a directory longer than a night's exports is read over several nights)."""
-        try:
-            about = json.loads((self.folder / _ABOUT).read_text(encoding="utf-8"))
-            if about.get("version") != DIRECTORY_VERSION or about["workspace"] != self.workspace:
-                return None
-            started = float(about["fetched_at"])
-            complete = bool(about.get("complete", True))
-            if now - started > (self.max_age if complete else PARTIAL_DAYS * 86_400):
-                return None
-            frame = pl.read_parquet(self.folder / DIRECTORY)
-            return Kept(frame, started, complete, about.get("after"))
-        except (OSError, ValueError, KeyError, pl.exceptions.PolarsError):
-            return None
-
-    def save(self, kept: Kept) -> None:
-        about = {
-            "version": DIRECTORY_VERSION,
-            "workspace": self.workspace,
-            "fetched_at": kept.started,
-            "complete": kept.complete,
-            "after": kept.after,
-        }
-        with guarded(self.folder / DIRECTORY):
-            atomic_write(self.folder / DIRECTORY, kept.frame.write_parquet)
-            atomic_write(
-                self.folder / _ABOUT,
-                lambda path: path.write_text(json.dumps(about), encoding="utf-8"),
-            )
+    def __init__(self, why: str, go_on: str, read: int) -> None:
+        super().__init__(f"{why}; nothing was sent: {go_on}")
+        self.why, self.go_on, self.read = why, go_on, read
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +78,7 @@ class EmailMatch:
     export_refused: int = 0  #: export calls the hourly limit refused (429: not counted)
     matched: int = 0  #: contacts matched (one an address)
     why: str = ""  #: why the directory was read now, or kept
+    waiting: int = 0  #: distinct addresses whose rows wait for a directory not read whole
     #: each matched contact's address as the inputs first gave it (``contact_id, email``)
     emails: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_EMAILS))
 
@@ -198,7 +146,8 @@ def _read(
     """The directory read now, from where ``start`` (a job's paging the hourly limit
     stopped) left it; the session goes into ``sessions`` (its calls are booked by the
     reader as it ends, whatever stopped it). Stopped by the limit again: a job keeps what
-    was read, for its next run (nothing is sent until the directory is whole)."""
+    was read, for its next run (no address is matched until the directory is whole:
+:class:`DirectoryWaitsError`, whose rows wait)."""
     if read is None:
         raise ConfigError("matching by email needs the key, to read the workspace's directory")
     found, statistics = read(None if start is None else start.after)
@@ -220,10 +169,12 @@ def _read(
                 "run it again in an hour, with a --max-wait of an hour, or as a job, which "
                 "keeps what it read"
             )
-        raise WorkLeftError(
+        raise DirectoryWaitsError(
             f"the workspace's directory is longer than LeadLex's hourly export limit lets "
-            f"bulktag read within --max-wait: {read_so_far.height:,} contacts "
-            f"read so far ({why}); nothing was sent: {go_on}"
+            f"bulktag read within --max-wait: {read_so_far.height:,} contacts read so far "
+            f"({why})",
+            go_on,
+            read_so_far.height,
         )
     if "Read permission" in why:
         raise ConfigError(f"matching by email reads the workspace's export, and {why}")
@@ -256,7 +207,10 @@ def match_emails(
     sessions: list[tuple[DirectoryRead, DispatchStatistics]] = []
     fresh = found is None or not found.complete
     if found is None or not found.complete:
-        found = _read(read, dry_run=dry_run, start=found, kept=kept, now=now, sessions=sessions)
+        try:
+            found = _read(read, dry_run=dry_run, start=found, kept=kept, now=now, sessions=sessions)
+        except DirectoryWaitsError as waits:
+            return _waiting(frames, waits, sessions)
     distinct = _distinct(frames)
     seen = _against(distinct, found.frame)
     bad = not_addresses(seen["key"])
@@ -296,6 +250,39 @@ def match_emails(
         matched=emails.height,
         why=why if fresh else f"kept by the job, read {_age(now - found.started)} ago",
         emails=emails,
+    )
+
+
+def _waiting(
+    frames: list[InputFrame],
+    waits: DirectoryWaitsError,
+    sessions: list[tuple[DirectoryRead, DispatchStatistics]],
+) -> tuple[list[InputFrame], EmailMatch]:
+    """``frames`` with every row matched by email waiting for the directory (a reject
+    ``rate_limited`` saying why and when it goes on; a cell that is no address is told so),
+    as the quota defers contacts: the inputs by ID go on tonight."""
+    log.warning(
+        "%s: the rows matched by email wait for it (rejects: rate_limited), the others are "
+        "sent; %s",
+        waits.why,
+        waits.go_on,
+    )
+    distinct = _distinct(frames)
+    bad = not_addresses(distinct["key"])
+    reason = f"{FailureType.RATE_LIMITED}: {waits.why}; this row waits for it: {waits.go_on}"
+    directory = refused_directory(waiting_directory(distinct["key"], reason), bad)
+    addresses = distinct.filter(~pl.col("key").is_in(bad["key"].implode()))
+    return _resolved(frames, directory), EmailMatch(
+        addresses=addresses.height,
+        contacts=waits.read,
+        export_calls=sum(done.paging.counted for done, _ in sessions),
+        kept_since=None,
+        unknown=0,
+        ambiguous=0,
+        statistics=tuple(statistics for _, statistics in sessions),
+        export_refused=sum(done.paging.refused for done, _ in sessions),
+        why="not read whole tonight: its rows wait",
+        waiting=addresses.height,
     )
 
 
@@ -397,6 +384,7 @@ class EmailStage:
             "export_refused": found.export_refused,
             "matched": found.matched,
             "why": found.why,
+            "waiting": found.waiting,
         }
 
 

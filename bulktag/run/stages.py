@@ -375,6 +375,7 @@ class Run:
                 published.failures_by_type,
                 plan.stats.rejects,
                 dry_run=config.dry_run,
+                waiting=plan.stats.waiting_rows,
             ),
             dry_run=config.dry_run,
             api_url=config.api_url,

@@ -87,6 +87,12 @@ def advice(config: RunConfig, run_dir: Path, summary: Summary, published: Publis
         return lines
     if counts.get(Status.DEFERRED, 0) + counts.get(Status.NOT_ATTEMPTED, 0):
         lines.append(f"next: bulktag run --resume {run_dir}   (sends what was not sent)")
+    if summary.plan.waiting_rows:
+        waiting = " ".join(i.source for i in summary.plan.inputs if i.match == "email")
+        lines.append(
+            f"next: bulktag run {waiting} --max-wait 3600   (in an hour: its "
+            f"{summary.plan.waiting_rows:,} rows wait for the workspace's directory)"
+        )
     if published.retryable_failures:
         lines.append(f"next: bulktag run {published.failures}   (sends the failures again)")
     return lines

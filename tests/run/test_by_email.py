@@ -92,6 +92,7 @@ def test_a_file_of_emails_only(make_world: Callable[..., World]) -> None:
         "export_refused": 0,
         "matched": 3,
         "why": "read now: a run by hand keeps none",
+        "waiting": 0,
     }
     results = read_results(run_dir / "results.csv")
     assert results.columns[:3] == ["contact_id", "email", "tags"]
@@ -747,3 +748,76 @@ def test_directory_days_sets_the_kept_directorys_age(make_world: Callable[..., W
         exports.append(_exports(world))
     assert exports == [1, 1, 2]
     assert all(world.tags_of(_contact(world, i).id) == ["d"] for i in range(3))
+
+
+def test_an_id_file_goes_on_while_the_email_rows_wait(
+    make_world: Callable[..., World], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory too long for tonight's exports defers its rows, as the quota defers
+    contacts: the ID file of the same run is sent; each row matched by email is a reject
+    ``rate_limited`` saying why and how it goes on (a cell that is no address is still
+    told so); the run folder and summary.json are written; exit 75; the advice's command
+    then sends them. Before: the whole run stopped, no folder, the ID contact unsent."""
+    world = make_world(contacts=60_000, plan="org", export_per_hour=1)
+    by_id, by_email = _contact(world, 5), _contact(world, 1)
+    ids = world.write_csv("ids.csv", [(by_id.id, "from-ids")], header=("contact_id", "tags"))
+    emails = world.write_csv(
+        "people.csv", [(by_email.email, "from-emails"), ("N/A", "x")], header=("email", "tags")
+    )
+    capsys.readouterr()
+    code, run_dir = world.run(str(ids), str(emails), "--plan", "org", "--log-format", "text")
+    said = capsys.readouterr().err
+    assert code == ExitCode.WORK_LEFT
+    assert world.tags_of(by_id.id) == ["from-ids"]
+    assert world.tags_of(by_email.id) == []
+    summary = _summary(run_dir)
+    assert summary["exit_code"] == ExitCode.WORK_LEFT
+    assert summary["contacts"]["ok"] == 1
+    rejects = read_results(run_dir / "rejects.csv")
+    assert dict(zip(rejects["contact_id"], rejects["error_type"], strict=True)) == {
+        by_email.email: "rate_limited",
+        "N/A": "invalid_input",
+    }
+    waits = rejects.filter(pl.col("error_type") == "rate_limited")["reason"][0]
+    assert "hourly export limit" in waits
+    assert "this row waits for it" in waits
+    assert "rows matched by email wait for it" in said
+    advice = f"next: bulktag run {emails} --max-wait 3600"
+    assert advice in said
+    assert "by email: 1 export call read 50,000 contacts of the directory" in said
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "1 row matched by email waits for the workspace" in page
+    assert f"bulktag run {emails} --max-wait 3600" in page
+    assert "1 input row could not be used" in page  # N/A only: it is a row to fix
+
+    world.clock.jump(3_600)
+    code, again = world.run(str(emails), "--plan", "org", "--max-wait", "3600")
+    assert code == ExitCode.FAILURES  # the row that is no address, for good
+    assert _summary(again)["calls"]["add_tags"] == 1
+    assert world.tags_of(by_email.id) == ["from-emails"]
+    assert world.tags_of(by_id.id) == ["from-ids"]
+
+
+def test_a_jobs_id_rows_go_on_while_its_email_rows_wait(
+    make_world: Callable[..., World],
+) -> None:
+    """A job with an ID export and an email export, a directory of three nights' exports:
+    its ID contact is sent the first night; the email rows wait, night after night, until
+    the directory is whole; then they are sent. Each contact tagged once, one call each."""
+    world = make_world(contacts=120_000, plan="org", export_per_hour=1)
+    by_id, late = _contact(world, 7), _contact(world, 110_000)
+    world.write_csv("ids.csv", [(by_id.id, "seg")], header=("contact_id", "tags"))
+    world.write_csv("people.csv", [(late.email, "seg")], header=("email", "tags"))
+    job = world.write_job('inputs = ["ids.csv", "people.csv"]\n[limits]\nplan = "org"\n')
+    codes = []
+    for _night in range(3):
+        code, run_dir = world.run_job(job)
+        assert run_dir is not None
+        codes.append((code, world.tags_of(by_id.id), world.tags_of(late.id)))
+        world.next_night()
+    assert codes == [
+        (ExitCode.WORK_LEFT, ["seg"], []),
+        (ExitCode.WORK_LEFT, ["seg"], []),
+        (ExitCode.OK, ["seg"], ["seg"]),
+    ]
+    assert world.handled_tag_calls() == 2

@@ -55,6 +55,10 @@ class Step:
     command: str = ""  #: the exact command, when there is one
 
 
+def _rows(n: int, what: str = "") -> str:
+    return f"{n:,} {what}row{'' if n == 1 else 's'}"
+
+
 def _q(path: object) -> str:
     return shlex.quote(str(path))
 
@@ -196,7 +200,29 @@ def _people(facts: RunFacts, figures: Figures) -> list[Step]:
                 "input and run those rows again.",
             )
         )
-    if figures.rejected:
+    plan = facts.summary.get("plan") or {}
+    waits = str(FailureType.RATE_LIMITED)
+    waiting = sum(
+        int(n) for r, n in (plan.get("rejects_by_reason") or {}).items() if r.startswith(waits)
+    )
+    if waiting:
+        sources = [i["source"] for i in plan.get("inputs") or () if i.get("match") == "email"]
+        job = facts.summary.get("job")
+        steps.append(
+            Step(
+                "send",
+                f"{_rows(waiting)} matched by email {'waits' if waiting == 1 else 'wait'} for "
+                "the workspace's directory, which "
+                "LeadLex's hourly export limit did not let bulktag read whole tonight: "
+                + (
+                    "the job's next night goes on from the pages it read."
+                    if job
+                    else "run them again in an hour, waiting for the limit:"
+                ),
+                "" if job else f"bulktag run {' '.join(_q(s) for s in sources)} --max-wait 3600",
+            )
+        )
+    if figures.rejected - waiting:
         rejects = (
             dict(facts.files).get("rejects")
             or RunPaths(facts.run_dir).output("rejects", "csv").name
@@ -204,7 +230,8 @@ def _people(facts: RunFacts, figures: Figures) -> list[Step]:
         steps.append(
             Step(
                 "person",
-                f"{figures.rejected:,} input rows could not be used and were not sent: "
+                f"{_rows(figures.rejected - waiting, 'input ')} could not be used and were not "
+                "sent: "
                 f"{_lines(facts)}. {rejects} lists every one with its reason; fix them in the "
                 "input and run those rows again.",
             )
