@@ -144,10 +144,10 @@ def _read(
     sessions: list[tuple[DirectoryRead, DispatchStatistics]],
 ) -> Kept:
     """The directory read now, from where ``start`` (a job's paging the hourly limit
-    stopped) left it; the session goes into ``sessions`` (its calls are booked by the
-    reader as it ends, whatever stopped it). Stopped by the limit again: a job keeps what
-    was read, for its next run (no address is matched until the directory is whole:
-:class:`DirectoryWaitsError`, whose rows wait)."""
+        stopped) left it; the session goes into ``sessions`` (its calls are booked by the
+        reader as it ends, whatever stopped it). Stopped by the limit again: a job keeps what
+        was read, for its next run (no address is matched until the directory is whole:
+    :class:`DirectoryWaitsError`, whose rows wait)."""
     if read is None:
         raise ConfigError("matching by email needs the key, to read the workspace's directory")
     found, statistics = read(None if start is None else start.after)
