@@ -307,10 +307,10 @@ def _row_counts(
     grouped = count([frame.lazy().filter(first.fill_null(value=True)) for frame in pairs])
     if rejected.height:
         some_pair = pl.concat(
-            frame.lazy().select("place").filter(pl.col("place").is_in(rejected["place"]))
+            frame.lazy().select("place").filter(pl.col("place").is_in(rejected["place"].implode()))
             for frame in pairs
         )
-        rejected = rejected.filter(~pl.col("place").is_in(some_pair.collect()["place"]))
+        rejected = rejected.filter(~pl.col("place").is_in(some_pair.collect()["place"].implode()))
     blank = count([problems.lazy()], pl.col("blank"))
     done = count([problems.lazy()], pl.col("done"))
     rows = ~pl.col("blank") & ~pl.col("done")

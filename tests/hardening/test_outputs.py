@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bulktag.cli.commands import main
@@ -41,7 +41,16 @@ TAG_TEXT = (
     .filter(lambda t: t not in NOT_TAGS)
 )
 RISKY = st.sampled_from(["=", "+", "-", "@", "'"]).flatmap(lambda c: TAG_TEXT.map(lambda t: c + t))
-TAGS = st.lists(st.one_of(TAG_TEXT, RISKY), min_size=1, max_size=5, unique=True)
+#: A piece of a list another program wrote, cut apart (``['a``, ``b']``, ``[]``), is never a
+#: tag (README, "What bulktag reads"): the generator once made ``']`` (an apostrophe, then
+#: a bracket) and asked for it back.
+LIST_PART = re.compile(r"""^\s*\[\s*['"]|['"]\s*\]\s*$|^\s*\[\s*\]\s*$""")
+TAGS = st.lists(
+    st.one_of(TAG_TEXT, RISKY).filter(lambda t: not LIST_PART.search(t)),
+    min_size=1,
+    max_size=5,
+    unique=True,
+)
 
 
 @settings(
@@ -50,6 +59,7 @@ TAGS = st.lists(st.one_of(TAG_TEXT, RISKY), min_size=1, max_size=5, unique=True)
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(rows=st.lists(TAGS, min_size=1, max_size=6))
+@example(rows=[["0", "'x]"], ["=a", "'b"]])
 def test_failures_csv_reads_back_to_the_exact_tags(tmp_path: Path, rows: list[list[str]]) -> None:
     """Round trip: tags -> failures.csv (neutralised) -> bulktag's reader -> the same tags."""
     world = new_world(Path(tempfile.mkdtemp(dir=tmp_path)), contacts=1)

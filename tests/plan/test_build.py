@@ -138,3 +138,22 @@ def test_validate_json_is_plan_stats(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 1
     expected = plan_of([path], tmp_path, static_tags=("import 11",), tag_case="lower").stats
     assert json.loads(out) == expected.as_json()
+
+
+def test_a_row_whose_tags_are_all_rejected_is_counted_without_a_deprecated_call(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Rows whose every tag is a reject are counted by place (``is_in`` a list of places).
+    polars 2 warns, from its own threads (so no Python warning filter sees it), that
+    ``is_in`` with a Series of the column's own type is ambiguous and will change meaning:
+    the places are given as one list (``implode``). Before, every run with such a row
+    printed the warning twice."""
+    source = write(
+        tmp_path,
+        "in.csv",
+        csv_text([["contact_id", "tags"], [cid(1), "ok,#REF!"], [cid(2), "#REF!"]]),
+    )
+    planned = plan_of([source], tmp_path)
+    assert planned.stats.rows_rejected == 1  # cid(2): its only tag is no tag
+    assert planned.plan.height == 1
+    assert "DeprecationWarning" not in capfd.readouterr().err
