@@ -118,6 +118,7 @@ class PlanStats:
     def as_json(self) -> dict[str, object]:
         return {
             "by_email": None if self.by_email is None else dict(self.by_email),
+            "waiting_rows": self.waiting_rows,
             "rows_read": self.rows_read,
             "rows_grouped": self.rows_grouped,
             "rows_rejected": self.rows_rejected,

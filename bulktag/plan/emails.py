@@ -105,9 +105,7 @@ def refused_directory(directory: pl.LazyFrame, refused: pl.DataFrame) -> pl.Lazy
     is never tagged from a junk cell)."""
     if refused.is_empty():
         return directory
-    held = refused.lazy().select(
-        "key", contact=pl.lit(None, pl.String), n=pl.lit(0, pl.UInt32), shared="reason"
-    )
+    held = _no_contact(refused.lazy())
     kept = directory.select("key", "contact", "n", "shared").join(held, on="key", how="anti")
     return pl.concat([kept, held], how="vertical_relaxed")
 
@@ -124,13 +122,15 @@ def waiting_directory(keys: pl.Series, reason: str) -> pl.LazyFrame:
     ``keys`` has no contact and ``reason``: the directory could not be read whole, so no
     address can be told one contact's (one it has not reached may be shared) and every
     row matched by email waits, a reject with ``reason``."""
-    return (
-        pl.DataFrame({"key": keys}, schema={"key": pl.String})
-        .lazy()
-        .unique()
-        .select(
-            "key", contact=pl.lit(None, pl.String), n=pl.lit(0, pl.UInt32), shared=pl.lit(reason)
-        )
+    given = pl.DataFrame({"key": keys}, schema={"key": pl.String}).lazy().unique()
+    return _no_contact(given.with_columns(reason=pl.lit(reason)))
+
+
+def _no_contact(held: pl.LazyFrame) -> pl.LazyFrame:
+    """``key, reason`` as keyed directory rows of no contact: each key's rows a reject
+    with its reason (the directory's ``shared``)."""
+    return held.select(
+        "key", contact=pl.lit(None, pl.String), n=pl.lit(0, pl.UInt32), shared="reason"
     )
 
 

@@ -60,7 +60,7 @@ class DirectoryWaitsError(WorkLeftError):
     matched by email wait for it (rejects ``rate_limited``), the others go on."""
 
     def __init__(self, why: str, go_on: str, read: int) -> None:
-        super().__init__(f"{why}; nothing was sent: {go_on}")
+        super().__init__(f"{why}: {go_on}")
         self.why, self.go_on, self.read = why, go_on, read
 
 

@@ -201,10 +201,7 @@ def _people(facts: RunFacts, figures: Figures) -> list[Step]:
             )
         )
     plan = facts.summary.get("plan") or {}
-    waits = str(FailureType.RATE_LIMITED)
-    waiting = sum(
-        int(n) for r, n in (plan.get("rejects_by_reason") or {}).items() if r.startswith(waits)
-    )
+    waiting = int(plan.get("waiting_rows") or 0)  # rejects that wait: work left, not to fix
     if waiting:
         sources = [i["source"] for i in plan.get("inputs") or () if i.get("match") == "email"]
         job = facts.summary.get("job")
