@@ -803,7 +803,8 @@ def test_a_jobs_id_rows_go_on_while_its_email_rows_wait(
 ) -> None:
     """A job with an ID export and an email export, a directory of three nights' exports:
     its ID contact is sent the first night; the email rows wait, night after night, until
-    the directory is whole; then they are sent. Each contact tagged once, one call each."""
+    the directory is whole; then they are sent. A dry run after each night leaves the kept
+    directory as it was. Each contact tagged once, one call each."""
     world = make_world(contacts=120_000, plan="org", export_per_hour=1)
     by_id, late = _contact(world, 7), _contact(world, 110_000)
     world.write_csv("ids.csv", [(by_id.id, "seg")], header=("contact_id", "tags"))
@@ -814,6 +815,10 @@ def test_a_jobs_id_rows_go_on_while_its_email_rows_wait(
         code, run_dir = world.run_job(job)
         assert run_dir is not None
         codes.append((code, world.tags_of(by_id.id), world.tags_of(late.id)))
+        kept = (world.folder / "job" / "directory.json").read_bytes()
+        # a dry run between nights: its email rows wait too, it changes nothing of the job
+        assert world.run_job(job, "--dry-run")[0] == ExitCode.OK
+        assert (world.folder / "job" / "directory.json").read_bytes() == kept
         world.next_night()
     assert codes == [
         (ExitCode.WORK_LEFT, ["seg"], []),
